@@ -1,0 +1,9 @@
+import type { RegisterCommand } from './types.js';
+import { register as check } from './check.js';
+import { register as apply } from './apply.js';
+import { register as status } from './status.js';
+import { register as manual } from './manual.js';
+import { register as daemon } from './daemon.js';
+import { register as doctor } from './doctor.js';
+
+export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor];

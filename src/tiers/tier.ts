@@ -1,0 +1,93 @@
+// The one storage seam. Every tier (local directory, S3) implements it and passes
+// the same contract suite (test/tiers/contract.ts).
+//
+// Contract:
+// - put() is atomic: after it resolves the whole object is visible under `key`;
+//   if it rejects or is aborted, nothing is visible under `key` (a previous object
+//   under that key, if any, is left unchanged or replaced whole, never partially).
+// - put() verifies what it wrote: stored size == `size`, else TierError 'ShortObject'.
+//   It returns the SHA-256 (hex) of the bytes it streamed.
+// - get() of a range past the end returns the bytes that exist (possibly none);
+//   a missing key is TierError 'NotFound' (permanent).
+// - delete() of a missing key succeeds.
+// - list() pages internally and yields every key under the prefix once.
+// - Every call honours its AbortSignal and the tier's timeout; none hangs forever.
+// - Errors are TierError with op, tier, key and `permanent` (retrying cannot help).
+import type { Readable } from 'node:stream';
+
+/** What travels with each object so a file can be rebuilt if the local filesystem is lost. */
+export interface ObjectMeta {
+  sha256: string; // hex of the whole content
+  size: number;
+  path: string; // absolute path at archive time
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  etag?: string;
+  lastModified?: Date;
+  meta?: Partial<ObjectMeta>; // stat() fills it; list() may not
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface PutResult {
+  sha256: string;
+  size: number;
+  etag?: string;
+}
+
+export interface Tier {
+  readonly name: string;
+  readonly kind: 'local' | 's3';
+  put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult>;
+  /** Whole object (range absent) or a byte range, as a buffer. */
+  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
+  /** Streaming read for large objects (whole-file recall, verification). */
+  getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  close(): Promise<void>;
+}
+
+export type TierErrorCode =
+  | 'NotFound'
+  | 'AccessDenied'
+  | 'ShortObject'
+  | 'Corrupt'
+  | 'Timeout'
+  | 'Aborted'
+  | 'Unavailable'
+  | 'Throttled'
+  | 'Io';
+
+const PERMANENT: ReadonlySet<TierErrorCode> = new Set(['NotFound', 'AccessDenied', 'ShortObject', 'Corrupt']);
+
+export class TierError extends Error {
+  readonly permanent: boolean;
+  constructor(
+    readonly code: TierErrorCode,
+    readonly op: string,
+    readonly tier: string,
+    readonly key: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`tier ${tier}: ${op} ${JSON.stringify(key)}: ${code}: ${detail}`, options);
+    this.name = 'TierError';
+    this.permanent = PERMANENT.has(code);
+  }
+}
+
+export function isTierError(e: unknown): e is TierError {
+  return e instanceof TierError;
+}

@@ -1,0 +1,48 @@
+// A small loop-mounted filesystem under a temp dir, for tests that need real
+// fanotify marks, leases, punch hole, watermarks or a full disk. Never on `/`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type FsType = 'ext4' | 'xfs';
+
+export interface LoopFs {
+  /** The mount point. */
+  dir: string;
+  /** A scratch directory beside the mount (on the root filesystem), e.g. for a local tier. */
+  scratch: string;
+  type: FsType;
+  unmount(): void;
+}
+
+export function mountLoopFs(type: FsType = 'ext4', sizeMiB = type === 'xfs' ? 320 : 128): LoopFs {
+  const base = mkdtempSync(join(tmpdir(), `tier-${type}-`));
+  const img = join(base, 'fs.img');
+  const dir = join(base, 'mnt');
+  const scratch = join(base, 'scratch');
+  mkdirSync(dir);
+  mkdirSync(scratch);
+  execFileSync('truncate', ['-s', `${sizeMiB}M`, img]);
+  if (type === 'ext4') execFileSync('mkfs.ext4', ['-q', '-F', img]);
+  else execFileSync('mkfs.xfs', ['-q', '-f', img]);
+  execFileSync('mount', ['-o', 'loop', img, dir]);
+  let mounted = true;
+  return {
+    dir,
+    scratch,
+    type,
+    unmount() {
+      if (mounted) {
+        // Lazy unmount so a stray open fd in a failed test cannot wedge the suite.
+        try {
+          execFileSync('umount', [dir]);
+        } catch {
+          execFileSync('umount', ['-l', dir]);
+        }
+        mounted = false;
+      }
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// The per-file HSM record. It travels with the inode in `trusted.` extended attributes:
+// only CAP_SYS_ADMIN can read or write them, so users can neither forge a record that
+// points a recall at someone else's object nor copy one along with a file (cp -a and
+// tar --xattrs skip trusted.* for non-root). The catalog only indexes these records.
+//
+// trusted.tier.state     JSON StateRecord (absent: resident and unpinned)
+// trusted.tier.resident  for state 'partial': bitmap, bit i set = chunk i is durable on disk
+//
+// Invariants:
+// - 'released' and 'partial' files carry a pre-content mark while a recall service runs.
+// - 'dirty' means the local data is complete and differs from the tier copy.
+// - a chunk bit is set only after its bytes were written and fdatasync'ed.
+import type { FileState } from '../dsl/ast.js';
+
+export const XATTR_STATE = 'trusted.tier.state';
+export const XATTR_RESIDENT = 'trusted.tier.resident';
+
+export interface StateRecord {
+  v: 1;
+  state: FileState;
+  pinned: boolean;
+  /** Set once archived: where the copy is and what it must match. */
+  copy?: {
+    tier: string;
+    key: string;
+    size: number;
+    /** st_mtime at archive time, nanoseconds as a decimal string (exact). */
+    mtimeNs: string;
+    sha256: string;
+    archivedAt: number; // ms since epoch
+    chunk: number; // chunk size of the resident bitmap
+  };
+  /** Bumped on every archive, so a late writer can tell records apart. */
+  gen: number;
+}
+
+export function encodeRecord(r: StateRecord): Buffer {
+  return Buffer.from(JSON.stringify(r));
+}
+
+/** Decodes a record; returns null for anything malformed (treated as no record, never trusted). */
+export function decodeRecord(buf: Buffer | null | undefined): StateRecord | null {
+  if (!buf || buf.length === 0) return null;
+  try {
+    const r = JSON.parse(buf.toString('utf8')) as StateRecord;
+    if (r.v !== 1 || typeof r.state !== 'string' || typeof r.gen !== 'number') return null;
+    if (r.copy && (typeof r.copy.key !== 'string' || typeof r.copy.size !== 'number')) return null;
+    return r;
+  } catch {
+    return null;
+  }
+}
+
+export function chunkCount(size: number, chunk: number): number {
+  return size === 0 ? 0 : Math.ceil(size / chunk);
+}

@@ -1,0 +1,172 @@
+// Rule evaluation: pure over FileFacts and `now`. Rules are tried in order and the
+// first whose condition holds decides the file; no match leaves it alone.
+// `explain` evaluates every rule and every comparison, for `tier explain`.
+import picomatch from 'picomatch';
+import type { Attr, CmpOp, Expr, PolicyDecl, Rule, Span, Value } from '../dsl/ast.js';
+import type { FileFacts } from './facts.js';
+
+type Scalar = number | string | boolean;
+
+const matchers = new Map<string, (s: string) => boolean>();
+function globMatcher(glob: string): (s: string) => boolean {
+  let m = matchers.get(glob);
+  if (!m) {
+    // dot: dotfiles are ordinary files for an admin's policy.
+    m = picomatch(glob, { dot: true });
+    matchers.set(glob, m);
+  }
+  return m;
+}
+
+/** The attribute's value for this file: ages in ms, sizes in bytes, names as strings. */
+export function attrValue(f: FileFacts, attr: Attr, now: number): Scalar {
+  switch (attr) {
+    case 'size':
+      return f.size;
+    case 'last_access':
+      return now - f.atimeMs;
+    case 'last_mod':
+      return now - f.mtimeMs;
+    case 'last_change':
+      return now - f.ctimeMs;
+    case 'path':
+      return f.path;
+    case 'name':
+      return f.name;
+    case 'owner':
+      return f.owner;
+    case 'group':
+      return f.group;
+    case 'uid':
+      return f.uid;
+    case 'gid':
+      return f.gid;
+    case 'state':
+      return f.state;
+    case 'pinned':
+      return f.pinned;
+  }
+}
+
+function literal(v: Value): Scalar {
+  switch (v.kind) {
+    case 'size':
+      return v.bytes;
+    case 'duration':
+      return v.ms;
+    case 'percent':
+    case 'number':
+      return v.value;
+    case 'string':
+      return v.value;
+    case 'bool':
+      return v.value;
+    case 'ident':
+      // true/false are idents in some positions; state names stay strings.
+      if (v.name === 'true') return true;
+      if (v.name === 'false') return false;
+      return v.name;
+  }
+}
+
+export function compare(actual: Scalar, op: CmpOp, expected: Scalar): boolean {
+  switch (op) {
+    case '~':
+      return globMatcher(String(expected))(String(actual));
+    case '!~':
+      return !globMatcher(String(expected))(String(actual));
+    case '==':
+      return actual === expected;
+    case '!=':
+      return actual !== expected;
+    case '<':
+      return actual < expected;
+    case '<=':
+      return actual <= expected;
+    case '>':
+      return actual > expected;
+    case '>=':
+      return actual >= expected;
+  }
+}
+
+export function evalExpr(e: Expr, f: FileFacts, now: number): boolean {
+  switch (e.kind) {
+    case 'true':
+      return true;
+    case 'and':
+      return evalExpr(e.left, f, now) && evalExpr(e.right, f, now);
+    case 'or':
+      return evalExpr(e.left, f, now) || evalExpr(e.right, f, now);
+    case 'not':
+      return !evalExpr(e.operand, f, now);
+    case 'cmp':
+      return compare(attrValue(f, e.attr, now), e.op, literal(e.value));
+  }
+}
+
+/** The first rule whose condition holds, or null. */
+export function evaluate(policy: PolicyDecl, f: FileFacts, now: number): Rule | null {
+  for (const rule of policy.rules) if (evalExpr(rule.cond, f, now)) return rule;
+  return null;
+}
+
+export interface CondTrace {
+  span: Span;
+  attr: Attr;
+  op: CmpOp;
+  expected: Scalar;
+  actual: Scalar;
+  result: boolean;
+}
+
+export interface RuleTrace {
+  rule: string;
+  span: Span;
+  matched: boolean;
+  /** Every comparison in the condition, in source order, each evaluated. */
+  conditions: CondTrace[];
+}
+
+export interface Explanation {
+  decidedBy: string | null;
+  rules: RuleTrace[];
+}
+
+function traceExpr(e: Expr, f: FileFacts, now: number, out: CondTrace[]): boolean {
+  switch (e.kind) {
+    case 'true':
+      return true;
+    case 'and': {
+      const l = traceExpr(e.left, f, now, out);
+      const r = traceExpr(e.right, f, now, out);
+      return l && r;
+    }
+    case 'or': {
+      const l = traceExpr(e.left, f, now, out);
+      const r = traceExpr(e.right, f, now, out);
+      return l || r;
+    }
+    case 'not':
+      return !traceExpr(e.operand, f, now, out);
+    case 'cmp': {
+      const actual = attrValue(f, e.attr, now);
+      const expected = literal(e.value);
+      const result = compare(actual, e.op, expected);
+      out.push({ span: e.span, attr: e.attr, op: e.op, expected, actual, result });
+      return result;
+    }
+  }
+}
+
+/** Every rule with every comparison's value; decidedBy is what evaluate() would pick. */
+export function explain(policy: PolicyDecl, f: FileFacts, now: number): Explanation {
+  let decidedBy: string | null = null;
+  const rules = policy.rules.map((rule) => {
+    const conditions: CondTrace[] = [];
+    const matched = traceExpr(rule.cond, f, now, conditions);
+    if (matched && decidedBy === null) decidedBy = rule.name;
+    return { rule: rule.name, span: rule.span, matched, conditions };
+  });
+  return { decidedBy, rules };
+}

@@ -1,0 +1,70 @@
+// What the engine knows about one file: stat facts plus its HSM record. Built by
+// scan.ts (I/O), consumed by evaluate.ts and plan.ts (pure). JSON-safe except
+// mtimeNs, kept as a decimal string so it survives the daemon socket exactly.
+import type { FileState } from '../dsl/ast.js';
+import type { StateRecord } from './state-record.js';
+
+export interface FileFacts {
+  /** Relative to the fileset root, '/'-separated, no leading './'. */
+  path: string;
+  absPath: string;
+  name: string;
+  root: string;
+  size: number;
+  /** st_blocks (512-byte units): what the file occupies on disk. */
+  blocks: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** st_mtime in nanoseconds, decimal string (exact; compared with the record). */
+  mtimeNs: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  owner: string;
+  group: string;
+  dev: number;
+  ino: number;
+  state: FileState;
+  pinned: boolean;
+  record: StateRecord | null;
+}
+
+/** Bytes on disk, capped at size (a fully allocated file may round up past it). */
+export function residentBytes(f: Pick<FileFacts, 'size' | 'blocks'>): number {
+  return Math.min(f.blocks * 512, f.size);
+}
+
+/** Bytes a release would give back to the filesystem. */
+export function freedByRelease(f: Pick<FileFacts, 'blocks'>): number {
+  return f.blocks * 512;
+}
+
+/**
+ * The state a record means for the file as it is now. A record whose copy no longer
+ * matches the local size or mtime is 'dirty' (the local data is the only truth);
+ * the copy is never trusted for a file that changed under it.
+ */
+export function deriveState(
+  rec: StateRecord | null,
+  st: { size: number; mtimeNs: string },
+): FileState {
+  if (!rec) return 'resident';
+  const copy = rec.copy;
+  if (!copy) return rec.state === 'dirty' ? 'dirty' : 'resident';
+  const same = copy.size === st.size && copy.mtimeNs === st.mtimeNs;
+  if (!same) return 'dirty';
+  return rec.state;
+}
+
+/** Filesystem usage as df computes it: used / (used + available to users). */
+export interface FsUsage {
+  dev: number;
+  usedBytes: number;
+  availBytes: number;
+}
+
+export function usagePercent(u: { usedBytes: number; availBytes: number }): number {
+  const total = u.usedBytes + u.availBytes;
+  return total === 0 ? 0 : (u.usedBytes / total) * 100;
+}

@@ -20,6 +20,7 @@ const c = {
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
   fallocate: lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   fgetxattr: lib.func('intptr_t fgetxattr(int fd, const char *name, _Out_ void *value, size_t size)'),
+  lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   fsetxattr: lib.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)'),
   fremovexattr: lib.func('int fremovexattr(int fd, const char *name)'),
   futimens: lib.func('int futimens(int fd, const void *times)'),
@@ -94,6 +95,26 @@ export function fgetxattr(fd: number, name: string, path?: string): Buffer | nul
       const e2 = koffi.errno();
       if (e2 === ENODATA) return null;
       throw sysError(e2, 'fgetxattr', path);
+    }
+    size = Math.max(need, size * 2);
+  }
+}
+
+/** Like fgetxattr but by path, without opening the file (a scan must not raise open events). */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  let size = 256;
+  for (;;) {
+    const buf = Buffer.alloc(size);
+    const n = Number(c.lgetxattr(path, name, buf, size));
+    if (n >= 0) return buf.subarray(0, n);
+    const e = koffi.errno();
+    if (e === ENODATA) return null;
+    if (e !== ERANGE) throw sysError(e, 'lgetxattr', path);
+    const need = Number(c.lgetxattr(path, name, null, 0));
+    if (need < 0) {
+      const e2 = koffi.errno();
+      if (e2 === ENODATA) return null;
+      throw sysError(e2, 'lgetxattr', path);
     }
     size = Math.max(need, size * 2);
   }

@@ -13,6 +13,8 @@
 // - list() pages internally and yields every key under the prefix once.
 // - Every call honours its AbortSignal and the tier's timeout; none hangs forever.
 // - Errors are TierError with op, tier, key and `permanent` (retrying cannot help).
+// - Keys are relative '/'-separated paths; checkKey() (keys.ts) rejects '..', absolute
+//   paths and names reserved for the tiers' own temp files ('InvalidKey', permanent).
 import type { Readable } from 'node:stream';
 
 /** What travels with each object so a file can be rebuilt if the local filesystem is lost. */
@@ -56,6 +58,9 @@ export interface Tier {
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
   delete(key: string, signal?: AbortSignal): Promise<void>;
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  /** Removes leftovers of interrupted puts older than maxAgeMs (temp files, staging objects,
+   *  incomplete multipart uploads). Returns how many were removed. */
+  sweepTemp?(maxAgeMs?: number, signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -68,9 +73,16 @@ export type TierErrorCode =
   | 'Aborted'
   | 'Unavailable'
   | 'Throttled'
+  | 'InvalidKey'
   | 'Io';
 
-const PERMANENT: ReadonlySet<TierErrorCode> = new Set(['NotFound', 'AccessDenied', 'ShortObject', 'Corrupt']);
+const PERMANENT: ReadonlySet<TierErrorCode> = new Set([
+  'NotFound',
+  'AccessDenied',
+  'ShortObject',
+  'Corrupt',
+  'InvalidKey',
+]);
 
 export class TierError extends Error {
   readonly permanent: boolean;

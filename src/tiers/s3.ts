@@ -2,9 +2,6 @@
 import type { S3TierDecl } from '../dsl/ast.js';
 import type { Tier } from './tier.js';
 
-export class S3Tier {
-  constructor(decl: S3TierDecl) {
-    throw new Error(`tier ${decl.name}: the S3 tier is not implemented yet`);
-  }
-}
-export type _S3 = Tier;
+export const S3Tier = function (decl: S3TierDecl): Tier {
+  throw new Error(`tier ${decl.name}: the S3 tier is not implemented yet`);
+} as unknown as new (decl: S3TierDecl) => Tier;

@@ -1,0 +1,71 @@
+// Start-up marking: every file the catalog lists as released or partial gets its
+// pre-content mark before the daemon says `ready`. The xattr record is the truth, the
+// catalog only the index, so each file is checked before it is marked.
+//
+// Invariants:
+// - Opened O_RDONLY|O_NOFOLLOW|O_NOATIME: marking must not change atime (age rules) and
+//   must never follow a symlink planted where a released file was.
+// - A file whose record no longer says released/partial, or whose inode is not the one
+//   the catalog saw, is skipped (logged): something else replaced it.
+// - A missing file is logged and skipped, never fatal: the rest must still be marked.
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { fgetxattr } from '../kernel/libc.js';
+import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
+import type { Logger } from '../log.js';
+
+export interface ReleasedRow {
+  path: string;
+  /** The inode the catalog recorded, when it has one. */
+  ino?: number | bigint | null;
+}
+
+export interface MarkResult {
+  marked: number;
+  skipped: number;
+}
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME;
+
+export function markReleasedFiles(
+  rows: Iterable<ReleasedRow>,
+  markReleased: (fd: number) => void,
+  log: Logger,
+): MarkResult {
+  let marked = 0;
+  let skipped = 0;
+  for (const row of rows) {
+    const why = markOne(row, markReleased);
+    if (why === null) marked++;
+    else {
+      skipped++;
+      log.warn('not marked at start-up', { path: row.path, op: 'mark', reason: why });
+    }
+  }
+  return { marked, skipped };
+}
+
+/** Returns null when marked, else why not. */
+function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string | null {
+  let fd: number;
+  try {
+    fd = openSync(row.path, OPEN_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'is a symlink now' : (e as Error).message;
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) return 'not a regular file';
+    if (row.ino !== undefined && row.ino !== null && BigInt(row.ino) !== st.ino)
+      return `inode changed (catalog ${row.ino}, file ${st.ino})`;
+    const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, row.path));
+    if (!rec) return 'no state record';
+    if (rec.state !== 'released' && rec.state !== 'partial') return `state is ${rec.state}`;
+    markReleased(fd);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    closeSync(fd);
+  }
+}

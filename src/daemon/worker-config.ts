@@ -1,0 +1,19 @@
+// What the supervisor hands the worker (one JSON argument) and what the worker tells it
+// back over the IPC channel.
+import type { GroupMode } from '../kernel/fanotify.js';
+
+export interface WorkerConfig {
+  policyFiles: string[]; // absolute
+  stateDir: string; // absolute
+  logLevel: string;
+  mode: GroupMode;
+  /** The inherited fanotify group: always 3 (stdio slot 3 of the spawn). */
+  groupFd: number;
+  /** Where the recall service keeps the fd numbers of events it is serving. */
+  inflightPath: string;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; marked: number; skipped: number }
+  /** The worker cannot start (bad policy, state dir...): the message is for the user. */
+  | { type: 'fatal'; message: string };

@@ -1,7 +1,7 @@
 // Rule evaluation: pure over FileFacts and `now`. Rules are tried in order and the
 // first whose condition holds decides the file; no match leaves it alone.
 // `explain` evaluates every rule and every comparison, for `tier explain`.
-import picomatch from 'picomatch';
+import { globMatcher as compile } from './glob.js';
 import type { Attr, CmpOp, Expr, PolicyDecl, Rule, Span, Value } from '../dsl/ast.js';
 import type { FileFacts } from './facts.js';
 
@@ -11,8 +11,7 @@ const matchers = new Map<string, (s: string) => boolean>();
 function globMatcher(glob: string): (s: string) => boolean {
   let m = matchers.get(glob);
   if (!m) {
-    // dot: dotfiles are ordinary files for an admin's policy.
-    m = picomatch(glob, { dot: true });
+    m = compile(glob);
     matchers.set(glob, m);
   }
   return m;

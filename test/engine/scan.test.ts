@@ -1,0 +1,114 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { scanFileset, scanRoot } from '../../src/engine/scan.js';
+import { fsetxattr } from '../../src/kernel/libc.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import type { FileFacts } from '../../src/engine/facts.js';
+
+async function collect(it: AsyncIterable<FileFacts>): Promise<Map<string, FileFacts>> {
+  const m = new Map<string, FileFacts>();
+  for await (const f of it) m.set(f.path, f);
+  return m;
+}
+
+function mkfifo(p: string): void {
+  execFileSync('mkfifo', [p]);
+}
+
+describe('scan on a loop-mounted ext4', () => {
+  let fs: LoopFs;
+  let other: LoopFs;
+  let bind = '';
+  before(() => {
+    fs = mountLoopFs('ext4', 32);
+    other = mountLoopFs('ext4', 32);
+    const d = fs.dir;
+    mkdirSync(join(d, 'a/b/c'), { recursive: true });
+    writeFileSync(join(d, 'top.txt'), 'top');
+    writeFileSync(join(d, 'a/b/c/deep.bin'), Buffer.alloc(5000, 1));
+    writeFileSync(join(d, '.dotfile'), 'dot');
+    writeFileSync(join(d, 'a/with space.txt'), 's');
+    writeFileSync(join(d, 'a/new\nline'), 'n');
+    writeFileSync(join(d, 'a/ünïcødé-日本.txt'), 'u');
+    mkdirSync(join(d, 'a/.cache/x'), { recursive: true });
+    writeFileSync(join(d, 'a/.cache/x/cached'), 'c');
+    writeFileSync(join(d, 'a/dl.part'), 'p');
+    // A symlink to a file and one to a directory outside the fileset: neither followed.
+    writeFileSync(join(fs.scratch, 'outside.txt'), 'o');
+    symlinkSync(join(fs.scratch, 'outside.txt'), join(d, 'link-file'));
+    symlinkSync(fs.scratch, join(d, 'link-dir'));
+    mkfifo(join(d, 'fifo'));
+    // Another filesystem mounted inside the root: skipped.
+    writeFileSync(join(other.dir, 'elsewhere.txt'), 'e');
+    bind = join(d, 'mnt');
+    mkdirSync(bind);
+    execFileSync('mount', ['--bind', other.dir, bind]);
+  });
+  after(() => {
+    if (bind) execFileSync('umount', [bind]);
+    other?.unmount();
+    fs?.unmount();
+  });
+
+  test('regular files only, dotfiles and odd names included, symlinks and other filesystems skipped', async () => {
+    const m = await collect(scanRoot(fs.dir, [], []));
+    assert.deepEqual([...m.keys()].sort(), [
+      '.dotfile',
+      'a/.cache/x/cached',
+      'a/b/c/deep.bin',
+      'a/dl.part',
+      'a/new\nline',
+      'a/with space.txt',
+      'a/ünïcødé-日本.txt',
+      'top.txt',
+    ].sort());
+    const deep = m.get('a/b/c/deep.bin')!;
+    assert.equal(deep.name, 'deep.bin');
+    assert.equal(deep.size, 5000);
+    assert.equal(deep.absPath, join(fs.dir, 'a/b/c/deep.bin'));
+    assert.equal(deep.owner, 'root');
+    assert.equal(deep.state, 'resident');
+    assert.equal(deep.mtimeNs, statSync(deep.absPath, { bigint: true }).mtimeNs.toString());
+    assert.ok(deep.blocks >= 8);
+  });
+
+  test('include and exclude globs are relative to the root; excluded directories are pruned', async () => {
+    const m = await collect(
+      scanFileset({ name: 'f', span: { file: 'x', line: 1, col: 1, length: 1 }, roots: [fs.dir], include: ['a/**'], exclude: ['**/.cache/**', '**/*.part'] }),
+    );
+    assert.deepEqual([...m.keys()].sort(), ['a/b/c/deep.bin', 'a/new\nline', 'a/with space.txt', 'a/ünïcødé-日本.txt'].sort());
+  });
+
+  test('the record decides the state; a changed file is dirty', async () => {
+    const p = join(fs.dir, 'top.txt');
+    const st = statSync(p, { bigint: true });
+    const rec: StateRecord = {
+      v: 1,
+      state: 'archived',
+      pinned: true,
+      gen: 1,
+      copy: { tier: 't', key: 'k', size: Number(st.size), mtimeNs: st.mtimeNs.toString(), sha256: 's', archivedAt: 1, chunk: 4096 },
+    };
+    const fd = openSync(p, 'r');
+    try {
+      fsetxattr(fd, XATTR_STATE, encodeRecord(rec));
+    } finally {
+      closeSync(fd);
+    }
+    let f = (await collect(scanRoot(fs.dir, ['top.txt'], []))).get('top.txt')!;
+    assert.equal(f.state, 'archived');
+    assert.equal(f.pinned, true);
+    assert.equal(f.record?.copy?.key, 'k');
+    appendFileSync(p, 'more');
+    f = (await collect(scanRoot(fs.dir, ['top.txt'], []))).get('top.txt')!;
+    assert.equal(f.state, 'dirty');
+  });
+
+  test('a root that is a symlink is refused, not followed', async () => {
+    await assert.rejects(collect(scanRoot(join(fs.dir, 'link-dir'), [], [])), /not a directory/);
+  });
+});

@@ -125,7 +125,7 @@ export type Expr =
   | { kind: 'and'; left: Expr; right: Expr; span: Span }
   | { kind: 'or'; left: Expr; right: Expr; span: Span }
   | { kind: 'not'; operand: Expr; span: Span }
-  | { kind: 'cmp'; attr: Attr; attrSpan: Span; op: CmpOp; value: Value; span: Span }
+  | { kind: 'cmp'; attr: Attr; attrSpan: Span; op: CmpOp; opSpan?: Span; value: Value; span: Span }
   | { kind: 'true'; span: Span }; // unconditional rule
 
 export type Action =

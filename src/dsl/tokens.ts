@@ -1,0 +1,194 @@
+// The .hsmpolicy lexer. Keywords are matched as identifiers first (longer_alt) so a
+// name such as `tiering` is one identifier, not `tier` + `ing`. Quantities carry their
+// unit in the token (4MiB, 30d, 85%); a number followed by letters that are no unit
+// becomes a BadQuantity token so the user gets "unknown unit" instead of two tokens.
+import { createToken, Lexer, type TokenType } from 'chevrotain';
+
+/** Every token that may appear between declarations as junk (all but the declaration keywords). */
+export const Junk = createToken({ name: 'Junk', pattern: Lexer.NA });
+/** Comparison operators, one category so the parser takes any of them. */
+export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA, label: 'a comparison operator' });
+/** Keywords that start a `key value, value...` setting inside a block. */
+export const OptionKey = createToken({ name: 'OptionKey', pattern: Lexer.NA, label: 'an option' });
+/** Literal values an option or comparison can take. */
+export const Literal = createToken({ name: 'Literal', pattern: Lexer.NA, label: 'a value' });
+/** Names; also a Literal for bare words such as `released`, `when_required`, `files`. */
+export const Identifier = createToken({
+  name: 'Identifier',
+  pattern: /[A-Za-z_][A-Za-z0-9_]*/,
+  label: 'a name',
+  categories: [Junk, Literal],
+});
+
+const kw = (word: string, categories: TokenType[] = [Junk]): TokenType =>
+  createToken({ name: `Kw_${word}`, pattern: new RegExp(word), longer_alt: Identifier, label: `'${word}'`, categories });
+
+// Declarations (not Junk: they start a new top-level item).
+export const Tier = kw('tier', []);
+export const Fileset = kw('fileset', []);
+export const Policy = kw('policy', []);
+export const Recall = kw('recall', []);
+
+export const Rule = kw('rule');
+export const On = kw('on');
+export const To = kw('to');
+export const And = kw('and');
+export const Or = kw('or');
+export const Not = kw('not');
+export const True = kw('true', [Junk, Literal]);
+export const False = kw('false', [Junk, Literal]);
+
+const OPT = [Junk, OptionKey];
+
+// Tier options.
+export const Local = kw('local', OPT);
+export const S3 = kw('s3', OPT);
+export const Bucket = kw('bucket', OPT);
+export const Prefix = kw('prefix', OPT);
+export const Endpoint = kw('endpoint', OPT);
+export const Region = kw('region', OPT);
+export const StorageClass = kw('storage_class', OPT);
+export const Profile = kw('profile', OPT);
+export const PathStyle = kw('path_style', OPT);
+export const Checksum = kw('checksum', OPT);
+export const Chunk = kw('chunk', OPT);
+export const Readahead = kw('readahead', OPT);
+export const Timeout = kw('timeout', OPT);
+export const Concurrency = kw('concurrency', OPT);
+
+// Fileset options.
+export const Root = kw('root', OPT);
+export const Include = kw('include', OPT);
+export const Exclude = kw('exclude', OPT);
+
+// Policy options.
+export const Schedule = kw('schedule', OPT);
+export const Timezone = kw('timezone', OPT);
+export const When = kw('when');
+export const Until = kw('until');
+export const Order = kw('order');
+export const By = kw('by');
+export const Limit = kw('limit');
+export const CheckInterval = kw('check_interval', OPT);
+export const Cooldown = kw('cooldown', OPT);
+export const KeepDeleted = kw('keep_deleted', OPT);
+
+// Recall block.
+export const WholeFileFor = kw('whole_file_for', OPT);
+
+const NUM = String.raw`-?\d+(?:\.\d+)?`;
+const END = String.raw`(?![A-Za-z0-9_%])`;
+export const Percent = createToken({
+  name: 'Percent',
+  pattern: new RegExp(`${NUM}%`),
+  label: 'a percentage',
+  categories: [Junk, Literal],
+});
+export const Size = createToken({
+  name: 'Size',
+  pattern: new RegExp(`${NUM}(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B)${END}`),
+  label: 'a size',
+  categories: [Junk, Literal],
+});
+export const Duration = createToken({
+  name: 'Duration',
+  pattern: new RegExp(`${NUM}(?:min|s|h|d|w|y)${END}`),
+  label: 'a duration',
+  categories: [Junk, Literal],
+});
+export const BadQuantity = createToken({
+  name: 'BadQuantity',
+  pattern: new RegExp(`${NUM}[A-Za-z_][A-Za-z0-9_]*`),
+  label: 'a value',
+  categories: [Junk, Literal],
+});
+export const NumberLit = createToken({
+  name: 'Number',
+  pattern: new RegExp(`${NUM}${END}`),
+  label: 'a number',
+  categories: [Junk, Literal],
+});
+export const StringLit = createToken({
+  name: 'String',
+  pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*"/,
+  label: 'a string',
+  categories: [Junk, Literal],
+});
+/** A string with no closing quote on its line: lexed anyway so parsing goes on. */
+export const UnterminatedString = createToken({
+  name: 'UnterminatedString',
+  pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*\\?/,
+  label: 'a string',
+  categories: [Junk, Literal],
+});
+
+const punct = (name: string, pattern: string, categories: TokenType[] = [Junk]): TokenType =>
+  createToken({ name, pattern: new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), label: `'${pattern}'`, categories });
+
+export const Arrow = punct('Arrow', '->');
+export const Eq = punct('Eq', '==', [Junk, CmpOp]);
+export const Ne = punct('Ne', '!=', [Junk, CmpOp]);
+export const NotMatch = punct('NotMatch', '!~', [Junk, CmpOp]);
+export const Le = punct('Le', '<=', [Junk, CmpOp]);
+export const Ge = punct('Ge', '>=', [Junk, CmpOp]);
+export const Lt = punct('Lt', '<', [Junk, CmpOp]);
+export const Gt = punct('Gt', '>', [Junk, CmpOp]);
+export const Match = punct('Match', '~', [Junk, CmpOp]);
+/** A lone `=`: accepted as a comparison so the validator can say "use ==". */
+export const SingleEq = punct('SingleEq', '=', [Junk, CmpOp]);
+export const Colon = punct('Colon', ':');
+export const Comma = punct('Comma', ',');
+export const LCurly = punct('LCurly', '{');
+export const RCurly = punct('RCurly', '}');
+export const LParen = punct('LParen', '(');
+export const RParen = punct('RParen', ')');
+export const Star = punct('Star', '*');
+
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED });
+export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: Lexer.SKIPPED });
+
+const keywords: TokenType[] = [
+  Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, True, False,
+  Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
+  Chunk, Readahead, Timeout, Concurrency, Root, Include, Exclude, Schedule, Timezone,
+  When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
+].sort((a, b) => String(b.PATTERN).length - String(a.PATTERN).length);
+
+// Order matters: the first pattern that matches wins, so longer forms come first.
+export const allTokens: TokenType[] = [
+  WhiteSpace,
+  Comment,
+  StringLit,
+  UnterminatedString,
+  Percent,
+  Size,
+  Duration,
+  NumberLit,
+  BadQuantity,
+  Arrow,
+  Eq,
+  Ne,
+  NotMatch,
+  Le,
+  Ge,
+  Lt,
+  Gt,
+  Match,
+  SingleEq,
+  Colon,
+  Comma,
+  LCurly,
+  RCurly,
+  LParen,
+  RParen,
+  Star,
+  // Keywords, longest first so no keyword hides a longer one (`or` / `order`).
+  ...keywords,
+  Identifier,
+  Junk,
+  CmpOp,
+  Literal,
+  OptionKey,
+];
+
+export const policyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

@@ -1,0 +1,106 @@
+// Type checks for one comparison `ATTRIBUTE OP VALUE`: is the attribute known, does the
+// operator suit its type, is the value of the attribute's type (with a unit when needed).
+import type { CmpOp, Expr, FileState, Value } from './ast.js';
+import type { Accept } from './diagnostics.js';
+import { describeValue } from './values.js';
+import { checkGlob } from './check-values.js';
+import { suggest } from './suggest.js';
+
+type AttrType = 'size' | 'duration' | 'string' | 'number' | 'state' | 'bool';
+
+export const ATTR_TYPES: Record<string, AttrType> = {
+  size: 'size',
+  last_access: 'duration',
+  last_mod: 'duration',
+  last_change: 'duration',
+  path: 'string',
+  name: 'string',
+  owner: 'string',
+  group: 'string',
+  uid: 'number',
+  gid: 'number',
+  state: 'state',
+  pinned: 'bool',
+};
+
+export const FILE_STATES: readonly FileState[] = ['resident', 'archived', 'dirty', 'released', 'partial'];
+
+const ORDERED: readonly CmpOp[] = ['==', '!=', '<', '<=', '>', '>='];
+const OPS: Record<AttrType, readonly CmpOp[]> = {
+  size: ORDERED,
+  duration: ORDERED,
+  number: ORDERED,
+  string: ['==', '!=', '~', '!~'],
+  state: ['==', '!='],
+  bool: ['==', '!='],
+};
+
+const EXAMPLE: Record<AttrType, string> = {
+  size: 'a size such as 64KiB',
+  duration: 'a duration such as 30d',
+  string: 'a quoted string such as "*.log"',
+  number: 'a plain number such as 1000',
+  state: `a state (${FILE_STATES.join(', ')})`,
+  bool: 'true or false',
+};
+
+export function checkComparison(c: Extract<Expr, { kind: 'cmp' }>, accept: Accept): void {
+  const type = ATTR_TYPES[c.attr];
+  if (!type) {
+    const near = suggest(c.attr, Object.keys(ATTR_TYPES));
+    const extra = (c.attr as string) === 'usage' ? "usage is only for watermarks: when usage > 85% until usage < 70%" : near ? `did you mean '${near}'?` : undefined;
+    accept('error', 'unknown-attribute', `unknown attribute '${c.attr}'; attributes are ${Object.keys(ATTR_TYPES).join(', ')}`, c.attrSpan, extra);
+    return;
+  }
+  const opSpan = c.opSpan ?? c.attrSpan;
+  if ((c.op as string) === '=') {
+    accept('error', 'invalid-operator', "'=' is not a comparison; use '=='", opSpan);
+    return;
+  }
+  if (!OPS[type].includes(c.op)) {
+    accept('error', 'invalid-operator', `'${c.op}' does not apply to ${c.attr}; use ${OPS[type].join(' ')}`, opSpan);
+    return;
+  }
+  checkValue(c.attr, type, c.op, c.value, accept);
+}
+
+function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: Accept): void {
+  const bad = (hint?: string) =>
+    accept('error', 'type-mismatch', `${attr} compares with ${EXAMPLE[type]}, not ${describeValue(v)}`, v.span, hint);
+  switch (type) {
+    case 'size':
+    case 'duration':
+      if (v.kind === type) return;
+      if (v.kind === 'number') {
+        const unit = type === 'size' ? 'B KB MB GB TB KiB MiB GiB TiB' : 's min h d w y';
+        accept('error', 'missing-unit', `${attr} needs a unit on ${v.value}: ${unit}`, v.span, `e.g. ${v.value}${type === 'size' ? 'KiB' : 'd'}`);
+        return;
+      }
+      return bad();
+    case 'string':
+      if (v.kind === 'string') {
+        if (op === '~' || op === '!~') checkGlob(v.value, v.span, accept);
+        return;
+      }
+      if (v.kind === 'number' && (attr === 'owner' || attr === 'group')) return bad(`compare numeric ids with ${attr === 'owner' ? 'uid' : 'gid'}`);
+      return bad(v.kind === 'ident' ? `write it in quotes: "${v.name}"` : undefined);
+    case 'number':
+      if (v.kind === 'number' && Number.isInteger(v.value) && v.value >= 0) return;
+      if (v.kind === 'number') {
+        accept('error', 'invalid-value', `${attr} is a whole number >= 0`, v.span);
+        return;
+      }
+      return bad(v.kind === 'string' ? `compare names with ${attr === 'uid' ? 'owner' : 'group'}` : undefined);
+    case 'state':
+      if (v.kind === 'ident' && (FILE_STATES as readonly string[]).includes(v.name)) return;
+      if (v.kind === 'ident') {
+        const near = suggest(v.name, FILE_STATES);
+        accept('error', 'unknown-state', `unknown state '${v.name}'; states are ${FILE_STATES.join(', ')}`, v.span, near ? `did you mean '${near}'?` : undefined);
+        return;
+      }
+      return bad(v.kind === 'string' ? `write it without quotes: state == ${v.value}` : undefined);
+    case 'bool':
+      if (v.kind === 'bool') return;
+      return bad();
+  }
+}

@@ -60,9 +60,14 @@ export function createGroup(mode: GroupMode): number {
   return fanotifyInit(cls | FAN_NONBLOCK | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE, O_RDWR | O_LARGEFILE | O_CLOEXEC);
 }
 
-/** The mask a released file gets in each mode. */
+/**
+ * The mask a released file gets in each mode. Pre-content adds the open events: an
+ * exec open must be filled whole before execve denies writers (after that the kernel
+ * cannot create our O_RDWR event fd: ETXTBSY), and sparse-aware copiers need the whole
+ * file at open. Content mode fills at FAN_OPEN_PERM, which exec raises too.
+ */
 export function releasedMask(mode: GroupMode): number {
-  return mode === 'pre-content' ? FAN_PRE_ACCESS | FAN_OPEN_PERM : FAN_OPEN_PERM;
+  return mode === 'pre-content' ? FAN_PRE_ACCESS | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM : FAN_OPEN_PERM;
 }
 
 /** Inode mark on the file `fileFd` refers to (the fd may be O_RDONLY). */

@@ -1,0 +1,183 @@
+// Decides and performs the recall for one permission event; returns the answer.
+// The service (service.ts) owns reading, the in-flight record and writing the answer.
+//
+// Rules (why: docs/recall.md):
+// - Open events (FAN_OPEN_PERM): allow at once, except an exec open or an opener named
+//   in `wholeFileFor` (sparse-aware copiers): recall the whole file first. Content mode:
+//   every open recalls the whole file.
+// - FAN_PRE_ACCESS: reads and writes look alike. If the file still has the copy's size
+//   and mtime, fill the chunks under the page-rounded range (+ read-ahead), allow.
+//   Otherwise someone wrote or truncated it (O_TRUNC raises no event): recall whatever
+//   the copy still covers below the current size, never past it, and the file ends
+//   'dirty'.
+// - All chunks resident: state 'archived' (or 'dirty'), resident map dropped, unmarked.
+// - A record that says nothing needs recalling: unmark, allow. A released record without
+//   a usable copy: EIO (never ALLOW over a hole that should hold data).
+import { fstatSync } from 'node:fs';
+import type { RecallSettings, TierTuning } from '../dsl/ast.js';
+import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
+import { futimens, UTIME_OMIT } from '../kernel/libc.js';
+import type { Logger } from '../log.js';
+import type { Tier } from '../tiers/tier.js';
+import type { FdRef } from './fdref.js';
+import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
+import { loadEntry, persistComplete, type InodeEntry } from './inode.js';
+import { commOf } from './proc.js';
+import { chunkSpan, clampToSize } from './ranges.js';
+import { feed } from './readahead.js';
+
+export interface HandlerDeps {
+  groupFd: number;
+  mode: GroupMode;
+  tiers: Map<string, Tier>;
+  tuningOf(tier: Tier): TierTuning;
+  settings: RecallSettings;
+  log: Logger;
+}
+
+/** What one event did, for the recall log. */
+export interface Outcome {
+  response: number;
+  bytes: number;
+  whole: boolean;
+}
+
+const MAX_STALE_RETRIES = 4;
+
+export class RecallHandler {
+  private readonly cache = new Map<string, InodeEntry>();
+  private readonly sems = new Map<string, Semaphore>();
+
+  constructor(private readonly d: HandlerDeps) {}
+
+  get cachedInodes(): number {
+    return this.cache.size;
+  }
+
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+
+  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void): Promise<Outcome> {
+    const out: Outcome = { response: FAN_DENY_EIO, bytes: 0, whole: false };
+    const count = (n: number) => {
+      out.bytes += n;
+      onBytes(n);
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        out.response = await this.once(ev, ref, count, out);
+        return out;
+      } catch (e) {
+        // The file changed while we fetched: re-decide with fresh facts (it is now diverged).
+        if (!(e instanceof StaleFileError) || attempt >= MAX_STALE_RETRIES) throw e;
+      }
+    }
+  }
+
+  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome): Promise<number> {
+    const fd = ref.fd;
+    const st = fstatSync(fd, { bigint: true });
+    const id = `${st.dev}:${st.ino}`;
+    let e = this.cache.get(id);
+    if (!e) {
+      const l = loadEntry(fd, id);
+      if (l.kind === 'plain') {
+        removeInodeMark(this.d.groupFd, fd); // stale mark: the file is whole
+        return FAN_ALLOW;
+      }
+      if (l.kind === 'broken') {
+        this.d.log.error('recall impossible', { op: 'recall', fd, err: l.why });
+        return FAN_DENY_EIO;
+      }
+      e = l.entry;
+      this.cache.set(id, e);
+    }
+    const tier = this.d.tiers.get(e.copy.tier);
+    if (!tier) {
+      this.d.log.error('recall: unknown tier', { op: 'recall', tier: e.copy.tier, key: e.copy.key });
+      return FAN_DENY_EIO;
+    }
+    const tuning = this.d.tuningOf(tier);
+    let sem = this.sems.get(tier.name);
+    if (!sem) this.sems.set(tier.name, (sem = new Semaphore(Math.max(1, tuning.concurrency))));
+    const env: FillEnv = { tier, tuning, sem, onBytes };
+
+    const size = Number(st.size);
+    if (!e.diverged && (size !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs)) {
+      this.d.log.info('released file was written or truncated: recalling the rest, it becomes dirty', {
+        op: 'recall',
+        key: e.copy.key,
+        size,
+        expectSize: e.expect.size,
+      });
+      e.diverged = true;
+      e.expect = { size, mtimeNs: st.mtimeNs };
+    } else if (e.diverged) {
+      e.expect = { size, mtimeNs: st.mtimeNs };
+    }
+
+    const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
+    const wholeAtOpen =
+      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || this.d.settings.wholeFileFor.includes(commOf(ev.pid)));
+    if (e.diverged || wholeAtOpen || (!isOpen && !ev.range)) {
+      out.whole = true;
+      await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
+    } else if (isOpen) {
+      return FAN_ALLOW; // content untouched yet: the reads will say what they need
+    } else {
+      const r = ev.range!;
+      const want = clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
+      const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
+      e.ra = fed.state;
+      const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
+      if (ahead) this.readAhead(e, ref, env, ahead);
+      if (want) await this.fill(e, ref, env, want);
+    }
+    this.finishIfComplete(e, fd);
+    return FAN_ALLOW;
+  }
+
+  /** Fills every missing chunk under the byte range; resolves when all are durable. */
+  private async fill(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): Promise<void> {
+    if (bytes.end <= bytes.start) return;
+    const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk));
+    if (missing.length === 0) return;
+    const results = await Promise.allSettled(missing.map((i) => fillChunk(e, i, ref, env)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Background fetches; they keep the event fd open (FdRef) after the answer. */
+  private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
+    for (const i of e.resident.missing(chunkSpan(bytes, e.copy.chunk))) {
+      if (e.fetching.has(i)) continue;
+      ref.retain();
+      fillChunk(e, i, ref, env)
+        .then(() => this.finishIfComplete(e, ref.fd))
+        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, chunk: i, err }))
+        .finally(() => ref.release());
+    }
+  }
+
+  /** All data local: record the final state and drop the mark (later reads raise no event). */
+  private finishIfComplete(e: InodeEntry, fd: number): void {
+    const limit = Math.min(e.expect.size, e.copy.size);
+    const need = chunkSpan({ start: 0, end: limit }, e.copy.chunk);
+    if (e.resident.missing(need).length > 0 || this.cache.get(e.id) !== e) return;
+    if (!e.diverged) {
+      const st = fstatSync(fd, { bigint: true });
+      if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) return; // re-decided next event
+    }
+    try {
+      persistComplete(fd, e);
+      removeInodeMark(this.d.groupFd, fd);
+      futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+      this.cache.delete(e.id);
+      this.d.log.debug('recall complete', { op: 'recall', key: e.copy.key, state: e.record.state });
+    } catch (err) {
+      // The data is whole and durable either way; the next event retries the bookkeeping.
+      this.d.log.warn('recall complete but state not recorded', { op: 'recall', key: e.copy.key, err });
+    }
+  }
+}

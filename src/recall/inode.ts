@@ -1,0 +1,95 @@
+// Per-inode recall state, loaded from the event fd's trusted.* xattrs and cached by
+// dev:ino, and the writes that keep the xattrs in step with what is on disk.
+//
+// `expect` is the (size, mtime) the file must still have for missing chunks to be
+// filled: the tier copy's values, or, once the file diverged (someone wrote or
+// truncated it), the values seen then. Every fill re-checks it just before writing and
+// restores mtime to it right after, in the same tick.
+import { fstatSync } from 'node:fs';
+import { fgetxattr, fremovexattr, fsetxattr } from '../kernel/libc.js';
+import {
+  XATTR_RESIDENT,
+  XATTR_STATE,
+  chunkCount,
+  decodeRecord,
+  encodeRecord,
+  type StateRecord,
+} from '../engine/state-record.js';
+import { initialReadahead, type ReadaheadState } from './readahead.js';
+import { ResidentMap } from './resident.js';
+
+export type Copy = NonNullable<StateRecord['copy']>;
+
+export interface InodeEntry {
+  id: string; // dev:ino
+  record: StateRecord;
+  copy: Copy;
+  resident: ResidentMap;
+  expect: { size: number; mtimeNs: bigint };
+  /** The file was written or truncated since release: finish the recall, end 'dirty'. */
+  diverged: boolean;
+  ra: ReadaheadState;
+  /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
+  fetching: Map<number, Promise<void>>;
+}
+
+export type Loaded =
+  | { kind: 'recall'; entry: InodeEntry }
+  | { kind: 'plain'; record: StateRecord | null } // nothing to recall: allow, unmark
+  | { kind: 'broken'; why: string }; // released without a usable copy: never allow
+
+export function inodeId(fd: number): string {
+  const st = fstatSync(fd, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Reads the record of the file behind `fd` (no cache). */
+export function loadEntry(fd: number, id: string): Loaded {
+  const record = decodeRecord(fgetxattr(fd, XATTR_STATE));
+  if (!record || (record.state !== 'released' && record.state !== 'partial')) return { kind: 'plain', record };
+  const copy = record.copy;
+  if (!copy || !(copy.chunk > 0) || typeof copy.mtimeNs !== 'string') {
+    return { kind: 'broken', why: `state ${record.state} without a usable copy record` };
+  }
+  let mtimeNs: bigint;
+  try {
+    mtimeNs = BigInt(copy.mtimeNs);
+  } catch {
+    return { kind: 'broken', why: `bad mtimeNs ${JSON.stringify(copy.mtimeNs)}` };
+  }
+  const n = chunkCount(copy.size, copy.chunk);
+  // 'released' means nothing is resident, whatever a stale bitmap says.
+  const bits = record.state === 'partial' ? fgetxattr(fd, XATTR_RESIDENT) : null;
+  return {
+    kind: 'recall',
+    entry: {
+      id,
+      record,
+      copy,
+      resident: new ResidentMap(n, bits),
+      expect: { size: copy.size, mtimeNs },
+      diverged: false,
+      ra: initialReadahead(),
+      fetching: new Map(),
+    },
+  };
+}
+
+/** Persists the resident map (after a chunk became durable); 'released' turns 'partial'. */
+export function persistResident(fd: number, e: InodeEntry): void {
+  if (e.record.state === 'released') {
+    // Bitmap first: a 'partial' record never points at a map that is missing.
+    fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());
+    e.record = { ...e.record, state: 'partial' };
+    fsetxattr(fd, XATTR_STATE, encodeRecord(e.record));
+  } else {
+    fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());
+  }
+}
+
+/** All data is local: 'archived' (copy still valid) or 'dirty' (file diverged). */
+export function persistComplete(fd: number, e: InodeEntry): void {
+  e.record = { ...e.record, state: e.diverged ? 'dirty' : 'archived' };
+  fsetxattr(fd, XATTR_STATE, encodeRecord(e.record));
+  fremovexattr(fd, XATTR_RESIDENT);
+}

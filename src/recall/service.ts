@@ -1,0 +1,217 @@
+// The recall service: reads permission events from the fanotify group (created by the
+// supervisor and inherited), runs the handler for each, and answers every one.
+//
+// Invariants:
+// - Every event with an fd gets exactly one answer, written in a `finally`: ALLOW only
+//   when the handler returned it, FAN_DENY_ERRNO(EIO) for anything thrown (tier error,
+//   timeout, bug).
+// - Before an event is handled its fd number is covered by the in-flight record, so a
+//   successor can answer it if this process dies (inflight.ts).
+// - read() errors on the group fd (ETXTBSY for a running binary) are logged, never fatal.
+// - The poll handle is kept referenced: a collected handle ends the process.
+import type { RecallSettings, TierTuning } from '../dsl/ast.js';
+import { DEFAULT_TUNING } from '../dsl/ast.js';
+import {
+  FAN_ALLOW,
+  FAN_DENY_EIO,
+  FAN_Q_OVERFLOW,
+  addInodeMark,
+  decodeEvents,
+  releasedMask,
+  removeInodeMark,
+  respond,
+  type FanEvent,
+} from '../kernel/fanotify.js';
+import { pollReadable, readNb, type PollHandle } from '../kernel/libc.js';
+import type { Logger } from '../log.js';
+import type { Tier } from '../tiers/tier.js';
+import { FdRef } from './fdref.js';
+import { RecallHandler } from './handler.js';
+import { InflightRecord } from './inflight.js';
+import { inodeId } from './inode.js';
+import { commOf, pathOfFd } from './proc.js';
+
+export interface RecallLogRecord {
+  time: number; // ms since epoch, when the event arrived
+  path: string;
+  offset: number;
+  length: number;
+  /** Bytes fetched from the tier for this event (0: answered from the resident map). */
+  bytes: number;
+  whole: boolean;
+  latencyMs: number;
+  pid: number;
+  comm: string;
+  error?: string;
+}
+
+export interface RecallServiceOptions {
+  groupFd: number; // created by the supervisor, inherited
+  mode: 'pre-content' | 'content'; // content = fallback: whole-file recall on FAN_OPEN_PERM
+  tiers: Map<string, Tier>;
+  settings: RecallSettings;
+  inflightPath: string;
+  log: Logger;
+  onRecall?: (rec: RecallLogRecord) => void;
+  /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
+  tuning?: Map<string, TierTuning>;
+}
+
+export interface RecallStats {
+  mode: 'pre-content' | 'content';
+  events: number;
+  allowed: number;
+  denied: number;
+  inFlight: number;
+  bytesFetched: number;
+  readErrors: number;
+  marked: number;
+  cachedInodes: number;
+  staleAnswered: number;
+}
+
+const READ_BUF = 64 * 1024;
+
+export class RecallService {
+  private readonly handler: RecallHandler;
+  private readonly inflight: InflightRecord;
+  private readonly buf = Buffer.alloc(READ_BUF);
+  private readonly pending = new Set<Promise<void>>();
+  private poll: PollHandle | null = null;
+  private readonly s: RecallStats;
+
+  constructor(private readonly o: RecallServiceOptions) {
+    this.inflight = new InflightRecord(o.inflightPath);
+    this.s = {
+      mode: o.mode,
+      events: 0,
+      allowed: 0,
+      denied: 0,
+      inFlight: 0,
+      bytesFetched: 0,
+      readErrors: 0,
+      marked: 0,
+      cachedInodes: 0,
+      staleAnswered: 0,
+    };
+    this.handler = new RecallHandler({
+      groupFd: o.groupFd,
+      mode: o.mode,
+      tiers: o.tiers,
+      settings: o.settings,
+      log: o.log,
+      tuningOf: (t) => o.tuning?.get(t.name) ?? (t as { tuning?: TierTuning }).tuning ?? DEFAULT_TUNING,
+    });
+  }
+
+  /** Answers what a dead predecessor left unanswered (EIO), then serves. */
+  async start(): Promise<void> {
+    if (this.poll) return;
+    this.s.staleAnswered = this.inflight.answerStale(this.o.groupFd);
+    if (this.s.staleAnswered > 0) this.o.log.warn('answered events a previous worker left', { count: this.s.staleAnswered });
+    this.poll = pollReadable(this.o.groupFd, () => this.drain());
+  }
+
+  /** Stops reading; events already read are still answered before this resolves. */
+  async stop(): Promise<void> {
+    this.poll?.close();
+    this.poll = null;
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  markReleased(fd: number): void {
+    addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
+    this.handler.forget(inodeId(fd));
+    this.s.marked++;
+  }
+
+  unmark(fd: number): void {
+    removeInodeMark(this.o.groupFd, fd);
+    this.handler.forget(inodeId(fd));
+  }
+
+  stats(): RecallStats {
+    return { ...this.s, cachedInodes: this.handler.cachedInodes };
+  }
+
+  private drain(): void {
+    for (let errors = 0; errors < 64; ) {
+      let n: number;
+      try {
+        n = readNb(this.o.groupFd, this.buf);
+      } catch (e) {
+        // ETXTBSY (event on a running binary: the reader gets EPERM), EMFILE, ...
+        this.s.readErrors++;
+        errors++;
+        this.o.log.warn('fanotify read failed', { op: 'read', err: e });
+        continue;
+      }
+      if (n <= 0) return;
+      for (const ev of decodeEvents(this.buf, n)) this.dispatch(ev);
+    }
+  }
+
+  private dispatch(ev: FanEvent): void {
+    if (ev.fd < 0) {
+      if (ev.mask & FAN_Q_OVERFLOW) this.o.log.error('fanotify queue overflow', { op: 'read' });
+      return;
+    }
+    this.s.events++;
+    this.s.inFlight++;
+    const p = this.serve(ev).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  private async serve(ev: FanEvent): Promise<void> {
+    const t0 = Date.now();
+    const ref = new FdRef(ev.fd);
+    let response = FAN_DENY_EIO;
+    let bytes = 0;
+    let whole = false;
+    let error: string | undefined;
+    let path = '';
+    let comm = '';
+    try {
+      this.inflight.note(ev.fd);
+      const out = await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n));
+      response = out.response;
+      bytes = out.bytes;
+      whole = out.whole;
+    } catch (e) {
+      response = FAN_DENY_EIO;
+      error = e instanceof Error ? e.message : String(e);
+      path = pathOfFd(ev.fd);
+      this.o.log.error('recall failed', { op: 'recall', path, pid: ev.pid, err: error });
+    } finally {
+      if (bytes > 0 || error !== undefined) {
+        // While the reader is still blocked: it may be gone once answered.
+        if (path === '') path = pathOfFd(ev.fd);
+        if (this.o.onRecall) comm = commOf(ev.pid);
+      }
+      // Close before answering (an exec waiting on us denies writers next); same tick.
+      ref.release();
+      try {
+        respond(this.o.groupFd, ev.fd, response);
+      } catch (e) {
+        this.o.log.error('fanotify response failed', { op: 'respond', fd: ev.fd, err: e });
+      }
+      this.s.inFlight--;
+      if (response === FAN_ALLOW) this.s.allowed++;
+      else this.s.denied++;
+    }
+    if (this.o.onRecall && (bytes > 0 || error !== undefined)) {
+      this.o.onRecall({
+        time: t0,
+        path,
+        offset: ev.range?.offset ?? 0,
+        length: ev.range?.count ?? 0,
+        bytes,
+        whole,
+        latencyMs: Date.now() - t0,
+        pid: ev.pid,
+        comm,
+        error,
+      });
+    }
+  }
+}

@@ -19,13 +19,21 @@ export class PolicyReadError extends Error {
   }
 }
 
+const WHY: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a parent is not a directory',
+};
+
 export async function loadPolicyFile(path: string): Promise<LoadedPolicy> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new PolicyReadError(path, err.code, `cannot read policy ${path}: ${err.code ?? err.message}`);
+    const why = (err.code && WHY[err.code]) ?? err.message;
+    throw new PolicyReadError(path, err.code, `cannot read policy ${path}: ${why}${err.code && WHY[err.code] ? ` (${err.code})` : ''}`);
   }
   return { ...parsePolicy(text, path), text };
 }

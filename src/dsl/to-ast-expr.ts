@@ -7,6 +7,7 @@ import type { Accept } from './diagnostics.js';
 import { firstToken, lastToken, node, nodes, token, tokens } from './cst.js';
 import { literalValue, spanFromTo, spanOf } from './values.js';
 import { suggest } from './suggest.js';
+import { checkExpr } from './validate.js';
 
 export const MAX_NOT_CHAIN = 64;
 
@@ -15,6 +16,8 @@ export function ruleToAst(n: CstNode, file: string, accept: Accept): Rule | unde
   const cond = exprOf(node(n, 'orExpr'), file, accept);
   const action = actionOf(node(n, 'action'), file, accept);
   const kw = token(n, 'Kw_rule');
+  // A rule with a broken action is dropped, but its condition still gets its checks.
+  if (cond && !action) checkExpr(cond, accept);
   if (!name || !cond || !action || !kw) return undefined;
   return { name: name.image, span: spanFromTo(kw, lastToken(n), file), cond, action };
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 export interface ReleasedRow {
   path: string;
   /** The inode the catalog recorded, when it has one. */
+  dev?: number | bigint | null;
   ino?: number | bigint | null;
 }
 
@@ -56,8 +57,8 @@ function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string |
   try {
     const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) return 'not a regular file';
-    if (row.ino !== undefined && row.ino !== null && BigInt(row.ino) !== st.ino)
-      return `inode changed (catalog ${row.ino}, file ${st.ino})`;
+    if (row.ino != null && BigInt(row.ino) !== st.ino) return `inode changed (catalog ${row.ino}, file ${st.ino})`;
+    if (row.dev != null && BigInt(row.dev) !== st.dev) return `device changed (catalog ${row.dev}, file ${st.dev})`;
     const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, row.path));
     if (!rec) return 'no state record';
     if (rec.state !== 'released' && rec.state !== 'partial') return `state is ${rec.state}`;

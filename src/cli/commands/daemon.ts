@@ -1,4 +1,39 @@
+// `tier daemon POLICYFILE... [--state-dir DIR] [--log-level L]`: the recall service and the
+// executor of releases, in the foreground. Prints `ready` on stdout once every released file
+// is marked; JSON log lines on stderr; exits 0 on SIGTERM/SIGINT.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { jsonLogger, type LogLevel } from '../../log.js';
+import { tagged } from '../../daemon/log-tag.js';
+import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
+import { runSupervisor } from '../../daemon/supervisor.js';
+import { UserError, EXIT } from '../io.js';
 import type { RegisterCommand } from './types.js';
 
-// Placeholder until the issue that owns this command lands.
-export const register: RegisterCommand = () => {};
+const LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
+
+export const register: RegisterCommand = (program, printer, setExitCode) => {
+  program
+    .command('daemon')
+    .description('run the recall service and the release executor (foreground; prints "ready")')
+    .argument('<policyfile...>', 'policy files whose tiers and recall settings the daemon serves')
+    .option('--state-dir <dir>', 'catalog, control socket and in-flight record', DEFAULT_STATE_DIR)
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .action(async (files: string[], opts: { stateDir: string; logLevel: string }) => {
+      if (!LEVELS.includes(opts.logLevel))
+        throw new UserError(`--log-level: expected one of ${LEVELS.join(', ')}, got "${opts.logLevel}"`, EXIT.usage);
+      for (const f of files) if (!existsSync(f)) throw new UserError(`${f}: no such policy file`, EXIT.usage);
+      if (process.getuid?.() !== 0)
+        throw new UserError('the daemon needs root (fanotify permission events and trusted.* xattrs)');
+      const base = jsonLogger((l) => printer.err(l), opts.logLevel as LogLevel);
+      const code = await runSupervisor({
+        policyFiles: files.map((f) => resolve(f)),
+        stateDir: resolve(opts.stateDir),
+        logLevel: opts.logLevel,
+        log: tagged(base, { role: 'supervisor', pid: process.pid }),
+        out: (line) => printer.out(line),
+        err: (line) => printer.err(line),
+      });
+      setExitCode(code);
+    });
+};

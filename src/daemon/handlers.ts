@@ -1,0 +1,95 @@
+// What the control socket's endpoints do inside the worker: status from the recall
+// service, apply and the manual actions through the engine, with the daemon's own tiers
+// (the ones the recall service fetches from) and marks through the recall service.
+import type { PolicyFile } from '../dsl/ast.js';
+import type { Logger } from '../log.js';
+import type { Tier } from '../tiers/tier.js';
+import type { RecallService } from '../recall/service.js';
+import type { Catalog } from '../engine/catalog.js';
+import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../engine/execute.js';
+import { RequestError, type ControlHandlers } from './control-server.js';
+import { parsePolicyFiles, sameTier } from './policies.js';
+import type { DaemonStatus } from './protocol.js';
+import type { MarkResult } from './startup-marks.js';
+import type { WorkerConfig } from './worker-config.js';
+
+export interface WorkerState {
+  cfg: WorkerConfig;
+  tiers: Map<string, Tier>;
+  policies: PolicyFile[];
+  catalog: Catalog;
+  recall: RecallService;
+  log: Logger;
+  startup: MarkResult;
+  startedAt: number;
+}
+
+export function makeHandlers(s: WorkerState, activeRequests: () => number): ControlHandlers {
+  return {
+    status(): DaemonStatus {
+      return {
+        pid: process.pid,
+        supervisorPid: process.ppid,
+        mode: s.cfg.mode,
+        startedAt: s.startedAt,
+        policyFiles: s.cfg.policyFiles,
+        stateDir: s.cfg.stateDir,
+        startup: s.startup,
+        recall: { ...s.recall.stats() },
+        activeRequests: activeRequests(),
+      };
+    },
+    async apply(req, _progress, _signal) {
+      const pf = loadForRequest(s, req.policyFile);
+      void pf;
+      throw new RequestError('apply through the daemon is not wired yet', 501);
+    },
+    async manual(op, req, progress, signal) {
+      const deps: ExecDeps = { tiers: s.tiers, catalog: s.catalog, marker: s.recall, log: s.log };
+      const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };
+      const failures: { path: string; message: string }[] = [];
+      for (const path of req.paths) {
+        if (signal.aborted) break;
+        let out: Outcome;
+        if (op === 'recall') throw new RequestError('recall through the daemon is not wired yet', 501);
+        else out = await migrate(path, tierFor(s, req.tier), op, deps);
+        counts[out.status]++;
+        if (out.status === 'failed') failures.push({ path, message: out.message ?? 'failed' });
+        progress({ path, op, ...out });
+      }
+      return { op, ...counts, failures };
+    },
+  };
+}
+
+/**
+ * Parses a policy file sent with a request. Its tiers must be ones this daemon serves,
+ * declared the same way: a file released to a tier the recall service does not know could
+ * never be read back.
+ */
+export function loadForRequest(s: WorkerState, file: string): PolicyFile {
+  const parsed = parsePolicyFiles([file]);
+  if (!parsed.ok) throw new RequestError(parsed.message);
+  const pf = parsed.policies[0]!;
+  const known = new Map(s.policies.flatMap((p) => p.tiers.map((t) => [t.name, t] as const)));
+  for (const t of pf.tiers) {
+    const mine = known.get(t.name);
+    if (!mine || !sameTier(mine, t))
+      throw new RequestError(
+        `${t.span.file}:${t.span.line}:${t.span.col}: tier "${t.name}" is not served by this daemon ` +
+          `(started with ${s.cfg.policyFiles.join(', ')}); restart it with this policy file`,
+        409,
+      );
+  }
+  return pf;
+}
+
+/** The tier a manual archive/release goes to: the one named, or the daemon's only tier. */
+function tierFor(s: WorkerState, name: string | undefined): string {
+  if (name !== undefined) {
+    if (!s.tiers.has(name)) throw new RequestError(`unknown tier "${name}" (this daemon serves: ${[...s.tiers.keys()].join(', ')})`);
+    return name;
+  }
+  if (s.tiers.size === 1) return [...s.tiers.keys()][0]!;
+  throw new RequestError(`several tiers (${[...s.tiers.keys()].join(', ')}): say which with --tier`);
+}

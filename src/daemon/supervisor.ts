@@ -1,0 +1,171 @@
+// `tier daemon`: the small process that owns the fanotify group. A handler that dies
+// fails open (blocked readers are let through and read zeros, the marks vanish with the
+// group), so the group lives here, in code that does almost nothing, and the worker that
+// does the real work (recall, releases, control socket) gets it inherited as fd 3.
+//
+// Invariants:
+// - The group fd stays open here for the supervisor's whole life: a worker crash loses
+//   neither the marks nor the readers blocked on them.
+// - After a worker exits, every permission event it had read and not answered is answered
+//   FAN_DENY_ERRNO(EIO) here (stale-events.ts), before the next worker starts, and the
+//   in-flight record is then removed: the next worker finds nothing to answer (exactly once).
+// - `ready` is printed on stdout once, when the first worker has marked every released file.
+// - A worker that fails before its first ready (bad policy, unusable state dir) ends the
+//   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
+//   would close the group and let readers see zeros.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { extname, join, resolve } from 'node:path';
+import { createGroup, type GroupMode } from '../kernel/fanotify.js';
+import type { Logger } from '../log.js';
+import { answerStaleEvents } from './stale-events.js';
+import { lockStateDir, StateDirBusy } from './state-lock.js';
+import type { WorkerConfig, WorkerMessage } from './worker-config.js';
+
+export interface SupervisorOptions {
+  policyFiles: string[];
+  stateDir: string;
+  logLevel: string;
+  log: Logger;
+  /** Writes one line to stdout (the `ready` line). */
+  out(line: string): void;
+  /** Writes one line for the user to stderr (why the daemon cannot start). */
+  err(line: string): void;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+const STABLE_MS = 60_000; // a worker up this long resets the backoff
+const STOP_GRACE_MS = 20_000; // then SIGKILL
+
+/** Runs until SIGTERM/SIGINT (exit 0) or a worker that cannot start (exit 1). */
+export async function runSupervisor(o: SupervisorOptions): Promise<number> {
+  const stateDir = resolve(o.stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
+  let unlock: () => void;
+  try {
+    unlock = lockStateDir(stateDir);
+  } catch (e) {
+    if (e instanceof StateDirBusy) {
+      o.log.error(e.message);
+      o.err(`tier daemon: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const inflightPath = join(stateDir, 'inflight');
+  const { fd: groupFd, mode } = openGroup(o.log);
+
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  let everReady = false;
+  let backoff = BACKOFF_MIN_MS;
+  let restartTimer: NodeJS.Timeout | null = null;
+  let finish!: (code: number) => void;
+  const done = new Promise<number>((r) => (finish = r));
+
+  const config: WorkerConfig = {
+    policyFiles: o.policyFiles.map((p) => resolve(p)),
+    stateDir,
+    logLevel: o.logLevel,
+    mode,
+    groupFd: 3,
+    inflightPath,
+  };
+
+  const start = () => {
+    restartTimer = null;
+    if (stopping) return;
+    const startedAt = Date.now();
+    let fatal: string | null = null;
+    const c = spawnWorker(config, groupFd);
+    child = c;
+    o.log.info('worker started', { workerPid: c.pid, mode });
+    c.on('message', (m: WorkerMessage) => {
+      if (m?.type === 'ready') {
+        o.log.info('worker ready', { workerPid: c.pid, marked: m.marked, skipped: m.skipped });
+        if (!everReady) {
+          everReady = true;
+          o.out('ready');
+        }
+      } else if (m?.type === 'fatal') fatal = m.message;
+    });
+    c.on('exit', (code, signal) => {
+      child = null;
+      o.log[stopping ? 'info' : 'error']('worker exited', { workerPid: c.pid, code, signal });
+      const stale = answerStaleEvents(groupFd, inflightPath, o.log);
+      if (stale.answered > 0) o.log.warn('answered stale events with EIO', { count: stale.answered });
+      if (stopping) return shutdown(0);
+      if (!everReady) {
+        if (fatal === null) o.log.error('worker failed before it was ready');
+        return shutdown(1);
+      }
+      if (Date.now() - startedAt > STABLE_MS) backoff = BACKOFF_MIN_MS;
+      o.log.warn('restarting worker', { inMs: backoff, reason: fatal ?? undefined });
+      restartTimer = setTimeout(start, backoff);
+      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+    });
+  };
+
+  const shutdown = (code: number) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
+    // Closing the group lets any reader that arrives from now on through: nothing is
+    // blocked on us any more (stale events were answered above).
+    closeSync(groupFd);
+    unlock();
+    o.log.info('daemon stopped', { code });
+    finish(code);
+  };
+
+  let killTimer: NodeJS.Timeout | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    o.log.info('stopping', { signal: sig });
+    if (restartTimer) clearTimeout(restartTimer);
+    const c = child as ChildProcess | null;
+    if (stopping) {
+      c?.kill('SIGKILL'); // second signal: do not wait
+      return;
+    }
+    stopping = true;
+    if (!c) return shutdown(0);
+    c.kill('SIGTERM');
+    killTimer = setTimeout(() => c.kill('SIGKILL'), STOP_GRACE_MS);
+    killTimer.unref();
+  };
+  for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
+
+  // A stale record from a previous daemon run holds fd numbers of a group that is gone.
+  answerStaleEvents(-1, inflightPath, o.log);
+  start();
+  const code = await done;
+  if (killTimer) clearTimeout(killTimer);
+  return code;
+}
+
+function openGroup(log: Logger): { fd: number; mode: GroupMode } {
+  try {
+    return { fd: createGroup('pre-content'), mode: 'pre-content' };
+  } catch (e) {
+    log.warn('pre-content fanotify unavailable, falling back to whole-file recall at open', {
+      err: (e as Error).message,
+    });
+    return { fd: createGroup('content'), mode: 'content' };
+  }
+}
+
+/** The worker entry beside this file: .ts under tsx, .js once compiled. */
+function workerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  return join(here, '..', `worker-main${extname(here)}`);
+}
+
+function spawnWorker(config: WorkerConfig, groupFd: number): ChildProcess {
+  // execArgv carries `--import tsx` when running from source.
+  return spawn(process.execPath, [...process.execArgv, workerEntry(), JSON.stringify(config)], {
+    // fd 3 in the child is the group; the worker's stdout goes to our stderr so that
+    // only the supervisor ever writes to stdout.
+    stdio: ['ignore', 2, 2, groupFd, 'ipc'],
+  });
+}

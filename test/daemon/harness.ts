@@ -1,0 +1,176 @@
+// Runs the real CLI's `tier daemon` as a child process for the daemon tests, and builds
+// released files by hand (tier object + punch + xattr record + catalog row) so the
+// daemon's start-up marking has something to mark without going through the engine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { openCatalog } from '../../src/engine/catalog.js';
+import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
+import { punchHole } from '../../src/kernel/punch.js';
+import { LocalTier } from '../../src/tiers/local.js';
+
+export const REPO = new URL('../..', import.meta.url).pathname;
+
+export interface DaemonProc {
+  proc: ChildProcess;
+  stdout: string[];
+  /** Parsed JSON log lines from stderr (non-JSON lines kept as {raw}). */
+  logs: Record<string, unknown>[];
+  stderrText(): string;
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function cli(args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = cli(args);
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (c) => (stdout += c));
+  p.stderr!.on('data', (c) => (stderr += c));
+  return new Promise((resolve) => p.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+export function startDaemon(policyFiles: string[], stateDir: string, extra: string[] = []): DaemonProc {
+  const proc = cli(['daemon', ...policyFiles, '--state-dir', stateDir, ...extra]);
+  const stdout: string[] = [];
+  const logs: Record<string, unknown>[] = [];
+  let errText = '';
+  let outBuf = '';
+  let errBuf = '';
+  let onReady!: () => void;
+  let onFail!: (e: Error) => void;
+  const ready = new Promise<void>((res, rej) => {
+    onReady = res;
+    onFail = rej;
+  });
+  ready.catch(() => {}); // tests that expect a refusal never await it
+  proc.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    outBuf += c;
+    const lines = outBuf.split('\n');
+    outBuf = lines.pop()!;
+    for (const l of lines) {
+      stdout.push(l);
+      if (l === 'ready') onReady();
+    }
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    errText += c;
+    errBuf += c;
+    const lines = errBuf.split('\n');
+    errBuf = lines.pop()!;
+    for (const l of lines) {
+      try {
+        logs.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: l });
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on('exit', (code, signal) => {
+      onFail(new Error(`daemon exited (${code ?? signal}) before ready:\n${errText}`));
+      res({ code, signal });
+    }),
+  );
+  return {
+    proc,
+    stdout,
+    logs,
+    stderrText: () => errText,
+    ready,
+    exited,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** A policy whose only tier is a local directory; `rule` decides what apply does. */
+export function writePolicy(dir: string, root: string, tierDir: string, rule = 'size >= 0B -> release to slow'): string {
+  const file = join(dir, 'test.hsmpolicy');
+  writeFileSync(
+    file,
+    `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\n` +
+      `fileset data { root "${root}" }\n` +
+      `policy p on data {\n  rule all: ${rule}\n}\n`,
+  );
+  return file;
+}
+
+/** Releases `path` without the engine: object on the tier, whole-file punch, record, catalog row. */
+export async function releaseByHand(path: string, tierName: string, tierDir: string, stateDir: string, chunk = 1 << 20): Promise<void> {
+  const data = readFileSync(path);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const fd = openSync(path, constants.O_RDWR | constants.O_NOATIME);
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    const key = `test/${st.ino}-${sha256.slice(0, 16)}`;
+    const tier = new LocalTier(tierName, tierDir);
+    await tier.put(key, Readable.from([data]), data.length, {
+      sha256,
+      size: data.length,
+      path,
+      mode: Number(st.mode),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeMs: Number(st.mtimeMs),
+    });
+    punchHole(fd, 0, data.length, path);
+    const rec: StateRecord = {
+      v: 1,
+      state: 'released',
+      pinned: false,
+      copy: { tier: tierName, key, size: data.length, mtimeNs: String(st.mtimeNs), sha256, archivedAt: Date.now(), chunk },
+      gen: 1,
+    };
+    fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
+    futimens(fd, nsToTimespec(st.atimeNs), nsToTimespec(st.mtimeNs), path);
+    const cat = openCatalog(join(stateDir, 'catalog.db'));
+    try {
+      cat.upsert({
+        dev: Number(st.dev),
+        ino: Number(st.ino),
+        path,
+        state: 'released',
+        pinned: false,
+        tier: tierName,
+        key,
+        size: data.length,
+        sha256,
+        archivedAt: rec.copy!.archivedAt,
+        updatedAt: Date.now(),
+      });
+    } finally {
+      cat.close();
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Deterministic, non-zero content (so a read of zeros can never pass for data). */
+export function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size + 4);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    b.writeUInt32LE((x | 0x01010101) >>> 0, i);
+  }
+  return b.subarray(0, size);
+}

@@ -72,14 +72,14 @@ function watermarkToAst(n: CstNode, p: PolicyDecl, file: string, accept: Accept)
   }
   let ok = true;
   for (const [c, ops] of [
-    [high, ['>', '>=']],
-    [low, ['<', '<=']],
+    [high, ['>']],
+    [low, ['<']],
   ] as const) {
     if (c.attr !== ('usage' as string)) {
       accept('error', 'invalid-watermark', `watermarks compare 'usage' (the filesystem's fill level), not '${c.attr}'`, c.attrSpan);
       ok = false;
     } else if (!(ops as readonly string[]).includes(c.op)) {
-      accept('error', 'invalid-watermark', `use ${ops.join(' or ')} here: when usage > 85% until usage < 70%`, c.opSpan ?? c.attrSpan);
+      accept('error', 'invalid-watermark', `use '${ops[0]}' here: when usage > 85% until usage < 70%`, c.opSpan ?? c.attrSpan);
       ok = false;
     } else if (c.value.kind === 'number') {
       accept('error', 'missing-unit', `a watermark is a percentage: ${c.value.value}%`, c.value.span);

@@ -1,0 +1,160 @@
+// Test harness for the recall service: a loop-mounted filesystem, a real group, a
+// tier, and released files built by hand the way the engine's release protocol does
+// (open -> mark -> punch through the pre-mark fd -> record -> restore times).
+//
+// The test process itself must never open a marked file synchronously: the handler
+// runs on this same event loop. Readers are child processes (async spawn).
+import { execFile } from 'node:child_process';
+import { closeSync, fstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR, type TierTuning } from '../../src/dsl/ast.js';
+import { XATTR_STATE, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+import { createGroup, type GroupMode } from '../../src/kernel/fanotify.js';
+import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
+import { punchHole } from '../../src/kernel/punch.js';
+import { silentLogger } from '../../src/log.js';
+import { RecallService, type RecallLogRecord } from '../../src/recall/service.js';
+import { LocalTier } from '../../src/tiers/local.js';
+import type { Tier } from '../../src/tiers/tier.js';
+import { mountLoopFs, type FsType, type LoopFs } from '../helpers/loopfs.js';
+
+export const MTIME_NS = 1_600_000_000_123_456_789n;
+
+export interface Harness {
+  fs: LoopFs;
+  group: number;
+  svc: RecallService;
+  tier: Tier;
+  records: RecallLogRecord[];
+  tuning: TierTuning;
+  inflightPath: string;
+  /** Stops the service, closes the group, unmounts. */
+  close(): Promise<void>;
+}
+
+export interface HarnessOpts {
+  type?: FsType;
+  sizeMiB?: number;
+  mode?: GroupMode;
+  tuning?: Partial<TierTuning>;
+  /** Wraps the tier the service uses (fault injection). */
+  wrapTier?: (t: Tier) => Tier;
+}
+
+export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
+  const fs = mountLoopFs(o.type ?? 'ext4', o.sizeMiB);
+  const mode = o.mode ?? 'pre-content';
+  const tuning: TierTuning = { ...DEFAULT_TUNING, chunk: 256 * 1024, readahead: 1024 * 1024, timeoutMs: 5000, ...o.tuning };
+  const base = new LocalTier('slow', join(fs.scratch, 'tier'), tuning);
+  const tier = o.wrapTier ? o.wrapTier(base) : base;
+  const group = createGroup(mode);
+  const records: RecallLogRecord[] = [];
+  const inflightPath = join(fs.scratch, 'inflight');
+  const svc = new RecallService({
+    groupFd: group,
+    mode,
+    tiers: new Map([[tier.name, tier]]),
+    settings: { wholeFileFor: DEFAULT_WHOLE_FILE_FOR },
+    inflightPath,
+    log: silentLogger,
+    onRecall: (r) => records.push(r),
+    tuning: new Map([[tier.name, tuning]]),
+  });
+  await svc.start();
+  return {
+    fs,
+    group,
+    svc,
+    tier,
+    records,
+    tuning,
+    inflightPath,
+    async close() {
+      await svc.stop();
+      closeSync(group);
+      fs.unmount();
+    },
+  };
+}
+
+/** Deterministic bytes that differ at every offset of interest. */
+export function pattern(size: number, seed = 1): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed * 2654435761;
+  for (let i = 0; i < size; i += 4) {
+    x = (x ^ (x << 13)) >>> 0;
+    x = (x ^ (x >>> 17)) >>> 0;
+    x = (x ^ (x << 5)) >>> 0;
+    if (i + 4 <= size) b.writeUInt32LE(x, i);
+    else for (let j = i; j < size; j++) b[j] = (x >>> ((j - i) * 8)) & 0xff;
+  }
+  return b;
+}
+
+/**
+ * Writes `data` at `name` (mode `fileMode`), uploads it, and releases it: mark, punch,
+ * record, restore mtime. Returns the path.
+ */
+export async function makeReleased(h: Harness, name: string, data: Buffer, fileMode = 0o644): Promise<string> {
+  const path = join(h.fs.dir, name);
+  writeFileSync(path, data, { mode: fileMode });
+  const key = `k/${name}`;
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const meta = { sha256, size: data.length, path, mode: fileMode, uid: 0, gid: 0, mtimeMs: Number(MTIME_NS / 1_000_000n) };
+  await h.tier.put(key, Readable.from([data]), data.length, meta);
+  const fd = openSync(path, 'r+');
+  try {
+    h.svc.markReleased(fd);
+    // Whole blocks only are freed: punch up to the block past EOF (KEEP_SIZE keeps the size).
+    punchHole(fd, 0, Math.ceil(data.length / 65536) * 65536, path);
+    if (fstatSync(fd).blocks !== 0) throw new Error(`${path}: punch left blocks`);
+    const rec: StateRecord = {
+      v: 1,
+      state: 'released',
+      pinned: false,
+      gen: 1,
+      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: h.tuning.chunk },
+    };
+    fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
+    futimens(fd, nsToTimespec(MTIME_NS), nsToTimespec(MTIME_NS), path);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a command asynchronously (never blocks the handler's event loop). */
+export function run(cmd: string, args: string[], opts: { input?: Buffer } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { encoding: 'buffer', maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
+      const c = err ? (err as { code?: unknown }).code : 0;
+      resolve({ code: typeof c === 'number' ? c : 1, stdout, stderr: stderr.toString() });
+    });
+    if (opts.input) child.stdin?.end(opts.input);
+  });
+}
+
+/** Allocated bytes (st_blocks * 512); stat raises no event. */
+export function allocated(path: string): number {
+  return statSync(path).blocks * 512;
+}
+
+/** The state record, read by path (getfattr: no open, so no event). */
+export async function stateOf(path: string): Promise<StateRecord | null> {
+  const r = await run('getfattr', ['--only-values', '-n', XATTR_STATE, path]);
+  if (r.code !== 0) return null;
+  return JSON.parse(r.stdout.toString()) as StateRecord;
+}
+
+export async function residentOf(path: string): Promise<Buffer | null> {
+  const r = await run('getfattr', ['--only-values', '-e', 'hex', '-n', 'trusted.tier.resident', path]);
+  return r.code === 0 ? r.stdout : null;
+}

@@ -1,0 +1,57 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ResidentMap } from '../../src/recall/resident.js';
+import { feed, initialReadahead } from '../../src/recall/readahead.js';
+
+describe('ResidentMap', () => {
+  test('set, has, missing, complete, round trip', () => {
+    const m = new ResidentMap(10);
+    assert.deepEqual(m.missing({ start: 0, end: 10 }), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    m.set(0);
+    m.set(3);
+    m.set(9);
+    assert.equal(m.has(3), true);
+    assert.equal(m.has(4), false);
+    assert.deepEqual(m.missing({ start: 2, end: 5 }), [2, 4]);
+    assert.deepEqual(m.missing({ start: 8, end: 20 }), [8]); // clamped to the map
+    const back = new ResidentMap(10, m.toBuffer());
+    assert.deepEqual(back.runs(), [{ start: 0, end: 1 }, { start: 3, end: 4 }, { start: 9, end: 10 }]);
+    for (let i = 0; i < 10; i++) back.set(i);
+    assert.equal(back.complete(), true);
+    assert.throws(() => back.set(10), RangeError);
+  });
+
+  test('a stored map with bits beyond the chunk count is not trusted past it', () => {
+    const m = new ResidentMap(3, Buffer.from([0xff, 0xff]));
+    assert.equal(m.count(), 3);
+    assert.equal(new ResidentMap(0, Buffer.from([0xff])).complete(), true);
+  });
+});
+
+describe('read-ahead', () => {
+  const o = { chunk: 4, max: 16 };
+  test('grows on sequential access up to max, resets on a jump', () => {
+    let s = initialReadahead();
+    const steps: [number, number, number][] = [
+      // start, end, expected window after
+      [0, 2, 0], // first access: no history
+      [2, 4, 4], // sequential: one chunk
+      [4, 6, 8],
+      [6, 8, 16],
+      [8, 10, 16], // capped
+      [100, 102, 0], // random
+      [101, 103, 4], // overlapping odd-sized read counts as sequential
+    ];
+    for (const [a, b, w] of steps) {
+      const r = feed(s, a, b, o);
+      assert.equal(r.state.window, w, `after ${a}-${b}`);
+      assert.deepEqual(r.ahead, { offset: b, length: w });
+      s = r.state;
+    }
+  });
+  test('max 0 disables read-ahead', () => {
+    let s = initialReadahead();
+    s = feed(s, 0, 4, { chunk: 4, max: 0 }).state;
+    assert.equal(feed(s, 4, 8, { chunk: 4, max: 0 }).ahead.length, 0);
+  });
+});

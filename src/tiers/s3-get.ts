@@ -1,0 +1,90 @@
+// S3 reads: ranged GET (`bytes=a-b`). A range past the end is answered by the server with
+// 416 (or fewer bytes): both mean "the bytes that exist". The body is checked against its
+// Content-Length, so a cut connection is an error, never silently short data.
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { callS3, type CallContext } from './s3-call.js';
+import { mapS3Error } from './s3-errors.js';
+import { TierError, type ByteRange } from './tier.js';
+
+export interface GetContext {
+  client: S3Client;
+  bucket: string;
+  tier: string;
+  timeoutMs: number;
+}
+
+export async function s3GetStream(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+  const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
+  if (range && range.length <= 0) {
+    // Nothing to read, but a missing key is still NotFound.
+    await callS3(c, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
+    return Readable.from([]);
+  }
+  const Range = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
+  let res;
+  try {
+    res = await callS3(c, signal, (s) =>
+      g.client.send(new GetObjectCommand({ Bucket: g.bucket, Key: objKey, Range }), { abortSignal: s }),
+    );
+  } catch (e) {
+    if (isInvalidRange(e)) return Readable.from([]); // offset at or past the end
+    throw e;
+  }
+  const body = res.Body as Readable | undefined;
+  if (!body) return Readable.from([]);
+  let expected = res.ContentLength ?? -1;
+  let skip = 0;
+  if (range && !res.ContentRange) {
+    // The server ignored Range and sent the whole object: cut the range out of it.
+    skip = range.offset;
+    expected = Math.max(0, Math.min(range.length, (res.ContentLength ?? 0) - range.offset));
+  }
+  const out = new BodyCheck(expected, skip, res.ContentLength ?? -1, (detail) => new TierError('Unavailable', 'get', g.tier, key, detail));
+  body.once('error', (e) => out.destroy(mapS3Error(e, { ...c, caller: signal })));
+  out.once('close', () => body.readableEnded || body.destroy());
+  body.pipe(out);
+  return out;
+}
+
+export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
+  const s = await s3GetStream(g, key, objKey, range, signal);
+  const parts: Buffer[] = [];
+  for await (const chunk of s) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+function isInvalidRange(e: unknown): boolean {
+  const cause = (e as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } })?.cause;
+  return cause?.name === 'InvalidRange' || cause?.$metadata?.httpStatusCode === 416;
+}
+
+/** Counts body bytes; a body shorter than its Content-Length is an error, not data. */
+class BodyCheck extends Transform {
+  private seen = 0; // bytes of the HTTP body
+  private sent = 0;
+  constructor(
+    private readonly want: number,
+    private readonly skip: number,
+    private readonly contentLength: number,
+    private readonly fail: (detail: string) => Error,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    const start = this.seen;
+    this.seen += chunk.length;
+    const from = Math.max(0, this.skip - start);
+    const room = this.want >= 0 ? this.want - this.sent : chunk.length;
+    const piece = chunk.subarray(from, from + Math.max(0, room));
+    this.sent += piece.length;
+    cb(null, piece.length ? piece : undefined);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.contentLength >= 0 && this.seen !== this.contentLength) {
+      cb(this.fail(`response body ended after ${this.seen} of ${this.contentLength} bytes`));
+      return;
+    }
+    cb();
+  }
+}

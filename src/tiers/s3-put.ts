@@ -1,0 +1,199 @@
+// S3 put: one PutObject (body buffered, Content-MD5) up to the part size; lib-storage
+// multipart above it (memory bounded by queueSize x partSize). The SHA-256 is computed while
+// streaming. Multipart metadata is fixed when the upload starts, so unless the caller passed
+// the SHA-256 in advance, the upload goes to a staging key and is copied onto the final key
+// with the full metadata (one atomic server-side CopyObject), then the staging key is deleted.
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Logger } from '../log.js';
+import { expectedSha, HashCheck } from './hash-stream.js';
+import { callS3, type CallContext } from './s3-call.js';
+import { mapS3Error } from './s3-errors.js';
+import { toS3Metadata } from './s3-meta.js';
+import { TierError, type ObjectMeta, type PutResult } from './tier.js';
+
+const MAX_COPY = 5 * 1024 ** 3; // CopyObject limit
+const MAX_PARTS = 10_000;
+const COPY_RATE = 20 * 1024 * 1024; // bytes/s assumed for server-side copy deadlines
+
+export interface PutContext {
+  client: S3Client;
+  bucket: string;
+  tier: string;
+  storageClass?: string;
+  partSize: number;
+  queueSize: number;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+export interface PutTarget {
+  key: string; // tier key (for errors)
+  objKey: string; // full S3 key
+  stagingKey: string; // full S3 key for the staging copy
+}
+
+export async function s3Put(p: PutContext, t: PutTarget, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {
+  const c: CallContext = { op: 'put', tier: p.tier, key: t.key, bucket: p.bucket, timeoutMs: p.timeoutMs };
+  if (size <= p.partSize) return putSingle(p, c, t, body, size, meta, signal);
+  return putMultipart(p, c, t, body, size, meta, signal);
+}
+
+async function putSingle(p: PutContext, c: CallContext, t: PutTarget, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {
+  const check = new HashCheck({ tier: p.tier, key: t.key, size, sha256: expectedSha(meta.sha256) }, true);
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  try {
+    await pipeline(body, check, sink, signal ? { signal } : {});
+  } catch (e) {
+    throw mapS3Error(e, { ...c, caller: signal });
+  }
+  const md5 = check.md5Base64() ?? '';
+  const res = await callS3(c, signal, (s) =>
+    p.client.send(
+      new PutObjectCommand({
+        Bucket: p.bucket,
+        Key: t.objKey,
+        Body: Buffer.concat(chunks, size),
+        ContentLength: size,
+        ContentMD5: md5, // the server rejects a body that does not match (BadDigest)
+        Metadata: toS3Metadata(meta, check.sha256),
+        StorageClass: p.storageClass as StorageClass | undefined,
+      }),
+      { abortSignal: s },
+    ),
+  );
+  // A single PUT's ETag is the MD5 of the stored bytes. (No HEAD: a concurrent writer of the
+  // same key could answer it.)
+  const md5hex = Buffer.from(md5, 'base64').toString('hex');
+  const etag = res.ETag;
+  if (etag && etag.replace(/"/g, '') !== md5hex) {
+    throw new TierError('Corrupt', 'put', p.tier, t.key, `ETag ${etag} is not the MD5 ${md5hex} of what was sent`);
+  }
+  return { sha256: check.sha256, size, ...(etag ? { etag } : {}) };
+}
+
+async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {
+  const expect = expectedSha(meta.sha256);
+  // Direct to the final key when the metadata is complete up front (or too big to copy).
+  const direct = expect !== undefined || size > MAX_COPY;
+  const target = direct ? t.objKey : t.stagingKey;
+  const check = new HashCheck({ tier: p.tier, key: t.key, size, sha256: expect });
+  body.once('error', (e) => check.destroy(e));
+  check.once('close', () => body.readableEnded || body.destroy()); // as pipeline() would
+  body.pipe(check);
+
+  const ac = new AbortController();
+  let bodyEnded = false;
+  let stopped: TierError | undefined;
+  check.once('end', () => (bodyEnded = true));
+  // Before the body has ended we abort the upload at once; after it, the remaining parts and
+  // CompleteMultipartUpload run to their end (bounded by request timeouts), so an abort can
+  // never race a completing upload into "rejected but visible".
+  const stop = (err: TierError) => {
+    if (stopped || bodyEnded) return;
+    stopped = err;
+    check.destroy(err);
+    ac.abort();
+  };
+  const onAbort = () => stop(new TierError('Aborted', 'put', p.tier, t.key, 'aborted by caller'));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  // Watchdog: no body progress and no part progress for timeoutMs -> Timeout.
+  let lastBytes = -1;
+  let lastMove = Date.now();
+  const watchdog = setInterval(() => {
+    if (check.bytes !== lastBytes) [lastBytes, lastMove] = [check.bytes, Date.now()];
+    else if (Date.now() - lastMove >= p.timeoutMs) {
+      stop(new TierError('Timeout', 'put', p.tier, t.key, `no upload progress for ${p.timeoutMs} ms`));
+    }
+  }, Math.max(50, Math.min(1000, p.timeoutMs / 4)));
+
+  const partSize = Math.max(p.partSize, Math.ceil(size / MAX_PARTS / 1048576) * 1048576);
+  const upload = new Upload({
+    client: p.client,
+    params: {
+      Bucket: p.bucket,
+      Key: target,
+      Body: check,
+      ContentLength: size,
+      Metadata: toS3Metadata(meta, direct ? expect : undefined),
+      StorageClass: p.storageClass as StorageClass | undefined,
+    },
+    partSize,
+    queueSize: p.queueSize,
+    leavePartsOnError: false,
+    abortController: ac,
+  });
+  upload.on('httpUploadProgress', () => (lastMove = Date.now()));
+  try {
+    try {
+      await upload.done();
+    } catch (e) {
+      throw stopped ?? mapS3Error(e, { ...c, caller: signal });
+    } finally {
+      clearInterval(watchdog);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    // HEAD: multipart ETags come back empty from some servers (RGW); size is what we check.
+    const uploadedEtag = await verifySize(p, c, target, size, signal);
+    if (direct) return { sha256: check.sha256, size, ...(uploadedEtag ? { etag: uploadedEtag } : {}) };
+    const copied = await callS3(
+      c,
+      signal,
+      (s) =>
+        p.client.send(
+          new CopyObjectCommand({
+            Bucket: p.bucket,
+            Key: t.objKey,
+            CopySource: `${p.bucket}/${target.split('/').map(encodeURIComponent).join('/')}`,
+            MetadataDirective: 'REPLACE',
+            Metadata: toS3Metadata(meta, check.sha256),
+            StorageClass: p.storageClass as StorageClass | undefined,
+          }),
+          { abortSignal: s },
+        ),
+      p.timeoutMs + Math.ceil((size / COPY_RATE) * 1000),
+    );
+    // Server-side copy of the verified staging object: its ETag stands for the result.
+    const etag = copied.CopyObjectResult?.ETag;
+    return { sha256: check.sha256, size, ...(etag ? { etag } : {}) };
+  } finally {
+    if (!direct) await dropStaging(p, c, target);
+  }
+}
+
+/** HEAD after upload: the stored size must be the declared size. Returns the ETag. */
+async function verifySize(p: PutContext, c: CallContext, objKey: string, size: number, signal?: AbortSignal): Promise<string | undefined> {
+  const head = await callS3({ ...c, op: 'put (verify)' }, signal, (s) =>
+    p.client.send(new HeadObjectCommand({ Bucket: p.bucket, Key: objKey }), { abortSignal: s }),
+  );
+  if (head.ContentLength !== size) {
+    throw new TierError('ShortObject', 'put', p.tier, c.key, `stored ${head.ContentLength} bytes, expected ${size}`);
+  }
+  return head.ETag;
+}
+
+async function dropStaging(p: PutContext, c: CallContext, stagingKey: string): Promise<void> {
+  try {
+    await callS3({ ...c, op: 'put (drop staging)' }, undefined, (s) =>
+      p.client.send(new DeleteObjectCommand({ Bucket: p.bucket, Key: stagingKey }), { abortSignal: s }),
+    );
+  } catch (e) {
+    p.logger.warn('staging object left behind; sweepTemp removes it later', { tier: p.tier, key: stagingKey, err: e });
+  }
+}

@@ -34,22 +34,22 @@ export class PolicyParser extends CstParser {
 
   tierDecl = this.RULE('tierDecl', () => {
     this.CONSUME(T.Tier);
-    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.CONSUME(T.Name, { LABEL: 'name' });
     this.SUBRULE(this.block);
   });
 
   filesetDecl = this.RULE('filesetDecl', () => {
     this.CONSUME(T.Fileset);
-    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.CONSUME(T.Name, { LABEL: 'name' });
     this.SUBRULE(this.block);
   });
 
   policyDecl = this.RULE('policyDecl', () => {
     this.CONSUME(T.Policy);
-    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.CONSUME(T.Name, { LABEL: 'name' });
     this.OPTION(() => {
       this.CONSUME(T.On);
-      this.CONSUME2(T.Identifier, { LABEL: 'fileset' });
+      this.CONSUME2(T.Name, { LABEL: 'fileset' });
     });
     this.SUBRULE(this.block);
   });
@@ -124,7 +124,7 @@ export class PolicyParser extends CstParser {
   /** `rule NAME: CONDITION -> ACTION` */
   ruleDecl = this.RULE('ruleDecl', () => {
     this.CONSUME(T.Rule);
-    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.CONSUME(T.Name, { LABEL: 'name' });
     this.CONSUME(T.Colon);
     this.SUBRULE(this.orExpr);
     this.CONSUME(T.Arrow);
@@ -138,7 +138,7 @@ export class PolicyParser extends CstParser {
     ]);
     this.OPTION(() => {
       this.CONSUME(T.To);
-      this.CONSUME2(T.Identifier, { LABEL: 'tier' });
+      this.CONSUME2(T.Name, { LABEL: 'tier' });
     });
   });
 
@@ -183,7 +183,7 @@ export class PolicyParser extends CstParser {
   comparison = this.RULE('comparison', () => {
     this.CONSUME(T.Identifier, { LABEL: 'attr' });
     this.CONSUME(T.CmpOp, { LABEL: 'op' });
-    this.CONSUME(T.Literal, { LABEL: 'value' });
+    this.CONSUME(T.Value, { LABEL: 'value' });
   });
 }
 

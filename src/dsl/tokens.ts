@@ -12,16 +12,26 @@ export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA, label: 'a c
 export const OptionKey = createToken({ name: 'OptionKey', pattern: Lexer.NA, label: 'an option' });
 /** Literal values an option or comparison can take. */
 export const Literal = createToken({ name: 'Literal', pattern: Lexer.NA, label: 'a value' });
+/** Where a name goes: identifiers and keywords alike (`tier local`, `owner == root`). */
+export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a name' });
+/** The right side of a comparison: any literal, or a keyword read as a bare word. */
+export const Value = createToken({ name: 'Value', pattern: Lexer.NA, label: 'a value' });
 /** Names; also a Literal for bare words such as `released`, `when_required`, `files`. */
 export const Identifier = createToken({
   name: 'Identifier',
   pattern: /[A-Za-z_][A-Za-z0-9_]*/,
   label: 'a name',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Name, Value],
 });
 
 const kw = (word: string, categories: TokenType[] = [Junk]): TokenType =>
-  createToken({ name: `Kw_${word}`, pattern: new RegExp(word), longer_alt: Identifier, label: `'${word}'`, categories });
+  createToken({
+    name: `Kw_${word}`,
+    pattern: new RegExp(word),
+    longer_alt: Identifier,
+    label: `'${word}'`,
+    categories: [...categories, Value, ...(word === 'true' || word === 'false' ? [] : [Name])],
+  });
 
 // Declarations (not Junk: they start a new top-level item).
 export const Tier = kw('tier', []);
@@ -82,44 +92,44 @@ export const Percent = createToken({
   name: 'Percent',
   pattern: new RegExp(`${NUM}%`),
   label: 'a percentage',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 export const Size = createToken({
   name: 'Size',
   pattern: new RegExp(`${NUM}(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B)${END}`),
   label: 'a size',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 export const Duration = createToken({
   name: 'Duration',
   pattern: new RegExp(`${NUM}(?:min|s|h|d|w|y)${END}`),
   label: 'a duration',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 export const BadQuantity = createToken({
   name: 'BadQuantity',
   pattern: new RegExp(`${NUM}[A-Za-z_][A-Za-z0-9_]*`),
   label: 'a value',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 export const NumberLit = createToken({
   name: 'Number',
   pattern: new RegExp(`${NUM}${END}`),
   label: 'a number',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 export const StringLit = createToken({
   name: 'String',
   pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*"/,
   label: 'a string',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 /** A string with no closing quote on its line: lexed anyway so parsing goes on. */
 export const UnterminatedString = createToken({
   name: 'UnterminatedString',
   pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*\\?/,
   label: 'a string',
-  categories: [Junk, Literal],
+  categories: [Junk, Literal, Value],
 });
 
 const punct = (name: string, pattern: string, categories: TokenType[] = [Junk]): TokenType =>
@@ -189,6 +199,8 @@ export const allTokens: TokenType[] = [
   CmpOp,
   Literal,
   OptionKey,
+  Name,
+  Value,
 ];
 
 export const policyLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

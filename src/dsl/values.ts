@@ -54,6 +54,7 @@ export function literalValue(t: IToken, file: string): Value | undefined {
     case 'Kw_false':
       return { kind: 'bool', value: false, span };
   }
+  if (t.tokenType.name.startsWith('Kw_')) return { kind: 'ident', name: t.image, span }; // `owner == root`
   const m = QTY.exec(t.image);
   if (!m) return undefined;
   const n = Number(m[1]);

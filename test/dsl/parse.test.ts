@@ -209,6 +209,14 @@ describe('constructs', () => {
     );
   });
 
+  test('keywords work as names and bare-word values', () => {
+    const pf = ok(`tier local { local "/x" }\nfileset root { root "/d" }
+      policy order on root { rule limit: owner == "root" and group != "local" -> release to local }`);
+    assert.deepEqual([pf.tiers[0]!.name, pf.filesets[0]!.name, pf.policies[0]!.fileset, pf.policies[0]!.rules[0]!.name], ['local', 'root', 'root', 'limit']);
+    const r = parsePolicy(`${HEAD}policy p on fs { rule a: state == root -> keep }`, 'x');
+    assert.deepEqual(r.diagnostics.map((d) => d.code), ['unknown-state']);
+  });
+
   test('long or-chains become shallow balanced trees', () => {
     const n = 5000;
     const cond = Array.from({ length: n }, (_, i) => `uid == ${i}`).join(' or ');

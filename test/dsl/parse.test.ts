@@ -49,11 +49,12 @@ describe('the example policy of issue 2', () => {
 
   test('tiers: local and s3 with options and tuning', () => {
     assert.equal(pf.tiers.length, 2);
-    const [nas, cold] = pf.tiers;
+    const nas = pf.tiers[0]!;
+    const cold = pf.tiers[1]!;
     assert.deepEqual({ ...nas, span: undefined }, { kind: 'local', name: 'nas', path: '/mnt/nas/tier', tuning: DEFAULT_TUNING, span: undefined });
-    assert.deepEqual(nas!.span, { file: 't.hsmpolicy', line: 2, col: 6, length: 3 });
-    assert.equal(cold!.kind, 's3');
-    if (cold!.kind !== 's3') return;
+    assert.deepEqual(nas.span, { file: 't.hsmpolicy', line: 2, col: 6, length: 3 });
+    assert.equal(cold.kind, 's3');
+    if (cold.kind !== 's3') return;
     assert.equal(cold.bucket, 'archive');
     assert.equal(cold.prefix, 'gw1/');
     assert.equal(cold.endpoint, 'http://127.0.0.1:7480');

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR, type TierTuning } from '../../src/dsl/ast.js';
-import { XATTR_STATE, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
 import { createGroup, type GroupMode } from '../../src/kernel/fanotify.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';
-import { silentLogger } from '../../src/log.js';
+import { jsonLogger, silentLogger } from '../../src/log.js';
 import { RecallService, type RecallLogRecord } from '../../src/recall/service.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import type { Tier } from '../../src/tiers/tier.js';
@@ -58,7 +58,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     tiers: new Map([[tier.name, tier]]),
     settings: { wholeFileFor: DEFAULT_WHOLE_FILE_FOR },
     inflightPath,
-    log: silentLogger,
+    log: process.env.TIER_TEST_LOG ? jsonLogger((l) => process.stderr.write(l + '\n'), 'debug') : silentLogger,
     onRecall: (r) => records.push(r),
     tuning: new Map([[tier.name, tuning]]),
   });
@@ -151,7 +151,7 @@ export function allocated(path: string): number {
 export async function stateOf(path: string): Promise<StateRecord | null> {
   const r = await run('getfattr', ['--only-values', '-n', XATTR_STATE, path]);
   if (r.code !== 0) return null;
-  return JSON.parse(r.stdout.toString()) as StateRecord;
+  return decodeRecord(r.stdout);
 }
 
 export async function residentOf(path: string): Promise<Buffer | null> {

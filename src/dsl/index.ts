@@ -5,11 +5,13 @@
 // `policy` is null only when the text could not be parsed (lexer or syntax errors); with
 // semantic errors it is still returned for tools, and callers that act on it must refuse
 // to run when `hasErrors(diagnostics)`.
-import type { IToken } from 'chevrotain';
+import { EOF, type IToken } from 'chevrotain';
 import type { PolicyFile, Span } from './ast.js';
 import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity } from './tokens.js';
-import { parseTokens } from './parser.js';
+import { parseDeclaration } from './parser.js';
+import { segment } from './segment.js';
+import { describeToken } from './parse-messages.js';
 import { fileToAst } from './to-ast.js';
 import { validatePolicyFile } from './validate.js';
 import { spanOf, unitHint } from './values.js';
@@ -49,10 +51,22 @@ export function parsePolicy(text: string, file: string): ParseResult {
       if (t.tokenType === BadQuantity) accept('error', 'unknown-unit', `unknown unit in '${t.image}'`, spanOf(t, file), unitHint(t.image));
     }
     const tokens = flattenDeepParens(lexed.tokens, file, accept);
-    const { cst, errors } = parseTokens(tokens);
-    for (const e of errors) accept('error', 'syntax', e.message, errorSpan(e.token, (e as { previousToken?: IToken }).previousToken, file));
+    const { decls, junk } = segment(tokens);
+    for (const run of junk) {
+      const t = run[0]!;
+      accept('error', 'syntax', `unexpected ${describeToken(t)}; expected 'tier', 'fileset', 'policy' or 'recall'`, spanOf(t, file));
+    }
+    const csts = decls.map((d) => {
+      const { cst, errors } = parseDeclaration(d.tokens);
+      for (const e of errors) {
+        // The segment's end is not the file's end: name the token that really follows.
+        const msg = d.next && e.token.tokenType === EOF ? e.message.replace('the end of the file', describeToken(d.next)) : e.message;
+        accept('error', 'syntax', msg, errorSpan(e.token, (e as { previousToken?: IToken }).previousToken, file));
+      }
+      return cst;
+    });
     const syntaxOk = !hasErrors(diagnostics);
-    const pf = fileToAst(cst, file, accept);
+    const pf = fileToAst(csts, file, accept);
     validatePolicyFile(pf, accept);
     if (syntaxOk && pf.tiers.length + pf.filesets.length + pf.policies.length === 0 && !pf.recall.span) {
       accept('warning', 'empty-file', 'the file defines no tier, fileset or policy', at(file, 1, 1));

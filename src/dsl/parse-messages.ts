@@ -32,7 +32,7 @@ export const errorMessageProvider: IParserErrorMessageProvider = {
     return `expected ${label(expected)} but found ${describeToken(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
-    return `unexpected ${describeToken(firstRedundant)}; expected 'tier', 'fileset', 'policy' or 'recall'`;
+    return `unexpected ${describeToken(firstRedundant)} after the end of the declaration`;
   },
   buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
     const what =

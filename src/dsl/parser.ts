@@ -5,6 +5,10 @@
 //
 // Recursion: only parenthesised expressions recurse; index.ts flattens parentheses past a
 // fixed depth before parsing, so no input can exhaust the stack here.
+//
+// Each declaration is parsed as its own input (segment.ts). With one grammar for the whole
+// file, chevrotain's re-sync recovery treats any token that may start the next top-level
+// item as a sync point, so one bad rule would swallow the rest of its policy.
 import { CstParser, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
 import * as T from './tokens.js';
 import { errorMessageProvider } from './parse-messages.js';
@@ -15,21 +19,14 @@ export class PolicyParser extends CstParser {
     this.performSelfAnalysis();
   }
 
-  file = this.RULE('file', () => {
-    this.MANY(() =>
-      this.OR([
-        { ALT: () => this.SUBRULE(this.tierDecl) },
-        { ALT: () => this.SUBRULE(this.filesetDecl) },
-        { ALT: () => this.SUBRULE(this.policyDecl) },
-        { ALT: () => this.SUBRULE(this.recallDecl) },
-        { ALT: () => this.SUBRULE(this.junk) },
-      ]),
-    );
-  });
-
-  /** Tokens between declarations that start none: reported once per run by to-ast. */
-  junk = this.RULE('junk', () => {
-    this.AT_LEAST_ONE(() => this.CONSUME(T.Junk));
+  /** One declaration: index.ts parses each top-level segment on its own (see segment.ts). */
+  declaration = this.RULE('declaration', () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.tierDecl) },
+      { ALT: () => this.SUBRULE(this.filesetDecl) },
+      { ALT: () => this.SUBRULE(this.policyDecl) },
+      { ALT: () => this.SUBRULE(this.recallDecl) },
+    ]);
   });
 
   tierDecl = this.RULE('tierDecl', () => {
@@ -136,10 +133,18 @@ export class PolicyParser extends CstParser {
       { ALT: () => this.CONSUME(T.Identifier, { LABEL: 'verb' }) },
       { ALT: () => this.CONSUME(T.Recall, { LABEL: 'verb' }) },
     ]);
-    this.OPTION(() => {
-      this.CONSUME(T.To);
-      this.CONSUME2(T.Name, { LABEL: 'tier' });
-    });
+    this.OPTION(() =>
+      this.OR2([
+        {
+          ALT: () => {
+            this.CONSUME(T.To);
+            this.CONSUME2(T.Name, { LABEL: 'tier' });
+          },
+        },
+        // `release nas`: parsed so the message can say "release to nas".
+        { ALT: () => this.CONSUME3(T.Identifier, { LABEL: 'bareTier' }) },
+      ]),
+    );
   });
 
   orExpr = this.RULE('orExpr', () => {
@@ -190,9 +195,9 @@ export class PolicyParser extends CstParser {
 // One instance: performSelfAnalysis is the expensive part and the parser is reusable.
 let shared: PolicyParser | undefined;
 
-export function parseTokens(tokens: IToken[]): { cst: CstNode; errors: IRecognitionException[] } {
+export function parseDeclaration(tokens: IToken[]): { cst: CstNode; errors: IRecognitionException[] } {
   shared ??= new PolicyParser();
   shared.input = tokens;
-  const cst = shared.file();
+  const cst = shared.declaration();
   return { cst, errors: [...shared.errors] };
 }

@@ -28,7 +28,9 @@ function actionOf(n: CstNode | undefined, file: string, accept: Accept): Action 
   const verb = token(n, 'verb');
   if (!n || !verb) return undefined;
   const span = spanFromTo(verb, lastToken(n), file);
-  const target = token(n, 'tier');
+  const bare = token(n, 'bareTier');
+  if (bare) accept('error', 'syntax', `expected 'to' before '${bare.image}'`, spanOf(bare, file), `write ${verb.image} to ${bare.image}`);
+  const target = token(n, 'tier') ?? bare;
   const v = verb.image;
   if (v === 'archive' || v === 'release') {
     if (!target) {

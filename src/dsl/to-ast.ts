@@ -12,11 +12,10 @@ import {
   type TierDecl,
 } from './ast.js';
 import type { Accept } from './diagnostics.js';
-import { firstToken, node, nodes, token } from './cst.js';
+import { node, nodes, token } from './cst.js';
 import { blockSettings, readBool, readCount, readEnum, readFlag, readQuantity, readString, readStrings } from './settings.js';
 import { checkGlob, checkRoot } from './check-values.js';
 import { policyToAst } from './to-ast-policy.js';
-import { describeToken } from './parse-messages.js';
 import { spanOf } from './values.js';
 
 export const TIER_OPTIONS = [
@@ -39,26 +38,24 @@ const S3_ONLY = new Set(['bucket', 'prefix', 'endpoint', 'region', 'storage_clas
 export const FILESET_OPTIONS = ['root', 'include', 'exclude'] as const;
 export const RECALL_OPTIONS = ['whole_file_for'] as const;
 
-export function fileToAst(cst: CstNode, file: string, accept: Accept): PolicyFile {
+/** `decls`: one `declaration` CST node per top-level segment, in source order. */
+export function fileToAst(decls: CstNode[], file: string, accept: Accept): PolicyFile {
   const pf: PolicyFile = { file, tiers: [], filesets: [], policies: [], recall: { wholeFileFor: [...DEFAULT_WHOLE_FILE_FOR] } };
   let recallSeen: Span | undefined;
-  for (const j of nodes(cst, 'junk')) {
-    const t = firstToken(j);
-    if (t) accept('error', 'syntax', `unexpected ${describeToken(t)}; expected 'tier', 'fileset', 'policy' or 'recall'`, spanOf(t, file));
-  }
-  for (const n of nodes(cst, 'tierDecl')) {
+  const all = (kind: string) => decls.flatMap((d) => nodes(d, kind));
+  for (const n of all('tierDecl')) {
     const t = tierToAst(n, file, accept);
     if (t) pf.tiers.push(t);
   }
-  for (const n of nodes(cst, 'filesetDecl')) {
+  for (const n of all('filesetDecl')) {
     const f = filesetToAst(n, file, accept);
     if (f) pf.filesets.push(f);
   }
-  for (const n of nodes(cst, 'policyDecl')) {
+  for (const n of all('policyDecl')) {
     const p = policyToAst(n, file, accept);
     if (p) pf.policies.push(p);
   }
-  for (const n of nodes(cst, 'recallDecl')) {
+  for (const n of all('recallDecl')) {
     const kw = token(n, 'Kw_recall');
     const span = kw ? spanOf(kw, file) : undefined;
     if (recallSeen && span) accept('error', 'duplicate-option', `only one recall block is allowed (first at line ${recallSeen.line})`, span);

@@ -4,8 +4,6 @@
 // becomes a BadQuantity token so the user gets "unknown unit" instead of two tokens.
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
-/** Every token that may appear between declarations as junk (all but the declaration keywords). */
-export const Junk = createToken({ name: 'Junk', pattern: Lexer.NA });
 /** Comparison operators, one category so the parser takes any of them. */
 export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA, label: 'a comparison operator' });
 /** Keywords that start a `key value, value...` setting inside a block. */
@@ -21,10 +19,10 @@ export const Identifier = createToken({
   name: 'Identifier',
   pattern: /[A-Za-z_][A-Za-z0-9_]*/,
   label: 'a name',
-  categories: [Junk, Literal, Name, Value],
+  categories: [Literal, Name, Value],
 });
 
-const kw = (word: string, categories: TokenType[] = [Junk]): TokenType =>
+const kw = (word: string, categories: TokenType[] = []): TokenType =>
   createToken({
     name: `Kw_${word}`,
     pattern: new RegExp(word),
@@ -33,7 +31,7 @@ const kw = (word: string, categories: TokenType[] = [Junk]): TokenType =>
     categories: [...categories, Value, ...(word === 'true' || word === 'false' ? [] : [Name])],
   });
 
-// Declarations (not Junk: they start a new top-level item).
+// Declarations: index.ts cuts the token stream into one segment per declaration at these.
 export const Tier = kw('tier', []);
 export const Fileset = kw('fileset', []);
 export const Policy = kw('policy', []);
@@ -45,10 +43,10 @@ export const To = kw('to');
 export const And = kw('and');
 export const Or = kw('or');
 export const Not = kw('not');
-export const True = kw('true', [Junk, Literal]);
-export const False = kw('false', [Junk, Literal]);
+export const True = kw('true', [Literal]);
+export const False = kw('false', [Literal]);
 
-const OPT = [Junk, OptionKey];
+const OPT = [OptionKey];
 
 // Tier options.
 export const Local = kw('local', OPT);
@@ -92,60 +90,60 @@ export const Percent = createToken({
   name: 'Percent',
   pattern: new RegExp(`${NUM}%`),
   label: 'a percentage',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 export const Size = createToken({
   name: 'Size',
   pattern: new RegExp(`${NUM}(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B)${END}`),
   label: 'a size',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 export const Duration = createToken({
   name: 'Duration',
   pattern: new RegExp(`${NUM}(?:min|s|h|d|w|y)${END}`),
   label: 'a duration',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 export const BadQuantity = createToken({
   name: 'BadQuantity',
   pattern: new RegExp(`${NUM}[A-Za-z_][A-Za-z0-9_]*`),
   label: 'a value',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 export const NumberLit = createToken({
   name: 'Number',
   pattern: new RegExp(`${NUM}${END}`),
   label: 'a number',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 export const StringLit = createToken({
   name: 'String',
   pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*"/,
   label: 'a string',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 /** A string with no closing quote on its line: lexed anyway so parsing goes on. */
 export const UnterminatedString = createToken({
   name: 'UnterminatedString',
   pattern: /"(?:[^"\\\n\r]|\\[^\n\r])*\\?/,
   label: 'a string',
-  categories: [Junk, Literal, Value],
+  categories: [Literal, Value],
 });
 
-const punct = (name: string, pattern: string, categories: TokenType[] = [Junk]): TokenType =>
+const punct = (name: string, pattern: string, categories: TokenType[] = []): TokenType =>
   createToken({ name, pattern: new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), label: `'${pattern}'`, categories });
 
 export const Arrow = punct('Arrow', '->');
-export const Eq = punct('Eq', '==', [Junk, CmpOp]);
-export const Ne = punct('Ne', '!=', [Junk, CmpOp]);
-export const NotMatch = punct('NotMatch', '!~', [Junk, CmpOp]);
-export const Le = punct('Le', '<=', [Junk, CmpOp]);
-export const Ge = punct('Ge', '>=', [Junk, CmpOp]);
-export const Lt = punct('Lt', '<', [Junk, CmpOp]);
-export const Gt = punct('Gt', '>', [Junk, CmpOp]);
-export const Match = punct('Match', '~', [Junk, CmpOp]);
+export const Eq = punct('Eq', '==', [CmpOp]);
+export const Ne = punct('Ne', '!=', [CmpOp]);
+export const NotMatch = punct('NotMatch', '!~', [CmpOp]);
+export const Le = punct('Le', '<=', [CmpOp]);
+export const Ge = punct('Ge', '>=', [CmpOp]);
+export const Lt = punct('Lt', '<', [CmpOp]);
+export const Gt = punct('Gt', '>', [CmpOp]);
+export const Match = punct('Match', '~', [CmpOp]);
 /** A lone `=`: accepted as a comparison so the validator can say "use ==". */
-export const SingleEq = punct('SingleEq', '=', [Junk, CmpOp]);
+export const SingleEq = punct('SingleEq', '=', [CmpOp]);
 export const Colon = punct('Colon', ':');
 export const Comma = punct('Comma', ',');
 export const LCurly = punct('LCurly', '{');
@@ -195,7 +193,6 @@ export const allTokens: TokenType[] = [
   // Keywords, longest first so no keyword hides a longer one (`or` / `order`).
   ...keywords,
   Identifier,
-  Junk,
   CmpOp,
   Literal,
   OptionKey,

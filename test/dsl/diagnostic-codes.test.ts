@@ -128,6 +128,34 @@ describe('diagnostic codes at exact positions', () => {
     );
   });
 
+  test('recovery: an error in one rule does not hide the next rules, a missing } costs one error', () => {
+    const text = [
+      'tier nas { local "/a"',
+      'fileset fs { root "/d" }',
+      'policy p on fs {',
+      '  rule a: size > 1MiB and -> keep',
+      '  rule b: size > 1MiB -> release nas',
+      '  rule c: (size > 1MiB -> keep',
+      '  rule d: size > 30d -> keep',
+      '}',
+      'stray tokens here',
+      'policy q on nowhere { rule e: true -> keep }',
+    ].join('\n');
+    const r = parsePolicy(text, 'x');
+    assert.deepEqual(
+      r.diagnostics.map((d) => `${d.span.line}:${d.span.col}:${d.code}: ${d.message}`),
+      [
+        "1:22:syntax: expected an option, a rule or '}' but found 'fileset'",
+        '4:27:syntax: expected a condition (e.g. size > 1MiB, name ~ "*.log", or true) but found \'->\'',
+        "5:34:syntax: expected 'to' before 'nas'",
+        "6:24:syntax: expected ')' but found '->'",
+        '7:18:type-mismatch: size compares with a size such as 64KiB, not a duration (30d)',
+        "9:1:syntax: unexpected 'stray'; expected 'tier', 'fileset', 'policy' or 'recall'",
+        "10:13:unknown-fileset: fileset 'nowhere' is not defined",
+      ],
+    );
+  });
+
   test('semantic errors keep the AST; syntax errors drop it', () => {
     assert.notEqual(parsePolicy(P('  rule a: size > 30d -> keep'), 'x').policy, null);
     assert.equal(parsePolicy(P('  rule a size > 1B -> keep'), 'x').policy, null);

@@ -97,7 +97,13 @@ export function pattern(size: number, seed = 1): Buffer {
  * Writes `data` at `name` (mode `fileMode`), uploads it, and releases it: mark, punch,
  * record, restore mtime. Returns the path.
  */
-export async function makeReleased(h: Harness, name: string, data: Buffer, fileMode = 0o644): Promise<string> {
+export async function makeReleased(
+  h: Harness,
+  name: string,
+  data: Buffer,
+  fileMode = 0o644,
+  mark: (fd: number) => void = (fd) => h.svc.markReleased(fd),
+): Promise<string> {
   const path = join(h.fs.dir, name);
   writeFileSync(path, data, { mode: fileMode });
   const key = `k/${name}`;
@@ -106,7 +112,7 @@ export async function makeReleased(h: Harness, name: string, data: Buffer, fileM
   await h.tier.put(key, Readable.from([data]), data.length, meta);
   const fd = openSync(path, 'r+');
   try {
-    h.svc.markReleased(fd);
+    mark(fd);
     // Whole blocks only are freed: punch up to the block past EOF (KEEP_SIZE keeps the size).
     punchHole(fd, 0, Math.ceil(data.length / 65536) * 65536, path);
     if (fstatSync(fd).blocks !== 0) throw new Error(`${path}: punch left blocks`);

@@ -70,7 +70,10 @@ function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: A
   switch (type) {
     case 'size':
     case 'duration':
-      if (v.kind === type) return;
+      if (v.kind === type) {
+        if ((v.kind === 'size' ? v.bytes : v.ms) < 0) accept('error', 'invalid-value', `${attr} cannot be compared with a negative ${type}`, v.span);
+        return;
+      }
       if (v.kind === 'number') {
         const unit = type === 'size' ? 'B KB MB GB TB KiB MiB GiB TiB' : 's min h d w y';
         accept('error', 'missing-unit', `${attr} needs a unit on ${v.value}: ${unit}`, v.span, `e.g. ${v.value}${type === 'size' ? 'KiB' : 'd'}`);
@@ -80,6 +83,7 @@ function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: A
     case 'string':
       if (v.kind === 'string') {
         if (op === '~' || op === '!~') checkGlob(v.value, v.span, accept);
+        checkNeverMatches(attr, v.value, v.span, accept);
         return;
       }
       if (v.kind === 'number' && (attr === 'owner' || attr === 'group')) return bad(`compare numeric ids with ${attr === 'owner' ? 'uid' : 'gid'}`);
@@ -102,5 +106,14 @@ function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: A
     case 'bool':
       if (v.kind === 'bool') return;
       return bad();
+  }
+}
+
+/** Patterns that cannot match what the attribute holds: a likely misunderstanding. */
+function checkNeverMatches(attr: string, pattern: string, span: Value['span'], accept: Accept): void {
+  if (attr === 'path' && pattern.startsWith('/')) {
+    accept('warning', 'never-matches', `path is relative to the fileset root, so ${JSON.stringify(pattern)} never matches`, span, `drop the leading '/': ${JSON.stringify(pattern.replace(/^\/+/, ''))}`);
+  } else if (attr === 'name' && pattern.includes('/')) {
+    accept('warning', 'never-matches', `name is the last path component and holds no '/', so ${JSON.stringify(pattern)} never matches`, span, 'use path ~ for patterns with directories');
   }
 }

@@ -86,6 +86,10 @@ const CASES: [string, 'error' | 'warning', string, string?][] = [
   ['invalid-operator', 'error', P('  rule a: size ⟨= 1KiB -> keep'), "use '=='"],
   ['invalid-operator', 'error', P('  rule a: path ⟨< "a" -> keep')],
   ['invalid-operator', 'error', P('  rule a: size ⟨~ "1*" -> keep')],
+  ['invalid-value', 'error', P('  rule a: size > ⟨-1KiB -> keep'), 'negative'],
+  ['invalid-value', 'error', P('  rule a: uid == ⟨-1 -> keep'), 'whole number'],
+  ['never-matches', 'warning', P('  rule a: path ~ ⟨"/srv/media/**" -> keep'), 'drop the leading'],
+  ['never-matches', 'warning', P('  rule a: name ~ ⟨"raw/*.h5" -> keep'), 'use path ~'],
   ['empty-file', 'warning', '⟨# nothing but a comment\n'],
 ];
 

@@ -113,6 +113,14 @@ describe('diagnostic codes at exact positions', () => {
     assert.deepEqual(r.diagnostics.map((d) => [d.code, d.span.line, d.span.col]), [['file-too-large', 1, 1]]);
   });
 
+  test('internal-error: a failure inside the checker becomes a diagnostic, not an exception', () => {
+    // Fault injection: a caller bug (no text at all) makes the lexer fail internally.
+    const r = parsePolicy(undefined as unknown as string, 'broken');
+    assert.equal(r.policy, null);
+    assert.deepEqual(r.diagnostics.map((d) => [d.code, d.severity, d.span.line, d.span.col]), [['internal-error', 'error', 1, 1]]);
+    assert.match(r.diagnostics[0]!.message, /^internal error while checking the policy: /);
+  });
+
   test('too-many-errors: diagnostics are capped with a summary', () => {
     const r = parsePolicy(Array.from({ length: 300 }, () => '@').join('\n'), 'junk');
     assert.equal(r.diagnostics.length, 101);

@@ -23,6 +23,8 @@ export interface ReleasedRow {
 export interface MarkResult {
   marked: number;
   skipped: number;
+  /** True in a restarted worker: the marks were kept by the group, none placed now. */
+  inherited: boolean;
 }
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME;
@@ -42,7 +44,7 @@ export function markReleasedFiles(
       log.warn('not marked at start-up', { path: row.path, op: 'mark', reason: why });
     }
   }
-  return { marked, skipped };
+  return { marked, skipped, inherited: false };
 }
 
 /** Returns null when marked, else why not. */

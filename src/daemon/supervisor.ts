@@ -73,6 +73,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     mode,
     groupFd: 3,
     inflightPath,
+    freshGroup: true,
   };
 
   const start = () => {
@@ -81,6 +82,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     const startedAt = Date.now();
     let fatal: string | null = null;
     const c = spawnWorker(config, groupFd);
+    config.freshGroup = false; // every later worker inherits the marks
     child = c;
     o.log.info('worker started', { workerPid: c.pid, mode });
     c.on('message', (m: WorkerMessage) => {

@@ -11,6 +11,12 @@ export interface WorkerConfig {
   groupFd: number;
   /** Where the recall service keeps the fd numbers of events it is serving. */
   inflightPath: string;
+  /**
+   * True for the first worker of a group. A restarted worker inherits the marks (they live
+   * in the group) and must not open marked files to mark them again: with FAN_OPEN_PERM in
+   * the mask, its own synchronous open() would wait for an answer only it can give.
+   */
+  freshGroup: boolean;
 }
 
 export type WorkerMessage =

@@ -12,7 +12,7 @@ import { ControlServer } from './control-server.js';
 import { makeHandlers, type WorkerState } from './handlers.js';
 import { loadPolicies } from './policies.js';
 import { socketPath } from './protocol.js';
-import { markReleasedFiles } from './startup-marks.js';
+import { markReleasedFiles, type MarkResult } from './startup-marks.js';
 import type { WorkerConfig, WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
@@ -41,8 +41,11 @@ export async function runWorker(
   });
   await recall.start();
 
-  const startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log);
-  log.info('start-up marks placed', { ...startup });
+  let startup: MarkResult = { marked: 0, skipped: 0, inherited: true };
+  if (cfg.freshGroup) {
+    startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log);
+    log.info('start-up marks placed', { ...startup });
+  } else log.info('marks inherited from the previous worker');
 
   const state: WorkerState = { cfg, tiers, policies: loaded.policies, catalog, recall, log, startup, startedAt: Date.now() };
   const control: ControlServer = new ControlServer(

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { openCatalog } from '../../src/engine/catalog.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
@@ -22,14 +23,23 @@ export interface DaemonProc {
   stderrText(): string;
   ready: Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first log line matching pred (waits for it). */
+  waitLog(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function cli(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+export interface CliOptions {
+  /** Extra node flags (e.g. `--import` of a fault-injection module); the worker inherits them. */
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+}
+
+export function cli(args: string[], o: CliOptions = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', ...(o.nodeArgs ?? []), 'src/cli/main.ts', ...args], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...o.env },
   });
 }
 
@@ -42,8 +52,8 @@ export function runCli(args: string[]): Promise<{ code: number | null; stdout: s
   return new Promise((resolve) => p.on('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
-export function startDaemon(policyFiles: string[], stateDir: string, extra: string[] = []): DaemonProc {
-  const proc = cli(['daemon', ...policyFiles, '--state-dir', stateDir, ...extra]);
+export function startDaemon(policyFiles: string[], stateDir: string, extra: string[] = [], o: CliOptions = {}): DaemonProc {
+  const proc = cli(['daemon', ...policyFiles, '--state-dir', stateDir, ...extra], o);
   const stdout: string[] = [];
   const logs: Record<string, unknown>[] = [];
   let errText = '';
@@ -91,6 +101,14 @@ export function startDaemon(policyFiles: string[], stateDir: string, extra: stri
     stderrText: () => errText,
     ready,
     exited,
+    async waitLog(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+      for (;;) {
+        const hit = logs.find(pred);
+        if (hit) return hit;
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`daemon exited:\n${errText}`);
+        await sleep(20);
+      }
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;

@@ -66,8 +66,9 @@ export function parsePolicy(text: string, file: string): ParseResult {
       return cst;
     });
     const syntaxOk = !hasErrors(diagnostics);
-    const pf = fileToAst(csts, file, accept);
-    validatePolicyFile(pf, accept);
+    const declared = { tiers: new Set<string>(), filesets: new Set<string>() };
+    const pf = fileToAst(csts, file, accept, declared);
+    validatePolicyFile(pf, accept, declared);
     if (syntaxOk && pf.tiers.length + pf.filesets.length + pf.policies.length === 0 && !pf.recall.span) {
       accept('warning', 'empty-file', 'the file defines no tier, fileset or policy', at(file, 1, 1));
     }

@@ -38,16 +38,24 @@ const S3_ONLY = new Set(['bucket', 'prefix', 'endpoint', 'region', 'storage_clas
 export const FILESET_OPTIONS = ['root', 'include', 'exclude'] as const;
 export const RECALL_OPTIONS = ['whole_file_for'] as const;
 
+/** Names declared in the file, including declarations too broken to build. */
+export interface Declared {
+  tiers: Set<string>;
+  filesets: Set<string>;
+}
+
 /** `decls`: one `declaration` CST node per top-level segment, in source order. */
-export function fileToAst(decls: CstNode[], file: string, accept: Accept): PolicyFile {
+export function fileToAst(decls: CstNode[], file: string, accept: Accept, declared?: Declared): PolicyFile {
   const pf: PolicyFile = { file, tiers: [], filesets: [], policies: [], recall: { wholeFileFor: [...DEFAULT_WHOLE_FILE_FOR] } };
   let recallSeen: Span | undefined;
   const all = (kind: string) => decls.flatMap((d) => nodes(d, kind));
   for (const n of all('tierDecl')) {
+    declared?.tiers.add(token(n, 'name')?.image ?? '');
     const t = tierToAst(n, file, accept);
     if (t) pf.tiers.push(t);
   }
   for (const n of all('filesetDecl')) {
+    declared?.filesets.add(token(n, 'name')?.image ?? '');
     const f = filesetToAst(n, file, accept);
     if (f) pf.filesets.push(f);
   }

@@ -4,13 +4,16 @@ import type { Expr, PolicyDecl, PolicyFile, Rule, Span } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { checkComparison } from './validate-expr.js';
 
-/** Whole-file checks: names, references, rules. */
-export function validatePolicyFile(pf: PolicyFile, accept: Accept): void {
+/**
+ * Whole-file checks: names, references, rules. `declared` adds names whose declarations had
+ * errors, so a broken tier is not reported a second time as unknown where it is used.
+ */
+export function validatePolicyFile(pf: PolicyFile, accept: Accept, declared?: { tiers: Set<string>; filesets: Set<string> }): void {
   checkDuplicates(pf.tiers, 'tier', accept);
   checkDuplicates(pf.filesets, 'fileset', accept);
   checkDuplicates(pf.policies, 'policy', accept);
-  const tiers = new Set(pf.tiers.map((t) => t.name));
-  const filesets = new Set(pf.filesets.map((f) => f.name));
+  const tiers = new Set([...pf.tiers.map((t) => t.name), ...(declared?.tiers ?? [])]);
+  const filesets = new Set([...pf.filesets.map((f) => f.name), ...(declared?.filesets ?? [])]);
   for (const p of pf.policies) checkPolicy(p, tiers, filesets, accept);
 }
 

@@ -168,6 +168,11 @@ describe('diagnostic codes at exact positions', () => {
     );
   });
 
+  test('a broken tier or fileset is reported once, not again where it is used', () => {
+    const r = parsePolicy('tier nas { s3 prefix "x/" }\nfileset fs { }\npolicy p on fs { rule a: true -> release to nas }', 'x');
+    assert.deepEqual(r.diagnostics.map((d) => `${d.span.line}:${d.span.col}:${d.code}`), ['1:6:missing-bucket', '2:9:missing-root']);
+  });
+
   test('semantic errors keep the AST; syntax errors drop it', () => {
     assert.notEqual(parsePolicy(P('  rule a: size > 30d -> keep'), 'x').policy, null);
     assert.equal(parsePolicy(P('  rule a size > 1B -> keep'), 'x').policy, null);

@@ -1,5 +1,5 @@
-// The .hsmpolicy lexer. Keywords are matched as identifiers first (longer_alt) so a
-// name such as `tiering` is one identifier, not `tier` + `ing`. Quantities carry their
+// The .hsmpolicy lexer. A keyword gives way to Identifier when the word goes on
+// (longer_alt), so `tiering` is one identifier, not `tier` + `ing`. Quantities carry their
 // unit in the token (4MiB, 30d, 85%); a number followed by letters that are no unit
 // becomes a BadQuantity token so the user gets "unknown unit" instead of two tokens.
 import { createToken, Lexer, type TokenType } from 'chevrotain';

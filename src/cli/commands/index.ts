@@ -5,5 +5,6 @@ import { register as status } from './status.js';
 import { register as manual } from './manual.js';
 import { register as daemon } from './daemon.js';
 import { register as doctor } from './doctor.js';
+import { register as ops } from './ops.js';
 
-export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor];
+export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops];

@@ -2,7 +2,9 @@
 // shell over src/ops; bad input becomes a UserError (message, non-zero exit, no stack).
 import type { RegisterCommand } from './types.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
+import { UserError, EXIT } from '../io.js';
 import { runExplain } from '../../ops/explain-run.js';
+import { runReport } from '../../ops/report-run.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program
@@ -15,4 +17,19 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .action(async (path: string, opts: { config: string; json?: boolean; stateDir: string }) =>
       setExitCode(await runExplain(path, opts, printer)),
     );
+
+  program
+    .command('report')
+    .description('files and bytes per state, tier and policy; size and age histograms; top recalls; last runs')
+    .option('--json', 'print the report as JSON')
+    .option('--state-dir <dir>', 'where the catalog and recall log live', DEFAULT_STATE_DIR)
+    .option('--config <policyfile>', 'also break the figures down per policy of this file')
+    .option('--top <n>', 'how many of the most recalled files to list', (v) => positiveInt('--top', v), 10)
+    .action(async (opts: { json?: boolean; stateDir: string; config?: string; top: number }) => setExitCode(await runReport(opts, printer)));
 };
+
+function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UserError(`${flag}: expected a positive whole number, got "${v}"`, EXIT.usage);
+  return n;
+}

@@ -1,0 +1,134 @@
+// `tier report`, the pure part: aggregates catalog rows, runs and recall-log figures into
+// one plain-JSON document (the --json output; the text view renders the same object).
+// Like rbh-report: counts and bytes per state, tier and policy, histograms, top recalls.
+import type { FileState, PolicyFile } from '../dsl/ast.js';
+import type { CatalogRow, RunRow } from '../engine/catalog.js';
+import { filesetMembership } from './membership.js';
+import type { RecallTotals, TopRecalled } from './recall-log.js';
+
+export interface Bucket {
+  label: string;
+  files: number;
+  bytes: number;
+}
+
+export interface RunView {
+  id: number;
+  policyFile: string;
+  policy: string | null;
+  dryRun: boolean;
+  startedAt: number;
+  finishedAt: number | null;
+  durationMs: number | null;
+  outcome: 'ok' | 'failed' | 'unfinished';
+  summary: unknown;
+}
+
+export interface Report {
+  generatedAt: number;
+  totals: { files: number; bytes: number };
+  byState: Bucket[];
+  byTier: Bucket[];
+  byPolicy: (Bucket & { fileset: string })[] | null; // null without --config
+  archiveAge: Bucket[]; // time since the copy was made
+  size: Bucket[];
+  recalls: RecallTotals;
+  topRecalled: TopRecalled[];
+  lastRuns: RunView[];
+}
+
+export const STATES: readonly FileState[] = ['resident', 'archived', 'dirty', 'released', 'partial'];
+
+const KiB = 1024;
+const MiB = KiB * 1024;
+const GiB = MiB * 1024;
+export const SIZE_BUCKETS: [string, number][] = [
+  ['< 4 KiB', 4 * KiB], ['< 64 KiB', 64 * KiB], ['< 1 MiB', MiB], ['< 16 MiB', 16 * MiB],
+  ['< 256 MiB', 256 * MiB], ['< 4 GiB', 4 * GiB], ['>= 4 GiB', Infinity],
+];
+const H = 3_600_000;
+const D = 24 * H;
+export const AGE_BUCKETS: [string, number][] = [
+  ['< 1 h', H], ['< 1 d', D], ['< 7 d', 7 * D], ['< 30 d', 30 * D], ['< 90 d', 90 * D], ['< 1 y', 365 * D], ['>= 1 y', Infinity],
+];
+
+export interface ReportInputs {
+  rows: Iterable<CatalogRow>;
+  runs: RunRow[];
+  recalls: RecallTotals;
+  topRecalled: TopRecalled[];
+  policy?: PolicyFile;
+  now: number;
+}
+
+export function buildReport(inp: ReportInputs): Report {
+  const byState = new Map<string, Bucket>(STATES.map((s) => [s, { label: s, files: 0, bytes: 0 }]));
+  const byTier = new Map<string, Bucket>();
+  const size = SIZE_BUCKETS.map(([label]) => ({ label, files: 0, bytes: 0 }));
+  const age = [...AGE_BUCKETS.map(([label]) => ({ label, files: 0, bytes: 0 })), { label: 'never archived', files: 0, bytes: 0 }];
+  const policies = inp.policy?.policies.map((p) => ({ label: p.name, fileset: p.fileset, files: 0, bytes: 0 })) ?? null;
+  const totals = { files: 0, bytes: 0 };
+  const add = (b: { files: number; bytes: number }, bytes: number) => {
+    b.files++;
+    b.bytes += bytes;
+  };
+
+  for (const r of inp.rows) {
+    add(totals, r.size);
+    let st = byState.get(r.state);
+    if (!st) byState.set(r.state, (st = { label: r.state, files: 0, bytes: 0 }));
+    add(st, r.size);
+    if (r.tier !== null) {
+      let t = byTier.get(r.tier);
+      if (!t) byTier.set(r.tier, (t = { label: r.tier, files: 0, bytes: 0 }));
+      add(t, r.size);
+    }
+    add(size[SIZE_BUCKETS.findIndex(([, lim]) => r.size < lim)]!, r.size);
+    add(r.archivedAt === null ? age[age.length - 1]! : age[AGE_BUCKETS.findIndex(([, lim]) => inp.now - r.archivedAt! < lim)]!, r.size);
+    if (policies && inp.policy) {
+      for (const fs of inp.policy.filesets) {
+        if (!filesetMembership(fs, r.path).member) continue;
+        for (const p of policies) if (p.fileset === fs.name) add(p, r.size);
+      }
+    }
+  }
+  return {
+    generatedAt: inp.now,
+    totals,
+    byState: [...byState.values()],
+    byTier: [...byTier.values()].sort((a, b) => (a.label < b.label ? -1 : 1)),
+    byPolicy: policies,
+    archiveAge: age,
+    size,
+    recalls: inp.recalls,
+    topRecalled: inp.topRecalled,
+    lastRuns: inp.runs.map(runView),
+  };
+}
+
+function runView(r: RunRow): RunView {
+  return {
+    id: r.id,
+    policyFile: r.policyFile,
+    policy: r.policy,
+    dryRun: r.dryRun,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    durationMs: r.finishedAt === null ? null : r.finishedAt - r.startedAt,
+    outcome: r.finishedAt === null ? 'unfinished' : failures(r.summary) > 0 ? 'failed' : 'ok',
+    summary: r.summary,
+  };
+}
+
+/** Failures in a run summary, whatever shape the engine chose: a `failed` count or list. */
+export function failures(summary: unknown): number {
+  if (!summary || typeof summary !== 'object') return 0;
+  const s = summary as Record<string, unknown>;
+  for (const k of ['failed', 'failures', 'errors']) {
+    const v = s[k];
+    if (typeof v === 'number') return v;
+    if (Array.isArray(v)) return v.length;
+  }
+  const counts = s.counts as Record<string, unknown> | undefined;
+  return typeof counts?.failed === 'number' ? counts.failed : 0;
+}

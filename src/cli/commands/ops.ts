@@ -5,6 +5,7 @@ import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { UserError, EXIT } from '../io.js';
 import { runExplain } from '../../ops/explain-run.js';
 import { runReport } from '../../ops/report-run.js';
+import { runGc } from '../../ops/gc-run.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program
@@ -26,6 +27,15 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .option('--config <policyfile>', 'also break the figures down per policy of this file')
     .option('--top <n>', 'how many of the most recalled files to list', (v) => positiveInt('--top', v), 10)
     .action(async (opts: { json?: boolean; stateDir: string; config?: string; top: number }) => setExitCode(await runReport(opts, printer)));
+
+  program
+    .command('gc')
+    .description('delete tier objects no file references any more, once past keep_deleted')
+    .requiredOption('--config <policyfile>', 'the policy file naming the tiers, filesets and keep_deleted')
+    .option('--dry-run', 'list what would be deleted, delete nothing')
+    .option('--json', 'print the result as JSON')
+    .option('--state-dir <dir>', 'where the catalog and the orphan first-seen times live', DEFAULT_STATE_DIR)
+    .action(async (opts: { config: string; dryRun?: boolean; json?: boolean; stateDir: string }) => setExitCode(await runGc(opts, printer)));
 };
 
 function positiveInt(flag: string, v: string): number {

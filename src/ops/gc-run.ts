@@ -1,0 +1,80 @@
+// `tier gc [--dry-run] --config POLICYFILE [--state-dir DIR] [--json]`: collects orphan
+// objects on every tier of the policy file, keeping each for the longest `keep_deleted`
+// of the policies that send data to that tier (30 days when none says).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PolicyFile } from '../dsl/ast.js';
+import { Catalog, type CatalogRow } from '../engine/catalog.js';
+import { createTiers } from '../tiers/index.js';
+import type { Printer } from '../cli/io.js';
+import { EXIT } from '../cli/io.js';
+import type { Logger } from '../log.js';
+import { collectGarbage, DEFAULT_KEEP_DELETED_MS, type GcResult } from './gc.js';
+import { humanAge, humanSize } from './explain-format.js';
+import { loadCheckedPolicy } from './load-policy.js';
+import { CATALOG_FILE } from './report-run.js';
+
+export interface GcCommandOptions {
+  config: string;
+  stateDir: string;
+  dryRun?: boolean;
+  json?: boolean;
+  now?: number;
+  log?: Logger;
+}
+
+/** Longest keep_deleted among the policies whose rules archive or release to each tier. */
+export function retentionByTier(pf: PolicyFile): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of pf.tiers) out.set(t.name, -1);
+  for (const p of pf.policies) {
+    if (p.keepDeletedMs === undefined) continue;
+    for (const r of p.rules) {
+      const a = r.action;
+      if ((a.kind === 'archive' || a.kind === 'release') && (out.get(a.tier) ?? -1) < p.keepDeletedMs) out.set(a.tier, p.keepDeletedMs);
+    }
+  }
+  for (const [k, v] of out) if (v < 0) out.set(k, DEFAULT_KEEP_DELETED_MS);
+  return out;
+}
+
+export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions): Promise<GcResult> {
+  const tiers = createTiers(pf);
+  const catFile = join(opts.stateDir, CATALOG_FILE);
+  const cat = existsSync(catFile) ? new Catalog(catFile) : null;
+  try {
+    const rows: CatalogRow[] = cat ? [...cat.all()] : [];
+    return await collectGarbage({
+      tiers,
+      keepDeleted: retentionByTier(pf),
+      catalogRefs: rows,
+      roots: [...new Set(pf.filesets.flatMap((f) => f.roots))],
+      stateDir: opts.stateDir,
+      now: opts.now ?? Date.now(),
+      dryRun: opts.dryRun === true,
+      log: opts.log,
+    });
+  } finally {
+    cat?.close();
+    await Promise.allSettled([...tiers.values()].map((t) => t.close()));
+  }
+}
+
+export async function runGc(opts: GcCommandOptions, printer: Printer): Promise<number> {
+  const pf = await loadCheckedPolicy(opts.config);
+  const r = await gcWithPolicy(pf, opts);
+  const now = opts.now ?? Date.now();
+  if (opts.json) printer.out(JSON.stringify(r, null, 2));
+  else {
+    for (const e of r.scanErrors) printer.err(`tier gc: ${e.path}: ${e.op}: ${e.error}`);
+    if (r.scanErrors.length) printer.err('tier gc: the scan was incomplete, so nothing was deleted');
+    for (const t of r.tiers) {
+      if (t.error) printer.err(`tier gc: tier ${t.tier}: ${t.error}`);
+      printer.out(`tier ${t.tier}: ${t.listed} objects, ${t.referenced} referenced, ${t.orphans.length} orphaned, ${t.foreign} not made by tier (left alone)`);
+      for (const o of t.orphans) printer.out(`  ${o.fate.padEnd(21)} ${o.key}  ${humanSize(o.size)}  orphaned for ${humanAge(now - o.firstSeen)}${o.error ? `: ${o.error}` : ''}`);
+    }
+    printer.out(`${opts.dryRun ? 'dry run: nothing deleted' : `deleted ${r.deleted} objects, ${humanSize(r.deletedBytes)}`}`);
+  }
+  const failed = r.scanErrors.length > 0 || r.tiers.some((t) => t.error || t.orphans.some((o) => o.fate === 'delete failed'));
+  return failed ? EXIT.failed : EXIT.ok;
+}

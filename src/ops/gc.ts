@@ -1,0 +1,189 @@
+// Garbage collection of tier objects nobody references: copies of deleted files and
+// superseded copies of re-archived ones. Renamed files keep their object: the key lives in
+// the file's xattr, not in its path.
+//
+// Invariants (deleting is the one step here that cannot be undone):
+// - an object is referenced when a catalog row names it, when any file under a fileset
+//   root (include/exclude ignored) carries a record naming it, or when the file at the
+//   path stored with the object still carries such a record (a file moved out of the
+//   roots); only an unreferenced object is an orphan;
+// - if the scan of any root reported an error, nothing is deleted (a directory we could
+//   not read may hold the only reference);
+// - an orphan is deleted only after it has been seen unreferenced for `keepDeleted`
+//   (first-seen times persist in STATE_DIR/gc-orphans.json) and its own age is past
+//   `keepDeleted` too, so an upload whose record is not written yet is never taken;
+// - only keys of the shape the engine makes (xx/UUID) are ever deleted: foreign objects
+//   sharing a bucket prefix are listed as such and left alone.
+import { existsSync, readFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Tier } from '../tiers/tier.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { scanRoot } from '../engine/scan.js';
+import { lgetxattr } from '../kernel/libc.js';
+import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+
+export const ENGINE_KEY = /^[0-9a-f]{2}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const ORPHANS_FILE = 'gc-orphans.json';
+
+export interface GcOptions {
+  tiers: Map<string, Tier>;
+  /** Retention per tier name, ms. */
+  keepDeleted: Map<string, number>;
+  catalogRefs: Iterable<{ tier: string | null; key: string | null }>;
+  roots: string[];
+  stateDir: string;
+  now: number;
+  dryRun: boolean;
+  log?: Logger;
+}
+
+export type OrphanFate = 'deleted' | 'would delete' | 'kept: retention' | 'kept: scan incomplete' | 'delete failed';
+
+export interface GcTierResult {
+  tier: string;
+  listed: number;
+  referenced: number;
+  foreign: number;
+  orphans: { key: string; size: number; firstSeen: number; fate: OrphanFate; error?: string }[];
+  error?: string;
+}
+
+export interface GcResult {
+  tiers: GcTierResult[];
+  scanErrors: { path: string; op: string; error: string }[];
+  deleted: number;
+  deletedBytes: number;
+}
+
+type Refs = Map<string, Set<string>>; // tier -> keys
+
+function addRef(refs: Refs, tier: string | null | undefined, key: string | null | undefined): void {
+  if (!tier || !key) return;
+  let s = refs.get(tier);
+  if (!s) refs.set(tier, (s = new Set()));
+  s.add(key);
+}
+
+/** Is `key` still named by the record of the file at `path` (the path stored with the object)? */
+function referencedAt(path: string | undefined, tier: string, key: string): boolean {
+  if (!path) return false;
+  try {
+    const rec = decodeRecord(lgetxattr(path, XATTR_STATE));
+    return rec?.copy?.tier === tier && rec.copy.key === key;
+  } catch {
+    return false;
+  }
+}
+
+export async function collectGarbage(o: GcOptions): Promise<GcResult> {
+  const log = o.log ?? silentLogger;
+  const refs: Refs = new Map();
+  for (const r of o.catalogRefs) addRef(refs, r.tier, r.key);
+  const scanErrors: GcResult['scanErrors'] = [];
+  for (const root of o.roots) {
+    try {
+      for await (const f of scanRoot(root, [], [], { onError: (e) => scanErrors.push({ path: e.path, op: e.op, error: e.error.message }) }))
+        addRef(refs, f.record?.copy?.tier, f.record?.copy?.key);
+    } catch (e) {
+      scanErrors.push({ path: root, op: 'scan', error: (e as Error).message });
+    }
+  }
+  const complete = scanErrors.length === 0;
+  if (!complete) log.warn('gc: scan incomplete, nothing will be deleted', { errors: scanErrors.length, path: scanErrors[0]?.path });
+
+  const stateFile = join(o.stateDir, ORPHANS_FILE);
+  const seen = readOrphans(stateFile);
+  const nextSeen: Record<string, Record<string, number>> = {};
+  const result: GcResult = { tiers: [], scanErrors, deleted: 0, deletedBytes: 0 };
+
+  for (const [name, tier] of o.tiers) {
+    const keep = o.keepDeleted.get(name) ?? DEFAULT_KEEP_DELETED_MS;
+    const tr: GcTierResult = { tier: name, listed: 0, referenced: 0, foreign: 0, orphans: [] };
+    result.tiers.push(tr);
+    const mine = refs.get(name) ?? new Set<string>();
+    const prevSeen = seen[name] ?? {};
+    const nowSeen: Record<string, number> = {};
+    try {
+      for await (const obj of tier.list('')) {
+        tr.listed++;
+        if (mine.has(obj.key)) {
+          tr.referenced++;
+          continue;
+        }
+        if (!ENGINE_KEY.test(obj.key)) {
+          tr.foreign++;
+          continue;
+        }
+        const firstSeen = prevSeen[obj.key] ?? o.now;
+        const age = obj.lastModified ? o.now - obj.lastModified.getTime() : 0;
+        const orphan: GcTierResult['orphans'][number] = { key: obj.key, size: obj.size, firstSeen, fate: 'kept: retention' };
+        if (!complete) orphan.fate = 'kept: scan incomplete';
+        else if (o.now - firstSeen >= keep && age >= keep) {
+          const info = await tier.stat(obj.key);
+          if (referencedAt(info?.meta?.path, name, obj.key)) {
+            tr.referenced++; // moved out of the roots, still in use
+            continue;
+          }
+          if (o.dryRun) orphan.fate = 'would delete';
+          else {
+            try {
+              await tier.delete(obj.key);
+              orphan.fate = 'deleted';
+              result.deleted++;
+              result.deletedBytes += obj.size;
+              log.info('gc: deleted orphan object', { tier: name, key: obj.key, size: obj.size, path: info?.meta?.path });
+            } catch (e) {
+              orphan.fate = 'delete failed';
+              orphan.error = (e as Error).message;
+              log.error('gc: delete failed', { tier: name, key: obj.key, err: e });
+            }
+          }
+        }
+        if (orphan.fate !== 'deleted') nowSeen[obj.key] = firstSeen;
+        tr.orphans.push(orphan);
+      }
+    } catch (e) {
+      tr.error = (e as Error).message;
+      log.error('gc: listing failed', { tier: name, err: e });
+      Object.assign(nowSeen, prevSeen); // keep what we knew
+    }
+    nextSeen[name] = nowSeen;
+  }
+  if (!o.dryRun) await writeOrphans(stateFile, nextSeen);
+  return result;
+}
+
+export const DEFAULT_KEEP_DELETED_MS = 30 * 86_400_000;
+
+function readOrphans(file: string): Record<string, Record<string, number>> {
+  if (!existsSync(file)) return {};
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, Record<string, number>>) : {};
+  } catch {
+    return {}; // a damaged file only restarts the retention clock: safe
+  }
+}
+
+/** temp file, fsync, rename, fsync the directory. */
+async function writeOrphans(file: string, data: unknown): Promise<void> {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(data));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  const dh = await open(dirname(file), 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}

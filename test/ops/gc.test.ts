@@ -1,0 +1,186 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { LocalTier } from '../../src/tiers/local.js';
+import { fsetxattr } from '../../src/kernel/libc.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { newKey } from '../../src/engine/execute.js';
+import { collectGarbage, ENGINE_KEY, ORPHANS_FILE } from '../../src/ops/gc.js';
+import { retentionByTier } from '../../src/ops/gc-run.js';
+import { parsePolicy } from '../../src/dsl/index.js';
+import { Catalog } from '../../src/engine/catalog.js';
+
+const D = 86_400_000;
+const KEEP = 2 * D;
+
+let base: string;
+let data: string;
+let outside: string;
+let tierDir: string;
+let state: string;
+let tier: LocalTier;
+
+async function putObject(key: string, content: string, path: string): Promise<void> {
+  const buf = Buffer.from(content);
+  const sha256 = createHash('sha256').update(buf).digest('hex');
+  await tier.put(key, Readable.from([buf]), buf.length, { sha256, size: buf.length, path, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+}
+
+function ageObject(key: string, ms: number): void {
+  const t = new Date(Date.now() - ms);
+  utimesSync(join(tierDir, key), t, t);
+}
+
+function writeManaged(path: string, key: string): void {
+  writeFileSync(path, 'x');
+  const rec: StateRecord = { v: 1, state: 'archived', pinned: false, gen: 1, copy: { tier: 'cold', key, size: 1, mtimeNs: '0', sha256: '0', archivedAt: 0, chunk: 4 << 20 } };
+  const fd = openSync(path, 'r');
+  try {
+    fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const keys = { live: newKey(), renamed: newKey(), catalogOnly: newKey(), movedOut: newKey(), deleted: newKey(), fresh: newKey() };
+
+before(async () => {
+  base = mkdtempSync(join(tmpdir(), 'tier-gc-'));
+  data = join(base, 'data');
+  outside = join(base, 'outside');
+  tierDir = join(base, 'tier');
+  state = join(base, 'state');
+  for (const d of [data, outside, tierDir, state, join(data, 'sub')]) mkdirSync(d, { recursive: true });
+  tier = new LocalTier('cold', tierDir);
+  for (const [name, key] of Object.entries(keys)) await putObject(key, name, join(data, name));
+  await putObject('manual/backup.tar', 'not ours', '/x');
+  for (const key of [...Object.values(keys), 'manual/backup.tar']) ageObject(key, 10 * D);
+  // `fresh` was just uploaded: its record is not written yet.
+  const soon = new Date(Date.now() + 10 * D);
+  utimesSync(join(tierDir, keys.fresh), soon, soon);
+  writeManaged(join(data, 'live'), keys.live);
+  writeManaged(join(data, 'renamed'), keys.renamed);
+  renameSync(join(data, 'renamed'), join(data, 'sub', 'renamed-later')); // rename keeps the key
+  writeManaged(join(outside, 'moved'), keys.movedOut);
+  writeManaged(join(data, 'deleted'), keys.deleted);
+  unlinkSync(join(data, 'deleted'));
+});
+after(() => rmSync(base, { recursive: true, force: true }));
+
+// The object of `movedOut` records its archive-time path; point it at where the file is now.
+async function relocateMovedOut(): Promise<void> {
+  await tier.delete(keys.movedOut);
+  await putObject(keys.movedOut, 'movedOut', join(outside, 'moved'));
+  ageObject(keys.movedOut, 10 * D);
+}
+
+describe('tier gc', () => {
+  const run = (now: number, dryRun = false, roots = [data]) =>
+    collectGarbage({
+      tiers: new Map([['cold', tier]]),
+      keepDeleted: new Map([['cold', KEEP]]),
+      catalogRefs: [{ tier: 'cold', key: keys.catalogOnly }, { tier: null, key: null }],
+      roots,
+      stateDir: state,
+      now,
+      dryRun,
+    });
+
+  test('first pass: only the deleted file\'s object (and the fresh upload) are orphans, kept for the retention', async () => {
+    await relocateMovedOut();
+    const r = await run(Date.now());
+    const t = r.tiers[0]!;
+    assert.equal(t.listed, 7);
+    assert.equal(t.foreign, 1);
+    assert.deepEqual(t.orphans.map((o) => [o.key, o.fate]).sort(), [[keys.deleted, 'kept: retention'], [keys.fresh, 'kept: retention'], [keys.movedOut, 'kept: retention']].sort());
+    assert.equal(r.deleted, 0);
+    const seen = JSON.parse(readFileSync(join(state, ORPHANS_FILE), 'utf8'));
+    assert.ok(seen.cold[keys.deleted]);
+  });
+
+  test('dry run past the retention: says what it would delete, deletes nothing, records nothing', async () => {
+    const before = readFileSync(join(state, ORPHANS_FILE), 'utf8');
+    const r = await run(Date.now() + KEEP + 1000, true);
+    const fates = Object.fromEntries(r.tiers[0]!.orphans.map((o) => [o.key, o.fate]));
+    assert.equal(fates[keys.deleted], 'would delete');
+    assert.equal(existsSync(join(tierDir, keys.deleted)), true);
+    assert.equal(readFileSync(join(state, ORPHANS_FILE), 'utf8'), before);
+  });
+
+  test('past the retention: the deleted file\'s object goes; renamed, moved-out, catalogued, fresh and foreign stay', async () => {
+    const r = await run(Date.now() + KEEP + 1000);
+    const fates = Object.fromEntries(r.tiers[0]!.orphans.map((o) => [o.key, o.fate]));
+    assert.deepEqual(fates, { [keys.deleted]: 'deleted', [keys.fresh]: 'kept: retention' });
+    assert.equal(r.deleted, 1);
+    assert.equal(existsSync(join(tierDir, keys.deleted)), false);
+    assert.equal(existsSync(join(tierDir, keys.deleted + '.meta.json')), false);
+    for (const k of [keys.live, keys.renamed, keys.catalogOnly, keys.movedOut, keys.fresh, 'manual/backup.tar']) assert.ok(existsSync(join(tierDir, k)), k);
+  });
+
+  test('a root that cannot be scanned: nothing is deleted', async () => {
+    const k = newKey();
+    await putObject(k, 'orphan', join(data, 'gone'));
+    ageObject(k, 10 * D);
+    await run(Date.now()); // first seen
+    const r = await run(Date.now() + KEEP + 1000, false, [data, join(base, 'no-such-root')]);
+    assert.equal(r.scanErrors.length, 1);
+    assert.match(r.scanErrors[0]!.path, /no-such-root/);
+    assert.equal(r.tiers[0]!.orphans.find((o) => o.key === k)?.fate, 'kept: scan incomplete');
+    assert.ok(existsSync(join(tierDir, k)));
+  });
+
+  test('engine keys have the shape gc deletes', () => {
+    for (let i = 0; i < 20; i++) assert.match(newKey(), ENGINE_KEY);
+    assert.doesNotMatch('manual/backup.tar', ENGINE_KEY);
+  });
+
+  test('retention per tier: the longest keep_deleted of the policies that send data there, else 30d', () => {
+    const pf = parsePolicy(
+      `tier a { local "/a" }
+tier b { local "/b" }
+tier c { local "/c" }
+fileset f { root "/r" }
+policy p1 on f { keep_deleted 7d rule r: size > 1MiB -> archive to a }
+policy p2 on f { keep_deleted 14d rule r: size > 1MiB -> release to a
+  rule s: size > 0 -> archive to b }
+policy p3 on f { rule r: size > 0 -> archive to c }`,
+      'p',
+    ).policy!;
+    assert.deepEqual(Object.fromEntries(retentionByTier(pf)), { a: 14 * D, b: 14 * D, c: 30 * D });
+  });
+});
+
+describe('tier gc (CLI)', () => {
+  test('--dry-run over a policy file with a LocalTier and a real catalog', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tier-gc-cli-'));
+    try {
+      const d = join(dir, 'data');
+      const t = join(dir, 'tier');
+      const st = join(dir, 'state');
+      mkdirSync(d);
+      mkdirSync(t);
+      const lt = new LocalTier('cold', t);
+      const k = newKey();
+      const buf = Buffer.from('orphan');
+      await lt.put(k, Readable.from([buf]), buf.length, { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length, path: join(d, 'x'), mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+      new Catalog(join(st, 'catalog.db')).close();
+      const pfile = join(dir, 'p.hsmpolicy');
+      writeFileSync(pfile, `tier cold { local "${t}" }\nfileset f { root "${d}" }\npolicy p on f { keep_deleted 1d rule r: size > 0 -> archive to cold }\n`);
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'gc', '--dry-run', '--config', pfile, '--state-dir', st], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /tier cold: 1 objects, 0 referenced, 1 orphaned/);
+      assert.match(r.stdout, new RegExp(`kept: retention +${k}`));
+      assert.match(r.stdout, /dry run: nothing deleted/);
+      const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'gc', '--config', join(dir, 'missing.hsmpolicy')], { encoding: 'utf8' });
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /cannot read policy .*missing\.hsmpolicy: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -10,6 +10,8 @@
 //   FAN_DENY_ERRNO(EIO) here (stale-events.ts), before the next worker starts, and the
 //   in-flight record is then removed: the next worker finds nothing to answer (exactly once).
 // - `ready` is printed on stdout once, when the first worker has marked every released file.
+// - A ready worker that stops sending heartbeats (its event loop is stuck, so every reader
+//   waits behind it) is SIGKILLed and replaced.
 // - A worker that fails before its first ready (bad policy, unusable state dir) ends the
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
@@ -21,7 +23,7 @@ import { createGroup, type GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { answerStaleEvents } from './stale-events.js';
 import { lockStateDir, StateDirBusy } from './state-lock.js';
-import type { WorkerConfig, WorkerMessage } from './worker-config.js';
+import { HEARTBEAT_MS, WEDGED_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 export interface SupervisorOptions {
   policyFiles: string[];
@@ -85,8 +87,17 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     config.freshGroup = false; // every later worker inherits the marks
     child = c;
     o.log.info('worker started', { workerPid: c.pid, mode });
+    let lastAlive = 0;
+    let watchdog: NodeJS.Timeout | null = null;
     c.on('message', (m: WorkerMessage) => {
-      if (m?.type === 'ready') {
+      if (m?.type === 'alive') lastAlive = Date.now();
+      else if (m?.type === 'ready') {
+        lastAlive = Date.now();
+        watchdog = setInterval(() => {
+          if (Date.now() - lastAlive < WEDGED_MS || stopping) return;
+          o.log.error('worker stopped answering (event loop stuck): killing it', { workerPid: c.pid, silentMs: Date.now() - lastAlive });
+          c.kill('SIGKILL');
+        }, HEARTBEAT_MS);
         o.log.info('worker ready', { workerPid: c.pid, marked: m.marked, skipped: m.skipped });
         if (!everReady) {
           everReady = true;
@@ -96,6 +107,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     });
     c.on('exit', (code, signal) => {
       child = null;
+      if (watchdog) clearInterval(watchdog);
       o.log[stopping ? 'info' : 'error']('worker exited', { workerPid: c.pid, code, signal });
       const stale = answerStaleEvents(groupFd, inflightPath, o.log);
       if (stale.answered > 0) o.log.warn('answered stale events with EIO', { count: stale.answered });

@@ -21,5 +21,15 @@ export interface WorkerConfig {
 
 export type WorkerMessage =
   | { type: 'ready'; marked: number; skipped: number }
+  /** Sent every HEARTBEAT_MS once ready: proof the event loop still turns. */
+  | { type: 'alive' }
   /** The worker cannot start (bad policy, state dir...): the message is for the user. */
   | { type: 'fatal'; message: string };
+
+export const HEARTBEAT_MS = 1_000;
+/**
+ * A ready worker silent this long has its event loop stuck (e.g. a synchronous open() of
+ * a marked file inside the worker waits for an answer only that same thread could give):
+ * every reader is blocked behind it, so the supervisor kills it and starts another.
+ */
+export const WEDGED_MS = 15_000;

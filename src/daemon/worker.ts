@@ -13,7 +13,7 @@ import { makeHandlers, type WorkerState } from './handlers.js';
 import { loadPolicies } from './policies.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles, type MarkResult } from './startup-marks.js';
-import type { WorkerConfig, WorkerMessage } from './worker-config.js';
+import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
 export class StartError extends Error {}
@@ -55,9 +55,11 @@ export async function runWorker(
   );
   await control.listen();
   send({ type: 'ready', marked: startup.marked, skipped: startup.skipped });
+  const heartbeat = setInterval(() => send({ type: 'alive' }), HEARTBEAT_MS);
 
   return {
     async stop() {
+      clearInterval(heartbeat);
       await control.close();
       await recall.stop();
       catalog.close();

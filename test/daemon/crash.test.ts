@@ -119,4 +119,44 @@ describe('worker crash during recalls', () => {
       assert.equal(code, 0, d.stderrText());
     }
   });
+
+  test('a wedged worker (event loop stuck on its own permission event) is killed and replaced', async () => {
+    const flag = join(fs.scratch, 'wedge');
+    // Fresh released files: the first test recalled the others whole (no marks left).
+    const mine: { path: string; original: string }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const path = join(fs.dir, 'data', `w${i}.bin`);
+      const original = join(fs.scratch, `w${i}.orig`);
+      const content = pattern(2 * MiB + 1, 200 + i);
+      writeFileSync(path, content);
+      writeFileSync(original, content);
+      await releaseByHand(path, 'slow', tierDir, stateDir);
+      mine.push({ path, original });
+    }
+    const d = startDaemon([policy], stateDir, [], {
+      nodeArgs: ['--import', './test/daemon/fault-wedge.ts'],
+      env: { TIER_FAULT_WEDGE: flag },
+    });
+    try {
+      await d.ready;
+      const before = await (await connectDaemon(stateDir))!.status();
+      assert.equal(before.startup.marked, 2);
+      writeFileSync(flag, mine[1]!.path);
+      // A reader arriving while the worker is wedged waits, then gets its bytes or EIO.
+      while (existsSync(flag)) await sleep(20);
+      const r = await reader(mine[0]!.path, mine[0]!.original, MiB, 4096);
+      assert.equal(r.mismatch, false);
+      assert.equal(r.ok, true);
+      const killed = await d.waitLog((l) => l.msg === 'worker stopped answering (event loop stuck): killing it');
+      assert.equal(killed.workerPid, before.pid);
+      await d.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== before.pid);
+      const after = await (await connectDaemon(stateDir))!.status();
+      assert.notEqual(after.pid, before.pid);
+      for (const f of mine) assert.ok(readFileSync(f.path).equals(readFileSync(f.original)), `${f.path} byte-exact`);
+    } finally {
+      rmSync(flag, { force: true });
+      const { code } = await d.stop();
+      assert.equal(code, 0, d.stderrText());
+    }
+  });
 });

@@ -6,6 +6,7 @@ import { UserError, EXIT } from '../io.js';
 import { runExplain } from '../../ops/explain-run.js';
 import { runReport } from '../../ops/report-run.js';
 import { runGc } from '../../ops/gc-run.js';
+import { runWaitReady } from '../../ops/wait-ready.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program
@@ -36,6 +37,15 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .option('--json', 'print the result as JSON')
     .option('--state-dir <dir>', 'where the catalog and the orphan first-seen times live', DEFAULT_STATE_DIR)
     .action(async (opts: { config: string; dryRun?: boolean; json?: boolean; stateDir: string }) => setExitCode(await runGc(opts, printer)));
+
+  program
+    .command('wait-ready')
+    .description('wait until the daemon has marked every released file and answers (systemd ExecStartPost)')
+    .option('--state-dir <dir>', 'the daemon\'s state directory', DEFAULT_STATE_DIR)
+    .option('--timeout <seconds>', 'give up after this many seconds', (v) => positiveInt('--timeout', v), 300)
+    .action(async (opts: { stateDir: string; timeout: number }) =>
+      setExitCode(await runWaitReady({ stateDir: opts.stateDir, timeout: opts.timeout * 1000 }, printer)),
+    );
 };
 
 function positiveInt(flag: string, v: string): number {

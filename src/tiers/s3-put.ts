@@ -98,14 +98,13 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
   body.pipe(check);
 
   const ac = new AbortController();
-  let bodyEnded = false;
+  let allPartsSent = false;
   let stopped: TierError | undefined;
-  check.once('end', () => (bodyEnded = true));
-  // Before the body has ended we abort the upload at once; after it, the remaining parts and
-  // CompleteMultipartUpload run to their end (bounded by request timeouts), so an abort can
-  // never race a completing upload into "rejected but visible".
+  // Until every part is uploaded, CompleteMultipartUpload cannot have been sent, so aborting
+  // is safe and prompt. After that, Complete runs to its end (bounded by the request timeout):
+  // an abort must never race a completing upload into "rejected but visible".
   const stop = (err: TierError) => {
-    if (stopped || bodyEnded) return;
+    if (stopped || allPartsSent) return;
     stopped = err;
     check.destroy(err);
     ac.abort();
@@ -139,7 +138,10 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
     leavePartsOnError: false,
     abortController: ac,
   });
-  upload.on('httpUploadProgress', () => (lastMove = Date.now()));
+  upload.on('httpUploadProgress', (ev) => {
+    lastMove = Date.now();
+    if ((ev.loaded ?? 0) >= size) allPartsSent = true;
+  });
   try {
     try {
       await upload.done();

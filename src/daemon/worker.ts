@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RecallService } from '../recall/service.js';
 import { openCatalog } from '../engine/catalog.js';
+import { RecallLog, recallLogPath } from '../ops/recall-log.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, type WorkerState } from './handlers.js';
 import { loadPolicies } from './policies.js';
@@ -31,6 +32,9 @@ export async function runWorker(
   if (!loaded.ok) throw new StartError(loaded.message);
   const { tiers, settings } = loaded;
   const catalog = openCatalog(join(cfg.stateDir, 'catalog.db'));
+  // The recall log feeds `tier report` and the anti-thrash cool-down; a row per recall
+  // that fetched data or failed (buffered, flushed in batches).
+  const recallLog = new RecallLog(recallLogPath(cfg.stateDir));
   const recall = new RecallService({
     groupFd: cfg.groupFd,
     mode: cfg.mode,
@@ -38,6 +42,8 @@ export async function runWorker(
     settings,
     inflightPath: cfg.inflightPath,
     log,
+    onRecall: (r) =>
+      recallLog.record({ time: r.time, path: r.path, bytes: r.bytes, latencyMs: r.latencyMs, comm: r.comm, pid: r.pid, error: r.error }),
   });
   await recall.start();
 
@@ -62,6 +68,7 @@ export async function runWorker(
       clearInterval(heartbeat);
       await control.close();
       await recall.stop();
+      recallLog.close();
       catalog.close();
       await Promise.allSettled([...tiers.values()].map((t) => t.close()));
     },

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
+import { RecallLog, recallLogPath } from '../../src/ops/recall-log.js';
 import { pattern, releaseByHand, startDaemon, writePolicy } from './harness.js';
 
 describe('tier daemon lifecycle', () => {
@@ -78,6 +79,14 @@ describe('tier daemon lifecycle', () => {
     const lines = d.logs.filter((l) => 'msg' in l);
     assert.ok(lines.length > 0 && lines.every((l) => typeof l.time === 'string' && typeof l.level === 'string'), 'stderr is JSON lines');
     assert.ok(d.logs.some((l) => l.msg === 'not marked at start-up' && l.reason === 'missing'));
+    // Each released file's recall was logged for `tier report` (flushed on stop).
+    const rl = new RecallLog(recallLogPath(stateDir));
+    try {
+      const top = rl.top(10);
+      for (const f of files) assert.ok(top.some((t) => t.path === f.path && t.bytes >= f.content.length), `${f.path} in the recall log`);
+    } finally {
+      rl.close();
+    }
   });
 
   test('refuses a policy with errors: exit 1, diagnostics with file:line:col, no ready', async () => {

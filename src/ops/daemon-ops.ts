@@ -1,0 +1,179 @@
+// Everything operational the daemon worker runs beside the recall service: the scheduler
+// (cron + watermark triggers), the recall log, the metrics registry and its optional
+// loopback listener. The worker creates one DaemonOps, feeds recall outcomes to
+// onRecall, passes policy runs in through `runPolicy`, and serves metricsText().
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PolicyFile } from '../dsl/ast.js';
+import type { Logger } from '../log.js';
+import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from './scheduler.js';
+import type { Usage } from './usage.js';
+import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } from './tier-metrics.js';
+import { openRecallLog, type RecallLog } from './recall-log.js';
+import { listenMetrics, parseListen } from './metrics-http.js';
+
+/** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
+export interface RecallEvent {
+  time: number;
+  path: string;
+  bytes: number;
+  latencyMs: number;
+  pid: number;
+  comm: string;
+  error?: string;
+  dev?: number;
+  ino?: number;
+}
+
+export interface DaemonOpsOptions {
+  stateDir: string;
+  policies: PolicyFile[];
+  log: Logger;
+  /** Runs one policy of one file (the same path as a `tier apply` sent to the daemon). */
+  runPolicy(policyFile: string, policy: string, trigger: Trigger): Promise<unknown>;
+  /** "PORT" or "HOST:PORT", loopback only; absent: metrics only on the control socket. */
+  metricsListen?: string;
+  queueDepth?: () => Record<string, number>;
+  clock?: Clock;
+  usage?: (root: string) => Promise<Usage>;
+}
+
+const STATE_TOTALS_TTL_MS = 10_000;
+
+export class DaemonOps {
+  readonly metrics: TierMetrics;
+  readonly recallLog: RecallLog;
+  readonly scheduler: Scheduler;
+  private targets = new Map<string, { file: string; policy: string }>();
+  private listener: { port: number; close(): Promise<void> } | null = null;
+  private catalogRead: Database.Database | null = null;
+  private totalsAt = 0;
+
+  constructor(private readonly o: DaemonOpsOptions) {
+    this.metrics = createTierMetrics();
+    this.recallLog = openRecallLog(o.stateDir);
+    this.scheduler = new Scheduler({
+      clock: o.clock,
+      usage: o.usage,
+      logger: o.log,
+      run: (key, trigger) => this.run(key, trigger),
+    });
+    this.metrics.registry.onCollect(() => this.collect());
+  }
+
+  /** Installs the schedules and opens the metrics listener (if configured). */
+  async start(): Promise<void> {
+    this.reload(this.o.policies);
+    if (this.o.metricsListen) {
+      const addr = parseListen(this.o.metricsListen);
+      if (typeof addr === 'string') throw new Error(addr);
+      this.listener = await listenMetrics(addr, () => this.metricsText());
+      this.o.log.info('metrics listening', { op: 'metrics', address: `${addr.host}:${this.listener.port}` });
+    }
+  }
+
+  get metricsPort(): number | null {
+    return this.listener?.port ?? null;
+  }
+
+  /** New policy set (start-up, SIGHUP): schedules replaced, runs in flight finish. */
+  reload(policies: PolicyFile[]): void {
+    const entries: ScheduleEntry[] = [];
+    const targets = new Map<string, { file: string; policy: string }>();
+    const names = policies.flatMap((pf) => pf.policies.map((p) => p.name));
+    for (const pf of policies) {
+      for (const e of entriesFromPolicy(pf)) {
+        // Policy names need only be unique within a file; qualify a clash with its file.
+        const key = names.filter((n) => n === e.policy).length > 1 ? `${pf.file}:${e.policy}` : e.policy;
+        targets.set(key, { file: pf.file, policy: e.policy });
+        entries.push({ ...e, policy: key });
+      }
+    }
+    this.targets = targets;
+    this.scheduler.update(entries);
+    this.o.log.info('schedules installed', { op: 'schedule', policies: entries.map((e) => e.policy) });
+  }
+
+  /** The recall service's hook: one row in the recall log, counters and latency. */
+  onRecall = (r: RecallEvent): void => {
+    try {
+      this.recallLog.record({ time: r.time, path: r.path, dev: r.dev, ino: r.ino, bytes: r.bytes, latencyMs: r.latencyMs, comm: r.comm, pid: r.pid, error: r.error });
+    } catch (e) {
+      this.o.log.warn('recall log write failed', { op: 'recall-log', path: r.path, err: e });
+    }
+    observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
+  };
+
+  /** One per-file migration outcome (archive/release/recall; done/skipped/busy/failed). */
+  observeMigration(action: string, outcome: string): void {
+    this.metrics.migrations.inc({ action, outcome });
+  }
+
+  observeTierError(tier: string): void {
+    this.metrics.tierRequestErrors.inc({ tier });
+  }
+
+  metricsText(): string {
+    return this.metrics.registry.render();
+  }
+
+  async stop(): Promise<void> {
+    await this.scheduler.stop();
+    await this.listener?.close();
+    this.listener = null;
+    this.recallLog.close();
+    this.catalogRead?.close();
+    this.catalogRead = null;
+  }
+
+  private async run(key: string, trigger: Trigger): Promise<void> {
+    const t = this.targets.get(key);
+    if (!t) throw new Error(`no policy ${key} is loaded`);
+    try {
+      await this.o.runPolicy(t.file, t.policy, trigger);
+      this.metrics.policyRuns.inc({ policy: key, trigger: trigger.kind, outcome: 'ok' });
+    } catch (e) {
+      this.metrics.policyRuns.inc({ policy: key, trigger: trigger.kind, outcome: 'failed' });
+      throw e;
+    }
+  }
+
+  private collect(): void {
+    const q = this.o.queueDepth?.() ?? {};
+    for (const [queue, n] of Object.entries(q)) this.metrics.queueDepth.set({ queue }, n);
+    for (const s of this.scheduler.status()) {
+      const have = this.metrics.runsSkipped.get({ policy: s.policy });
+      if (s.skipped > have) this.metrics.runsSkipped.inc({ policy: s.policy }, s.skipped - have);
+    }
+    const now = Date.now();
+    if (now - this.totalsAt < STATE_TOTALS_TTL_MS) return;
+    this.totalsAt = now;
+    try {
+      setStateTotals(this.metrics, this.stateTotals());
+    } catch (e) {
+      this.o.log.warn('metrics: catalog totals unavailable', { op: 'metrics', err: e });
+    }
+  }
+
+  /** Files and bytes per state, straight from the catalog's `files` table (read-only). */
+  private stateTotals(): { state: string; files: number; bytes: number }[] {
+    if (!this.catalogRead) {
+      const file = join(this.o.stateDir, 'catalog.db');
+      if (!existsSync(file)) return [];
+      this.catalogRead = new Database(file, { readonly: true, fileMustExist: true });
+      this.catalogRead.pragma('busy_timeout = 2000');
+    }
+    return this.catalogRead.prepare('SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files GROUP BY state').all() as {
+      state: string;
+      files: number;
+      bytes: number;
+    }[];
+  }
+}
+
+/** A short, bounded label for an error: the TierError code or errno, never a free-form message. */
+export function errorKind(message: string): string {
+  const m = /\b(NotFound|AccessDenied|ShortObject|Corrupt|Timeout|Aborted|Unavailable|Throttled|Io|InvalidKey)\b/.exec(message) ?? /\b(E[A-Z]{2,})\b/.exec(message);
+  return m?.[1] ?? 'other';
+}

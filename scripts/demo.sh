@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The README demo (`npm run demo`), as root: a small loop-mounted ext4 filesystem with
+# sample files, `tier daemon` in the background, `tier apply policies/demo.hsmpolicy`
+# releasing the old files to a local-directory tier, then a released file read back:
+# first a few bytes (only the touched chunk is fetched), then whole (byte-exact).
+#
+# Idempotent: a previous run's daemon is stopped and its filesystem unmounted first.
+# Never leaves the filesystem mounted without the daemon: a released file read with no
+# daemon running reads zeros.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE=/var/lib/tier-demo
+MNT=/mnt/tier-demo
+IMG=$BASE/fs.img
+STATE=$BASE/state
+TIERDIR=$BASE/tier
+POLICY=policies/demo.hsmpolicy
+PIDFILE=$BASE/daemon.pid
+DATA=$MNT/data
+BIG=$DATA/videos/holiday-2019.mkv
+
+if [ "$(id -u)" != 0 ]; then echo "demo: run as root (fanotify, loop mounts)" >&2; exit 1; fi
+
+# The compiled CLI (npm run build), or the sources through tsx.
+if [ -z "${TIER_DEMO_FROM_SOURCE:-}" ] && [ -f dist/cli/main.js ]; then
+  tier() { node bin/tier.js "$@"; }
+else
+  tier() { node --import tsx src/cli/main.ts "$@"; }
+fi
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+blocks() { stat -c %b "$1"; }
+
+stop_daemon() {
+  if [ -f "$PIDFILE" ]; then
+    local pid
+    pid=$(cat "$PIDFILE")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$PIDFILE"
+  fi
+}
+
+cleanup() {
+  stop_daemon
+  if mountpoint -q "$MNT"; then umount "$MNT"; fi
+}
+
+# --- a clean slate -------------------------------------------------------------------
+cleanup
+rm -rf "$BASE"
+mkdir -p "$BASE" "$TIERDIR" "$MNT"
+trap cleanup EXIT
+
+say "a 256 MiB ext4 filesystem at $MNT (loop image $IMG)"
+truncate -s 256M "$IMG"
+mkfs.ext4 -q -F "$IMG"
+mount -o loop "$IMG" "$MNT"
+
+say "sample files (old ones with old mtimes)"
+mkdir -p "$DATA/videos" "$DATA/docs" "$DATA/logs" "$DATA/keep"
+head -c $((48 * 1024 * 1024)) /dev/urandom > "$BIG"
+head -c $((3 * 1024 * 1024)) /dev/urandom > "$DATA/docs/report-2021.pdf"
+head -c $((512 * 1024)) /dev/urandom > "$DATA/logs/app.log"
+head -c $((1024 * 1024)) /dev/urandom > "$DATA/keep/contract.pdf"
+head -c $((2 * 1024 * 1024)) /dev/urandom > "$DATA/docs/draft-today.odt"
+echo "small files stay" > "$DATA/notes.txt"
+touch -d '400 days ago' "$BIG" "$DATA/docs/report-2021.pdf" "$DATA/keep/contract.pdf" "$DATA/notes.txt"
+touch -d '3 hours ago' "$DATA/logs/app.log"
+cp "$BIG" "$BASE/original.mkv" # kept aside (another filesystem) for the byte-exact check
+sync
+ls -l --time-style=+%F "$DATA"/*/ "$DATA"/notes.txt
+
+say "allocated vs apparent size before"
+du -sh --apparent-size "$DATA" | sed 's/^/apparent  /'
+du -sh "$DATA" | sed 's/^/allocated /'
+
+say "tier daemon $POLICY --state-dir $STATE (background, waits for 'ready')"
+tier daemon "$POLICY" --state-dir "$STATE" > "$BASE/daemon.out" 2> "$BASE/daemon.log" &
+echo $! > "$PIDFILE"
+for _ in $(seq 1 600); do
+  grep -qx ready "$BASE/daemon.out" 2>/dev/null && break
+  if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    echo "demo: the daemon exited; its log:" >&2; cat "$BASE/daemon.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+grep -qx ready "$BASE/daemon.out" || { echo "demo: the daemon did not become ready" >&2; exit 1; }
+echo "daemon ready (pid $(cat "$PIDFILE"), log $BASE/daemon.log)"
+
+say "tier apply $POLICY (runs inside the daemon)"
+tier apply "$POLICY" --state-dir "$STATE"
+
+say "tier status"
+tier status --state-dir "$STATE" "$BIG" "$DATA/docs/report-2021.pdf" "$DATA/logs/app.log" \
+  "$DATA/keep/contract.pdf" "$DATA/docs/draft-today.odt" "$DATA/notes.txt"
+
+say "allocated vs apparent size after"
+du -sh --apparent-size "$DATA" | sed 's/^/apparent  /'
+du -sh "$DATA" | sed 's/^/allocated /'
+echo "$(basename "$BIG"): $(stat -c %s "$BIG") bytes, $(blocks "$BIG") blocks of 512 allocated"
+
+say "head -c 64 of the released file: only the touched chunk is fetched"
+head -c 64 "$BIG" | od -A d -t x1 | head -2
+head -c 64 "$BASE/original.mkv" | od -A d -t x1 | head -2 | sed 's/^/original: /'
+echo "$(basename "$BIG"): now $(blocks "$BIG") blocks of 512 allocated (chunk 1 MiB = 2048 blocks)"
+tier status --state-dir "$STATE" "$BIG"
+
+say "whole-file read: byte-exact?"
+if cmp "$BIG" "$BASE/original.mkv"; then
+  echo "byte-exact: $(sha256sum < "$BIG" | cut -c1-16)... = $(sha256sum < "$BASE/original.mkv" | cut -c1-16)..."
+else
+  echo "demo: MISMATCH after recall" >&2; exit 1
+fi
+tier status --state-dir "$STATE" "$BIG"
+
+say "stopping the daemon, then unmounting"
+stop_daemon
+umount "$MNT"
+trap - EXIT
+echo "demo done: image $IMG, tier $TIERDIR, state $STATE (run again to start over)"

@@ -16,6 +16,8 @@ import type { ApplyRequest, DaemonStatus, ManualOp, ManualRequest, StreamLine, W
 
 export interface ControlHandlers {
   status(): DaemonStatus;
+  /** Prometheus text exposition (the same as the optional loopback listener). */
+  metrics(): string;
   apply(req: ApplyRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
   manual(op: ManualOp, req: ManualRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
 }
@@ -79,6 +81,10 @@ export class ControlServer {
     try {
       if (key === 'GET /health') return json(res, 200, { ok: true, pid: process.pid });
       if (key === 'GET /status') return json(res, 200, this.handlers.status());
+      if (key === 'GET /metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        return void res.end(this.handlers.metrics());
+      }
       if (key === 'POST /apply') {
         const body = await readJson(req);
         const ar = parseApply(body);

@@ -9,9 +9,10 @@ import type { Catalog } from '../engine/catalog.js';
 import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../engine/execute.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
-import type { DaemonStatus } from './protocol.js';
+import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import type { MarkResult } from './startup-marks.js';
 import type { WorkerConfig } from './worker-config.js';
+import type { DaemonOps } from '../ops/daemon-ops.js';
 
 export interface WorkerState {
   cfg: WorkerConfig;
@@ -22,6 +23,8 @@ export interface WorkerState {
   log: Logger;
   startup: MarkResult;
   startedAt: number;
+  /** Scheduler, recall log and metrics (src/ops). */
+  ops: DaemonOps;
 }
 
 export function makeHandlers(s: WorkerState, activeRequests: () => number): ControlHandlers {
@@ -39,11 +42,8 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
         activeRequests: activeRequests(),
       };
     },
-    async apply(req, _progress, _signal) {
-      const pf = loadForRequest(s, req.policyFile);
-      void pf;
-      throw new RequestError('apply through the daemon is not wired yet', 501);
-    },
+    metrics: () => s.ops.metricsText(),
+    apply: (req, progress, signal) => runApplyRequest(s, req, progress, signal),
     async manual(op, req, progress, signal) {
       const deps: ExecDeps = { tiers: s.tiers, catalog: s.catalog, marker: s.recall, log: s.log };
       const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };
@@ -54,12 +54,25 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
         if (op === 'recall') throw new RequestError('recall through the daemon is not wired yet', 501);
         else out = await migrate(path, tierFor(s, req.tier), op, deps);
         counts[out.status]++;
+        s.ops.observeMigration(op, out.status);
         if (out.status === 'failed') failures.push({ path, message: out.message ?? 'failed' });
         progress({ path, op, ...out });
       }
       return { op, ...counts, failures };
     },
   };
+}
+
+/** One policy run inside the daemon: from `tier apply` over the socket, or the scheduler. */
+export async function runApplyRequest(
+  s: WorkerState,
+  req: ApplyRequest,
+  _progress: (event: unknown) => void,
+  _signal: AbortSignal,
+): Promise<unknown> {
+  const pf = loadForRequest(s, req.policyFile);
+  void pf;
+  throw new RequestError('apply through the daemon is not wired yet', 501);
 }
 
 /**

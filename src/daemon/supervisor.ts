@@ -29,6 +29,7 @@ export interface SupervisorOptions {
   policyFiles: string[];
   stateDir: string;
   logLevel: string;
+  metricsListen?: string;
   log: Logger;
   /** Writes one line to stdout (the `ready` line). */
   out(line: string): void;
@@ -76,6 +77,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     groupFd: 3,
     inflightPath,
     freshGroup: true,
+    metricsListen: o.metricsListen,
   };
 
   const start = () => {

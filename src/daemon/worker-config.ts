@@ -17,6 +17,8 @@ export interface WorkerConfig {
    * the mask, its own synchronous open() would wait for an answer only it can give.
    */
   freshGroup: boolean;
+  /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
+  metricsListen?: string;
 }
 
 export type WorkerMessage =

@@ -105,6 +105,9 @@ describe('control socket', () => {
     assert.match(JSON.parse(bad.text).message, /not JSON/);
     const none = await raw(sock, 'GET', '/nope');
     assert.equal(none.status, 404);
+    const metrics = await raw(sock, 'GET', '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.text, /^# (HELP|TYPE) /m, 'Prometheus text on the control socket');
 
     // A policy whose tier the daemon does not serve: releasing there could never be recalled.
     const other = join(fs.scratch, 'other.hsmpolicy');

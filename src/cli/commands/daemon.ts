@@ -19,7 +19,8 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .argument('<policyfile...>', 'policy files whose tiers and recall settings the daemon serves')
     .option('--state-dir <dir>', 'catalog, control socket and in-flight record', DEFAULT_STATE_DIR)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (files: string[], opts: { stateDir: string; logLevel: string }) => {
+    .option('--metrics-listen <addr>', 'also serve GET /metrics on PORT or HOST:PORT (loopback only)')
+    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string }) => {
       if (!LEVELS.includes(opts.logLevel))
         throw new UserError(`--log-level: expected one of ${LEVELS.join(', ')}, got "${opts.logLevel}"`, EXIT.usage);
       for (const f of files) if (!existsSync(f)) throw new UserError(`${f}: no such policy file`, EXIT.usage);
@@ -30,6 +31,7 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         policyFiles: files.map((f) => resolve(f)),
         stateDir: resolve(opts.stateDir),
         logLevel: opts.logLevel,
+        metricsListen: opts.metricsListen,
         log: tagged(base, { role: 'supervisor', pid: process.pid }),
         out: (line) => printer.out(line),
         err: (line) => printer.err(line),

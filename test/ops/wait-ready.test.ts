@@ -1,0 +1,48 @@
+// `tier wait-ready` against a real daemon: it returns only once released files are marked,
+// so a read right after it gets the data, never zeros (the reason systemd runs it).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { pattern, releaseByHand, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
+
+describe('tier wait-ready', () => {
+  let fs: LoopFs;
+  let d: DaemonProc | undefined;
+  before(() => {
+    fs = mountLoopFs('ext4');
+  });
+  after(async () => {
+    if (d) await d.stop();
+    fs.unmount();
+  });
+
+  test('no daemon: gives up after the timeout with a message, exit 1', async () => {
+    const r = await runCli(['wait-ready', '--state-dir', join(fs.scratch, 'nobody'), '--timeout', '1']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /did not answer on .*nobody\/control\.sock within 1s/);
+  });
+
+  test('started before the daemon, it returns once released files are marked: they read back', async () => {
+    const state = join(fs.scratch, 'state');
+    const tierDir = join(fs.scratch, 'tier');
+    const data = join(fs.dir, 'data');
+    mkdirSync(data);
+    mkdirSync(tierDir);
+    const policy = writePolicy(fs.scratch, data, tierDir);
+    const files = [0, 1, 2].map((i) => {
+      const p = join(data, `f${i}`);
+      writeFileSync(p, pattern((64 + i) * 4096, 90 + i));
+      return p;
+    });
+    for (const f of files) await releaseByHand(f, 'slow', tierDir, state);
+    assert.ok(statSync(files[0]!).blocks * 512 < 64 * 4096 / 2, 'released by hand: the data blocks are gone');
+    const waiting = runCli(['wait-ready', '--state-dir', state, '--timeout', '120']);
+    d = startDaemon([policy], state);
+    const r = await waiting;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'ready');
+    files.forEach((f, i) => assert.ok(readFileSync(f).equals(pattern((64 + i) * 4096, 90 + i)), `${f} reads its data`));
+  });
+});

@@ -8,6 +8,7 @@ import type { RecallService } from '../recall/service.js';
 import type { Catalog } from '../engine/catalog.js';
 import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../engine/execute.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
+import { recallByReading } from './recall-file.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
 import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import type { MarkResult } from './startup-marks.js';
@@ -51,7 +52,7 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
       for (const path of req.paths) {
         if (signal.aborted) break;
         let out: Outcome;
-        if (op === 'recall') throw new RequestError('recall through the daemon is not wired yet', 501);
+        if (op === 'recall') out = await recallByReading(path, signal);
         else out = await migrate(path, tierFor(s, req.tier), op, deps);
         counts[out.status]++;
         s.ops.observeMigration(op, out.status);

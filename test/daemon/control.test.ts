@@ -80,6 +80,20 @@ describe('control socket', () => {
       assert.ok(readFileSync(f).equals(pattern([0, 1, 4097, 3 * 1024 * 1024 + 1][i]!, 50 + i)), `${f} reads back`);
   });
 
+  test('POST /recall brings a released file back whole; the state becomes archived', async () => {
+    const path = join(data, 'back.bin');
+    const content = pattern(5 * 1024 * 1024 + 3, 77);
+    writeFileSync(path, content);
+    assert.equal(((await client.manual('release', { paths: [path] })) as Record<string, unknown>).done, 1);
+    assert.ok(statSync(path).blocks * 512 < content.length / 2, 'released');
+    const result = (await client.manual('recall', { paths: [path, join(data, 'a-resident-file')] })) as Record<string, unknown>;
+    assert.equal(result.done, 1);
+    assert.equal(result.failed, 1, 'a missing path fails, the other still recalled');
+    assert.equal(decodeRecord(lgetxattr(path, XATTR_STATE))?.state, 'archived');
+    assert.ok(statSync(path).blocks * 512 >= content.length, 'every block is back');
+    assert.ok(readFileSync(path).equals(content));
+  });
+
   test('POST /archive keeps the data and records the copy', async () => {
     const path = join(data, 'a.bin');
     writeFileSync(path, pattern(200_000, 7));

@@ -12,6 +12,9 @@ import type { Usage } from './usage.js';
 import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } from './tier-metrics.js';
 import { openRecallLog, type RecallLog } from './recall-log.js';
 import { listenMetrics, parseListen } from './metrics-http.js';
+import { systemClock } from './scheduler.js';
+import { gcIntervalMs, gcWithPolicy } from './gc-run.js';
+import type { Tier } from '../tiers/tier.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {
@@ -35,6 +38,8 @@ export interface DaemonOpsOptions {
   /** "PORT" or "HOST:PORT", loopback only; absent: metrics only on the control socket. */
   metricsListen?: string;
   queueDepth?: () => Record<string, number>;
+  /** The daemon's open tiers: when given, orphan objects are collected on a timer per policy file. */
+  gcTiers?: Map<string, Tier>;
   clock?: Clock;
   usage?: (root: string) => Promise<Usage>;
 }
@@ -49,6 +54,9 @@ export class DaemonOps {
   private listener: { port: number; close(): Promise<void> } | null = null;
   private catalogRead: Database.Database | null = null;
   private totalsAt = 0;
+  private gcTimers: unknown[] = [];
+  private gcRunning: Promise<unknown> | null = null;
+  private stopped = false;
 
   constructor(private readonly o: DaemonOpsOptions) {
     this.metrics = createTierMetrics();
@@ -92,6 +100,7 @@ export class DaemonOps {
     }
     this.targets = targets;
     this.scheduler.update(entries);
+    this.armGc(policies);
     this.o.log.info('schedules installed', { op: 'schedule', policies: entries.map((e) => e.policy) });
   }
 
@@ -114,11 +123,21 @@ export class DaemonOps {
     this.metrics.tierRequestErrors.inc({ tier });
   }
 
+  /** Resolves when no garbage collection is running (tests, shutdown). */
+  async gcIdle(): Promise<void> {
+    await this.gcRunning;
+  }
+
   metricsText(): string {
     return this.metrics.registry.render();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    const clock = this.o.clock ?? systemClock;
+    for (const t of this.gcTimers) clock.clearTimeout(t);
+    this.gcTimers = [];
+    await this.gcRunning;
     await this.scheduler.stop();
     await this.listener?.close();
     this.listener = null;
@@ -137,6 +156,32 @@ export class DaemonOps {
       this.metrics.policyRuns.inc({ policy: key, trigger: trigger.kind, outcome: 'failed' });
       throw e;
     }
+  }
+
+  /** One gc timer per policy file, every gcIntervalMs(file); collections never overlap. */
+  private armGc(policies: PolicyFile[]): void {
+    const clock = this.o.clock ?? systemClock;
+    for (const t of this.gcTimers) clock.clearTimeout(t);
+    this.gcTimers = [];
+    const tiers = this.o.gcTiers;
+    if (!tiers || this.stopped) return;
+    policies.forEach((pf, i) => {
+      const every = gcIntervalMs(pf);
+      const tick = () => {
+        if (this.stopped) return;
+        if (!this.gcRunning) {
+          this.gcRunning = gcWithPolicy(pf, { config: pf.file, stateDir: this.o.stateDir, log: this.o.log, now: clock.now() }, tiers)
+            .then((r) => {
+              for (const t of r.tiers) for (const o of t.orphans) if (o.fate === 'deleted') this.metrics.gcDeleted.inc({ tier: t.tier });
+              if (r.deleted > 0) this.o.log.info('gc: orphan objects deleted', { op: 'gc', policyFile: pf.file, deleted: r.deleted, bytes: r.deletedBytes });
+            })
+            .catch((e) => this.o.log.error('gc failed', { op: 'gc', policyFile: pf.file, err: e }))
+            .finally(() => (this.gcRunning = null));
+        }
+        this.gcTimers[i] = clock.setTimeout(tick, every);
+      };
+      this.gcTimers[i] = clock.setTimeout(tick, every);
+    });
   }
 
   private collect(): void {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { PolicyFile } from '../dsl/ast.js';
 import { Catalog, type CatalogRow } from '../engine/catalog.js';
 import { createTiers } from '../tiers/index.js';
+import type { Tier } from '../tiers/tier.js';
 import type { Printer } from '../cli/io.js';
 import { EXIT } from '../cli/io.js';
 import type { Logger } from '../log.js';
@@ -38,8 +39,15 @@ export function retentionByTier(pf: PolicyFile): Map<string, number> {
   return out;
 }
 
-export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions): Promise<GcResult> {
-  const tiers = createTiers(pf);
+/** How often the daemon collects: half the shortest retention, between 1 s and a day. */
+export function gcIntervalMs(pf: PolicyFile): number {
+  const shortest = Math.min(...retentionByTier(pf).values());
+  return Math.min(86_400_000, Math.max(1000, Math.floor(shortest / 2)));
+}
+
+/** `open`: the daemon's already open tiers (left open); absent: opened here and closed after. */
+export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions, open?: Map<string, Tier>): Promise<GcResult> {
+  const tiers = open ? new Map(pf.tiers.flatMap((t) => (open.has(t.name) ? [[t.name, open.get(t.name)!] as const] : []))) : createTiers(pf);
   const catFile = join(opts.stateDir, CATALOG_FILE);
   const cat = existsSync(catFile) ? new Catalog(catFile) : null;
   try {
@@ -56,7 +64,7 @@ export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions): Prom
     });
   } finally {
     cat?.close();
-    await Promise.allSettled([...tiers.values()].map((t) => t.close()));
+    if (!open) await Promise.allSettled([...tiers.values()].map((t) => t.close()));
   }
 }
 

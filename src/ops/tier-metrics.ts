@@ -21,6 +21,7 @@ export interface TierMetrics {
   tierRequestErrors: Counter; // tier_tier_request_errors_total{tier}
   policyRuns: Counter; // tier_policy_runs_total{policy,trigger,outcome}
   runsSkipped: Counter; // tier_policy_runs_skipped_total{policy}
+  gcDeleted: Counter; // tier_gc_objects_deleted_total{tier}
 }
 
 export function createTierMetrics(registry = new Registry()): TierMetrics {
@@ -37,6 +38,7 @@ export function createTierMetrics(registry = new Registry()): TierMetrics {
     tierRequestErrors: registry.counter('tier_tier_request_errors_total', 'Failed tier requests (put/get/stat/delete/list), by tier.', ['tier']),
     policyRuns: registry.counter('tier_policy_runs_total', 'Policy runs, by trigger and outcome.', ['policy', 'trigger', 'outcome']),
     runsSkipped: registry.counter('tier_policy_runs_skipped_total', 'Policy runs skipped because the previous one was still going.', ['policy']),
+    gcDeleted: registry.counter('tier_gc_objects_deleted_total', 'Orphan objects deleted by garbage collection, by tier.', ['tier']),
   };
 }
 

@@ -163,3 +163,48 @@ describe('DaemonOps', () => {
     assert.equal(errorKind('something odd happened'), 'other');
   });
 });
+
+describe('DaemonOps garbage collection', () => {
+  test('collects orphans on a timer from the daemon\'s open tiers, after keep_deleted', async () => {
+    const { LocalTier } = await import('../../src/tiers/local.js');
+    const { newKey } = await import('../../src/engine/execute.js');
+    const { Readable } = await import('node:stream');
+    const { createHash } = await import('node:crypto');
+    const { existsSync, mkdirSync, utimesSync } = await import('node:fs');
+    const base = mkdtempSync(join(tmpdir(), 'tier-ops-gc-'));
+    const tierDir = join(base, 'tier');
+    const data = join(base, 'data');
+    mkdirSync(tierDir);
+    mkdirSync(data);
+    const tier = new LocalTier('t', tierDir);
+    const key = newKey();
+    const buf = Buffer.from('orphan of a deleted file');
+    await tier.put(key, Readable.from([buf]), buf.length, { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length, path: join(data, 'gone'), mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(join(tierDir, key), old, old);
+    const clock = new FakeClock(Date.now());
+    const ops = new DaemonOps({
+      stateDir: join(base, 'state'),
+      log: silentLogger,
+      clock,
+      gcTiers: new Map([['t', tier]]),
+      policies: [pf(`tier t { local "${tierDir}" }\nfileset f { root "${data}" }\npolicy p on f { keep_deleted 2s rule r: size > 0 -> release to t }`, join(base, 'p.hsmpolicy'))],
+      runPolicy: async () => {},
+    });
+    try {
+      await ops.start();
+      for (let i = 0; i < 2; i++) {
+        await clock.advance(1000); // gc every keep_deleted / 2
+        await ops.gcIdle();
+        assert.ok(existsSync(join(tierDir, key)), `kept on pass ${i + 1}: unreferenced for less than 2 s`);
+      }
+      await clock.advance(1000);
+      await ops.gcIdle();
+      assert.equal(existsSync(join(tierDir, key)), false, 'deleted once unreferenced for 2 s');
+      assert.match(ops.metricsText(), /^tier_gc_objects_deleted_total\{tier="t"\} 1$/m);
+    } finally {
+      await ops.stop();
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});

@@ -37,126 +37,128 @@ function reader(file: string, original: string, off: number, len: number): Promi
   );
 }
 
-describe('worker crash during recalls', () => {
-  let fs: LoopFs;
-  let stateDir: string;
-  let tierDir: string;
-  let policy: string;
-  const files: { path: string; original: string }[] = [];
+for (const fsType of ['ext4', 'xfs'] as const) {
+  describe(`worker crash during recalls (${fsType})`, () => {
+    let fs: LoopFs;
+    let stateDir: string;
+    let tierDir: string;
+    let policy: string;
+    const files: { path: string; original: string }[] = [];
 
-  before(async () => {
-    fs = mountLoopFs('ext4');
-    stateDir = join(fs.scratch, 'state');
-    tierDir = join(fs.scratch, 'tier');
-    const data = join(fs.dir, 'data');
-    mkdirSync(data);
-    mkdirSync(tierDir);
-    policy = writePolicy(fs.scratch, data, tierDir);
-    for (let i = 0; i < 3; i++) {
-      const path = join(data, `big${i}.bin`);
-      const original = join(fs.scratch, `big${i}.orig`);
-      const content = pattern(8 * MiB + 123, 100 + i);
-      writeFileSync(path, content);
-      writeFileSync(original, content);
-      await releaseByHand(path, 'slow', tierDir, stateDir);
-      files.push({ path, original });
-    }
-  });
-
-  after(() => fs?.unmount());
-
-  test('SIGKILL mid-recall: no reader sees zeros, stale readers get EIO, reads work after the restart', async () => {
-    const flag = join(fs.scratch, 'hang');
-    writeFileSync(flag, '');
-    const d = startDaemon([policy], stateDir, ['--log-level', 'debug'], {
-      nodeArgs: ['--import', './test/daemon/fault-hang-tier.ts'],
-      env: { TIER_FAULT_HANG: flag },
-    });
-    try {
-      await d.ready;
-      const client = (await connectDaemon(stateDir))!;
-      const before = await client.status();
-
-      // Several readers on several files, two of them on the same chunk.
-      const readers = [
-        reader(files[0]!.path, files[0]!.original, 0, 64 * 1024),
-        reader(files[0]!.path, files[0]!.original, 4096, 8192),
-        reader(files[1]!.path, files[1]!.original, 3 * MiB + 5, 100_000),
-        reader(files[2]!.path, files[2]!.original, 8 * MiB, 123),
-        reader(files[2]!.path, files[2]!.original, 5 * MiB - 7, 2 * MiB),
-      ];
-      // Wait until the worker is blocked fetching for at least one of them.
-      while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
-      const inFlight = (await client.status()).recall.inFlight as number;
-      assert.ok(inFlight >= 1, 'recalls are in flight when the worker is killed');
-
-      process.kill(before.pid, 'SIGKILL');
-      await d.waitLog((l) => l.msg === 'worker exited' && l.workerPid === before.pid);
-      rmSync(flag); // the next worker's tier reads go through
-      await d.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== before.pid);
-
-      const results = await Promise.all(readers);
-      for (const r of results) {
-        assert.equal(r.mismatch, false, 'no reader ever saw wrong bytes (zeros over a hole)');
-        assert.equal(r.ok, true, 'every reader gets the right bytes after the restart');
-        assert.equal(r.code, 0);
+    before(async () => {
+      fs = mountLoopFs(fsType);
+      stateDir = join(fs.scratch, 'state');
+      tierDir = join(fs.scratch, 'tier');
+      const data = join(fs.dir, 'data');
+      mkdirSync(data);
+      mkdirSync(tierDir);
+      policy = writePolicy(fs.scratch, data, tierDir);
+      for (let i = 0; i < 3; i++) {
+        const path = join(data, `big${i}.bin`);
+        const original = join(fs.scratch, `big${i}.orig`);
+        const content = pattern(8 * MiB + 123, 100 + i);
+        writeFileSync(path, content);
+        writeFileSync(original, content);
+        await releaseByHand(path, 'slow', tierDir, stateDir);
+        files.push({ path, original });
       }
-      assert.ok(
-        results.some((r) => r.eio > 0),
-        'a reader whose recall the dead worker held got EIO',
-      );
-      const swept = d.logs.find((l) => l.msg === 'answered stale events with EIO');
-      assert.ok(swept && (swept.count as number) >= 1, 'the supervisor answered the stale events');
-
-      const after = await (await connectDaemon(stateDir))!.status();
-      assert.notEqual(after.pid, before.pid, 'a new worker serves');
-      assert.equal(after.supervisorPid, before.supervisorPid, 'same supervisor, same group');
-      assert.equal(after.recall.staleAnswered, 0, 'the new worker found nothing left to answer (answered once)');
-      for (const f of files) assert.ok(readFileSync(f.path).equals(readFileSync(f.original)), `${f.path} byte-exact`);
-    } finally {
-      rmSync(flag, { force: true });
-      const { code } = await d.stop();
-      assert.equal(code, 0, d.stderrText());
-    }
-  });
-
-  test('a wedged worker (event loop stuck on its own permission event) is killed and replaced', async () => {
-    const flag = join(fs.scratch, 'wedge');
-    // Fresh released files: the first test recalled the others whole (no marks left).
-    const mine: { path: string; original: string }[] = [];
-    for (let i = 0; i < 2; i++) {
-      const path = join(fs.dir, 'data', `w${i}.bin`);
-      const original = join(fs.scratch, `w${i}.orig`);
-      const content = pattern(2 * MiB + 1, 200 + i);
-      writeFileSync(path, content);
-      writeFileSync(original, content);
-      await releaseByHand(path, 'slow', tierDir, stateDir);
-      mine.push({ path, original });
-    }
-    const d = startDaemon([policy], stateDir, [], {
-      nodeArgs: ['--import', './test/daemon/fault-wedge.ts'],
-      env: { TIER_FAULT_WEDGE: flag },
     });
-    try {
-      await d.ready;
-      const before = await (await connectDaemon(stateDir))!.status();
-      assert.equal(before.startup.marked, 2);
-      writeFileSync(flag, mine[1]!.path);
-      // A reader arriving while the worker is wedged waits, then gets its bytes or EIO.
-      while (existsSync(flag)) await sleep(20);
-      const r = await reader(mine[0]!.path, mine[0]!.original, MiB, 4096);
-      assert.equal(r.mismatch, false);
-      assert.equal(r.ok, true);
-      const killed = await d.waitLog((l) => l.msg === 'worker stopped answering (event loop stuck): killing it');
-      assert.equal(killed.workerPid, before.pid);
-      await d.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== before.pid);
-      const after = await (await connectDaemon(stateDir))!.status();
-      assert.notEqual(after.pid, before.pid);
-      for (const f of mine) assert.ok(readFileSync(f.path).equals(readFileSync(f.original)), `${f.path} byte-exact`);
-    } finally {
-      rmSync(flag, { force: true });
-      const { code } = await d.stop();
-      assert.equal(code, 0, d.stderrText());
-    }
+
+    after(() => fs?.unmount());
+
+    test('SIGKILL mid-recall: no reader sees zeros, stale readers get EIO, reads work after the restart', async () => {
+      const flag = join(fs.scratch, 'hang');
+      writeFileSync(flag, '');
+      const d = startDaemon([policy], stateDir, ['--log-level', 'debug'], {
+        nodeArgs: ['--import', './test/daemon/fault-hang-tier.ts'],
+        env: { TIER_FAULT_HANG: flag },
+      });
+      try {
+        await d.ready;
+        const client = (await connectDaemon(stateDir))!;
+        const before = await client.status();
+
+        // Several readers on several files, two of them on the same chunk.
+        const readers = [
+          reader(files[0]!.path, files[0]!.original, 0, 64 * 1024),
+          reader(files[0]!.path, files[0]!.original, 4096, 8192),
+          reader(files[1]!.path, files[1]!.original, 3 * MiB + 5, 100_000),
+          reader(files[2]!.path, files[2]!.original, 8 * MiB, 123),
+          reader(files[2]!.path, files[2]!.original, 5 * MiB - 7, 2 * MiB),
+        ];
+        // Wait until the worker is blocked fetching for at least one of them.
+        while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
+        const inFlight = (await client.status()).recall.inFlight as number;
+        assert.ok(inFlight >= 1, 'recalls are in flight when the worker is killed');
+
+        process.kill(before.pid, 'SIGKILL');
+        await d.waitLog((l) => l.msg === 'worker exited' && l.workerPid === before.pid);
+        rmSync(flag); // the next worker's tier reads go through
+        await d.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== before.pid);
+
+        const results = await Promise.all(readers);
+        for (const r of results) {
+          assert.equal(r.mismatch, false, 'no reader ever saw wrong bytes (zeros over a hole)');
+          assert.equal(r.ok, true, 'every reader gets the right bytes after the restart');
+          assert.equal(r.code, 0);
+        }
+        assert.ok(
+          results.some((r) => r.eio > 0),
+          'a reader whose recall the dead worker held got EIO',
+        );
+        const swept = d.logs.find((l) => l.msg === 'answered stale events with EIO');
+        assert.ok(swept && (swept.count as number) >= 1, 'the supervisor answered the stale events');
+
+        const after = await (await connectDaemon(stateDir))!.status();
+        assert.notEqual(after.pid, before.pid, 'a new worker serves');
+        assert.equal(after.supervisorPid, before.supervisorPid, 'same supervisor, same group');
+        assert.equal(after.recall.staleAnswered, 0, 'the new worker found nothing left to answer (answered once)');
+        for (const f of files) assert.ok(readFileSync(f.path).equals(readFileSync(f.original)), `${f.path} byte-exact`);
+      } finally {
+        rmSync(flag, { force: true });
+        const { code } = await d.stop();
+        assert.equal(code, 0, d.stderrText());
+      }
+    });
+
+    test('a wedged worker (event loop stuck on its own permission event) is killed and replaced', async () => {
+      const flag = join(fs.scratch, 'wedge');
+      // Fresh released files: the first test recalled the others whole (no marks left).
+      const mine: { path: string; original: string }[] = [];
+      for (let i = 0; i < 2; i++) {
+        const path = join(fs.dir, 'data', `w${i}.bin`);
+        const original = join(fs.scratch, `w${i}.orig`);
+        const content = pattern(2 * MiB + 1, 200 + i);
+        writeFileSync(path, content);
+        writeFileSync(original, content);
+        await releaseByHand(path, 'slow', tierDir, stateDir);
+        mine.push({ path, original });
+      }
+      const d = startDaemon([policy], stateDir, [], {
+        nodeArgs: ['--import', './test/daemon/fault-wedge.ts'],
+        env: { TIER_FAULT_WEDGE: flag },
+      });
+      try {
+        await d.ready;
+        const before = await (await connectDaemon(stateDir))!.status();
+        assert.equal(before.startup.marked, 2);
+        writeFileSync(flag, mine[1]!.path);
+        // A reader arriving while the worker is wedged waits, then gets its bytes or EIO.
+        while (existsSync(flag)) await sleep(20);
+        const r = await reader(mine[0]!.path, mine[0]!.original, MiB, 4096);
+        assert.equal(r.mismatch, false);
+        assert.equal(r.ok, true);
+        const killed = await d.waitLog((l) => l.msg === 'worker stopped answering (event loop stuck): killing it');
+        assert.equal(killed.workerPid, before.pid);
+        await d.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== before.pid);
+        const after = await (await connectDaemon(stateDir))!.status();
+        assert.notEqual(after.pid, before.pid);
+        for (const f of mine) assert.ok(readFileSync(f.path).equals(readFileSync(f.original)), `${f.path} byte-exact`);
+      } finally {
+        rmSync(flag, { force: true });
+        const { code } = await d.stop();
+        assert.equal(code, 0, d.stderrText());
+      }
+    });
   });
-});
+}

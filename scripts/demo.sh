@@ -24,10 +24,11 @@ if [ "$(id -u)" != 0 ]; then echo "demo: run as root (fanotify, loop mounts)" >&
 
 # The compiled CLI (npm run build), or the sources through tsx.
 if [ -z "${TIER_DEMO_FROM_SOURCE:-}" ] && [ -f dist/cli/main.js ]; then
-  tier() { node bin/tier.js "$@"; }
+  TIER=(node bin/tier.js)
 else
-  tier() { node --import tsx src/cli/main.ts "$@"; }
+  TIER=(node --import tsx src/cli/main.ts)
 fi
+tier() { "${TIER[@]}" "$@"; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 blocks() { stat -c %b "$1"; }
@@ -36,7 +37,8 @@ stop_daemon() {
   if [ -f "$PIDFILE" ]; then
     local pid
     pid=$(cat "$PIDFILE")
-    if kill -0 "$pid" 2>/dev/null; then
+    # Only our daemon: a stale pid file must not make us signal a process that reused the pid.
+    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q "daemon .*--state-dir $STATE"; then
       kill -TERM "$pid"
       for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
@@ -79,7 +81,8 @@ du -sh --apparent-size "$DATA" | sed 's/^/apparent  /'
 du -sh "$DATA" | sed 's/^/allocated /'
 
 say "tier daemon $POLICY --state-dir $STATE (background, waits for 'ready')"
-tier daemon "$POLICY" --state-dir "$STATE" > "$BASE/daemon.out" 2> "$BASE/daemon.log" &
+# Started directly (not through a shell function) so that $! is the daemon's own pid.
+"${TIER[@]}" daemon "$POLICY" --state-dir "$STATE" > "$BASE/daemon.out" 2> "$BASE/daemon.log" &
 echo $! > "$PIDFILE"
 for _ in $(seq 1 600); do
   grep -qx ready "$BASE/daemon.out" 2>/dev/null && break

@@ -107,6 +107,15 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
         }
       } else if (m?.type === 'fatal') fatal = m.message;
     });
+    c.on('error', (e) => {
+      // spawn itself failed (no 'exit' follows when there is no process): retry later.
+      o.log.error('worker spawn failed', { err: e });
+      if (c.pid === undefined && !stopping) {
+        child = null;
+        restartTimer = setTimeout(start, backoff);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    });
     c.on('exit', (code, signal) => {
       child = null;
       if (watchdog) clearInterval(watchdog);
@@ -127,6 +136,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
 
   const shutdown = (code: number) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
+    process.off('uncaughtException', onBug);
     // Closing the group lets any reader that arrives from now on through: nothing is
     // blocked on us any more (stale events were answered above).
     closeSync(groupFd);
@@ -151,6 +161,13 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     killTimer.unref();
   };
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
+  // This process must outlive anything that goes wrong in it: if it died, the group would
+  // close and every blocked reader would read zeros. A closed stdout/stderr pipe (EPIPE)
+  // or a bug is logged, not fatal.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+  const onBug = (e: unknown) => o.log.error('supervisor error (kept running)', { err: e, stack: (e as Error)?.stack });
+  process.on('uncaughtException', onBug);
 
   // A stale record from a previous daemon run holds fd numbers of a group that is gone.
   answerStaleEvents(-1, inflightPath, o.log);

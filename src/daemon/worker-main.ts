@@ -30,6 +30,8 @@ const stop = async (why: string) => {
 };
 
 process.on('SIGTERM', () => void stop('SIGTERM'));
+// A closed log pipe must not take recalls down with it.
+process.stderr.on('error', () => {});
 // Ctrl-C reaches the whole process group: the supervisor decides, then sends SIGTERM.
 process.on('SIGINT', () => {});
 // Without a supervisor nobody restarts us or answers for us after a crash: stop cleanly.

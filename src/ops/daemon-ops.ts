@@ -13,8 +13,10 @@ import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } fr
 import { openRecallLog, type RecallLog } from './recall-log.js';
 import { listenMetrics, parseListen } from './metrics-http.js';
 import { systemClock } from './scheduler.js';
-import { gcIntervalMs, gcWithPolicy } from './gc-run.js';
+import { GcLoop } from './gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
+import { rowFromRecord, type Catalog } from '../engine/catalog.js';
+import { ChangeTracker, type DirtyFile } from './change-tracker.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {
@@ -40,6 +42,8 @@ export interface DaemonOpsOptions {
   queueDepth?: () => Record<string, number>;
   /** The daemon's open tiers: when given, orphan objects are collected on a timer per policy file. */
   gcTiers?: Map<string, Tier>;
+  /** When given, writes to archived files under the fileset roots mark their rows dirty at once. */
+  catalog?: Catalog;
   clock?: Clock;
   usage?: (root: string) => Promise<Usage>;
 }
@@ -54,9 +58,9 @@ export class DaemonOps {
   private listener: { port: number; close(): Promise<void> } | null = null;
   private catalogRead: Database.Database | null = null;
   private totalsAt = 0;
-  private gcTimers: unknown[] = [];
-  private gcRunning: Promise<unknown> | null = null;
+  private gc: GcLoop | null = null;
   private stopped = false;
+  private tracker: ChangeTracker | null = null;
 
   constructor(private readonly o: DaemonOpsOptions) {
     this.metrics = createTierMetrics();
@@ -68,6 +72,17 @@ export class DaemonOps {
       run: (key, trigger) => this.run(key, trigger),
     });
     this.metrics.registry.onCollect(() => this.collect());
+    if (o.gcTiers) {
+      this.gc = new GcLoop({
+        stateDir: o.stateDir,
+        tiers: o.gcTiers,
+        clock: o.clock ?? systemClock,
+        log: o.log,
+        onResult: (r) => {
+          for (const t of r.tiers) for (const x of t.orphans) if (x.fate === 'deleted') this.metrics.gcDeleted.inc({ tier: t.tier });
+        },
+      });
+    }
   }
 
   /** Installs the schedules and opens the metrics listener (if configured). */
@@ -100,7 +115,8 @@ export class DaemonOps {
     }
     this.targets = targets;
     this.scheduler.update(entries);
-    this.armGc(policies);
+    this.gc?.arm(policies);
+    this.trackChanges(policies);
     this.o.log.info('schedules installed', { op: 'schedule', policies: entries.map((e) => e.policy) });
   }
 
@@ -125,7 +141,7 @@ export class DaemonOps {
 
   /** Resolves when no garbage collection is running (tests, shutdown). */
   async gcIdle(): Promise<void> {
-    await this.gcRunning;
+    await this.gc?.idle();
   }
 
   metricsText(): string {
@@ -134,10 +150,9 @@ export class DaemonOps {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    const clock = this.o.clock ?? systemClock;
-    for (const t of this.gcTimers) clock.clearTimeout(t);
-    this.gcTimers = [];
-    await this.gcRunning;
+    await this.gc?.stop();
+    this.tracker?.stop();
+    this.tracker = null;
     await this.scheduler.stop();
     await this.listener?.close();
     this.listener = null;
@@ -158,30 +173,33 @@ export class DaemonOps {
     }
   }
 
-  /** One gc timer per policy file, every gcIntervalMs(file); collections never overlap. */
-  private armGc(policies: PolicyFile[]): void {
-    const clock = this.o.clock ?? systemClock;
-    for (const t of this.gcTimers) clock.clearTimeout(t);
-    this.gcTimers = [];
-    const tiers = this.o.gcTiers;
-    if (!tiers || this.stopped) return;
-    policies.forEach((pf, i) => {
-      const every = gcIntervalMs(pf);
-      const tick = () => {
-        if (this.stopped) return;
-        if (!this.gcRunning) {
-          this.gcRunning = gcWithPolicy(pf, { config: pf.file, stateDir: this.o.stateDir, log: this.o.log, now: clock.now() }, tiers)
-            .then((r) => {
-              for (const t of r.tiers) for (const o of t.orphans) if (o.fate === 'deleted') this.metrics.gcDeleted.inc({ tier: t.tier });
-              if (r.deleted > 0) this.o.log.info('gc: orphan objects deleted', { op: 'gc', policyFile: pf.file, deleted: r.deleted, bytes: r.deletedBytes });
-            })
-            .catch((e) => this.o.log.error('gc failed', { op: 'gc', policyFile: pf.file, err: e }))
-            .finally(() => (this.gcRunning = null));
-        }
-        this.gcTimers[i] = clock.setTimeout(tick, every);
-      };
-      this.gcTimers[i] = clock.setTimeout(tick, every);
-    });
+  /** (Re)starts change tracking on the roots of every fileset. */
+  private trackChanges(policies: PolicyFile[]): void {
+    this.tracker?.stop();
+    this.tracker = null;
+    const catalog = this.o.catalog;
+    if (!catalog || this.stopped) return;
+    const roots = [...new Set(policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
+    if (roots.length === 0) return;
+    const tracker = new ChangeTracker({ roots, log: this.o.log, onDirty: (f) => this.markDirty(catalog, f) });
+    try {
+      tracker.start();
+      this.tracker = tracker;
+    } catch (e) {
+      tracker.stop();
+      this.o.log.warn('change tracking unavailable; periodic scans reconcile', { op: 'fanotify_init', err: e });
+    }
+  }
+
+  private markDirty(catalog: Catalog, f: DirtyFile): void {
+    const row = rowFromRecord({ dev: f.dev, ino: f.ino, absPath: f.path, size: f.size }, f.record, 'dirty', Date.now());
+    try {
+      if (row) catalog.upsert(row);
+      this.metrics.dirtied.inc();
+      this.o.log.info('archived file changed: dirty', { op: 'track', path: f.path, tier: f.record.copy?.tier, key: f.record.copy?.key });
+    } catch (e) {
+      this.o.log.warn('catalog update failed', { op: 'track', path: f.path, err: e });
+    }
   }
 
   private collect(): void {

@@ -22,6 +22,7 @@ export interface TierMetrics {
   policyRuns: Counter; // tier_policy_runs_total{policy,trigger,outcome}
   runsSkipped: Counter; // tier_policy_runs_skipped_total{policy}
   gcDeleted: Counter; // tier_gc_objects_deleted_total{tier}
+  dirtied: Counter; // tier_files_dirtied_total
 }
 
 export function createTierMetrics(registry = new Registry()): TierMetrics {
@@ -39,6 +40,7 @@ export function createTierMetrics(registry = new Registry()): TierMetrics {
     policyRuns: registry.counter('tier_policy_runs_total', 'Policy runs, by trigger and outcome.', ['policy', 'trigger', 'outcome']),
     runsSkipped: registry.counter('tier_policy_runs_skipped_total', 'Policy runs skipped because the previous one was still going.', ['policy']),
     gcDeleted: registry.counter('tier_gc_objects_deleted_total', 'Orphan objects deleted by garbage collection, by tier.', ['tier']),
+    dirtied: registry.counter('tier_files_dirtied_total', 'Archived files seen written (now dirty) by change tracking.'),
   };
 }
 

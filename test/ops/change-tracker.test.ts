@@ -78,3 +78,35 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     assert.ok(warnings.some((w) => /root filesystem/.test(w)));
   });
 });
+
+describe('change tracking inside DaemonOps', () => {
+  test('a write to an archived file turns its catalog row dirty and counts it', async () => {
+    const { DaemonOps } = await import('../../src/ops/daemon-ops.js');
+    const { Catalog } = await import('../../src/engine/catalog.js');
+    const { parsePolicy } = await import('../../src/dsl/index.js');
+    const { setTimeout: sleep } = await import('node:timers/promises');
+    const root = join(fs.dir, 'ops-root');
+    mkdirSync(root);
+    const file = join(root, 'doc.txt');
+    archive(file, 'v1');
+    const st = statSync(file);
+    const cat = new Catalog(join(fs.scratch, 'state', 'catalog.db'));
+    cat.upsert({ dev: Number(st.dev), ino: Number(st.ino), path: file, state: 'archived', pinned: false, tier: 't', key: 'ab/key', size: 2, sha256: '0', archivedAt: 1, updatedAt: 1 });
+    const pf = parsePolicy(`tier t { local "${fs.scratch}/t" }\nfileset f { root "${root}" }\npolicy p on f { rule r: size > 0 -> archive to t }`, 'p').policy!;
+    const ops = new DaemonOps({ stateDir: join(fs.scratch, 'state'), policies: [pf], log, catalog: cat, runPolicy: async () => {} });
+    try {
+      await ops.start();
+      appendFileSync(file, ' then v2');
+      // Polls the catalog; the cap only keeps a broken tracker from hanging the suite.
+      for (let i = 0; i < 500 && cat.get(Number(st.dev), Number(st.ino))?.state !== 'dirty'; i++) await sleep(20);
+      const row = cat.get(Number(st.dev), Number(st.ino))!;
+      assert.equal(row.state, 'dirty');
+      assert.equal(row.size, 'v1 then v2'.length);
+      assert.equal(row.key, 'ab/key', 'the copy it differs from is still named');
+      assert.match(ops.metricsText(), /^tier_files_dirtied_total 1$/m);
+    } finally {
+      await ops.stop();
+      cat.close();
+    }
+  });
+});

@@ -5,7 +5,8 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PolicyFile } from '../dsl/ast.js';
+import type { PolicyFile, TierDecl } from '../dsl/ast.js';
+import { checkReload, type ReloadResult } from './reload.js';
 import type { Logger } from '../log.js';
 import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from './scheduler.js';
 import type { Usage } from './usage.js';
@@ -118,6 +119,21 @@ export class DaemonOps {
     this.gc?.arm(policies);
     this.trackChanges(policies);
     this.o.log.info('schedules installed', { op: 'schedule', policies: entries.map((e) => e.policy) });
+  }
+
+  /**
+   * SIGHUP: re-reads `files`; installs the new policies when they are valid and use only
+   * tiers served as `served` declares them, else logs why and keeps the running ones.
+   */
+  reloadFiles(files: string[], served: Map<string, TierDecl>, current: PolicyFile[]): ReloadResult {
+    const r = checkReload(files, served, current);
+    if (!r.ok) {
+      this.o.log.error('policy reload rejected; the running policies stay', { op: 'reload', err: r.message });
+      return r;
+    }
+    this.reload(r.policies);
+    this.o.log.info('policies reloaded', { op: 'reload', changed: r.changed });
+    return r;
   }
 
   /** The recall service's hook: one row in the recall log, counters and latency. */

@@ -50,3 +50,33 @@ describe('SIGHUP reload check', () => {
     assert.match((checkReload([file], cur.served, cur.policies) as { message: string }).message, /tier "u" is new; restart/);
   });
 });
+
+describe('DaemonOps.reloadFiles', () => {
+  test('a valid edit reschedules; a broken one is logged and the old schedule keeps running', async () => {
+    const { DaemonOps } = await import('../../src/ops/daemon-ops.js');
+    const { FakeClock } = await import('./fake-clock.js');
+    const cur = load(V1.replace('"0 * * * *"', '"* * * * *"'));
+    const clock = new FakeClock(Date.parse('2026-01-01T00:00:30Z'));
+    const runs: string[] = [];
+    const errors: string[] = [];
+    const log = { debug() {}, info() {}, warn() {}, error: (m: string) => void errors.push(m) };
+    const ops = new DaemonOps({ stateDir: join(dir, 'state'), policies: cur.policies, log, clock, runPolicy: async (_f, p) => void runs.push(p) });
+    try {
+      await ops.start();
+      await clock.advance(30_000);
+      assert.equal(runs.length, 1, 'every minute');
+      writeFileSync(file, V1.replace('"0 * * * *"', '"* * * * *"').replace('release to t', 'release to nowhere'));
+      const bad = ops.reloadFiles([file], cur.served, cur.policies);
+      assert.equal(bad.ok, false);
+      assert.ok(errors.some((e) => /reload rejected/.test(e)));
+      await clock.advance(60_000);
+      assert.equal(runs.length, 2, 'the old schedule still runs');
+      writeFileSync(file, V1.replace('"0 * * * *"', '"0 0 1 1 *"')); // once a year
+      assert.equal(ops.reloadFiles([file], cur.served, cur.policies).ok, true);
+      await clock.advance(10 * 60_000);
+      assert.equal(runs.length, 2, 'the new schedule is in force');
+    } finally {
+      await ops.stop();
+    }
+  });
+});

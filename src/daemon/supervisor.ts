@@ -137,6 +137,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const shutdown = (code: number) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
     process.off('uncaughtException', onBug);
+    process.off('SIGHUP', onHup);
     // Closing the group lets any reader that arrives from now on through: nothing is
     // blocked on us any more (stale events were answered above).
     closeSync(groupFd);
@@ -161,6 +162,11 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     killTimer.unref();
   };
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
+  const onHup = () => {
+    o.log.info('SIGHUP: asking the worker to reload the policies');
+    (child as ChildProcess | null)?.kill('SIGHUP');
+  };
+  process.on('SIGHUP', onHup);
   // This process must outlive anything that goes wrong in it: if it died, the group would
   // close and every blocked reader would read zeros. A closed stdout/stderr pipe (EPIPE)
   // or a bug is logged, not fatal.

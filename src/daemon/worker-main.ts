@@ -32,6 +32,10 @@ const stop = async (why: string) => {
 process.on('SIGTERM', () => void stop('SIGTERM'));
 // A closed log pipe must not take recalls down with it.
 process.stderr.on('error', () => {});
+process.on('SIGHUP', () => {
+  if (running) running.reload();
+  else log.warn('SIGHUP ignored: still starting');
+});
 // Ctrl-C reaches the whole process group: the supervisor decides, then sends SIGTERM.
 process.on('SIGINT', () => {});
 // Without a supervisor nobody restarts us or answers for us after a crash: stop cleanly.

@@ -13,6 +13,7 @@ import { DaemonOps } from '../ops/daemon-ops.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
 import { loadPolicies } from './policies.js';
+import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
@@ -22,6 +23,8 @@ export class StartError extends Error {}
 
 export interface RunningWorker {
   stop(): Promise<void>;
+  /** SIGHUP: re-read the policy files; false (logged) when they were rejected. */
+  reload(): boolean;
 }
 
 export async function runWorker(
@@ -88,6 +91,7 @@ export async function runWorker(
   const heartbeat = setInterval(() => send({ type: 'alive' }), HEARTBEAT_MS);
 
   return {
+    reload: () => reloadPolicies(state, log),
     async stop() {
       clearInterval(heartbeat);
       await server.close();

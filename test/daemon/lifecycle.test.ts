@@ -140,4 +140,38 @@ describe('tier daemon lifecycle', () => {
       assert.equal((await first.stop()).code, 0);
     }
   });
+
+  test('SIGHUP reloads the policies; a broken file or a moved tier is rejected and the old ones keep running', async () => {
+    const sd = join(fs.scratch, 'state-hup');
+    const pfile = join(fs.scratch, 'hup.hsmpolicy');
+    writeFileSync(pfile, readFileSync(policy, 'utf8'));
+    const d = startDaemon([pfile], sd);
+    try {
+      await d.ready;
+      const client = (await connectDaemon(sd))!;
+
+      writeFileSync(pfile, 'tier slow { local "relative" }\n');
+      d.proc.kill('SIGHUP');
+      const rejected = await d.waitLog((l) => l.msg === 'reload rejected, the previous policies keep running');
+      assert.match(String(rejected.diagnostics), /hup\.hsmpolicy:1:\d+: error\[/);
+
+      writeFileSync(pfile, readFileSync(policy, 'utf8').replace(tierDir, join(fs.scratch, 'moved')));
+      d.proc.kill('SIGHUP');
+      await d.waitLog((l) => l.msg === 'reload rejected, the previous policies keep running' && typeof l.tier === 'string');
+
+      const second = join(fs.scratch, 'tier2');
+      mkdirSync(second);
+      writeFileSync(pfile, readFileSync(policy, 'utf8') + `tier second { local "${second}" }\n`);
+      d.proc.kill('SIGHUP');
+      const ok = await d.waitLog((l) => l.msg === 'policies reloaded');
+      assert.deepEqual(ok.newTiers, ['second']);
+      const f = join(data, 'hup.bin');
+      writeFileSync(f, pattern(100_000, 5));
+      const r = (await client.manual('release', { paths: [f], tier: 'second' })) as Record<string, unknown>;
+      assert.equal(r.done, 1, JSON.stringify(r));
+      assert.ok(readFileSync(f).equals(pattern(100_000, 5)), 'recalled from the tier added by the reload');
+    } finally {
+      assert.equal((await d.stop()).code, 0);
+    }
+  });
 });

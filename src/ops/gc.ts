@@ -3,10 +3,11 @@
 // the file's xattr, not in its path.
 //
 // Invariants (deleting is the one step here that cannot be undone):
-// - an object is referenced when a catalog row names it, when any file under a fileset
-//   root (include/exclude ignored) carries a record naming it, or when the file at the
-//   path stored with the object still carries such a record (a file moved out of the
-//   roots); only an unreferenced object is an orphan;
+// - an object is referenced when a catalog row names it (unless the row's path is gone and
+//   the scan covered its filesystem: a deleted file), when any file under a fileset root
+//   (include/exclude ignored) carries a record naming it, or when the file at the path
+//   stored with the object still carries such a record (a file moved out of the roots);
+//   only an unreferenced object is an orphan;
 // - if the scan of any root reported an error, nothing is deleted (a directory we could
 //   not read may hold the only reference);
 // - an orphan is deleted only after it has been seen unreferenced for `keepDeleted`
@@ -14,7 +15,7 @@
 //   `keepDeleted` too, so an upload whose record is not written yet is never taken;
 // - only keys of the shape the engine makes (xx/UUID) are ever deleted: foreign objects
 //   sharing a bucket prefix are listed as such and left alone.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -32,7 +33,7 @@ export interface GcOptions {
   tiers: Map<string, Tier>;
   /** Retention per tier name, ms. */
   keepDeleted: Map<string, number>;
-  catalogRefs: Iterable<{ tier: string | null; key: string | null }>;
+  catalogRefs: Iterable<{ tier: string | null; key: string | null; path?: string; dev?: number }>;
   roots: string[];
   stateDir: string;
   now: number;
@@ -81,10 +82,11 @@ function referencedAt(path: string | undefined, tier: string, key: string): bool
 export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const log = o.log ?? silentLogger;
   const refs: Refs = new Map();
-  for (const r of o.catalogRefs) addRef(refs, r.tier, r.key);
   const scanErrors: GcResult['scanErrors'] = [];
+  const scannedDevs = new Set<number>();
   for (const root of o.roots) {
     try {
+      scannedDevs.add(lstatSync(root).dev);
       for await (const f of scanRoot(root, [], [], { onError: (e) => scanErrors.push({ path: e.path, op: e.op, error: e.error.message }) }))
         addRef(refs, f.record?.copy?.tier, f.record?.copy?.key);
     } catch (e) {
@@ -92,6 +94,12 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
     }
   }
   const complete = scanErrors.length === 0;
+  // A catalog row is only an index entry: when its path is gone and the scan covered its
+  // filesystem, the file was deleted (a rename inside the roots was found by the scan).
+  for (const r of o.catalogRefs) {
+    const vouched = r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path);
+    if (vouched) addRef(refs, r.tier, r.key);
+  }
   if (!complete) log.warn('gc: scan incomplete, nothing will be deleted', { errors: scanErrors.length, path: scanErrors[0]?.path });
 
   const stateFile = join(o.stateDir, ORPHANS_FILE);
@@ -154,6 +162,15 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   }
   if (!o.dryRun) await writeOrphans(stateFile, nextSeen);
   return result;
+}
+
+function existsLstat(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT'; // unsure: keep
+  }
 }
 
 export const DEFAULT_KEEP_DELETED_MS = 30 * 86_400_000;

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -132,6 +132,28 @@ describe('tier gc', () => {
     assert.match(r.scanErrors[0]!.path, /no-such-root/);
     assert.equal(r.tiers[0]!.orphans.find((o) => o.key === k)?.fate, 'kept: scan incomplete');
     assert.ok(existsSync(join(tierDir, k)));
+  });
+
+  test('a catalog row of a deleted file is no reference on a scanned filesystem; elsewhere it still is', async () => {
+    const gone = newKey();
+    const unsure = newKey();
+    for (const k of [gone, unsure]) {
+      await putObject(k, k, join(data, 'deleted-later'));
+      ageObject(k, 10 * D);
+    }
+    const dev = statSync(data).dev;
+    const refs = [
+      { tier: 'cold', key: gone, path: join(data, 'deleted-later'), dev },
+      { tier: 'cold', key: unsure, path: '/elsewhere/x', dev: dev + 12345 },
+    ];
+    const go = (now: number) =>
+      collectGarbage({ tiers: new Map([['cold', tier]]), keepDeleted: new Map([['cold', KEEP]]), catalogRefs: refs, roots: [data], stateDir: join(base, 'state2'), now, dryRun: false });
+    await go(Date.now());
+    const r = await go(Date.now() + KEEP + 1000);
+    const fates = Object.fromEntries(r.tiers[0]!.orphans.map((o) => [o.key, o.fate]));
+    assert.equal(fates[gone], 'deleted');
+    assert.equal(fates[unsure], undefined, 'a row on a filesystem the scan did not cover still counts');
+    assert.ok(existsSync(join(tierDir, unsure)));
   });
 
   test('engine keys have the shape gc deletes', () => {

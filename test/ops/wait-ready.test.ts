@@ -45,4 +45,13 @@ describe('tier wait-ready', () => {
     assert.equal(r.stdout.trim(), 'ready');
     files.forEach((f, i) => assert.ok(readFileSync(f).equals(pattern((64 + i) * 4096, 90 + i)), `${f} reads its data`));
   });
+
+  test('tier metrics prints the daemon\'s exposition: the recalls above are counted with their bytes', async () => {
+    const r = await runCli(['metrics', '--state-dir', join(fs.scratch, 'state')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^# TYPE tier_recalls_total counter$/m);
+    const bytes = Number(/^tier_recall_bytes_total (\d+)$/m.exec(r.stdout)?.[1]);
+    assert.equal(bytes, (64 + 65 + 66) * 4096, 'every byte of the three files came back from the tier once');
+    assert.match(r.stdout, /^tier_recall_latency_seconds_count [1-9]\d*$/m);
+  });
 });

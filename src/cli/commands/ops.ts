@@ -7,6 +7,7 @@ import { runExplain } from '../../ops/explain-run.js';
 import { runReport } from '../../ops/report-run.js';
 import { runGc } from '../../ops/gc-run.js';
 import { runWaitReady } from '../../ops/wait-ready.js';
+import { runMetrics } from '../../ops/metrics-cli.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program
@@ -46,6 +47,12 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .action(async (opts: { stateDir: string; timeout: number }) =>
       setExitCode(await runWaitReady({ stateDir: opts.stateDir, timeout: opts.timeout * 1000 }, printer)),
     );
+
+  program
+    .command('metrics')
+    .description('print the running daemon\'s metrics (Prometheus text format)')
+    .option('--state-dir <dir>', 'the daemon\'s state directory', DEFAULT_STATE_DIR)
+    .action(async (opts: { stateDir: string }) => setExitCode(await runMetrics(opts, printer)));
 };
 
 function positiveInt(flag: string, v: string): number {

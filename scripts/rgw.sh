@@ -38,6 +38,15 @@ wait_for() {
   done
 }
 
+# daemon NAME CMD...: starts a self-forking ceph daemon with no inherited pipes. Our stdout
+# (fd 3) and stderr may be pipes a caller reads to EOF (`$(rgw.sh start)`, spawnSync): a
+# daemon holding them open would make that caller wait forever.
+daemon() {
+  local name=$1
+  shift
+  "$@" </dev/null >>"$DIR/log/$name.out.log" 2>&1 3>&-
+}
+
 log_tails() {
   local f
   for f in "$DIR"/log/*.log; do
@@ -150,19 +159,19 @@ EOF
   monmaptool --create --add a "v2:127.0.0.1:$mon_port" --fsid "$fsid" "$DIR/monmap" >/dev/null 2>&1 ||
     fail "monmaptool"
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" >/dev/null 2>&1 || fail "ceph-mon --mkfs"
-  ceph-mon -c "$CONF" -i a || fail "ceph-mon start"
+  daemon ceph-mon ceph-mon -c "$CONF" -i a || fail "ceph-mon start"
   wait_for 30 "the monitor" timeout 5 ceph -c "$CONF" --connect-timeout 3 mon stat || fail "monitor not up"
 
   local id
   id=$(timeout 20 ceph -c "$CONF" osd new "$osd_uuid" 2>/dev/null) || fail "ceph osd new"
   [ "$id" = 0 ] || fail "ceph osd new returned '$id', expected 0"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1 || fail "ceph-osd --mkfs"
-  ceph-osd -c "$CONF" -i 0 || fail "ceph-osd start"
+  daemon ceph-osd ceph-osd -c "$CONF" -i 0 || fail "ceph-osd start"
   wait_for 40 "the OSD to be up" sh -c "timeout 5 ceph -c '$CONF' osd stat 2>/dev/null | grep -q '1 up'" ||
     fail "OSD not up"
 
   # radosgw forks once it has connected to the cluster
-  timeout 60 radosgw -c "$CONF" -n client.rgw.a || fail "radosgw start"
+  daemon radosgw timeout 60 radosgw -c "$CONF" -n client.rgw.a || fail "radosgw start"
   wait_for 60 "radosgw on port $port" curl -sf -o /dev/null "http://127.0.0.1:$port/" || fail "radosgw not answering"
 
   timeout 30 radosgw-admin -c "$CONF" user create --uid=test --display-name=test \

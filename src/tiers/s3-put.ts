@@ -142,9 +142,11 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
     lastMove = Date.now();
     if ((ev.loaded ?? 0) >= size) allPartsSent = true;
   });
+  let uploaded = false; // only then can a staging object exist
   try {
     try {
       await upload.done();
+      uploaded = true;
     } catch (e) {
       throw stopped ?? mapS3Error(e, { ...c, caller: signal });
     } finally {
@@ -175,7 +177,7 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
     const etag = copied.CopyObjectResult?.ETag;
     return { sha256: check.sha256, size, ...(etag ? { etag } : {}) };
   } finally {
-    if (!direct) await dropStaging(p, c, target);
+    if (!direct && uploaded) await dropStaging(p, c, target);
   }
 }
 

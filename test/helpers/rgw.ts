@@ -35,8 +35,16 @@ export function startPrivateRgw(): { env: S3TestEnv; stop: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tier-rgw-'));
   const childEnv: NodeJS.ProcessEnv = { ...process.env, RGW_DIR: dir };
   delete childEnv.RGW_PORT;
-  const r = spawnSync('bash', [RGW_SH, 'start'], { env: childEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.status !== 0) throw new Error(`scripts/rgw.sh start failed (exit ${r.status}):\n${r.stderr}`);
+  const r = spawnSync('bash', [RGW_SH, 'start'], {
+    env: childEnv,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 180_000, // the script has its own, shorter waits; this is the last resort
+  });
+  if (r.status !== 0) {
+    execFileSync('bash', [RGW_SH, 'stop'], { env: childEnv, stdio: 'ignore' });
+    throw new Error(`scripts/rgw.sh start failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
+  }
   const vars: Record<string, string> = {};
   for (const m of r.stdout.matchAll(/^export (\w+)=(.*)$/gm)) vars[m[1]!] = m[2]!;
   let stopped = false;

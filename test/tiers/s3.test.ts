@@ -60,6 +60,22 @@ describe('s3 tier specifics', () => {
     }
   });
 
+  test('checksum option absent: the SDK default chain decides, and RGW still round-trips', async () => {
+    const decl = s3TestDecl(freshBucket(env, 'cksum'), {}, env);
+    delete decl.checksum;
+    const tier = new S3Tier(decl, { partSize: PART });
+    try {
+      for (const size of [100, PART * 2 + 7]) {
+        const data = randomBytes(size);
+        const res = await tier.put(`k${size}`, bodyOf(data), size, metaFor(data));
+        assert.equal(res.sha256, createHash('sha256').update(data).digest('hex'));
+        assert.ok((await tier.get(`k${size}`)).equals(data));
+      }
+    } finally {
+      await tier.close();
+    }
+  });
+
   test('prefix: objects live under it; list strips it', async () => {
     const bucket = freshBucket(env, 'prefix');
     const tier = new S3Tier(s3TestDecl(bucket, { prefix: 'hsm/v1' }), { partSize: PART });

@@ -1,0 +1,93 @@
+// 3. First byte of a released file: wall time of `head -c 1` vs a raw 4 KiB ranged GET of
+// the same object (SDK, warm connection, in this process) and vs `head -c 1` through
+// `rclone mount --vfs-cache-mode full` on the same object. Goal: within 2x of the raw GET,
+// ahead of rclone. Medians over ctx.reps fresh files/objects (every read is a first one).
+// The rclone directory entries are looked up before its timing (only the data is timed);
+// `head -c 1` of a resident file is printed as the process-spawn floor both include.
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import type { Ctx } from './lib/context.js';
+import { rcloneMount } from './lib/rclone.js';
+import { release, s3KeyOf, writeRandomFile, type World } from './lib/setup.js';
+import { fmtBytes, fmtMs, log, median, MiB, nowMs, sh, timeAsync, type Result } from './lib/util.js';
+
+async function rangedGet(w: World, key: string): Promise<number> {
+  const t0 = nowMs();
+  const r = await w.s3.send(new GetObjectCommand({ Bucket: w.bucket, Key: key, Range: 'bytes=0-4095' }));
+  let bytes = 0;
+  for await (const c of r.Body as AsyncIterable<Buffer>) bytes += c.length;
+  const ms = nowMs() - t0;
+  if (bytes !== 4096) throw new Error(`ranged GET ${key}: ${bytes} bytes`);
+  return ms;
+}
+
+export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
+  const dir = join(w.data, 'b3');
+  mkdirSync(dir);
+  const size = Math.max(16 * MiB, Math.round(ctx.bigSize / 4 / 4096) * 4096);
+  const files: string[] = [];
+  for (let i = 0; i < ctx.reps; i++) {
+    const f = join(dir, `fb-${i}.bin`);
+    writeRandomFile(f, size);
+    files.push(f);
+  }
+  const floorFile = join(dir, 'resident.bin');
+  writeRandomFile(floorFile, 4096);
+  sh('sync', []);
+  log(`3: releasing ${files.length} x ${fmtBytes(size)} to rgw`);
+  await release(w, files, 'rgw');
+  const keys = files.map((f) => s3KeyOf(w, f));
+
+  // Warm the SDK connection on something else first: the baseline is a warm-client GET.
+  await rangedGet(w, keys[0]!).catch(() => 0);
+  const raw: number[] = [];
+  for (const k of keys) raw.push(await rangedGet(w, k));
+  const floor: number[] = [];
+  for (let i = 0; i < ctx.reps; i++) floor.push(await timeAsync('head', ['-c', '1', floorFile]));
+
+  // rclone first (its reads do not touch the released files).
+  const rc: number[] = [];
+  const m = await rcloneMount(w.s3env, w.bucket, w.base);
+  try {
+    for (const k of keys) {
+      const p = join(m.dir, k);
+      statSync(p); // directory lookups outside the timing
+      rc.push(await timeAsync('head', ['-c', '1', p]));
+    }
+  } finally {
+    await m.close();
+  }
+  const tier: number[] = [];
+  for (const f of files) tier.push(await timeAsync('head', ['-c', '1', f]));
+  const t = median(tier);
+  const r = median(raw);
+  const c = median(rc);
+  const fl = median(floor);
+  log(`3: tier ${tier.map((x) => x.toFixed(1))} raw ${raw.map((x) => x.toFixed(1))} rclone ${rc.map((x) => x.toFixed(1))} floor ${fmtMs(fl)}`);
+  const note = `medians of ${ctx.reps}; head -c 1 of a resident file (spawn floor): ${fmtMs(fl)}`;
+  return [
+    {
+      id: '3a',
+      name: `first byte (head -c 1) of a released ${fmtBytes(size)} file, S3 tier, vs raw 4 KiB ranged GET`,
+      figure: fmtMs(t),
+      baseline: `SDK GetObject Range 0-4095: ${fmtMs(r)}`,
+      ratio: t / r,
+      dir: '<=',
+      limit: 2,
+      ratioIs: 'tier time / raw GET time',
+      note,
+    },
+    {
+      id: '3b',
+      name: 'first byte (head -c 1), same objects: tier vs rclone mount --vfs-cache-mode full',
+      figure: fmtMs(t),
+      baseline: `rclone mount: ${fmtMs(c)}`,
+      ratio: t / c,
+      dir: '<=',
+      limit: 1,
+      ratioIs: 'tier time / rclone time (< 1: ahead)',
+      note,
+    },
+  ];
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `npm run bench`: the benchmarks of issue 7 in one run (root: loop mounts, fanotify).
+#   bash bench/run.sh [--scale S] [--only 1,2,...] [--no-results]
+# --scale (or BENCH_SCALE) shrinks sizes; 1 = the issue's sizes (1 GiB files, a 1M-file
+# tree, 10k x 64 KiB + 4 x 1 GiB). Default 0.25. The full run rewrites bench/RESULTS.md.
+# Starts its own Ceph RGW (scripts/rgw.sh, stopped by pid at exit) unless
+# TIER_TEST_S3_ENDPOINT + AWS_* are already set; builds bench/c-handler.c and
+# bench/preader.c with gcc into a temp dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=${BENCH_SCALE:-0.25}
+ONLY=""
+RESULTS=bench/RESULTS.md
+CMD="npm run bench"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; CMD="$CMD -- --scale $2"; shift 2 ;;
+    --scale=*) SCALE=${1#--scale=}; CMD="$CMD -- $1"; shift ;;
+    --only) ONLY=$2; shift 2 ;;
+    --no-results) RESULTS=""; shift ;;
+    *) echo "bench: unknown argument $1 (usage: bench/run.sh [--scale S] [--only 1,2] [--no-results])" >&2; exit 2 ;;
+  esac
+done
+[ -n "${BENCH_SCALE:-}" ] && CMD="BENCH_SCALE=$BENCH_SCALE $CMD"
+# A partial run never overwrites the results of a full one.
+[ -n "$ONLY" ] && RESULTS=""
+
+if [ "$(id -u)" != 0 ]; then echo "bench: run as root (loop mounts, fanotify)" >&2; exit 1; fi
+for b in gcc strace rclone fusermount3 tar mkfs.ext4; do
+  command -v "$b" >/dev/null || { echo "bench: $b not found" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/tier-bench-bin.XXXXXX)
+RGW_STARTED=""
+cleanup() {
+  if [ -n "$RGW_STARTED" ]; then RGW_DIR=$TMP/rgw bash scripts/rgw.sh stop || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+gcc -O2 -Wall -o "$TMP/c-handler" bench/c-handler.c
+gcc -O2 -Wall -o "$TMP/preader" bench/preader.c
+
+if [ -z "${TIER_TEST_S3_ENDPOINT:-}" ]; then
+  echo "bench: starting a Ceph RGW (scripts/rgw.sh, ~20 s)" >&2
+  RGW_STARTED=1
+  eval "$(RGW_DIR=$TMP/rgw bash scripts/rgw.sh start)"
+fi
+
+ARGS=(--scale "$SCALE" --cbin "$TMP")
+[ -n "$ONLY" ] && ARGS+=(--only "$ONLY")
+[ -n "$RESULTS" ] && ARGS+=(--results "$RESULTS")
+BENCH_COMMAND="$CMD" node --disable-warning=NodeVersionSupportWarning --import tsx bench/main.ts "${ARGS[@]}"

@@ -1,0 +1,37 @@
+// Child process of benchmark 6: scan + evaluate one tree with the engine's library (the
+// same scanFileset/evaluate `tier apply` runs), nothing kept per file. Prints one JSON
+// line: files, matched, ms (scan + evaluate, process start excluded), peak RSS.
+//   node --import tsx bench/scan-child.ts ROOT
+import { parsePolicy } from '../src/dsl/index.js';
+import { evaluate } from '../src/engine/evaluate.js';
+import { scanFileset } from '../src/engine/scan.js';
+
+const root = process.argv[2];
+if (!root) {
+  process.stderr.write('usage: scan-child.ts ROOT\n');
+  process.exit(2);
+}
+const text =
+  `tier nas { local "/nonexistent-bench-tier" }\n` +
+  `fileset tree { root "${root}" exclude "**/*.tmp" }\n` +
+  `policy p on tree {\n` +
+  `  rule small: size < 1KiB and last_access > 1d -> keep\n` +
+  `  rule logs:  name ~ "*.log" and last_mod > 7d -> archive to nas\n` +
+  `  rule old:   last_access > 30d or path ~ "cold/**" -> release to nas\n` +
+  `}\n`;
+const parsed = parsePolicy(text, 'bench.hsmpolicy');
+if (!parsed.policy) throw new Error(`bench policy: ${JSON.stringify(parsed.diagnostics)}`);
+const pf = parsed.policy;
+const fs = pf.filesets[0]!;
+const policy = pf.policies[0]!;
+
+const t0 = process.hrtime.bigint();
+const now = Date.now();
+let files = 0;
+let matched = 0;
+for await (const f of scanFileset(fs)) {
+  files++;
+  if (evaluate(policy, f, now)) matched++;
+}
+const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+process.stdout.write(JSON.stringify({ files, matched, ms, maxRssKiB: process.resourceUsage().maxRSS }) + '\n');

@@ -156,6 +156,7 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
     // HEAD: multipart ETags come back empty from some servers (RGW); size is what we check.
     const uploadedEtag = await verifySize(p, c, target, size, signal);
     if (direct) return { sha256: check.sha256, size, ...(uploadedEtag ? { etag: uploadedEtag } : {}) };
+    const copyMs = p.timeoutMs + Math.ceil((size / COPY_RATE) * 1000);
     const copied = await callS3(
       c,
       signal,
@@ -169,9 +170,9 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
             Metadata: toS3Metadata(meta, check.sha256),
             StorageClass: p.storageClass as StorageClass | undefined,
           }),
-          { abortSignal: s },
+          { abortSignal: s, requestTimeout: copyMs },
         ),
-      p.timeoutMs + Math.ceil((size / COPY_RATE) * 1000),
+      copyMs,
     );
     // Server-side copy of the verified staging object: its ETag stands for the result.
     const etag = copied.CopyObjectResult?.ETag;

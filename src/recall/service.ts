@@ -72,6 +72,12 @@ export interface RecallStats {
 
 const READ_BUF = 64 * 1024;
 
+/** A tier's own tuning when it carries one (LocalTier.tuning, S3Tier.decl.tuning), else defaults. */
+function tierTuning(t: Tier): TierTuning {
+  const x = t as { tuning?: TierTuning; decl?: { tuning?: TierTuning } };
+  return x.tuning ?? x.decl?.tuning ?? DEFAULT_TUNING;
+}
+
 export class RecallService {
   private readonly handler: RecallHandler;
   private readonly inflight: InflightRecord;
@@ -100,7 +106,7 @@ export class RecallService {
       tiers: o.tiers,
       settings: o.settings,
       log: o.log,
-      tuningOf: (t) => o.tuning?.get(t.name) ?? (t as { tuning?: TierTuning }).tuning ?? DEFAULT_TUNING,
+      tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
     });
   }
 

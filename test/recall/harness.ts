@@ -39,6 +39,8 @@ export interface HarnessOpts {
   sizeMiB?: number;
   mode?: GroupMode;
   tuning?: Partial<TierTuning>;
+  /** Builds the tier (default: a LocalTier named 'slow' in the scratch dir). */
+  makeTier?: (scratch: string, tuning: TierTuning) => Tier;
   /** Wraps the tier the service uses (fault injection). */
   wrapTier?: (t: Tier) => Tier;
 }
@@ -47,7 +49,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
   const fs = mountLoopFs(o.type ?? 'ext4', o.sizeMiB);
   const mode = o.mode ?? 'pre-content';
   const tuning: TierTuning = { ...DEFAULT_TUNING, chunk: 256 * 1024, readahead: 1024 * 1024, timeoutMs: 5000, ...o.tuning };
-  const base = new LocalTier('slow', join(fs.scratch, 'tier'), tuning);
+  const base = o.makeTier ? o.makeTier(fs.scratch, tuning) : new LocalTier('slow', join(fs.scratch, 'tier'), tuning);
   const tier = o.wrapTier ? o.wrapTier(base) : base;
   const group = createGroup(mode);
   const records: RecallLogRecord[] = [];
@@ -74,6 +76,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     async close() {
       await svc.stop();
       closeSync(group);
+      await tier.close();
       fs.unmount();
     },
   };

@@ -47,6 +47,7 @@ const MAX_STALE_RETRIES = 4;
 export class RecallHandler {
   private readonly cache = new Map<string, InodeEntry>();
   private readonly sems = new Map<string, Semaphore>();
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly d: HandlerDeps) {}
 
@@ -56,6 +57,11 @@ export class RecallHandler {
 
   forget(id: string): void {
     this.cache.delete(id);
+  }
+
+  /** Resolves when no read-ahead is running (for a clean stop). */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void): Promise<Outcome> {
@@ -120,7 +126,7 @@ export class RecallHandler {
     const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
     const wholeAtOpen =
       isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || this.d.settings.wholeFileFor.includes(commOf(ev.pid)));
-    if (e.diverged || wholeAtOpen || (!isOpen && !ev.range)) {
+    if (e.diverged || e.mapUnstorable || wholeAtOpen || (!isOpen && !ev.range)) {
       out.whole = true;
       await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     } else if (isOpen) {
@@ -133,6 +139,8 @@ export class RecallHandler {
       const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
       if (ahead) this.readAhead(e, ref, env, ahead);
       if (want) await this.fill(e, ref, env, want);
+      // No room for the map: a write may follow this answer, so nothing may stay missing.
+      if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     }
     this.finishIfComplete(e, fd);
     return FAN_ALLOW;
@@ -153,10 +161,14 @@ export class RecallHandler {
     for (const i of e.resident.missing(chunkSpan(bytes, e.copy.chunk))) {
       if (e.fetching.has(i)) continue;
       ref.retain();
-      fillChunk(e, i, ref, env)
+      const p: Promise<void> = fillChunk(e, i, ref, env)
         .then(() => this.finishIfComplete(e, ref.fd))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, chunk: i, err }))
-        .finally(() => ref.release());
+        .finally(() => {
+          ref.release();
+          this.background.delete(p);
+        });
+      this.background.add(p);
     }
   }
 

@@ -28,6 +28,8 @@ export interface InodeEntry {
   expect: { size: number; mtimeNs: bigint };
   /** The file was written or truncated since release: finish the recall, end 'dirty'. */
   diverged: boolean;
+  /** The resident map does not fit in an xattr here (huge file): recall the whole file. */
+  mapUnstorable: boolean;
   ra: ReadaheadState;
   /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
   fetching: Map<number, Promise<void>>;
@@ -69,22 +71,34 @@ export function loadEntry(fd: number, id: string): Loaded {
       resident: new ResidentMap(n, bits),
       expect: { size: copy.size, mtimeNs },
       diverged: false,
+      mapUnstorable: false,
       ra: initialReadahead(),
       fetching: new Map(),
     },
   };
 }
 
-/** Persists the resident map (after a chunk became durable); 'released' turns 'partial'. */
-export function persistResident(fd: number, e: InodeEntry): void {
-  if (e.record.state === 'released') {
+/**
+ * Persists the resident map (after a chunk became durable); 'released' turns 'partial'.
+ * Returns false when the map cannot be stored (too big for an xattr on this filesystem):
+ * the entry is then recalled whole, and a crash before the end just fetches it again.
+ */
+export function persistResident(fd: number, e: InodeEntry): boolean {
+  if (e.mapUnstorable) return false;
+  try {
     // Bitmap first: a 'partial' record never points at a map that is missing.
     fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'E2BIG' && code !== 'ERANGE') throw err;
+    e.mapUnstorable = true;
+    return false;
+  }
+  if (e.record.state === 'released') {
     e.record = { ...e.record, state: 'partial' };
     fsetxattr(fd, XATTR_STATE, encodeRecord(e.record));
-  } else {
-    fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());
   }
+  return true;
 }
 
 /** All data is local: 'archived' (copy still valid) or 'dirty' (file diverged). */

@@ -123,6 +123,7 @@ export class RecallService {
     this.poll?.close();
     this.poll = null;
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    await this.handler.idle();
   }
 
   markReleased(fd: number): void {

@@ -49,3 +49,20 @@ for (const type of ['ext4', 'xfs'] as const) {
     });
   });
 }
+
+describe('a resident map too big for an xattr (ext4, 1 KiB blocks)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ type: 'ext4', tuning: { chunk: 4096, readahead: 0 } });
+  });
+  after(async () => h.close());
+
+  test('the first read recalls the whole file instead of leaving an unrecorded partial file', async () => {
+    const data = pattern(40 * 1024 * 1024, 5); // 10240 chunks: a 1280-byte map does not fit a 1 KiB block
+    const path = await makeReleased(h, 'many-chunks.bin', data);
+    const r = await run('head', ['-c', '10', path]);
+    assert.deepEqual(r.stdout, data.subarray(0, 10));
+    assert.equal((await stateOf(path))?.state, 'archived');
+    assert.ok((await run('cat', [path])).stdout.equals(data));
+  });
+});

@@ -66,3 +66,21 @@ describe('a resident map too big for an xattr (ext4, 1 KiB blocks)', () => {
     assert.ok((await run('cat', [path])).stdout.equals(data));
   });
 });
+
+describe('fallback mode: content group, whole file at open', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ type: 'ext4', mode: 'content' });
+  });
+  after(async () => h.close());
+
+  test('the open recalls every byte before the reader starts', async () => {
+    const data = pattern(1024 * 1024 + 17, 6);
+    const path = await makeReleased(h, 'content.bin', data);
+    const r = await run('head', ['-c', '1', path]);
+    assert.deepEqual(r.stdout, data.subarray(0, 1));
+    assert.equal(h.svc.stats().bytesFetched, data.length);
+    assert.equal((await stateOf(path))?.state, 'archived');
+    assert.ok((await run('cat', [path])).stdout.equals(data));
+  });
+});

@@ -34,16 +34,41 @@ export interface StateRecord {
   gen: number;
 }
 
+// Encoding: a positional JSON array, [1, state, pinned 0|1, gen, copy | 0] with copy as
+// [tier, key, size, mtimeNs, sha256, archivedAt, chunk]. Compact on purpose: XFS keeps
+// an attribute value up to ~250 bytes inside the inode (measured: 250 in, 260 out), so a
+// released file there has st_blocks 0; the named-field form needed an attribute block.
+// (ext4 with 256-byte inodes holds only ~60 bytes in-inode: one xattr block remains.)
+// decodeRecord also accepts the named-field JSON object form.
 export function encodeRecord(r: StateRecord): Buffer {
-  return Buffer.from(JSON.stringify(r));
+  const c = r.copy;
+  const copy = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
+  return Buffer.from(JSON.stringify([r.v, r.state, r.pinned ? 1 : 0, r.gen, copy]));
+}
+
+const STATES = new Set(['resident', 'archived', 'dirty', 'released', 'partial']);
+
+function fromArray(a: unknown[]): StateRecord | null {
+  const [v, state, pinned, gen, copy] = a;
+  if (v !== 1 || typeof state !== 'string' || !STATES.has(state) || typeof gen !== 'number') return null;
+  const r: StateRecord = { v: 1, state: state as StateRecord['state'], pinned: pinned === 1, gen };
+  if (Array.isArray(copy)) {
+    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk] = copy as unknown[];
+    if (typeof tier !== 'string' || typeof key !== 'string' || typeof size !== 'number' || typeof mtimeNs !== 'string') return null;
+    if (typeof sha256 !== 'string' || typeof archivedAt !== 'number' || typeof chunk !== 'number') return null;
+    r.copy = { tier, key, size, mtimeNs, sha256, archivedAt, chunk };
+  } else if (copy !== 0) return null;
+  return r;
 }
 
 /** Decodes a record; returns null for anything malformed (treated as no record, never trusted). */
 export function decodeRecord(buf: Buffer | null | undefined): StateRecord | null {
   if (!buf || buf.length === 0) return null;
   try {
-    const r = JSON.parse(buf.toString('utf8')) as StateRecord;
-    if (r.v !== 1 || typeof r.state !== 'string' || typeof r.gen !== 'number') return null;
+    const parsed = JSON.parse(buf.toString('utf8')) as unknown;
+    if (Array.isArray(parsed)) return fromArray(parsed);
+    const r = parsed as StateRecord;
+    if (!r || r.v !== 1 || typeof r.state !== 'string' || typeof r.gen !== 'number') return null;
     if (r.copy && (typeof r.copy.key !== 'string' || typeof r.copy.size !== 'number')) return null;
     return r;
   } catch {

@@ -1,0 +1,202 @@
+// The catalog: an SQLite index of managed files (STATE_DIR/catalog.db, WAL) for reports,
+// daemon start-up marking and garbage collection. It is never the source of truth:
+// the trusted.tier.state xattr is, and `rebuild` refills the index from a scan.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { FileState } from '../dsl/ast.js';
+import type { StateRecord } from './state-record.js';
+
+export interface CatalogRow {
+  dev: number;
+  ino: number;
+  path: string;
+  state: FileState;
+  pinned: boolean;
+  tier: string | null;
+  key: string | null;
+  size: number;
+  sha256: string | null;
+  archivedAt: number | null;
+  updatedAt: number;
+}
+
+export interface RunRow {
+  id: number;
+  policyFile: string;
+  policy: string | null;
+  dryRun: boolean;
+  startedAt: number;
+  finishedAt: number | null;
+  /** JSON summary of the run (counts per action, failures). */
+  summary: unknown;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS files (
+  dev INTEGER NOT NULL, ino INTEGER NOT NULL, path TEXT NOT NULL,
+  state TEXT NOT NULL, pinned INTEGER NOT NULL DEFAULT 0,
+  tier TEXT, key TEXT, size INTEGER NOT NULL, sha256 TEXT,
+  archived_at INTEGER, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (dev, ino)
+);
+CREATE INDEX IF NOT EXISTS files_state ON files(state);
+CREATE INDEX IF NOT EXISTS files_key ON files(tier, key);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, policy_file TEXT NOT NULL, policy TEXT,
+  dry_run INTEGER NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER, summary TEXT
+);`;
+
+/** The catalog row a record stands for; null when the file is not managed (no record). */
+export function rowFromRecord(
+  f: { dev: number; ino: number; absPath: string; size: number },
+  rec: StateRecord | null,
+  state: FileState,
+  now: number,
+): CatalogRow | null {
+  if (!rec) return null;
+  return {
+    dev: f.dev,
+    ino: f.ino,
+    path: f.absPath,
+    state,
+    pinned: rec.pinned,
+    tier: rec.copy?.tier ?? null,
+    key: rec.copy?.key ?? null,
+    size: f.size,
+    sha256: rec.copy?.sha256 ?? null,
+    archivedAt: rec.copy?.archivedAt ?? null,
+    updatedAt: now,
+  };
+}
+
+export class Catalog {
+  private readonly db: Database.Database;
+  private readonly upsertStmt: Database.Statement;
+  private readonly removeStmt: Database.Statement;
+
+  constructor(file: string) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.upsertStmt = this.db.prepare(
+      `INSERT INTO files (dev, ino, path, state, pinned, tier, key, size, sha256, archived_at, updated_at)
+       VALUES (@dev, @ino, @path, @state, @pinned, @tier, @key, @size, @sha256, @archivedAt, @updatedAt)
+       ON CONFLICT(dev, ino) DO UPDATE SET path=excluded.path, state=excluded.state, pinned=excluded.pinned,
+         tier=excluded.tier, key=excluded.key, size=excluded.size, sha256=excluded.sha256,
+         archived_at=excluded.archived_at, updated_at=excluded.updated_at`,
+    );
+    this.removeStmt = this.db.prepare('DELETE FROM files WHERE dev = ? AND ino = ?');
+  }
+
+  upsert(row: CatalogRow): void {
+    this.upsertStmt.run({ ...row, pinned: row.pinned ? 1 : 0 });
+  }
+
+  remove(dev: number, ino: number): void {
+    this.removeStmt.run(dev, ino);
+  }
+
+  get(dev: number, ino: number): CatalogRow | null {
+    const r = this.db.prepare('SELECT * FROM files WHERE dev = ? AND ino = ?').get(dev, ino) as DbRow | undefined;
+    return r ? fromDb(r) : null;
+  }
+
+  /** Files the daemon must mark at start-up (the record is re-checked before marking). */
+  *releasedFiles(): Generator<CatalogRow> {
+    const it = this.db.prepare("SELECT * FROM files WHERE state IN ('released', 'partial')").iterate() as Iterable<DbRow>;
+    for (const r of it) yield fromDb(r);
+  }
+
+  *all(): Generator<CatalogRow> {
+    for (const r of this.db.prepare('SELECT * FROM files ORDER BY path').iterate() as Iterable<DbRow>) yield fromDb(r);
+  }
+
+  /** Replaces the index of one filesystem with what a scan saw (rows for managed files). */
+  rebuild(dev: number, rows: Iterable<CatalogRow>): number {
+    let n = 0;
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM files WHERE dev = ?').run(dev);
+      for (const r of rows) {
+        this.upsert(r);
+        n++;
+      }
+    })();
+    return n;
+  }
+
+  startRun(policyFile: string, policy: string | null, dryRun: boolean, now: number): number {
+    const r = this.db
+      .prepare('INSERT INTO runs (policy_file, policy, dry_run, started_at) VALUES (?, ?, ?, ?)')
+      .run(policyFile, policy, dryRun ? 1 : 0, now);
+    return Number(r.lastInsertRowid);
+  }
+
+  finishRun(id: number, summary: unknown, now: number): void {
+    this.db.prepare('UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?').run(now, JSON.stringify(summary), id);
+  }
+
+  runs(limit = 20): RunRow[] {
+    const rows = this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as DbRun[];
+    return rows.map((r) => ({
+      id: r.id,
+      policyFile: r.policy_file,
+      policy: r.policy,
+      dryRun: r.dry_run === 1,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      summary: r.summary ? JSON.parse(r.summary) : null,
+    }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+interface DbRow {
+  dev: number;
+  ino: number;
+  path: string;
+  state: FileState;
+  pinned: number;
+  tier: string | null;
+  key: string | null;
+  size: number;
+  sha256: string | null;
+  archived_at: number | null;
+  updated_at: number;
+}
+
+interface DbRun {
+  id: number;
+  policy_file: string;
+  policy: string | null;
+  dry_run: number;
+  started_at: number;
+  finished_at: number | null;
+  summary: string | null;
+}
+
+function fromDb(r: DbRow): CatalogRow {
+  return {
+    dev: r.dev,
+    ino: r.ino,
+    path: r.path,
+    state: r.state,
+    pinned: r.pinned === 1,
+    tier: r.tier,
+    key: r.key,
+    size: r.size,
+    sha256: r.sha256,
+    archivedAt: r.archived_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function openCatalog(file: string): Catalog {
+  return new Catalog(file);
+}

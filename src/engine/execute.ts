@@ -1,0 +1,283 @@
+// The archive and release protocols (kernel-facts.md, issue 4). Release must be
+// impossible to get wrong under races:
+//   open(O_RDONLY|O_NOATIME|O_NOFOLLOW; O_RDWR to release) -> marker.markReleased(fd) (release only) ->
+//   F_SETLEASE F_WRLCK (EAGAIN: busy, unmark, skip) -> copy through that fd to the
+//   tier with SHA-256 -> verify (put result, stat size, sha) -> F_GETLEASE still
+//   F_WRLCK and fstat unchanged -> write the record -> punch -> catalog ->
+//   futimens(atime, mtime) -> F_UNLCK -> close.
+// Invariants:
+// - Never open the file again while holding the lease (we would block ourselves 45 s).
+// - The record saying `released` is written before the punch, so a crash leaves at
+//   worst a marked file whose data is still local (reads are recalled, same bytes),
+//   never a hole without a record. A failure after upload leaves an orphan object.
+// - Nothing is punched without a verified copy; a dirty file is uploaded again first.
+// - SIGIO (an opener is waiting) aborts the file at once and unlocks.
+import { randomUUID } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, open, read, type BigIntStats } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { fgetxattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
+import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
+import { punchHole } from '../kernel/punch.js';
+import type { Tier } from '../tiers/tier.js';
+import type { Logger } from '../log.js';
+import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { deriveState } from './facts.js';
+import { rowFromRecord, type Catalog } from './catalog.js';
+
+export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
+// fallocate(PUNCH_HOLE) needs a writable fd (EBADF on O_RDONLY, measured), and the punch
+// must go through the pre-mark fd: release opens read-write. Nothing is written through it
+// but the hole.
+const RELEASE_FLAGS = constants.O_RDWR | constants.O_NOATIME | constants.O_NOFOLLOW;
+const DEFAULT_CHUNK = 4 * 1024 * 1024;
+const preadAsync = promisify(read);
+export const openAsync = promisify(open);
+const PUNCH_ALIGN = 64 * 1024; // a multiple of every block size we meet
+
+/**
+ * The recall service's marking (the daemon's RecallService has markReleased/unmark).
+ * markPreLease, when given, adds only the pre-content part (FAN_PRE_ACCESS) before the
+ * lease, and markReleased completes the mark after the punch, still under the lease.
+ * Measured: with FAN_OPEN_PERM on the inode while we hold the lease, an opener's
+ * open-time event cannot get its event fd (the open conflicts with the lease) and the
+ * opener gets EPERM; with FAN_PRE_ACCESS alone it waits, we abort, and it reads normally.
+ */
+export interface Marker {
+  markReleased(fd: number): void | Promise<void>;
+  unmark(fd: number): void | Promise<void>;
+  markPreLease?(fd: number): void | Promise<void>;
+}
+
+export interface ExecDeps {
+  tiers: Map<string, Tier>;
+  catalog: Catalog | null;
+  marker: Marker | null;
+  log: Logger;
+}
+
+export type OutcomeStatus = 'done' | 'skipped' | 'busy' | 'failed';
+
+export interface Outcome {
+  status: OutcomeStatus;
+  /** Bytes uploaded (0 when a valid copy existed). */
+  uploaded: number;
+  /** Blocks freed, in bytes (release). */
+  freed: number;
+  key?: string;
+  message?: string;
+}
+
+export const NO_RECALL_SERVICE = 'no recall service running: start `tier daemon`';
+
+class Abort extends Error {}
+
+function peekRecord(absPath: string): StateRecord | null {
+  try {
+    return decodeRecord(lgetxattr(absPath, XATTR_STATE));
+  } catch {
+    return null;
+  }
+}
+
+function statSafe(absPath: string): BigIntStats | null {
+  try {
+    return lstatSync(absPath, { bigint: true });
+  } catch {
+    return null;
+  }
+}
+
+export const newKey = (): string => {
+  const u = randomUUID();
+  return `${u.slice(0, 2)}/${u}`;
+};
+
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino;
+}
+
+/** Archive (copy, keep data) or release (copy if needed, then free the blocks). */
+export async function migrate(absPath: string, tierName: string, mode: 'archive' | 'release', deps: ExecDeps): Promise<Outcome> {
+  const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
+  const tier = deps.tiers.get(tierName);
+  if (!tier) return none('failed', `${mode} ${absPath}: unknown tier "${tierName}"`);
+  if (mode === 'release' && !deps.marker) return none('failed', `release ${absPath}: ${NO_RECALL_SERVICE}`);
+
+  // Idempotent runs must not even open released files (an open raises an event).
+  const pre = peekRecord(absPath);
+  if (pre?.state === 'released') {
+    const st = statSafe(absPath);
+    if (st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() }) === 'released') return none('skipped', 'already released');
+  }
+  let fd: number;
+  try {
+    // Async: a marked file's open raises an event that the recall service, maybe on this
+    // very event loop, must answer; a sync open would wait for ourselves forever.
+    fd = await openAsync(absPath, mode === 'release' ? RELEASE_FLAGS : OPEN_FLAGS);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return none('failed', `${mode} ${absPath}: open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
+  }
+  const marker = deps.marker;
+  let marked = false;
+  let leased = false;
+  let stopListening = () => {};
+  const ac = new AbortController();
+  try {
+    const st0 = fstatSync(fd, { bigint: true });
+    if (!st0.isFile()) return none('skipped', `${mode} ${absPath}: not a regular file`);
+    const size = Number(st0.size);
+    const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath));
+    const state = deriveState(rec, { size, mtimeNs: st0.mtimeNs.toString() });
+    if (state === 'released') return none('skipped', 'already released');
+    if (mode === 'archive' && state === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
+    if (mode === 'archive' && state === 'archived' && rec?.copy?.tier === tierName) return none('skipped', 'already archived');
+    if (mode === 'release' && rec?.pinned) return none('skipped', 'pinned');
+
+    // The mark goes on before the lease: an opener blocked by the lease has its
+    // fanotify mode fixed at open, and must see the mark or it would read zeros later.
+    if (mode === 'release' && marker) {
+      if (marker.markPreLease) await marker.markPreLease(fd);
+      else await marker.markReleased(fd);
+      marked = true;
+    }
+    try {
+      setLease(fd, 'write', absPath);
+      leased = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
+      throw e;
+    }
+    stopListening = onLeaseBreak(() => {
+      if (!ac.signal.aborted && getLease(fd, absPath) !== 'write') ac.abort(new Abort('lease broken: another process opened the file'));
+    });
+
+    // A valid copy on this tier (archived or partial, unchanged since) needs no upload.
+    const reuse = (state === 'archived' || state === 'partial') && rec?.copy?.tier === tierName;
+    let copy = reuse ? rec!.copy! : undefined;
+    let uploaded = 0;
+    if (reuse) {
+      const info = await tier.stat(copy!.key, ac.signal);
+      if (!info || info.size !== size) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
+    } else {
+      const key = newKey();
+      const sha256 = await upload(fd, tier, key, size, st0, absPath, ac.signal);
+      uploaded = size;
+      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk: DEFAULT_CHUNK };
+    }
+
+    // Last look before anything destructive: lease unbroken, file unchanged.
+    if (ac.signal.aborted || getLease(fd, absPath) !== 'write') throw new Abort('lease broken: another process opened the file');
+    if (!sameFile(st0, fstatSync(fd, { bigint: true }))) throw new Abort('file changed during the copy');
+
+    const next: StateRecord = {
+      v: 1,
+      state: mode === 'release' ? 'released' : 'archived',
+      pinned: rec?.pinned ?? false,
+      copy,
+      gen: (rec?.gen ?? 0) + (reuse ? 0 : 1),
+    };
+    fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
+    let freed = 0;
+    if (mode === 'release') {
+      // From here the record says released: the mark stays whatever happens next, so
+      // after a failed punch readers get the tier's bytes, never zeros.
+      marked = false;
+      freed = Number(st0.blocks) * 512;
+      // Round the hole up past EOF: an unaligned tail block is only zeroed, not freed,
+      // and KEEP_SIZE keeps the size (also frees any preallocation beyond EOF).
+      punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+      // Punching moved mtime; restore both times exactly (age rules must not see a change).
+      futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
+      if (marker?.markPreLease) await marker.markReleased(fd);
+    }
+    deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
+    return { status: 'done', uploaded, freed, key: copy!.key };
+  } catch (e) {
+    const msg = e instanceof Abort ? e.message : (ac.signal.reason instanceof Abort ? ac.signal.reason.message : (e as Error).message);
+    return none(ac.signal.aborted || e instanceof Abort ? 'busy' : 'failed', ac.signal.aborted || e instanceof Abort ? msg : `${mode} ${absPath}: ${msg}`);
+  } finally {
+    stopListening();
+    if (leased) {
+      try {
+        setLease(fd, 'unlock', absPath);
+      } catch (e) {
+        deps.log.warn('unlock failed', { path: absPath, op: 'F_UNLCK', err: e });
+      }
+    }
+    if (marked) {
+      try {
+        await marker!.unmark(fd);
+      } catch (e) {
+        deps.log.warn('unmark failed', { path: absPath, op: 'unmark', err: e });
+      }
+    }
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads a file through an fd we own with pread, as a stream. Unlike fs.ReadStream it
+ * never closes the fd (destroy() on a ReadStream closes it even with autoClose off),
+ * and settle() waits for a read still in flight so the caller may then close the fd.
+ */
+class FdSource {
+  private inflight: Promise<unknown> | null = null;
+  constructor(
+    private readonly fd: number,
+    private readonly chunk = 1 << 20,
+  ) {}
+  stream(): Readable {
+    return Readable.from(this.gen(), { objectMode: false });
+  }
+  private async *gen(): AsyncGenerator<Buffer> {
+    let pos = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(this.chunk);
+      const p = preadAsync(this.fd, buf, 0, buf.length, pos);
+      this.inflight = p;
+      const { bytesRead } = await p;
+      this.inflight = null;
+      if (bytesRead === 0) return;
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+  async settle(): Promise<void> {
+    if (this.inflight) await this.inflight.catch(() => {});
+  }
+}
+
+/** Streams the file through `fd` (no second open) to the tier; returns the verified SHA-256. */
+async function upload(fd: number, tier: Tier, key: string, size: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  let seen = 0;
+  const source = new FdSource(fd);
+  const body = source.stream().pipe(
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        seen += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+  );
+  const meta = { sha256: '', size, path: absPath, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), mtimeMs: Number(st.mtimeMs) };
+  let res;
+  try {
+    res = await tier.put(key, body, size, meta, signal);
+  } finally {
+    // The caller closes fd next: a read still in flight must not land on a reused fd number.
+    body.destroy();
+    await source.settle();
+  }
+  const sha = hash.digest('hex');
+  if (seen !== size || res.size !== size) throw new Error(`tier ${tier.name}: put ${JSON.stringify(key)}: sent ${seen} bytes, stored ${res.size}, file has ${size}`);
+  if (res.sha256 !== sha) throw new Error(`tier ${tier.name}: put ${JSON.stringify(key)}: checksum mismatch (tier ${res.sha256}, file ${sha})`);
+  const info = await tier.stat(key, signal);
+  if (!info || info.size !== size) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${size}`);
+  if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
+  return sha;
+}

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeRecord, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+
+const full: StateRecord = {
+  v: 1,
+  state: 'released',
+  pinned: true,
+  gen: 3,
+  copy: {
+    tier: 'cold-archive',
+    key: 'ab/abcdef01-2345-6789-abcd-ef0123456789',
+    size: 123456789012,
+    mtimeNs: '1764300000123456789',
+    sha256: 'a'.repeat(64),
+    archivedAt: 1764300000123,
+    chunk: 4194304,
+  },
+};
+
+test('records round-trip, with and without a copy', () => {
+  assert.deepEqual(decodeRecord(encodeRecord(full)), full);
+  const bare: StateRecord = { v: 1, state: 'resident', pinned: true, gen: 0 };
+  assert.deepEqual(decodeRecord(encodeRecord(bare)), bare);
+});
+
+test('a full record stays small enough for XFS to keep it in the inode (< 250 bytes)', () => {
+  assert.ok(encodeRecord(full).length < 250, String(encodeRecord(full).length));
+});
+
+test('the named-field JSON form is still read', () => {
+  assert.deepEqual(decodeRecord(Buffer.from(JSON.stringify(full))), full);
+});
+
+test('malformed records are not trusted', () => {
+  for (const bad of ['', 'x', '[]', '[2,"released",0,1,0]', '[1,"gone",0,1,0]', '[1,"released",0,1,["t"]]', 'null', '{"v":1}']) {
+    assert.equal(decodeRecord(Buffer.from(bad)), null, bad);
+  }
+});

@@ -175,8 +175,8 @@ export class RecallHandler {
   /** All data local: record the final state and drop the mark (later reads raise no event). */
   private finishIfComplete(e: InodeEntry, fd: number): void {
     const limit = Math.min(e.expect.size, e.copy.size);
-    const need = chunkSpan({ start: 0, end: limit }, e.copy.chunk);
-    if (e.resident.missing(need).length > 0 || this.cache.get(e.id) !== e) return;
+    const done = limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0;
+    if (!done || this.cache.get(e.id) !== e) return;
     if (!e.diverged) {
       const st = fstatSync(fd, { bigint: true });
       if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) return; // re-decided next event

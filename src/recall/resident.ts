@@ -4,6 +4,7 @@ import { coalesce, findMissing, type Range } from './ranges.js';
 
 export class ResidentMap {
   private readonly bits: Buffer;
+  private n = 0; // bits set: complete() is O(1) on the hot path
 
   constructor(
     readonly chunks: number,
@@ -14,6 +15,7 @@ export class ResidentMap {
     if (from) from.copy(this.bits, 0, 0, Math.min(from.length, this.bits.length));
     const extra = this.bits.length * 8 - chunks;
     if (extra > 0 && this.bits.length > 0) this.bits[this.bits.length - 1]! &= 0xff >> extra;
+    for (let i = 0; i < chunks; i++) if (this.has(i)) this.n++;
   }
 
   has(i: number): boolean {
@@ -22,17 +24,17 @@ export class ResidentMap {
 
   set(i: number): void {
     if (i < 0 || i >= this.chunks) throw new RangeError(`chunk ${i} outside 0..${this.chunks - 1}`);
+    if (this.has(i)) return;
     this.bits[i >> 3]! |= 1 << (i & 7);
+    this.n++;
   }
 
   count(): number {
-    let n = 0;
-    for (let i = 0; i < this.chunks; i++) if (this.has(i)) n++;
-    return n;
+    return this.n;
   }
 
   complete(): boolean {
-    return this.count() === this.chunks;
+    return this.n === this.chunks;
   }
 
   /** Runs of resident chunks, coalesced. */
@@ -42,12 +44,17 @@ export class ResidentMap {
     return coalesce(out);
   }
 
-  /** Chunk indices in `want` (clamped to the map) that are not resident. */
+  /** Chunk indices in `want` (clamped to the map) that are not resident. O(want). */
   missing(want: Range): number[] {
-    const w = { start: Math.max(0, want.start), end: Math.min(want.end, this.chunks) };
     const out: number[] = [];
-    for (const r of findMissing(this.runs(), w)) for (let i = r.start; i < r.end; i++) out.push(i);
+    if (this.n === this.chunks) return out;
+    for (let i = Math.max(0, want.start); i < Math.min(want.end, this.chunks); i++) if (!this.has(i)) out.push(i);
     return out;
+  }
+
+  /** Runs of missing chunks in `want`, for ranged requests that span several chunks. */
+  missingRuns(want: Range): Range[] {
+    return findMissing(this.runs(), { start: Math.max(0, want.start), end: Math.min(want.end, this.chunks) });
   }
 
   toBuffer(): Buffer {

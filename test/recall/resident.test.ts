@@ -55,3 +55,15 @@ describe('read-ahead', () => {
     assert.equal(feed(s, 4, 8, { chunk: 4, max: 0 }).ahead.length, 0);
   });
 });
+
+describe('ResidentMap.missingRuns', () => {
+  test('agrees with missing()', () => {
+    const m = new ResidentMap(20);
+    for (const i of [0, 1, 5, 6, 7, 19]) m.set(i);
+    m.set(5); // setting twice counts once
+    assert.equal(m.count(), 6);
+    assert.deepEqual(m.missingRuns({ start: 0, end: 20 }), [{ start: 2, end: 5 }, { start: 8, end: 19 }]);
+    const flat = m.missingRuns({ start: 3, end: 10 }).flatMap((r) => Array.from({ length: r.end - r.start }, (_, k) => r.start + k));
+    assert.deepEqual(flat, m.missing({ start: 3, end: 10 }));
+  });
+});

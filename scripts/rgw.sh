@@ -3,13 +3,15 @@
 # 127.0.0.1, no cephx (recipe and pitfalls: docs in ../shared/docs/test-infra.md).
 #   bash scripts/rgw.sh start   -> prints `export ...` lines on stdout (eval them)
 #   bash scripts/rgw.sh stop    -> kills the daemons by their pid files, removes the dir
-# Env: RGW_DIR (default ./.rgw), RGW_PORT (default: first free port from 7480).
+# Env: RGW_DIR (default ./.rgw), RGW_PORT (default: first free port from RGW_PORT_BASE, 7480),
+# RGW_MON_PORT_BASE (default 3300). Unpinned ports that another process grabs while we start
+# (concurrent test runs) are detected and the start is retried with other ports.
 # Installs nothing (scripts/setup.sh does). Progress and errors go to stderr.
 set -euo pipefail
 
 DIR=${RGW_DIR:-./.rgw}
-mkdir -p "$DIR"
-DIR=$(cd "$DIR" && pwd)
+[ "${1:-}" = start ] && mkdir -p "$DIR"
+[ -d "$DIR" ] && DIR=$(cd "$DIR" && pwd)
 CONF=$DIR/ceph.conf
 MARK=$DIR/.tier-rgw # only a directory carrying this marker is ever removed by stop
 DAEMONS=(client.rgw.a osd.0 mon.a) # stop order
@@ -56,6 +58,35 @@ log_tails() {
   done
 }
 
+# owns_port PIDFILE PORT: 0 if that daemon listens on PORT, 2 if another process does, 1 if nobody yet
+owns_port() {
+  command -v ss >/dev/null || return 0 # cannot tell: trust the pid file
+  local pid line
+  pid=$(cat "$1" 2>/dev/null || true)
+  line=$(ss -ltnpH "sport = :$2" 2>/dev/null | grep '127.0.0.1' || true)
+  [ -z "$line" ] && return 1
+  [ -n "$pid" ] && [[ "$line" == *"pid=$pid,"* ]] && return 0
+  [ -z "$pid" ] && return 1
+  return 2
+}
+
+# wait_port SECONDS WHAT PIDFILE PORT: waits for the daemon to listen; exit 75 on a clash
+wait_port() {
+  local deadline=$((SECONDS + $1)) rc
+  while :; do
+    rc=0
+    owns_port "$3" "$4" || rc=$?
+    [ $rc -eq 0 ] && return 0
+    if [ $rc -eq 2 ]; then
+      say "port $4 for $2 was taken by another process"
+      stop
+      exit 75
+    fi
+    ((SECONDS < deadline)) || fail "$2 not listening on 127.0.0.1:$4 after $1s"
+    sleep 0.25
+  done
+}
+
 is_ceph_pid() { # a pid file may outlive its process; never signal a recycled pid
   local pid=$1
   [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq '(ceph-mon|ceph-osd|radosgw)'
@@ -95,6 +126,19 @@ fail() {
 }
 
 start() {
+  local attempt rc
+  for attempt in 1 2 3; do
+    rc=0
+    (start_once "$attempt") || rc=$?
+    [ $rc -eq 0 ] && return 0
+    if [ $rc -ne 75 ] || [ -n "${RGW_PORT:-}" ] || [ $attempt -eq 3 ]; then exit 1; fi
+    say "retrying with other ports"
+  done
+}
+
+start_once() {
+  local attempt=$1
+  mkdir -p "$DIR"
   for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph curl; do
     command -v "$b" >/dev/null || { say "$b not found: run scripts/setup.sh (installs radosgw ceph-mon ceph-osd)"; exit 1; }
   done
@@ -107,9 +151,10 @@ start() {
   mkdir -p "$DIR"/{run,log,mon,osd,rgw}
 
   local port mon_port fsid osd_uuid ak sk t0=$SECONDS
-  port=${RGW_PORT:-$(free_port 7480)}
+  local spread=$(((attempt - 1) * (RANDOM % 400 + 20)))
+  port=${RGW_PORT:-$(free_port $((${RGW_PORT_BASE:-7480} + spread)))}
   port_busy "$port" && fail "port $port on 127.0.0.1 is in use"
-  mon_port=$(free_port 3300)
+  mon_port=$(free_port $((${RGW_MON_PORT_BASE:-3300} + spread)))
   [ "$mon_port" = "$port" ] && mon_port=$(free_port $((port + 1)))
   fsid=$(cat /proc/sys/kernel/random/uuid)
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
@@ -160,6 +205,7 @@ EOF
     fail "monmaptool"
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" >/dev/null 2>&1 || fail "ceph-mon --mkfs"
   daemon ceph-mon ceph-mon -c "$CONF" -i a || fail "ceph-mon start"
+  wait_port 20 "the monitor" "$DIR/run/mon.a.pid" "$mon_port"
   wait_for 30 "the monitor" timeout 5 ceph -c "$CONF" --connect-timeout 3 mon stat || fail "monitor not up"
 
   local id
@@ -172,6 +218,7 @@ EOF
 
   # radosgw forks once it has connected to the cluster
   daemon radosgw timeout 60 radosgw -c "$CONF" -n client.rgw.a || fail "radosgw start"
+  wait_port 60 "radosgw" "$DIR/run/client.rgw.a.pid" "$port"
   wait_for 60 "radosgw on port $port" curl -sf -o /dev/null "http://127.0.0.1:$port/" || fail "radosgw not answering"
 
   timeout 30 radosgw-admin -c "$CONF" user create --uid=test --display-name=test \

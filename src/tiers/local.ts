@@ -46,10 +46,10 @@ export class LocalTier implements Tier {
       await mkdir(dirname(path), { recursive: true });
       tmp = tempNameBeside(path);
       const check = new HashCheck({ tier: this.name, key, size, sha256: expectedSha(meta.sha256) });
-      const fh = await open(tmp, 'wx', 0o600);
-      const out = createWriteStream('', { fd: fh.fd, autoClose: false });
+      const out = createWriteStream(tmp, { flags: 'wx', mode: 0o600 });
+      await pipeline(body, check, out, signal ? { signal } : {});
+      const fh = await open(tmp, 'r'); // fsync through any descriptor flushes the file
       try {
-        await pipeline(body, check, out, signal ? { signal } : {});
         await fh.sync();
         const st = await fh.stat();
         if (st.size !== size) throw new TierError('ShortObject', 'put', this.name, key, `wrote ${st.size} of ${size} bytes`);

@@ -33,7 +33,9 @@ function fromProcessEnv(): S3TestEnv | undefined {
 /** Starts a private RGW (about 15-20 s) and arranges for it to stop when this process exits. */
 export function startPrivateRgw(): { env: S3TestEnv; stop: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tier-rgw-'));
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, RGW_DIR: dir };
+  // Random port bases: private instances of parallel test files rarely meet (rgw.sh retries if they do).
+  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, RGW_DIR: dir, RGW_PORT_BASE: String(base), RGW_MON_PORT_BASE: String(base + 50) };
   delete childEnv.RGW_PORT;
   const r = spawnSync('bash', [RGW_SH, 'start'], {
     env: childEnv,

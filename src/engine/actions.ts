@@ -1,0 +1,102 @@
+// The small actions: pin/unpin (a flag in the record) and recall (read the whole file
+// through a normal fd so the recall service fills it), and the dispatcher that runs one
+// planned action.
+import { closeSync, constants, fstatSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { fgetxattr, fremovexattr, fsetxattr, lgetxattr } from '../kernel/libc.js';
+import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { deriveState } from './facts.js';
+import { rowFromRecord } from './catalog.js';
+import { migrate, NO_RECALL_SERVICE, openAsync, OPEN_FLAGS, type ExecDeps, type Outcome, type OutcomeStatus } from './execute.js';
+import type { PlannedAction } from './plan.js';
+
+const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
+
+/** Sets or clears the pinned flag. A resident, unpinned file ends with no record at all. */
+export async function setPinned(absPath: string, pinned: boolean, deps: Pick<ExecDeps, 'catalog'>): Promise<Outcome> {
+  const op = pinned ? 'pin' : 'unpin';
+  let fd: number;
+  try {
+    fd = await openAsync(absPath, OPEN_FLAGS);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return none('failed', `${op} ${absPath}: open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) return none('failed', `${op} ${absPath}: not a regular file`);
+    const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath));
+    if ((rec?.pinned ?? false) === pinned) return none('skipped', pinned ? 'already pinned' : 'not pinned');
+    const next: StateRecord = rec ? { ...rec, pinned } : { v: 1, state: 'resident', pinned, gen: 0 };
+    const size = Number(st.size);
+    const where = { dev: Number(st.dev), ino: Number(st.ino), absPath, size };
+    if (!pinned && next.state === 'resident' && !next.copy) {
+      fremovexattr(fd, XATTR_STATE, absPath);
+      deps.catalog?.remove(where.dev, where.ino);
+    } else {
+      fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
+      const state = deriveState(next, { size, mtimeNs: st.mtimeNs.toString() });
+      deps.catalog?.upsert(rowFromRecord(where, next, state, Date.now())!);
+    }
+    return { status: 'done', uploaded: 0, freed: 0 };
+  } catch (e) {
+    return none('failed', `${op} ${absPath}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Brings a released file back by reading it whole: each read raises a pre-content event
+ * the recall service answers. Without a recall service the reads would return zeros, so
+ * it is refused. Reads are async: the service may run on this very event loop.
+ */
+export async function recallFile(absPath: string, deps: Pick<ExecDeps, 'marker'>, signal?: AbortSignal): Promise<Outcome> {
+  let rec: StateRecord | null;
+  try {
+    rec = decodeRecord(lgetxattr(absPath, XATTR_STATE));
+  } catch (e) {
+    return none('failed', `recall ${absPath}: ${(e as Error).message}`);
+  }
+  if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return none('skipped', `not released (${rec?.state ?? 'resident'})`);
+  if (!deps.marker) return none('failed', `recall ${absPath}: ${NO_RECALL_SERVICE}`);
+  let fh;
+  try {
+    fh = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
+  } catch (e) {
+    return none('failed', `recall ${absPath}: open: ${(e as Error).message}`);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    let pos = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+    }
+    return { status: 'done', uploaded: 0, freed: 0, message: `recalled ${pos} bytes` };
+  } catch (e) {
+    return none('failed', `recall ${absPath}: read: ${(e as Error).message}`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Runs one planned action; never throws (per-file failures are outcomes). */
+export async function runAction(a: PlannedAction, deps: ExecDeps, signal?: AbortSignal): Promise<Outcome> {
+  try {
+    switch (a.kind) {
+      case 'archive':
+      case 'release':
+        return await migrate(a.file.absPath, a.tier!, a.kind, deps);
+      case 'pin':
+      case 'unpin':
+        return await setPinned(a.file.absPath, a.kind === 'pin', deps);
+      case 'recall':
+        return await recallFile(a.file.absPath, deps, signal);
+    }
+  } catch (e) {
+    return none('failed', `${a.kind} ${a.file.absPath}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,226 @@
+// One run of a policy file: scan -> evaluate -> plan -> execute, per policy, reporting
+// JSON-serializable progress events (the daemon streams them over its socket).
+// A dry run stops after planning: no object, no xattr, no block freed.
+import { lstatSync, statfsSync } from 'node:fs';
+import type { FilesetDecl, PolicyDecl, PolicyFile, Rule, Span } from '../dsl/ast.js';
+import type { FileFacts, FsUsage } from './facts.js';
+import { evaluate } from './evaluate.js';
+import { planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
+import { scanFileset } from './scan.js';
+import { runAction } from './actions.js';
+import type { ExecDeps, OutcomeStatus } from './execute.js';
+
+export interface ApplyOptions {
+  policyFile: PolicyFile;
+  /** Only this policy; all when absent. */
+  policyName?: string;
+  dryRun: boolean;
+  now: number;
+}
+
+export interface ApplyDeps extends ExecDeps {
+  /** Filesystem usage of a root (statfs); replaceable for tests of the pure path. */
+  usage?: (root: string) => FsUsage;
+  /** A reason to hold a decision back before planning (e.g. the daemon's recall cooldown). */
+  holdBack?: (policy: PolicyDecl, file: FileFacts, rule: Rule | null) => boolean;
+}
+
+export interface ActionEvent {
+  type: 'action';
+  policy: string;
+  path: string;
+  absPath: string;
+  size: number;
+  /** Time since last access, ms. */
+  ageMs: number;
+  rule: string;
+  span: Span;
+  action: ActionKind;
+  tier: string | null;
+  /** 'planned' in a dry run. */
+  status: OutcomeStatus | 'planned';
+  uploaded: number;
+  freed: number;
+  message?: string;
+}
+
+export type ProgressEvent =
+  | { type: 'policy'; policy: string; fileset: string; dryRun: boolean }
+  | { type: 'scan-error'; policy: string; path: string; op: string; message: string }
+  | { type: 'planned'; policy: string; scanned: number; actions: number; bytes: number; skipped: Record<SkipKind, number>; watermarks: WatermarkState[] }
+  | ActionEvent
+  | { type: 'done'; result: ApplyResult };
+
+export interface Tally {
+  files: number;
+  bytes: number;
+}
+
+export interface PolicyResult {
+  policy: string;
+  scanned: number;
+  planned: number;
+  skipped: Record<SkipKind, number>;
+  /** Held back before planning (deps.holdBack, e.g. the recall cooldown). */
+  held: number;
+  watermarks: WatermarkState[];
+}
+
+export interface ApplyResult {
+  dryRun: boolean;
+  policies: PolicyResult[];
+  /** Per action kind: files and bytes planned (dry run) or done. */
+  actions: Partial<Record<ActionKind, Tally>>;
+  status: Record<OutcomeStatus | 'planned', number>;
+  uploaded: number;
+  freed: number;
+  failures: { path: string; action: ActionKind; message: string }[];
+  scanErrors: number;
+}
+
+export function statfsUsage(root: string): FsUsage {
+  const s = statfsSync(root, { bigint: true });
+  const used = (s.blocks - s.bfree) * s.bsize;
+  return { dev: Number(lstatSync(root, { bigint: true }).dev), usedBytes: Number(used), availBytes: Number(s.bavail * s.bsize) };
+}
+
+export function selectPolicies(pf: PolicyFile, name?: string): PolicyDecl[] {
+  if (name === undefined) return pf.policies;
+  const p = pf.policies.find((x) => x.name === name);
+  if (!p) throw new Error(`${pf.file}: no policy named "${name}" (policies: ${pf.policies.map((x) => x.name).join(', ') || 'none'})`);
+  return [p];
+}
+
+/** Runs `fn` over items with at most `n` in flight, in order of start. */
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !signal?.aborted) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+}
+
+export async function runApply(
+  opts: ApplyOptions,
+  deps: ApplyDeps,
+  progress: (e: ProgressEvent) => void = () => {},
+  signal?: AbortSignal,
+): Promise<ApplyResult> {
+  const result: ApplyResult = {
+    dryRun: opts.dryRun,
+    policies: [],
+    actions: {},
+    status: { planned: 0, done: 0, skipped: 0, busy: 0, failed: 0 },
+    uploaded: 0,
+    freed: 0,
+    failures: [],
+    scanErrors: 0,
+  };
+  const usageOf = deps.usage ?? statfsUsage;
+  for (const policy of selectPolicies(opts.policyFile, opts.policyName)) {
+    if (signal?.aborted) break;
+    const fileset = opts.policyFile.filesets.find((f) => f.name === policy.fileset);
+    if (!fileset) throw new Error(`${policy.span.file}:${policy.span.line}:${policy.span.col}: policy "${policy.name}": unknown fileset "${policy.fileset}"`);
+    progress({ type: 'policy', policy: policy.name, fileset: fileset.name, dryRun: opts.dryRun });
+    const plan = await planOne(policy, fileset, opts.now, deps, usageOf, progress, result);
+    const actionBytes = plan.actions.reduce((s, a) => s + a.file.size, 0);
+    progress({ type: 'planned', policy: policy.name, scanned: plan.scanned, actions: plan.actions.length, bytes: actionBytes, skipped: plan.skipped, watermarks: plan.watermarks });
+    result.policies.push({ policy: policy.name, scanned: plan.scanned, planned: plan.actions.length, skipped: plan.skipped, held: plan.held, watermarks: plan.watermarks });
+
+    const report = (a: PlannedAction, status: ActionEvent['status'], uploaded: number, freed: number, message?: string) => {
+      result.status[status]++;
+      if (status === 'planned' || status === 'done') {
+        const t = (result.actions[a.kind] ??= { files: 0, bytes: 0 });
+        t.files++;
+        t.bytes += a.file.size;
+      }
+      if (status === 'failed') result.failures.push({ path: a.file.absPath, action: a.kind, message: message ?? 'failed' });
+      result.uploaded += uploaded;
+      result.freed += freed;
+      const ev: ActionEvent = {
+        type: 'action',
+        policy: policy.name,
+        path: a.file.path,
+        absPath: a.file.absPath,
+        size: a.file.size,
+        ageMs: opts.now - a.file.atimeMs,
+        rule: a.reason.rule,
+        span: a.reason.span,
+        action: a.kind,
+        tier: a.tier ?? null,
+        status,
+        uploaded,
+        freed,
+      };
+      if (message !== undefined) ev.message = message;
+      progress(ev);
+    };
+    if (opts.dryRun) {
+      for (const a of plan.actions) report(a, 'planned', 0, a.freed);
+      continue;
+    }
+    const concurrency = policy.concurrency ?? 4;
+    await pool(
+      plan.actions,
+      concurrency,
+      async (a) => {
+        const out = await runAction(a, deps, signal);
+        report(a, out.status, out.uploaded, out.freed, out.message);
+      },
+      signal,
+    );
+  }
+  progress({ type: 'done', result });
+  return result;
+}
+
+async function planOne(
+  policy: PolicyDecl,
+  fileset: FilesetDecl,
+  now: number,
+  deps: ApplyDeps,
+  usageOf: (root: string) => FsUsage,
+  progress: (e: ProgressEvent) => void,
+  result: ApplyResult,
+) {
+  const decisions: { file: FileFacts; rule: Rule | null }[] = [];
+  let scanned = 0;
+  let held = 0;
+  let unmatched = 0;
+  let kept = 0;
+  const onError = (e: { path: string; op: string; error: Error }) => {
+    result.scanErrors++;
+    progress({ type: 'scan-error', policy: policy.name, path: e.path, op: e.op, message: e.error.message });
+  };
+  for await (const file of scanFileset(fileset, { onError })) {
+    scanned++;
+    const rule = evaluate(policy, file, now);
+    // Only files a rule acts on are kept: memory grows with the candidates, not the tree.
+    if (!rule) {
+      unmatched++;
+      continue;
+    }
+    if (rule.action.kind === 'keep') {
+      kept++;
+      continue;
+    }
+    if (deps.holdBack?.(policy, file, rule)) {
+      held++;
+      continue;
+    }
+    decisions.push({ file, rule });
+  }
+  const usage = new Map<number, FsUsage>();
+  for (const root of fileset.roots) {
+    try {
+      const u = usageOf(root);
+      usage.set(u.dev, u);
+    } catch (e) {
+      onError({ path: root, op: 'statfs', error: e as Error });
+    }
+  }
+  const plan = planPolicy(policy, decisions, [...usage.values()]);
+  plan.skipped.unmatched += unmatched;
+  plan.skipped.keep += kept;
+  return { ...plan, scanned, held };
+}

@@ -34,3 +34,24 @@ export function applyCooldown<T extends { file: FileFacts; rule: Rule | null }>(
 export function cooldownSince(policy: PolicyDecl, now: number): number | null {
   return policy.cooldownMs !== undefined && policy.cooldownMs > 0 ? now - policy.cooldownMs : null;
 }
+
+/**
+ * The engine's `holdBack` hook for one run (ApplyDeps.holdBack): asks the recall log once
+ * per policy for the files recalled within that policy's cooldown, then answers per file.
+ */
+export function cooldownHoldBack(
+  recalledSince: (since: number) => RecentRecalls,
+  now: number,
+): (policy: PolicyDecl, file: FileFacts, rule: Rule | null) => boolean {
+  const perPolicy = new Map<PolicyDecl, RecentRecalls | null>();
+  return (policy, file, rule) => {
+    if (rule?.action.kind !== 'release') return false;
+    let recent = perPolicy.get(policy);
+    if (recent === undefined) {
+      const since = cooldownSince(policy, now);
+      recent = since === null ? null : recalledSince(since);
+      perPolicy.set(policy, recent);
+    }
+    return inCooldown(file, rule, recent);
+  };
+}

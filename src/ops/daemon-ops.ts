@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFile, TierDecl } from '../dsl/ast.js';
 import { checkReload, type ReloadResult } from './reload.js';
+import { cooldownHoldBack } from './cooldown.js';
 import type { Logger } from '../log.js';
 import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from './scheduler.js';
 import type { Usage } from './usage.js';
@@ -145,6 +146,11 @@ export class DaemonOps {
     }
     observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
   };
+
+  /** ApplyDeps.holdBack for one run at `now`: releases of files recalled within the policy's cooldown. */
+  holdBack(now: number): ReturnType<typeof cooldownHoldBack> {
+    return cooldownHoldBack((since) => this.recallLog.recalledSince(since), now);
+  }
 
   /** One per-file migration outcome (archive/release/recall; done/skipped/busy/failed). */
   observeMigration(action: string, outcome: string): void {

@@ -208,3 +208,20 @@ describe('DaemonOps garbage collection', () => {
     }
   });
 });
+
+describe('cooldownHoldBack (the engine hook)', () => {
+  test('queries the recall log once per policy, with now minus that policy\'s cooldown', async () => {
+    const { cooldownHoldBack } = await import('../../src/ops/cooldown.js');
+    const file = pf(`tier t { local "/t" }
+fileset f { root "/d" }
+policy short on f { cooldown 1h rule r: size > 0 -> release to t }
+policy none on f { rule r: size > 0 -> release to t }`);
+    const [short, none] = file.policies as [typeof file.policies[0], typeof file.policies[0]];
+    const asked: number[] = [];
+    const hold = cooldownHoldBack((since) => (asked.push(since), { paths: new Set(['/d/hot']), inodes: new Set() }), 10_000_000);
+    assert.equal(hold(short, facts('/d/hot'), short.rules[0]!), true);
+    assert.equal(hold(short, facts('/d/cold', { ino: 9 }), short.rules[0]!), false);
+    assert.equal(hold(none, facts('/d/hot'), none.rules[0]!), false, 'no cooldown option: never held');
+    assert.deepEqual(asked, [10_000_000 - 3_600_000]);
+  });
+});

@@ -9,6 +9,9 @@ import type { S3TierDecl } from '../dsl/ast.js';
 export const MAX_ATTEMPTS = 3; // SDK standard retry: exponential backoff with jitter, retryable errors only
 
 export function makeS3Client(decl: S3TierDecl): { client: S3Client; agents: [HttpAgent, HttpsAgent] } {
+  // The SDK warns on Node < 22 about *future* SDK releases; tier pins its SDK version, so the
+  // warning would only be noise on every CLI run. Set the variable to 'false' to see it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { timeoutMs, concurrency } = decl.tuning;
   // Keep-alive, and at most `concurrency` sockets per tier: requests beyond it queue.
   const agentOpts = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: Math.max(1, concurrency) };

@@ -45,6 +45,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   dropFileCache(obj);
   const tierMs = await timeAsync('cat', [local]);
   log(`2 local: raw ${fmtMs(rawMs)}, tier ${fmtMs(tierMs)}`);
+  sh('cmp', [local, obj]); // a fast read of wrong bytes would be no result
   out.push({
     id: '2a',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, local tier`,

@@ -11,12 +11,12 @@ import { fmtMs, log, nowMs, sh, type Result } from './lib/util.js';
 
 const PER_DIR = 1000;
 
-/** files spread over directories of PER_DIR (two levels), 0-300 bytes each. */
+/** files spread over directories of PER_DIR, a quarter under cold/ (matched by a rule), 0-300 bytes each. */
 function makeTree(root: string, files: number): void {
   const body = Buffer.alloc(300, 'x');
   let made = 0;
   for (let d = 0; made < files; d++) {
-    const dir = join(root, `g${Math.floor(d / 32)}`, `d${d}`);
+    const dir = join(root, d % 4 === 0 ? 'cold' : 'hot', `g${Math.floor(d / 32)}`, `d${d}`);
     mkdirSync(dir, { recursive: true });
     for (let i = 0; i < PER_DIR && made < files; i++, made++) {
       const name = i % 10 === 0 ? `f${i}.log` : `f${i}.dat`;

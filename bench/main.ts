@@ -3,6 +3,7 @@
 // PASS/MISS. Sizes scale with --scale (1 = the issue's sizes).
 //   node --import tsx bench/main.ts --scale 0.25 --cbin DIR [--only 1,2,5] [--results FILE]
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { cpus } from 'node:os';
 import { benchStreaming } from './b1-streaming.js';
 import { benchColdRead } from './b2-cold-read.js';
@@ -24,7 +25,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { scale: Number(process.env.BENCH_SCALE ?? 0.25), cbin: '', only: null, results: null, command: process.env.BENCH_COMMAND ?? 'npm run bench' };
+  const a: Args = { scale: Number(process.env.BENCH_SCALE ?? 0.5), cbin: '', only: null, results: null, command: process.env.BENCH_COMMAND ?? 'npm run bench' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -87,6 +88,10 @@ function markdown(rows: Row[], a: Args, ctx: Ctx, meta: Record<string, string>):
 }
 
 async function main(): Promise<number> {
+  // Node 20's global agent keeps sockets alive; the daemon's control server closes idle
+  // ones after a few seconds, and a request written onto a socket it is closing fails
+  // with EPIPE (seen between benchmarks). One connection per request.
+  http.globalAgent = new http.Agent({ keepAlive: false });
   const a = parseArgs(process.argv.slice(2));
   const ctx = makeCtx(a.scale, a.cbin);
   const want = (id: string) => !a.only || a.only.has(id);
@@ -115,6 +120,7 @@ async function main(): Promise<number> {
       }
     } catch (e) {
       const row = { id, name, error: (e as Error).message };
+      if (process.env.BENCH_DEBUG) log(String((e as Error).stack));
       rows.push(row);
       printRow(row);
     }

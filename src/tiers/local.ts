@@ -99,6 +99,7 @@ export class LocalTier implements Tier {
       }
       const opts = range ? { start: range.offset, end: range.offset + range.length - 1 } : {};
       const s = fh.createReadStream(opts);
+      s.on('error', () => {}); // consumers see errors via pipeline/for-await; an unread stream must not crash the daemon
       return signal ? addAbortSignal(signal, s) : s;
     } catch (e) {
       throw this.mapErr(e, 'get', key, signal);

@@ -44,6 +44,7 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
   body.once('error', (e) => out.destroy(mapS3Error(e, { ...c, caller: signal })));
   out.once('close', () => body.readableEnded || body.destroy());
   body.pipe(out);
+  out.on('error', () => {}); // consumers see errors via pipeline/for-await; an unread stream must not crash the daemon
   return out;
 }
 

@@ -22,7 +22,8 @@ import {
   respond,
   type FanEvent,
 } from '../kernel/fanotify.js';
-import { pollReadable, readNb, type PollHandle } from '../kernel/libc.js';
+import { pollReadable, type PollHandle } from '../kernel/libc.js';
+import { read } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
@@ -84,6 +85,8 @@ export class RecallService {
   private readonly buf = Buffer.alloc(READ_BUF);
   private readonly pending = new Set<Promise<void>>();
   private poll: PollHandle | null = null;
+  private reading = false;
+  private readEnded: (() => void) | null = null;
   private readonly s: RecallStats;
 
   constructor(private readonly o: RecallServiceOptions) {
@@ -122,6 +125,7 @@ export class RecallService {
   async stop(): Promise<void> {
     this.poll?.close();
     this.poll = null;
+    if (this.reading) await new Promise<void>((r) => (this.readEnded = r));
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     await this.handler.idle();
   }
@@ -141,21 +145,37 @@ export class RecallService {
     return { ...this.s, cachedInodes: this.handler.cachedInodes };
   }
 
+  /**
+   * Reads until EAGAIN, one read at a time, on the libuv threadpool: creating an event fd
+   * opens the file, and that open waits for any lease on it to break. The engine runs
+   * in this process and holds leases while it releases; a read on this thread would
+   * block the very event loop that must see SIGIO and unlock (a 45 s stall).
+   */
   private drain(): void {
-    for (let errors = 0; errors < 64; ) {
-      let n: number;
-      try {
-        n = readNb(this.o.groupFd, this.buf);
-      } catch (e) {
-        // ETXTBSY (event on a running binary: the reader gets EPERM), EMFILE, ...
-        this.s.readErrors++;
-        errors++;
-        this.o.log.warn('fanotify read failed', { op: 'read', err: e });
-        continue;
-      }
-      if (n <= 0) return;
-      for (const ev of decodeEvents(this.buf, n)) this.dispatch(ev);
-    }
+    if (this.reading) return;
+    this.reading = true;
+    let errors = 0;
+    const done = (): void => {
+      this.reading = false;
+      this.readEnded?.();
+      this.readEnded = null;
+    };
+    const next = (): void => {
+      read(this.o.groupFd, this.buf, 0, this.buf.length, null, (err, n) => {
+        if (err) {
+          if (err.code === 'EAGAIN' || !this.poll || ++errors > 64) return done();
+          // ETXTBSY (event on a running binary: the reader gets EPERM), EMFILE, ...
+          this.s.readErrors++;
+          this.o.log.warn('fanotify read failed', { op: 'read', err });
+          next();
+          return;
+        }
+        if (n > 0) for (const ev of decodeEvents(this.buf, n)) this.dispatch(ev);
+        if (n > 0 && this.poll) next();
+        else done();
+      });
+    };
+    next();
   }
 
   private dispatch(ev: FanEvent): void {

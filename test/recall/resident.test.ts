@@ -29,18 +29,17 @@ describe('ResidentMap', () => {
 });
 
 describe('read-ahead', () => {
-  const o = { chunk: 4, max: 16 };
-  test('grows on sequential access up to max, resets on a jump', () => {
+  const o = { chunk: 4, max: 16, minRun: 3 };
+  test('opens after minRun bytes in order, grows with the run, capped; a jump resets', () => {
     let s = initialReadahead();
     const steps: [number, number, number][] = [
       // start, end, expected window after
       [0, 2, 0], // first access: no history
-      [2, 4, 4], // sequential: one chunk
-      [4, 6, 8],
-      [6, 8, 16],
-      [8, 10, 16], // capped
-      [100, 102, 0], // random
-      [101, 103, 4], // overlapping odd-sized read counts as sequential
+      [2, 3, 8], // run 3 >= minRun: twice the run (6), rounded up to whole chunks
+      [3, 5, 12], // run 5 -> 10 -> 12
+      [5, 9, 16], // run 9 -> 18, capped at 16
+      [100, 102, 0], // jump: a new stream
+      [101, 104, 8], // an overlapping odd-sized read continues it: run 4 -> 8
     ];
     for (const [a, b, w] of steps) {
       const r = feed(s, a, b, o);
@@ -49,10 +48,18 @@ describe('read-ahead', () => {
       s = r.state;
     }
   });
+  test('a few small reads open no window with the default minRun (64 KiB)', () => {
+    let s = initialReadahead();
+    for (let i = 0; i < 5; i++) {
+      const r = feed(s, i * 4096, (i + 1) * 4096, { chunk: 4 << 20, max: 16 << 20 });
+      assert.equal(r.ahead.length, 0);
+      s = r.state;
+    }
+  });
   test('max 0 disables read-ahead', () => {
     let s = initialReadahead();
-    s = feed(s, 0, 4, { chunk: 4, max: 0 }).state;
-    assert.equal(feed(s, 4, 8, { chunk: 4, max: 0 }).ahead.length, 0);
+    s = feed(s, 0, 4, { chunk: 4, max: 0, minRun: 1 }).state;
+    assert.equal(feed(s, 4, 8, { chunk: 4, max: 0, minRun: 1 }).ahead.length, 0);
   });
 });
 

@@ -3,10 +3,11 @@
 // Order (crash-safe resident map): ranged GET (bounded by the tier timeout) ->
 // re-check the file still has the expected size and mtime -> pwrite -> restore mtime
 // (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
-// persist the map -> fsync (the bit is durable before the event is answered, so a write
-// the answer lets through can never be overwritten by a re-fetch after a crash).
-// A chunk whose bit is not set is fetched again, never served.
-import { fdatasync as fdatasyncCb, fstatSync, fsync as fsyncCb, writeSync } from 'node:fs';
+// persist the map. A chunk whose bit is not set is fetched again, never served.
+// No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
+// user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
+// after a crash can then never overwrite a durable user write.
+import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
@@ -16,7 +17,6 @@ import { persistResident, type InodeEntry } from './inode.js';
 import { chunkBytes } from './ranges.js';
 
 const fdatasync = promisify(fdatasyncCb);
-const fsync = promisify(fsyncCb);
 
 /** The file changed under us (write, truncate, O_TRUNC): the caller re-decides. */
 export class StaleFileError extends Error {}
@@ -99,7 +99,7 @@ async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv
   futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   await fdatasync(fd);
   e.resident.set(i);
-  if (persistResident(fd, e)) await fsync(fd);
+  persistResident(fd, e);
 }
 
 export const mtimeSpec = nsToTimespec;

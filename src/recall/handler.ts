@@ -43,6 +43,8 @@ export interface Outcome {
 }
 
 const MAX_STALE_RETRIES = 4;
+/** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
+const MAX_CACHED = 20_000;
 
 export class RecallHandler {
   private readonly cache = new Map<string, InodeEntry>();
@@ -57,6 +59,13 @@ export class RecallHandler {
 
   forget(id: string): void {
     this.cache.delete(id);
+  }
+
+  private evict(): void {
+    for (const [id, x] of this.cache) {
+      if (this.cache.size <= MAX_CACHED * 0.9) break;
+      if (x.fetching.size === 0) this.cache.delete(id);
+    }
   }
 
   /** Resolves when no read-ahead is running (for a clean stop). */
@@ -98,6 +107,7 @@ export class RecallHandler {
       }
       e = l.entry;
       this.cache.set(id, e);
+      if (this.cache.size > MAX_CACHED) this.evict();
     }
     const tier = this.d.tiers.get(e.copy.tier);
     if (!tier) {

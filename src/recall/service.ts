@@ -147,9 +147,11 @@ export class RecallService {
 
   /**
    * Reads until EAGAIN, one read at a time, on the libuv threadpool: creating an event fd
-   * opens the file, and that open waits for any lease on it to break. The engine runs
-   * in this process and holds leases while it releases; a read on this thread would
-   * block the very event loop that must see SIGIO and unlock (a 45 s stall).
+   * opens the file, which must break any lease on it. The engine holds leases in this
+   * process while it releases, and its SIGIO handler must run on the event loop to
+   * unlock. Measured: a read() on the main thread of the lease holder fails at once
+   * (EAGAIN) and the kernel denies the event (the reader gets EPERM); on a threadpool
+   * thread it waits for the break, SIGIO runs, the engine unlocks, the event arrives.
    */
   private drain(): void {
     if (this.reading) return;

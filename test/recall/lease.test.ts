@@ -1,7 +1,8 @@
 // The engine releases files inside the recall worker's process, holding a write lease.
-// An opener of such a file makes the kernel open our event fd, which waits for the
-// lease to break: the group read must not block the event loop that has to see SIGIO
-// and unlock (else every recall stalls for lease-break-time, 45 s).
+// An opener of such a file makes the kernel open our event fd, which must break the
+// lease. Measured: a group read() on the lease holder's main thread fails at once and
+// the kernel denies the event (the reader gets EPERM); the service reads on the
+// threadpool, where the read waits while SIGIO runs and the holder unlocks.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
@@ -54,9 +55,7 @@ describe('a lease held by this process while a reader opens', () => {
     const r = await reader;
     // The breaker is the kernel opening our O_RDWR event fd (a writer): F_UNLCK pending.
     assert.equal(leaseAtSigio, 'unlock');
-    // The SIGIO handler ran while the group read still waited on the lease; with a read
-    // on the event loop it would run only after the kernel's forced break (45 s), after
-    // the event had been read and dispatched.
+    // The SIGIO handler ran while the group read still waited on the lease.
     assert.equal(eventsAtSigio, 0);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.equals(data));

@@ -1,15 +1,41 @@
 // 7. Release throughput to S3: many 64 KiB files and a few large files released through the
-// daemon (one control request, as `tier apply` sends) vs `rclone copy` of the same set to
+// daemon (`tier apply`, see releaseAll) vs `rclone copy` of the same set to
 // the same RGW (default settings). Goal >= 1x. Both read the set from the page cache
 // (it was just written). rclone runs first and its copy is purged before the release, so
 // the RGW memstore holds one copy at a time.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
 import { rcloneCopy, rclonePurge } from './lib/rclone.js';
-import { release, writeRandomFile, type World } from './lib/setup.js';
+import { policyText, recordOf, release, REPO, writeRandomFile, type World } from './lib/setup.js';
 import { fmtBytes, fmtMs, fmtRate, log, nowMs, sh, type Result } from './lib/util.js';
+
+/**
+ * `tier apply` (CLI -> daemon, the engine's scan/plan/bounded pool) with a policy whose only
+ * rule releases the set to rgw; when the daemon does not run applies yet (501), one manual
+ * release request with every path (the daemon then migrates one file after another).
+ */
+async function releaseAll(w: World, dir: string, paths: string[]): Promise<{ ms: number; via: string }> {
+  const pfile = join(w.base, 'b7.hsmpolicy');
+  const text = policyText(w).replace(/fileset data \{ root "[^"]*" \}/, `fileset data { root "${dir}" }`)
+    .replace(/rule none: .*$/m, 'rule all: size >= 0B -> release to rgw');
+  writeFileSync(pfile, text);
+  const t0 = nowMs();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'apply', pfile, '--state-dir', w.stateDir], { cwd: REPO, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const ms = nowMs() - t0;
+  if (r.status === 0) {
+    const released = paths.filter((p) => recordOf(p)?.state === 'released').length;
+    if (released !== paths.length) throw new Error(`tier apply exited 0 but ${released}/${paths.length} files are released:\n${r.stdout.slice(-1500)}`);
+    return { ms, via: 'tier apply through the daemon (CLI start-up included)' };
+  }
+  if (!/not wired/.test(r.stderr + r.stdout)) throw new Error(`tier apply: exit ${r.status}\n${(r.stderr + r.stdout).slice(-1500)}`);
+  log('7: the daemon does not run applies yet; one manual release request instead');
+  const t1 = nowMs();
+  await release(w, paths, 'rgw');
+  return { ms: nowMs() - t1, via: 'one manual release request to the daemon (tier apply through the daemon answered "not wired yet")' };
+}
 
 export async function benchRelease(w: World, ctx: Ctx): Promise<Result[]> {
   const dir = join(w.data, 'b7');
@@ -40,10 +66,9 @@ export async function benchRelease(w: World, ctx: Ctx): Promise<Result[]> {
   const rc = await rcloneCopy(w.s3env, dir, w.bucket, 'rclone-copy');
   await rclonePurge(w.s3env, w.bucket, 'rclone-copy');
   log(`7: rclone ${fmtMs(rc)}; releasing through the daemon`);
-  const t0 = nowMs();
-  await release(w, paths, 'rgw');
-  const tier = nowMs() - t0;
-  log(`7: tier release ${fmtMs(tier)}`);
+  const how = await releaseAll(w, dir, paths);
+  const tier = how.ms;
+  log(`7: tier release (${how.via}) ${fmtMs(tier)}`);
   return [
     {
       id: '7',
@@ -54,7 +79,7 @@ export async function benchRelease(w: World, ctx: Ctx): Promise<Result[]> {
       dir: '>=',
       limit: 1,
       ratioIs: 'tier throughput / rclone throughput',
-      note: 'tier: upload + verify + punch + xattr + catalog per file, one manual release request to the daemon',
+      note: `tier: upload + verify + punch + xattr + catalog per file; ${how.via}`,
     },
   ];
 }

@@ -50,6 +50,8 @@ export class RecallHandler {
   private readonly cache = new Map<string, InodeEntry>();
   private readonly sems = new Map<string, Semaphore>();
   private readonly background = new Set<Promise<void>>();
+  /** Marks this handler removed (stale marks, files that became whole). */
+  marksRemoved = 0;
 
   constructor(private readonly d: HandlerDeps) {}
 
@@ -99,6 +101,7 @@ export class RecallHandler {
       const l = loadEntry(fd, id);
       if (l.kind === 'plain') {
         removeInodeMark(this.d.groupFd, fd); // stale mark: the file is whole
+        this.marksRemoved++;
         return FAN_ALLOW;
       }
       if (l.kind === 'broken') {
@@ -194,6 +197,7 @@ export class RecallHandler {
     try {
       persistComplete(fd, e);
       removeInodeMark(this.d.groupFd, fd);
+      this.marksRemoved++;
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
       this.cache.delete(e.id);
       this.d.log.debug('recall complete', { op: 'recall', key: e.copy.key, state: e.record.state });

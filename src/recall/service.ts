@@ -66,7 +66,10 @@ export interface RecallStats {
   inFlight: number;
   bytesFetched: number;
   readErrors: number;
-  marked: number;
+  /** Marks added through markReleased(). */
+  marksAdded: number;
+  /** Marks removed: unmark() and files that became whole. */
+  marksRemoved: number;
   cachedInodes: number;
   staleAnswered: number;
 }
@@ -99,7 +102,8 @@ export class RecallService {
       inFlight: 0,
       bytesFetched: 0,
       readErrors: 0,
-      marked: 0,
+      marksAdded: 0,
+      marksRemoved: 0,
       cachedInodes: 0,
       staleAnswered: 0,
     };
@@ -133,16 +137,17 @@ export class RecallService {
   markReleased(fd: number): void {
     addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
     this.handler.forget(inodeId(fd));
-    this.s.marked++;
+    this.s.marksAdded++;
   }
 
   unmark(fd: number): void {
     removeInodeMark(this.o.groupFd, fd);
     this.handler.forget(inodeId(fd));
+    this.s.marksRemoved++;
   }
 
   stats(): RecallStats {
-    return { ...this.s, cachedInodes: this.handler.cachedInodes };
+    return { ...this.s, cachedInodes: this.handler.cachedInodes, marksRemoved: this.s.marksRemoved + this.handler.marksRemoved };
   }
 
   /**

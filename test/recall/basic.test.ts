@@ -20,6 +20,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(r.stdout.equals(data));
       const st = await stateOf(path);
       assert.equal(st?.state, 'archived');
+      assert.ok(h.svc.stats().marksRemoved >= 1);
       assert.equal(statSync(path, { bigint: true }).mtimeNs, MTIME_NS);
       assert.ok(allocated(path) >= data.length - 4096);
     });

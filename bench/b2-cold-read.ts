@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
 import { localObjectOf, release, s3KeyOf, writeRandomFile, type World } from './lib/setup.js';
-import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, nowMs, sh, timeAsync, type Result } from './lib/util.js';
+import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, median, nowMs, sh, timeAsync, type Result } from './lib/util.js';
 
 export interface ColdOut {
   results: Result[];
@@ -39,13 +39,23 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   await release(w, [s3], 'rgw');
   const out: Result[] = [];
 
+  // Rounds: after a read the file is whole again (state archived); releasing it again
+  // reuses the copy (no upload), so every round reads a freshly released file.
+  const rounds = 3;
   const obj = localObjectOf(w.tierDir, local);
-  dropFileCache(obj);
-  const rawMs = await timeAsync('cat', [obj]);
-  dropFileCache(obj);
-  const tierMs = await timeAsync('cat', [local]);
-  log(`2 local: raw ${fmtMs(rawMs)}, tier ${fmtMs(tierMs)}`);
+  const rawL: number[] = [];
+  const tierL: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r > 0) await release(w, [local], 'loc');
+    dropFileCache(obj);
+    rawL.push(await timeAsync('cat', [obj]));
+    dropFileCache(obj);
+    tierL.push(await timeAsync('cat', [local]));
+  }
   sh('cmp', [local, obj]); // a fast read of wrong bytes would be no result
+  const rawMs = median(rawL);
+  const tierMs = median(tierL);
+  log(`2 local: raw ${rawL.map(fmtMs)}, tier ${tierL.map(fmtMs)}`);
   out.push({
     id: '2a',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, local tier`,
@@ -55,22 +65,32 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / raw throughput',
+    note: `medians of ${rounds} rounds (raw, then the file released afresh)`,
   });
 
   const key = s3KeyOf(w, s3);
-  const raw = await rawGet(w, key);
-  if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
-  const s3Ms = await timeAsync('cat', [s3]);
-  log(`2 s3: raw GET ${fmtMs(raw.ms)}, tier ${fmtMs(s3Ms)}`);
+  const rawS: number[] = [];
+  const tierS: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r > 0) await release(w, [s3], 'rgw');
+    const raw = await rawGet(w, key);
+    if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
+    rawS.push(raw.ms);
+    tierS.push(await timeAsync('cat', [s3]));
+  }
+  const rawMsS = median(rawS);
+  const s3Ms = median(tierS);
+  log(`2 s3: raw GET ${rawS.map(fmtMs)}, tier ${tierS.map(fmtMs)}`);
   out.push({
     id: '2b',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, S3 tier (Ceph RGW, loopback)`,
     figure: `${fmtRate(size, s3Ms)} (${fmtMs(s3Ms)})`,
-    baseline: `one SDK GetObject of the object: ${fmtRate(size, raw.ms)} (${fmtMs(raw.ms)})`,
-    ratio: raw.ms / s3Ms,
+    baseline: `one SDK GetObject of the object: ${fmtRate(size, rawMsS)} (${fmtMs(rawMsS)})`,
+    ratio: rawMsS / s3Ms,
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / raw GET throughput',
+    note: `medians of ${rounds} rounds`,
   });
   return { results: out, recalledS3: s3 };
 }

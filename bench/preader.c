@@ -1,12 +1,14 @@
 /* The reader for benchmark 5: N preads of 4 KiB at pseudo-random page offsets inside the
  * first SPAN bytes of FILE (random, so a handler's sequential read-ahead never starts),
  * timing each. Prints "median_ns mean_ns p99_ns".
- *   preader FILE N SPAN */
+ *   preader FILE N SPAN
+ * (Also the sequential reader of benchmark 4: see seq() below.) */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +23,25 @@ static uint64_t now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* preader FILE seq: reads FILE front to back in 128 KiB read()s (what cat does) and
+ * prints "elapsed_ns bytes": the read loop alone, without process start-up. */
+static int seq(const char *path) {
+  static char buf[128 * 1024];
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) { perror(path); return 1; }
+  uint64_t t0 = now_ns(), total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) { perror("read"); return 1; }
+    if (n == 0) break;
+    total += (uint64_t)n;
+  }
+  printf("%llu %llu\n", (unsigned long long)(now_ns() - t0), (unsigned long long)total);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[2], "seq") == 0) return seq(argv[1]);
   if (argc != 4) {
     fprintf(stderr, "usage: %s FILE N SPAN\n", argv[0]);
     return 2;

@@ -27,7 +27,7 @@ export const passed = (r: Result): boolean => (r.dir === '<=' ? r.ratio <= r.lim
 export function missBy(r: Result): string {
   if (passed(r)) return '';
   const f = r.dir === '<=' ? r.ratio / r.limit : r.limit / r.ratio;
-  return `missed by ${f.toFixed(2)}x`;
+  return f < 1.1 ? `missed by ${((f - 1) * 100).toFixed(1)}%` : `missed by ${f.toFixed(2)}x`;
 }
 
 export function log(msg: string): void {

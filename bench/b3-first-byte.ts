@@ -4,7 +4,9 @@
 // ahead of rclone. Medians over ctx.reps fresh files/objects (every read is a first one).
 // The rclone directory entries are looked up before its timing (only the data is timed);
 // `head -c 1` of a resident file is printed as the process-spawn floor both include.
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
@@ -20,6 +22,23 @@ async function rangedGet(w: World, key: string): Promise<number> {
   const ms = nowMs() - t0;
   if (bytes !== 4096) throw new Error(`ranged GET ${key}: ${bytes} bytes`);
   return ms;
+}
+
+/** The daemon's latency for the first recall of each file, from its recall log (STATE/recall-log.db). */
+async function daemonLatencies(w: World, files: string[]): Promise<number[]> {
+  const db = join(w.stateDir, 'recall-log.db');
+  if (!existsSync(db)) return [];
+  await sleep(1500); // the log is flushed once a second
+  const d = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    const q = d.prepare('SELECT latency_ms AS ms FROM recalls WHERE path = ? ORDER BY at, id LIMIT 1');
+    return files.map((f) => (q.get(f) as { ms: number } | undefined)?.ms).filter((x): x is number => typeof x === 'number');
+  } catch (e) {
+    log(`3: recall log not readable: ${(e as Error).message}`);
+    return [];
+  } finally {
+    d.close();
+  }
 }
 
 export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
@@ -60,12 +79,14 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
   }
   const tier: number[] = [];
   for (const f of files) tier.push(await timeAsync('head', ['-c', '1', f]));
+  const daemonMs = await daemonLatencies(w, files);
   const t = median(tier);
   const r = median(raw);
   const c = median(rc);
   const fl = median(floor);
   log(`3: tier ${tier.map((x) => x.toFixed(1))} raw ${raw.map((x) => x.toFixed(1))} rclone ${rc.map((x) => x.toFixed(1))} floor ${fmtMs(fl)}`);
-  const note = `medians of ${ctx.reps}; head -c 1 of a resident file (spawn floor): ${fmtMs(fl)}`;
+  const dl = daemonMs.length > 0 ? `; the daemon's own latency for these events (recall log): median ${fmtMs(median(daemonMs))}` : '';
+  const note = `medians of ${ctx.reps}; head -c 1 of a resident file (spawn floor): ${fmtMs(fl)}${dl}`;
   return [
     {
       id: '3a',

@@ -123,6 +123,8 @@ describe('fanotify pre-content on ext4', () => {
   });
 
   test('responses with an errno the kernel refuses are rejected before the write', () => {
+    assert.equal(FAN_DENY_EIO, 0x05000002); // FAN_DENY | EIO << 24
+    assert.equal(denyErrno('EAGAIN'), 0x0b000002);
     assert.throws(() => denyErrno('ENOENT'), /not accepted/);
     assert.throws(() => respond(-1, 5, (0x02 | (2 << 24)) >>> 0), /refused/);
   });

@@ -17,12 +17,12 @@ import { closeSync, constants, fstatSync, lstatSync, open, read, type BigIntStat
 import { Readable, Transform } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
-import { fgetxattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
+import { fgetxattr, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Logger } from '../log.js';
-import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 
@@ -107,9 +107,11 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
 
   // Idempotent runs must not even open released files (an open raises an event).
   const pre = peekRecord(absPath);
-  if (pre?.state === 'released') {
+  if (pre?.state === 'released' || pre?.state === 'partial') {
     const st = statSafe(absPath);
-    if (st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() }) === 'released') return none('skipped', 'already released');
+    const now = st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() });
+    if (now === 'released') return none('skipped', 'already released');
+    if (now === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
   }
   let fd: number;
   try {
@@ -132,7 +134,11 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath));
     const state = deriveState(rec, { size, mtimeNs: st0.mtimeNs.toString() });
     if (state === 'released') return none('skipped', 'already released');
-    if (mode === 'archive' && state === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
+    // A partial file is already marked, so this fd was opened after the mark: punching
+    // through it raises a pre-content event this process would have to answer while it
+    // holds the lease (measured: a deadlock). Unmarking first would let an opener read
+    // holes as zeros. Left to the recall service (it fills or re-releases it).
+    if (state === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
     if (mode === 'archive' && state === 'archived' && rec?.copy?.tier === tierName) return none('skipped', 'already archived');
     if (mode === 'release' && rec?.pinned) return none('skipped', 'pinned');
 
@@ -154,8 +160,8 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (!ac.signal.aborted && getLease(fd, absPath) !== 'write') ac.abort(new Abort('lease broken: another process opened the file'));
     });
 
-    // A valid copy on this tier (archived or partial, unchanged since) needs no upload.
-    const reuse = (state === 'archived' || state === 'partial') && rec?.copy?.tier === tierName;
+    // A valid copy on this tier (archived, unchanged since) needs no upload.
+    const reuse = state === 'archived' && rec?.copy?.tier === tierName;
     let copy = reuse ? rec!.copy! : undefined;
     let uploaded = 0;
     if (reuse) {
@@ -185,6 +191,8 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       // From here the record says released: the mark stays whatever happens next, so
       // after a failed punch readers get the tier's bytes, never zeros.
       marked = false;
+      // A partial file's resident bitmap would claim chunks that are about to be holes.
+      fremovexattr(fd, XATTR_RESIDENT, absPath);
       freed = Number(st0.blocks) * 512;
       // Round the hole up past EOF: an unaligned tail block is only zeroed, not freed,
       // and KEEP_SIZE keeps the size (also frees any preallocation beyond EOF).

@@ -63,10 +63,11 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       if (f.state === 'archived' && copyTier === a.tier) return 'noop';
       return { kind: 'archive', tier: a.tier, file: f, reason, freed: 0 };
     case 'release':
-      if (f.state === 'released') return 'noop';
+      // partial: already marked, so the engine cannot punch it safely (see execute.ts).
+      if (f.state === 'released' || f.state === 'partial') return 'noop';
       if (f.pinned) return 'pinned';
-      // partial: the copy is valid, release re-punches; resident/dirty upload first.
-      return { kind: 'release', tier: f.state === 'partial' ? (copyTier ?? a.tier) : a.tier, file: f, reason, freed: freedByRelease(f) };
+      // resident/dirty upload first; archived reuses its copy.
+      return { kind: 'release', tier: a.tier, file: f, reason, freed: freedByRelease(f) };
   }
 }
 

@@ -30,7 +30,7 @@ describe('classify: no-ops are dropped so a second run does no new work', () => 
     ['release resident', {}, rel, 'release'],
     ['release dirty (re-archive first)', { state: 'dirty', record: rec('archived') }, rel, 'release'],
     ['release archived', { state: 'archived', record: rec('archived') }, rel, 'release'],
-    ['release partial', { state: 'partial', record: rec('partial') }, rel, 'release'],
+    ['release partial', { state: 'partial', record: rec('partial') }, rel, 'noop'],
     ['release released', { state: 'released', record: rec('released') }, rel, 'noop'],
     ['release pinned', { pinned: true }, rel, 'pinned'],
     ['archive resident', {}, arc, 'archive'],

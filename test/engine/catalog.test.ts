@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openCatalog, rowFromRecord, type CatalogRow } from '../../src/engine/catalog.js';
+import type { StateRecord } from '../../src/engine/state-record.js';
+
+const rec = (state: StateRecord['state'], key = 'k1'): StateRecord => ({
+  v: 1,
+  state,
+  pinned: false,
+  gen: 1,
+  copy: { tier: 'nas', key, size: 10, mtimeNs: '5', sha256: 'ab', archivedAt: 7, chunk: 4096 },
+});
+
+test('catalog: upsert by inode, released files for start-up, rebuild, runs (real SQLite, WAL)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tier-cat-'));
+  try {
+    const c = openCatalog(join(dir, 'state', 'catalog.db'));
+    const row = (ino: number, path: string, state: StateRecord['state']): CatalogRow =>
+      rowFromRecord({ dev: 1, ino, absPath: path, size: 10 }, rec(state, `k${ino}`), state, 100)!;
+    assert.equal(rowFromRecord({ dev: 1, ino: 1, absPath: '/x', size: 1 }, null, 'resident', 1), null);
+    c.upsert(row(1, '/a', 'archived'));
+    c.upsert(row(2, '/b', 'released'));
+    c.upsert(row(3, '/c', 'partial'));
+    // A rename keeps the inode: the row moves, it is not duplicated.
+    c.upsert(row(2, '/b-renamed', 'released'));
+    assert.deepEqual([...c.releasedFiles()].map((r) => [r.path, r.state, r.key]).sort(), [
+      ['/b-renamed', 'released', 'k2'],
+      ['/c', 'partial', 'k3'],
+    ]);
+    assert.equal(c.get(1, 1)?.tier, 'nas');
+    c.remove(1, 3);
+    assert.equal(c.get(1, 3), null);
+    assert.equal(c.rebuild(1, [row(9, '/z', 'released')]), 1);
+    assert.deepEqual([...c.all()].map((r) => r.path), ['/z']);
+    const id = c.startRun('/p.hsmpolicy', null, false, 1000);
+    c.finishRun(id, { done: 3 }, 2000);
+    assert.deepEqual(c.runs(), [{ id, policyFile: '/p.hsmpolicy', policy: null, dryRun: false, startedAt: 1000, finishedAt: 2000, summary: { done: 3 } }]);
+    c.close();
+    // Reopening sees the same data.
+    const again = openCatalog(join(dir, 'state', 'catalog.db'));
+    assert.equal([...again.all()].length, 1);
+    again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

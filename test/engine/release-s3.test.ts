@@ -7,14 +7,16 @@ import { createHash } from 'node:crypto';
 import { closeSync, statSync, statfsSync, utimesSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { freshBucket, s3TestDecl } from '../helpers/rgw.js';
 import { createTier } from '../../src/tiers/index.js';
 import type { Tier } from '../../src/tiers/tier.js';
 import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR } from '../../src/dsl/ast.js';
 import { RecallService } from '../../src/recall/service.js';
-import { addInodeMark, createGroup, FAN_PRE_ACCESS } from '../../src/kernel/fanotify.js';
-import { migrate, type ExecDeps, type Marker } from '../../src/engine/execute.js';
+import { createGroup } from '../../src/kernel/fanotify.js';
+import { leaseSafeMarker } from '../../src/engine/marker.js';
+import { migrate, type ExecDeps } from '../../src/engine/execute.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
@@ -45,11 +47,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       });
       await svc.start();
       // Pre-content mark before the lease, the full mark (open events too) after the punch.
-      const marker: Marker = {
-        markPreLease: (fd) => addInodeMark(group, fd, FAN_PRE_ACCESS),
-        markReleased: (fd) => svc.markReleased(fd),
-        unmark: (fd) => svc.unmark(fd),
-      };
+      const marker = leaseSafeMarker(group, 'pre-content', svc);
       deps = { tiers, catalog: null, marker, log: silentLogger };
     });
     after(async () => {
@@ -116,6 +114,31 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal(again.status, 'skipped', again.message);
       assert.match(again.message!, /partially recalled/);
       assert.ok((await readFile(p)).equals(b));
+    });
+
+    test('an opener during the upload waits, the engine gives the file up at once, the opener reads it normally', async () => {
+      const p = join(fs.dir, 'opened.bin');
+      const b = Buffer.alloc(300_000, 9);
+      writeFileSync(p, b);
+      let started!: () => void;
+      const go = new Promise<void>((r) => (started = r));
+      // Fault injection: a put that only ends when its signal aborts (the lease break).
+      const hanging = Object.assign(Object.create(tier) as Tier, {
+        name: 'hang',
+        async put(_k: string, body: Readable, _n: number, _m: unknown, signal?: AbortSignal) {
+          body.resume();
+          started();
+          await new Promise<void>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+          throw new Error('unreachable');
+        },
+      });
+      const run = migrate(p, 'hang', 'release', { ...deps, tiers: new Map([['hang', hanging]]) });
+      await go;
+      const opener = readFile(p);
+      const out = await run;
+      assert.equal(out.status, 'busy');
+      assert.ok((await opener).equals(b), 'the opener is neither refused (EPERM) nor given zeros');
+      assert.equal(lgetxattr(p, XATTR_STATE), null);
     });
   });
 }

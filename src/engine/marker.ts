@@ -1,0 +1,29 @@
+// Adapts the recall service's marking to the release protocol's two phases.
+// Measured on this kernel: while the engine holds its write lease, an inode mark with
+// FAN_OPEN_PERM makes a new opener fail with EPERM (its open-time event cannot get an
+// event fd, that open would conflict with the lease), whereas FAN_PRE_ACCESS alone lets
+// it wait, the engine abort on SIGIO, and the opener read normally. So: pre-content part
+// before the lease, the full mark (open events for sparse-aware copiers) after the punch.
+import { addInodeMark, FAN_PRE_ACCESS, type GroupMode } from '../kernel/fanotify.js';
+import type { Marker } from './execute.js';
+
+export interface RecallMarks {
+  markReleased(fd: number): void | Promise<void>;
+  unmark(fd: number): void | Promise<void>;
+}
+
+/**
+ * The Marker the daemon passes to runApply/migrate: `leaseSafeMarker(cfg.groupFd,
+ * cfg.mode, recallService)`. In content mode (FAN_OPEN_PERM only) nothing can be marked
+ * before the lease without the EPERM above; an opener that arrives before the mark is
+ * added sees the data still local (the engine aborts before punching), so nothing is lost.
+ */
+export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: RecallMarks): Marker {
+  return {
+    markPreLease(fd) {
+      if (mode === 'pre-content') addInodeMark(groupFd, fd, FAN_PRE_ACCESS);
+    },
+    markReleased: (fd) => recall.markReleased(fd),
+    unmark: (fd) => recall.unmark(fd),
+  };
+}

@@ -4,12 +4,12 @@
 // root reaches it; the daemon does not check peer credentials itself.
 //
 // Invariants:
-// - A stale socket file (the previous daemon crashed) is replaced; a live one (another
-//   daemon answers) makes start-up fail instead of stealing its socket.
+// - The socket file is replaced unconditionally: one daemon per state dir is guaranteed by
+//   the supervisor's lock (state-lock.ts), and a worker being replaced may still hold the
+//   old listening socket while it dies (the path is what clients use).
 // - Every streamed answer ends with exactly one `result` or `error` line, whatever throws.
 // - A client that hangs up aborts its request's AbortSignal.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { ApplyRequest, DaemonStatus, ManualOp, ManualRequest, StreamLine, WireError } from './protocol.js';
@@ -49,7 +49,7 @@ export class ControlServer {
   }
 
   async listen(): Promise<void> {
-    await removeStaleSocket(this.path);
+    removeStaleSocket(this.path);
     const server = createServer((req, res) => void this.route(req, res));
     const oldMask = process.umask(0o177);
     try {
@@ -179,17 +179,8 @@ function toWire(e: unknown): WireError {
   return { message: err?.message ?? String(e), code: typeof err?.code === 'string' ? err.code : undefined, status };
 }
 
-/** Removes a socket file nobody answers on; throws if a live daemon owns it. */
-async function removeStaleSocket(path: string): Promise<void> {
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another daemon is listening on ${path}`);
+/** Removes the previous worker's socket file (see the invariant above). */
+function removeStaleSocket(path: string): void {
   try {
     unlinkSync(path);
   } catch (e) {

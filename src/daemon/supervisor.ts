@@ -6,7 +6,8 @@
 // Invariants:
 // - The group fd stays open here for the supervisor's whole life: a worker crash loses
 //   neither the marks nor the readers blocked on them.
-// - After a worker exits, every permission event it had read and not answered is answered
+// - Once a worker can answer no more events (dying, not only dead: worker-process.ts says
+//   why that matters), every permission event it had read and not answered is answered
 //   FAN_DENY_ERRNO(EIO) here (stale-events.ts), before the next worker starts, and the
 //   in-flight record is then removed: the next worker finds nothing to answer (exactly once).
 // - `ready` is printed on stdout once, when the first worker has marked every released file.
@@ -15,15 +16,16 @@
 // - A worker that fails before its first ready (bad policy, unusable state dir) ends the
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createGroup, type GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { answerStaleEvents } from './stale-events.js';
 import { lockStateDir, StateDirBusy } from './state-lock.js';
-import { HEARTBEAT_MS, WEDGED_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
+import type { WorkerConfig } from './worker-config.js';
+import { startWorker } from './worker-process.js';
+import { Drain } from './drain.js';
 
 export interface SupervisorOptions {
   policyFiles: string[];
@@ -61,8 +63,11 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const inflightPath = join(stateDir, 'inflight');
   const { fd: groupFd, mode } = openGroup(o.log);
 
-  let child: ChildProcess | null = null;
+  let child: ChildProcess | null = null; // the worker serving (or starting), if any
+  const dying = new Set<ChildProcess>(); // gone (answers nothing more) but not exited yet
+  const drain = new Drain(groupFd, o.log);
   let stopping = false;
+  let exitCode: number | null = null; // set once the daemon is to end
   let everReady = false;
   let backoff = BACKOFF_MIN_MS;
   let restartTimer: NodeJS.Timeout | null = null;
@@ -83,63 +88,72 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const start = () => {
     restartTimer = null;
     if (stopping) return;
+    drain.stop(); // the new worker must be the group's only reader
     const startedAt = Date.now();
     let fatal: string | null = null;
-    const c = spawnWorker(config, groupFd);
-    config.freshGroup = false; // every later worker inherits the marks
-    child = c;
-    o.log.info('worker started', { workerPid: c.pid, mode });
-    let lastAlive = 0;
-    let watchdog: NodeJS.Timeout | null = null;
-    c.on('message', (m: WorkerMessage) => {
-      if (m?.type === 'alive') lastAlive = Date.now();
-      else if (m?.type === 'ready') {
-        lastAlive = Date.now();
-        watchdog = setInterval(() => {
-          if (Date.now() - lastAlive < WEDGED_MS || stopping) return;
-          o.log.error('worker stopped answering (event loop stuck): killing it', { workerPid: c.pid, silentMs: Date.now() - lastAlive });
-          c.kill('SIGKILL');
-        }, HEARTBEAT_MS);
+    const c: ChildProcess = startWorker(config, groupFd, o.log, {
+      ready(m) {
         o.log.info('worker ready', { workerPid: c.pid, marked: m.marked, skipped: m.skipped });
         if (!everReady) {
           everReady = true;
           o.out('ready');
         }
-      } else if (m?.type === 'fatal') fatal = m.message;
+      },
+      fatal(message) {
+        fatal = message;
+      },
+      gone() {
+        // Answer what it left, then keep answering (EIO) until the next worker reads.
+        const stale = answerStaleEvents(groupFd, inflightPath, o.log);
+        if (stale.answered > 0) o.log.warn('answered stale events with EIO', { workerPid: c.pid, count: stale.answered });
+        if (child === c) child = null;
+        dying.add(c);
+        drain.start();
+        if (stopping) return;
+        if (!everReady) {
+          if (fatal === null) o.log.error('worker failed before it was ready', { workerPid: c.pid });
+          exitCode = 1;
+          stopping = true;
+          return;
+        }
+        if (Date.now() - startedAt > STABLE_MS) backoff = BACKOFF_MIN_MS;
+        o.log.warn('restarting worker', { workerPid: c.pid, inMs: backoff, reason: fatal ?? undefined });
+        restartTimer = setTimeout(start, backoff);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      },
+      exit(code, signal) {
+        dying.delete(c);
+        o.log[stopping && exitCode === 0 ? 'info' : 'error']('worker exited', { workerPid: c.pid, code, signal });
+        maybeFinish();
+      },
     });
+    config.freshGroup = false; // every later worker inherits the marks
+    child = c;
+    o.log.info('worker started', { workerPid: c.pid, mode });
     c.on('error', (e) => {
       // spawn itself failed (no 'exit' follows when there is no process): retry later.
       o.log.error('worker spawn failed', { err: e });
       if (c.pid === undefined && !stopping) {
         child = null;
+        drain.start();
         restartTimer = setTimeout(start, backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
     });
-    c.on('exit', (code, signal) => {
-      child = null;
-      if (watchdog) clearInterval(watchdog);
-      o.log[stopping ? 'info' : 'error']('worker exited', { workerPid: c.pid, code, signal });
-      const stale = answerStaleEvents(groupFd, inflightPath, o.log);
-      if (stale.answered > 0) o.log.warn('answered stale events with EIO', { count: stale.answered });
-      if (stopping) return shutdown(0);
-      if (!everReady) {
-        if (fatal === null) o.log.error('worker failed before it was ready');
-        return shutdown(1);
-      }
-      if (Date.now() - startedAt > STABLE_MS) backoff = BACKOFF_MIN_MS;
-      o.log.warn('restarting worker', { inMs: backoff, reason: fatal ?? undefined });
-      restartTimer = setTimeout(start, backoff);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-    });
+  };
+
+  const maybeFinish = () => {
+    if (exitCode !== null && child === null && dying.size === 0) shutdown(exitCode);
   };
 
   const shutdown = (code: number) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, onSignal);
     process.off('uncaughtException', onBug);
     process.off('SIGHUP', onHup);
+    drain.stop();
+    if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
     // Closing the group lets any reader that arrives from now on through: nothing is
-    // blocked on us any more (stale events were answered above).
+    // blocked on us any more (stale events were answered, the rest drained).
     closeSync(groupFd);
     unlock();
     o.log.info('daemon stopped', { code });
@@ -152,13 +166,17 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     if (restartTimer) clearTimeout(restartTimer);
     const c = child as ChildProcess | null;
     if (stopping) {
-      c?.kill('SIGKILL'); // second signal: do not wait
+      for (const w of [c, ...dying]) w?.kill('SIGKILL'); // second signal: do not wait
       return;
     }
     stopping = true;
-    if (!c) return shutdown(0);
+    exitCode = 0;
+    if (!c) return maybeFinish();
     c.kill('SIGTERM');
-    killTimer = setTimeout(() => c.kill('SIGKILL'), STOP_GRACE_MS);
+    killTimer = setTimeout(() => {
+      o.log.error('worker did not stop in time: killing it', { workerPid: c.pid, graceMs: STOP_GRACE_MS });
+      c.kill('SIGKILL');
+    }, STOP_GRACE_MS);
     killTimer.unref();
   };
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
@@ -192,19 +210,4 @@ function openGroup(log: Logger): { fd: number; mode: GroupMode } {
     });
     return { fd: createGroup('content'), mode: 'content' };
   }
-}
-
-/** The worker entry beside this file: .ts under tsx, .js once compiled. */
-function workerEntry(): string {
-  const here = fileURLToPath(import.meta.url);
-  return join(here, '..', `worker-main${extname(here)}`);
-}
-
-function spawnWorker(config: WorkerConfig, groupFd: number): ChildProcess {
-  // execArgv carries `--import tsx` when running from source.
-  return spawn(process.execPath, [...process.execArgv, workerEntry(), JSON.stringify(config)], {
-    // fd 3 in the child is the group; the worker's stdout goes to our stderr so that
-    // only the supervisor ever writes to stdout.
-    stdio: ['ignore', 2, 2, groupFd, 'ipc'],
-  });
 }

@@ -50,6 +50,8 @@ export async function runWorker(
         new AbortController().signal,
       ),
     metricsListen: cfg.metricsListen,
+    gcTiers: tiers,
+    catalog,
     queueDepth: (): Record<string, number> => ({ recall: recall.stats().inFlight, control: control?.activeRequests ?? 0 }),
   });
   const recall: RecallService = new RecallService({

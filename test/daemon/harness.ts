@@ -3,7 +3,7 @@
 // daemon's start-up marking has something to mark without going through the engine.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,7 +75,9 @@ export function startDaemon(policyFiles: string[], stateDir: string, extra: stri
       if (l === 'ready') onReady();
     }
   });
+  const copy = process.env.TIER_TEST_DAEMON_LOG; // debugging: keep the daemon's stderr
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    if (copy) appendFileSync(copy, c);
     errText += c;
     errBuf += c;
     const lines = errBuf.split('\n');

@@ -12,9 +12,11 @@ readSync(o, want, 0, len, off);
 closeSync(o);
 let eio = 0;
 for (let attempt = 0; attempt < 2000; attempt++) {
-  const fd = openSync(file, 'r');
+  let fd = -1;
   const got = Buffer.alloc(len);
   try {
+    // The open fails with EIO too while no worker serves (FAN_OPEN_PERM answered EIO).
+    fd = openSync(file, 'r');
     let n = 0;
     while (n < len) {
       const r = readSync(fd, got, n, len - n, off + n);
@@ -29,7 +31,7 @@ for (let attempt = 0; attempt < 2000; attempt++) {
     eio++;
     await new Promise((r) => setTimeout(r, 50));
   } finally {
-    closeSync(fd);
+    if (fd >= 0) closeSync(fd);
   }
 }
 console.log(JSON.stringify({ eio, ok: false, mismatch: false }));

@@ -162,11 +162,36 @@ export async function makeWorld(o: WorldOptions): Promise<World> {
   }
 }
 
-/** Releases files through the daemon (one control request); throws unless all are done. */
+interface ManualResult {
+  done: number;
+  skipped: number;
+  busy: number;
+  failures: { path: string; message: string }[];
+}
+
+/**
+ * Releases files through the daemon (one control request); throws unless all are done.
+ * Files reported busy (a lease break: some process opened the file meanwhile) are retried
+ * twice, as a user re-running apply would; each retry is logged.
+ */
 export async function release(w: World, paths: string[], tier: string): Promise<void> {
-  const r = (await w.client.manual('release', { paths, tier })) as { done: number; failures: { path: string; message: string }[]; skipped: number; busy: number };
-  if (r.done !== paths.length)
-    throw new Error(`release to ${tier}: ${r.done}/${paths.length} done, ${r.skipped} skipped, ${r.busy} busy; ${JSON.stringify(r.failures.slice(0, 3))}`);
+  let todo = paths;
+  for (let attempt = 0; ; attempt++) {
+    const busy: string[] = [];
+    const r = (await w.client.manual('release', { paths: todo, tier }, (ev) => {
+      const e = ev as { path?: string; status?: string };
+      if (e.status === 'busy' && e.path) busy.push(e.path);
+    })) as ManualResult;
+    if (r.done + r.busy === todo.length && r.busy > 0 && attempt < 2) {
+      log(`release to ${tier}: ${r.busy} file(s) busy, retrying (${busy.slice(0, 2).join(', ')})`);
+      todo = busy.length === r.busy ? busy : todo.filter((p) => recordOf(p)?.state !== 'released');
+      await sleep(500);
+      continue;
+    }
+    if (r.done !== todo.length)
+      throw new Error(`release to ${tier}: ${r.done}/${todo.length} done, ${r.skipped} skipped, ${r.busy} busy; ${JSON.stringify(r.failures.slice(0, 3))}`);
+    return;
+  }
 }
 
 export async function bytesFetched(w: World): Promise<number> {

@@ -52,6 +52,11 @@ export function deriveState(
   if (!rec) return 'resident';
   const copy = rec.copy;
   if (!copy) return rec.state === 'dirty' ? 'dirty' : 'resident';
+  // Released/partial data lives in the tier: a write or truncate raises an event through
+  // the mark (the recall service then records the change), but `touch` changes mtime
+  // alone; the data is still only in the tier, so that file is not 'dirty' (which would
+  // claim complete local data).
+  if (rec.state === 'released' || rec.state === 'partial') return copy.size === st.size ? rec.state : 'dirty';
   const same = copy.size === st.size && copy.mtimeNs === st.mtimeNs;
   if (!same) return 'dirty';
   return rec.state;

@@ -117,7 +117,10 @@ export async function runApply(
     scanErrors: 0,
   };
   const usageOf = deps.usage ?? statfsUsage;
-  for (const policy of selectPolicies(opts.policyFile, opts.policyName)) {
+  const policies = selectPolicies(opts.policyFile, opts.policyName);
+  // Real runs are recorded in the catalog (`tier report` shows the last ones).
+  const runId = deps.catalog && !opts.dryRun ? deps.catalog.startRun(opts.policyFile.file, opts.policyName ?? null, false, Date.now()) : undefined;
+  for (const policy of policies) {
     if (signal?.aborted) break;
     const fileset = opts.policyFile.filesets.find((f) => f.name === policy.fileset);
     if (!fileset) throw new Error(`${policy.span.file}:${policy.span.line}:${policy.span.col}: policy "${policy.name}": unknown fileset "${policy.fileset}"`);
@@ -169,6 +172,10 @@ export async function runApply(
       },
       signal,
     );
+  }
+  if (runId !== undefined) {
+    const { done, busy, skipped, failed } = result.status;
+    deps.catalog!.finishRun(runId, { done, busy, skipped, failed, actions: result.actions, uploaded: result.uploaded, freed: result.freed }, Date.now());
   }
   progress({ type: 'done', result });
   return result;

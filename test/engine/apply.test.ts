@@ -125,6 +125,10 @@ policy tidy on data {
       assert.equal(statSync(join(root, n)).blocks <= 2, true);
     }
     assert.deepEqual([...catalog.releasedFiles()].map((r) => r.path).sort(), [join(root, 'old.bin'), join(root, 'older.bin')]);
+    const runs = catalog.runs();
+    assert.equal(runs.length, 2, 'the dry run is not recorded');
+    assert.deepEqual((runs[0]!.summary as { done: number; failed: number }).done, 2);
+    assert.deepEqual((runs[1]!.summary as { done: number; failed: number }).failed, 2);
     const again = await runApply({ policyFile: policyOf(text()), dryRun: false, now }, deps);
     assert.equal(again.policies[0]!.planned, 0);
     assert.equal(again.uploaded, 0);

@@ -55,13 +55,11 @@ export async function runApplyCli(file: string, opts: ApplyCliOptions, printer: 
     const catalog = opts.dryRun ? null : openCatalog(join(stateDir, 'catalog.db'));
     const log = jsonLogger((l) => printer.err(l), 'warn');
     try {
-      const run = catalog?.startRun(resolve(file), opts.policy ?? null, false, Date.now());
       result = await runApply(
         { policyFile: pf, dryRun: Boolean(opts.dryRun), now: Date.now(), ...(opts.policy ? { policyName: opts.policy } : {}) },
         { tiers, catalog, marker: null, log },
         onEvent,
       );
-      if (run !== undefined) catalog!.finishRun(run, { status: result.status, actions: result.actions, failures: result.failures.length }, Date.now());
     } finally {
       catalog?.close();
       await Promise.all([...tiers.values()].map((t) => t.close().catch(() => {})));

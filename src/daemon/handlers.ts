@@ -7,6 +7,8 @@ import type { Tier } from '../tiers/tier.js';
 import type { RecallService } from '../recall/service.js';
 import type { Catalog } from '../engine/catalog.js';
 import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../engine/execute.js';
+import { runApply, selectPolicies } from '../engine/apply.js';
+import { leaseSafeMarker } from '../engine/marker.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
 import { recallByReading } from './recall-file.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
@@ -46,7 +48,7 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
     metrics: () => s.ops.metricsText(),
     apply: (req, progress, signal) => runApplyRequest(s, req, progress, signal),
     async manual(op, req, progress, signal) {
-      const deps: ExecDeps = { tiers: s.tiers, catalog: s.catalog, marker: s.recall, log: s.log };
+      const deps = engineDeps(s);
       const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };
       const failures: { path: string; message: string }[] = [];
       for (const path of req.paths) {
@@ -68,12 +70,22 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
 export async function runApplyRequest(
   s: WorkerState,
   req: ApplyRequest,
-  _progress: (event: unknown) => void,
-  _signal: AbortSignal,
+  progress: (event: unknown) => void,
+  signal: AbortSignal,
 ): Promise<unknown> {
   const pf = loadForRequest(s, req.policyFile);
-  void pf;
-  throw new RequestError('apply through the daemon is not wired yet', 501);
+  try {
+    selectPolicies(pf, req.policy);
+  } catch (e) {
+    throw new RequestError((e as Error).message);
+  }
+  const opts = { policyFile: pf, dryRun: req.dryRun, now: req.now ?? Date.now(), ...(req.policy !== undefined ? { policyName: req.policy } : {}) };
+  return runApply(opts, { ...engineDeps(s) }, progress, signal);
+}
+
+/** The engine's dependencies inside the worker: marks through the recall service, in two phases. */
+function engineDeps(s: WorkerState): ExecDeps {
+  return { tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
 }
 
 /**

@@ -102,6 +102,9 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       fatal(message) {
         fatal = message;
       },
+      quiesced() {
+        if (stopping) drain.start();
+      },
       gone() {
         // Answer what it left, then keep answering (EIO) until the next worker reads.
         const stale = answerStaleEvents(groupFd, inflightPath, o.log);

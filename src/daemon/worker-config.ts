@@ -25,6 +25,8 @@ export type WorkerMessage =
   | { type: 'ready'; marked: number; skipped: number }
   /** Sent every HEARTBEAT_MS once ready: proof the event loop still turns. */
   | { type: 'alive' }
+  /** Stopping: every event read was answered and no more will be read; the supervisor drains. */
+  | { type: 'quiesced' }
   /** The worker cannot start (bad policy, state dir...): the message is for the user. */
   | { type: 'fatal'; message: string };
 

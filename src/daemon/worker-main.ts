@@ -8,7 +8,7 @@ import type { WorkerConfig, WorkerMessage } from './worker-config.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
 const base = jsonLogger((l) => process.stderr.write(l + '\n'), (cfg.logLevel as LogLevel) ?? 'info');
-const log = tagged(base, { role: 'worker', pid: process.pid });
+const log = tagged(base, { role: 'worker', rolePid: process.pid });
 const send = (m: WorkerMessage, then?: () => void) => {
   if (process.connected && process.send) process.send(m, undefined, {}, () => then?.());
   else then?.();

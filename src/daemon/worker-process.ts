@@ -20,6 +20,8 @@ import { WEDGED_MS, type WorkerConfig, type WorkerMessage } from './worker-confi
 export interface WorkerEvents {
   ready(m: { marked: number; skipped: number }): void;
   fatal(message: string): void;
+  /** Stopping: it reads no more events (answered all it read). */
+  quiesced(): void;
   /** The worker will answer no more events (called once, before or at exit). */
   gone(): void;
   exit(code: number | null, signal: NodeJS.Signals | null): void;
@@ -60,6 +62,7 @@ export function startWorker(config: WorkerConfig, groupFd: number, log: Logger, 
       lastAlive = Date.now();
       ev.ready(m);
     } else if (m?.type === 'fatal') ev.fatal(m.message);
+    else if (m?.type === 'quiesced') ev.quiesced();
   });
   c.on('exit', (code, signal) => {
     clearInterval(watch);

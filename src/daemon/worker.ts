@@ -98,6 +98,9 @@ export async function runWorker(
       clearInterval(heartbeat);
       await server.close();
       await recall.stop();
+      // Closing the change tracker's group can wait on events pending in ours (see
+      // worker-process.ts): the supervisor answers those from now on.
+      send({ type: 'quiesced' });
       await ops.stop();
       catalog.close();
       await Promise.allSettled([...tiers.values()].map((t) => t.close()));

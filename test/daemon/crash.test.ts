@@ -23,8 +23,8 @@ interface ReaderResult {
   mismatch: boolean;
 }
 
-function reader(file: string, original: string, off: number, len: number): Promise<ReaderResult> {
-  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len)], {
+function reader(file: string, original: string, off: number, len: number, tries = 2000): Promise<ReaderResult> {
+  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len), String(tries)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -161,6 +161,37 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         rmSync(flag, { force: true });
         const { code } = await d.stop();
         assert.equal(code, 0, d.stderrText());
+      }
+    });
+
+    test('SIGTERM while a recall hangs: the tier timeout fails it with EIO, the daemon exits 0', async () => {
+      const flag = join(fs.scratch, 'hang-term');
+      const path = join(fs.dir, 'data', 'term.bin');
+      const original = join(fs.scratch, 'term.orig');
+      const content = pattern(3 * MiB, 300);
+      writeFileSync(path, content);
+      writeFileSync(original, content);
+      await releaseByHand(path, 'slow', tierDir, stateDir);
+      const short = writePolicy(fs.scratch, join(fs.dir, 'data'), tierDir, undefined, 'timeout 2s', 'short.hsmpolicy');
+      writeFileSync(flag, '');
+      const d = startDaemon([short], stateDir, [], {
+        nodeArgs: ['--import', './test/daemon/fault-hang-tier.ts'],
+        env: { TIER_FAULT_HANG: flag },
+      });
+      try {
+        await d.ready;
+        const r = reader(path, original, MiB, 4096, 1); // one try: after the stop it would read zeros
+        while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
+        d.proc.kill('SIGTERM');
+        const res = await r;
+        assert.equal(res.mismatch, false, 'no zeros');
+        assert.equal(res.eio, 1, 'the hung recall failed with EIO');
+        const { code } = await d.exited;
+        assert.equal(code, 0, d.stderrText());
+      } finally {
+        rmSync(flag, { force: true });
+        rmSync(`${flag}.log`, { force: true });
+        await d.stop();
       }
     });
   });

@@ -119,11 +119,18 @@ export function startDaemon(policyFiles: string[], stateDir: string, extra: stri
 }
 
 /** A policy whose only tier is a local directory; `rule` decides what apply does. */
-export function writePolicy(dir: string, root: string, tierDir: string, rule = 'size >= 0B -> release to slow'): string {
-  const file = join(dir, 'test.hsmpolicy');
+export function writePolicy(
+  dir: string,
+  root: string,
+  tierDir: string,
+  rule = 'size >= 0B -> release to slow',
+  tuning = '',
+  name = 'test.hsmpolicy',
+): string {
+  const file = join(dir, name);
   writeFileSync(
     file,
-    `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\n` +
+    `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB ${tuning} }\n` +
       `fileset data { root "${root}" }\n` +
       `policy p on data {\n  rule all: ${rule}\n}\n`,
   );

@@ -1,9 +1,10 @@
 // A reader process for the crash test: preads [offset, offset+len) of FILE and compares
 // with the same range of ORIGINAL (a copy kept on another filesystem). Retries after EIO
-// until the bytes come back right; any wrong byte (zeros over a hole) ends it at once.
+// until the bytes come back right (at most TRIES times, default 2000); any wrong byte (zeros over a hole) ends it at once.
 // Prints one JSON line: {eio, ok, mismatch}.
 import { openSync, readSync, closeSync } from 'node:fs';
-const [file, original, offStr, lenStr] = process.argv.slice(2);
+const [file, original, offStr, lenStr, triesStr] = process.argv.slice(2);
+const tries = Number(triesStr ?? 2000);
 const off = Number(offStr);
 const len = Number(lenStr);
 const want = Buffer.alloc(len);
@@ -11,7 +12,7 @@ const o = openSync(original, 'r');
 readSync(o, want, 0, len, off);
 closeSync(o);
 let eio = 0;
-for (let attempt = 0; attempt < 2000; attempt++) {
+for (let attempt = 0; attempt < tries; attempt++) {
   let fd = -1;
   const got = Buffer.alloc(len);
   try {

@@ -32,7 +32,7 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         stateDir: resolve(opts.stateDir),
         logLevel: opts.logLevel,
         metricsListen: opts.metricsListen,
-        log: tagged(base, { role: 'supervisor', pid: process.pid }),
+        log: tagged(base, { role: 'supervisor', rolePid: process.pid }),
         out: (line) => printer.out(line),
         err: (line) => printer.err(line),
       });

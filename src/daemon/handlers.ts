@@ -7,10 +7,11 @@ import type { Tier } from '../tiers/tier.js';
 import type { RecallService } from '../recall/service.js';
 import type { Catalog } from '../engine/catalog.js';
 import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../engine/execute.js';
-import { runApply, selectPolicies } from '../engine/apply.js';
+import { runApply, type ApplyResult, type ProgressEvent } from '../engine/apply.js';
+import { recallFile } from '../engine/actions.js';
 import { leaseSafeMarker } from '../engine/marker.js';
+import { cooldownHoldBack } from '../ops/cooldown.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
-import { recallByReading } from './recall-file.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
 import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import type { MarkResult } from './startup-marks.js';
@@ -48,13 +49,13 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
     metrics: () => s.ops.metricsText(),
     apply: (req, progress, signal) => runApplyRequest(s, req, progress, signal),
     async manual(op, req, progress, signal) {
-      const deps = engineDeps(s);
+      const deps = execDeps(s);
       const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };
       const failures: { path: string; message: string }[] = [];
       for (const path of req.paths) {
         if (signal.aborted) break;
         let out: Outcome;
-        if (op === 'recall') out = await recallByReading(path, signal);
+        if (op === 'recall') out = await recallFile(path, deps, signal);
         else out = await migrate(path, tierFor(s, req.tier), op, deps);
         counts[out.status]++;
         s.ops.observeMigration(op, out.status);
@@ -72,19 +73,28 @@ export async function runApplyRequest(
   req: ApplyRequest,
   progress: (event: unknown) => void,
   signal: AbortSignal,
-): Promise<unknown> {
+): Promise<ApplyResult> {
   const pf = loadForRequest(s, req.policyFile);
-  try {
-    selectPolicies(pf, req.policy);
-  } catch (e) {
-    throw new RequestError((e as Error).message);
-  }
-  const opts = { policyFile: pf, dryRun: req.dryRun, now: req.now ?? Date.now(), ...(req.policy !== undefined ? { policyName: req.policy } : {}) };
-  return runApply(opts, { ...engineDeps(s) }, progress, signal);
+  if (req.policy !== undefined && !pf.policies.some((p) => p.name === req.policy))
+    throw new RequestError(`${pf.file}: no policy named "${req.policy}" (policies: ${pf.policies.map((p) => p.name).join(', ') || 'none'})`);
+  const now = req.now ?? Date.now();
+  return runApply(
+    { policyFile: pf, dryRun: req.dryRun, now, ...(req.policy !== undefined ? { policyName: req.policy } : {}) },
+    {
+      ...execDeps(s),
+      // Anti-thrash: no release of a file recalled within its policy's cooldown.
+      holdBack: cooldownHoldBack((since) => s.ops.recallLog.recalledSince(since), now),
+    },
+    (e: ProgressEvent) => {
+      if (e.type === 'action' && e.status !== 'planned') s.ops.observeMigration(e.action, e.status);
+      progress(e);
+    },
+    signal,
+  );
 }
 
-/** The engine's dependencies inside the worker: marks through the recall service, in two phases. */
-function engineDeps(s: WorkerState): ExecDeps {
+/** The engine's dependencies inside the daemon: its tiers, catalog and lease-safe marks. */
+function execDeps(s: WorkerState): ExecDeps {
   return { tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
 }
 

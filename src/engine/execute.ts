@@ -118,6 +118,8 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     fd = await openAsync(absPath, mode === 'release' ? RELEASE_FLAGS : OPEN_FLAGS);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    // A running executable cannot be opened for writing: busy, like any other open file.
+    if (err.code === 'ETXTBSY') return none('busy', 'busy: being executed');
     return none('failed', `${mode} ${absPath}: open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
   }
   const marker = deps.marker;

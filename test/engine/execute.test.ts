@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, openSync, statSync, utimesSync, writeFileSync, readdirSync, statfsSync, existsSync } from 'node:fs';
 import { readFile, open } from 'node:fs/promises';
+import { copyFileSync, chmodSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
@@ -155,6 +158,22 @@ for (const type of ['ext4', 'xfs'] as const) {
         closeSync(other);
       }
       assert.equal(recall.marks >= 0, true);
+    });
+
+    test('a running executable is skipped as busy', async () => {
+      const p = join(fs.dir, 'sleeper');
+      copyFileSync('/bin/sleep', p);
+      chmodSync(p, 0o755);
+      const child = spawn(p, ['30'], { stdio: 'ignore' });
+      await once(child, 'spawn');
+      try {
+        const out = await migrate(p, 'nas', 'release', deps);
+        assert.equal(out.status, 'busy', out.message);
+        assert.equal(record(p), null);
+      } finally {
+        child.kill();
+        await once(child, 'exit');
+      }
     });
 
     test('release without a recall service is refused and changes nothing', async () => {

@@ -17,6 +17,8 @@ export class ApplyView {
     private readonly printer: Printer,
     private readonly json: boolean,
     private readonly dryRun: boolean,
+    /** Where the TTY progress bar goes (stderr; raw, it redraws one line). */
+    private readonly writeBar: (s: string) => void = (s) => void process.stderr.write(s),
   ) {}
 
   event(e: ProgressEvent): void {
@@ -53,14 +55,14 @@ export class ApplyView {
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     const rate = this.doneBytes / secs;
     const eta = rate > 0 ? (this.totalBytes - this.doneBytes) / rate : 0;
-    process.stderr.write(
+    this.writeBar(
       `\r\x1b[K${this.doneFiles}/${this.total} files  ${humanSize(this.doneBytes)}/${humanSize(this.totalBytes)}  ${humanSize(rate)}/s  ETA ${humanAge(eta * 1000)}`,
     );
     this.barShown = true;
   }
 
   private clearBar(): void {
-    if (this.barShown) process.stderr.write('\r\x1b[K');
+    if (this.barShown) this.writeBar('\r\x1b[K');
     this.barShown = false;
   }
 

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { upload } from './upload.js';
+import { faultPoint } from './fault.js';
 import { fgetxattr, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
@@ -148,10 +149,12 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (marker.markPreLease) await marker.markPreLease(fd);
       else await marker.markReleased(fd);
       marked = true;
+      faultPoint('after-mark');
     }
     try {
       setLease(fd, 'write', absPath);
       leased = true;
+      faultPoint('after-lease');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
       throw e;
@@ -171,6 +174,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       const key = newKey();
       const sha256 = await upload(fd, tier, key, size, st0, absPath, ac.signal);
       uploaded = size;
+      faultPoint('after-verify');
       copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk: DEFAULT_CHUNK };
     }
 
@@ -186,6 +190,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       gen: (rec?.gen ?? 0) + (reuse ? 0 : 1),
     };
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
+    faultPoint('after-xattr');
     let freed = 0;
     if (mode === 'release') {
       // From here the record says released: the mark stays whatever happens next, so
@@ -197,11 +202,14 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       // Round the hole up past EOF: an unaligned tail block is only zeroed, not freed,
       // and KEEP_SIZE keeps the size (also frees any preallocation beyond EOF).
       punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+      faultPoint('after-punch');
       // Punching moved mtime; restore both times exactly (age rules must not see a change).
       futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
+      faultPoint('after-futimens');
       if (marker?.markPreLease) await marker.markReleased(fd);
     }
     deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
+    faultPoint('after-catalog');
     return { status: 'done', uploaded, freed, key: copy!.key };
   } catch (e) {
     const msg = e instanceof Abort ? e.message : (ac.signal.reason instanceof Abort ? ac.signal.reason.message : (e as Error).message);
@@ -209,6 +217,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
   } finally {
     stopListening();
     if (leased) {
+      faultPoint('before-unlock');
       try {
         setLease(fd, 'unlock', absPath);
       } catch (e) {

@@ -6,6 +6,7 @@ import { read, type BigIntStats } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
+import { faultPoint } from './fault.js';
 
 const preadAsync = promisify(read);
 
@@ -51,6 +52,7 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
         seen += chunk.length;
+        faultPoint('upload-chunk');
         cb(null, chunk);
       },
     }),
@@ -59,6 +61,7 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
   let res;
   try {
     res = await tier.put(key, body, size, meta, signal);
+    faultPoint('after-put');
   } finally {
     // The caller closes fd next: a read still in flight must not land on a reused fd number.
     body.destroy();

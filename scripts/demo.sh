@@ -107,7 +107,7 @@ du -sh --apparent-size "$DATA" | sed 's/^/apparent  /'
 du -sh "$DATA" | sed 's/^/allocated /'
 echo "$(basename "$BIG"): $(stat -c %s "$BIG") bytes, $(blocks "$BIG") blocks of 512 allocated"
 
-say "head -c 64 of the released file: only the touched chunk is fetched"
+say "head -c 64 of the released file: only the chunk it touches is fetched"
 head -c 64 "$BIG" | od -A d -t x1 | head -2
 head -c 64 "$BASE/original.mkv" | od -A d -t x1 | head -2 | sed 's/^/original: /'
 b=$(blocks "$BIG")

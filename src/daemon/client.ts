@@ -54,16 +54,19 @@ export async function connectDaemon(stateDir: string): Promise<DaemonClient | nu
 function makeClient(sock: string): DaemonClient {
   return {
     socket: sock,
-    health: () => getJson<Health>(sock, '/health'),
+    health: () => getJson<Health>(sock, '/health', HEALTH_TIMEOUT_MS),
     status: () => getJson<DaemonStatus>(sock, '/status'),
     apply: (req, onProgress, signal) => postStream(sock, '/apply', req, onProgress, signal),
     manual: (op, req, onProgress, signal) => postStream(sock, `/${op}`, req, onProgress, signal),
   };
 }
 
-function getJson<T>(sock: string, path: string): Promise<T> {
+/** A daemon that accepts but does not answer (wedged worker) is not "running". */
+const HEALTH_TIMEOUT_MS = 10_000;
+
+function getJson<T>(sock: string, path: string, timeoutMs?: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: sock, path, method: 'GET' }, (res) => {
+    const req = request({ socketPath: sock, path, method: 'GET', timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -78,6 +81,7 @@ function getJson<T>(sock: string, path: string): Promise<T> {
       });
       res.on('error', reject);
     });
+    req.on('timeout', () => req.destroy(new DaemonError(`no answer to ${path} within ${timeoutMs} ms`, 504)));
     req.on('error', reject);
     req.end();
   });

@@ -79,6 +79,7 @@ export function rcloneCopy(e: S3Env, src: string, bucket: string, dest: string):
   return timeAsync('rclone', ['copy', src, `rgw:${bucket}/${dest}`], rcloneEnv(e));
 }
 
+/** Deletes everything under rgw:BUCKET/DEST (the bucket itself when dest is ''). */
 export async function rclonePurge(e: S3Env, bucket: string, dest: string): Promise<void> {
-  await timeAsync('rclone', ['purge', `rgw:${bucket}/${dest}`], rcloneEnv(e));
+  await timeAsync('rclone', ['purge', dest ? `rgw:${bucket}/${dest}` : `rgw:${bucket}`], rcloneEnv(e));
 }

@@ -10,6 +10,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { connectDaemon, type DaemonClient } from '../../src/daemon/client.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
+import { rclonePurge } from './rclone.js';
 import { log, sh } from './util.js';
 
 export const REPO = new URL('../..', import.meta.url).pathname;
@@ -122,6 +123,8 @@ export async function makeWorld(o: WorldOptions): Promise<World> {
     cleanups.push(() => s3.destroy());
     const bucket = `bench-${Date.now().toString(36)}`;
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    // The RGW may outlive the run (TIER_TEST_S3_ENDPOINT given): leave no objects behind.
+    cleanups.push(() => rclonePurge(s3env, bucket, ''));
     const prefix = 't/';
 
     const policyFile = join(base, 'bench.hsmpolicy');

@@ -24,7 +24,8 @@ export function mountLoopFs(type: FsType = 'ext4', sizeMiB = type === 'xfs' ? 32
   mkdirSync(dir);
   mkdirSync(scratch);
   execFileSync('truncate', ['-s', `${sizeMiB}M`, img]);
-  if (type === 'ext4') execFileSync('mkfs.ext4', ['-q', '-F', img]);
+  // 512-byte inodes keep tier's xattr record inside the inode: a released file frees every block.
+  if (type === 'ext4') execFileSync('mkfs.ext4', ['-q', '-F', '-I', '512', img]);
   else execFileSync('mkfs.xfs', ['-q', '-f', img]);
   execFileSync('mount', ['-o', 'loop', img, dir]);
   let mounted = true;

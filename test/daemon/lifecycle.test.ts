@@ -3,7 +3,7 @@
 // sockets, and a second daemon on the same state dir.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
@@ -69,6 +69,15 @@ describe('tier daemon lifecycle', () => {
 
       const health = await client.health();
       assert.equal(health.ok, true);
+
+      // A non-root peer cannot connect (mode 0600 socket in a 0700 state dir).
+      const nobody = spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+          `require('net').connect(${JSON.stringify(socketPath(stateDir))}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`],
+        { encoding: 'utf8' },
+      );
+      assert.equal(nobody.stdout.trim(), 'EACCES', nobody.stderr);
     } finally {
       const { code, signal } = await d.stop();
       assert.equal(signal, null);

@@ -189,6 +189,11 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       copy,
       gen: (rec?.gen ?? 0) + (reuse ? 0 : 1),
     };
+    // The catalog is what the next daemon marks at start-up: it must list the file as
+    // released before the record says so and the blocks go, or a daemon killed in between
+    // leaves a hole nobody marks (zeros; test/reliability/kill-migrate.test.ts). A row
+    // ahead of its record is harmless: start-up marking checks the record first.
+    if (mode === 'release') deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
     faultPoint('after-xattr');
     let freed = 0;

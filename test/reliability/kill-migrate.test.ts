@@ -1,0 +1,160 @@
+// Kill -9 during migration (issue 7): the whole daemon (supervisor and worker, so the
+// fanotify group and every mark die with it) is SIGKILLed at one of ten named points of the
+// release protocol (src/engine/fault.ts: FAULT INJECTION, armed per round through a file),
+// on the 1st..Nth file or 1 MiB upload chunk of the round: 50+ distinct kill points.
+// After each kill a new daemon starts and we check, before reading anything:
+//   - a file whose record says released has a copy on the tier whose size and SHA-256 are
+//     the original's (nothing is released without a verified copy);
+//   - a file whose blocks are gone carries a released record (never a hole without one);
+// then every file of the round reads back byte-exact through the new daemon (SHA-256 of
+// the originals, kept in memory), a re-apply releases them all, and at the end `tier gc`
+// leaves exactly the referenced objects on the tier.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { pattern, runCli, writePolicy } from '../daemon/harness.js';
+import { connectDaemon } from '../../src/daemon/client.js';
+import { LocalTier } from '../../src/tiers/local.js';
+import { ensureDist, recordOf, sha256, shaOfFile, startDistDaemon, type Daemon } from './dist-daemon.js';
+
+const MiB = 1024 * 1024;
+// One round's files: every point is passed once per file, 'upload-chunk' once per MiB read.
+const SIZES = [1, 4097, 300_000, MiB, 2 * MiB + 7];
+const CHUNK_HITS = SIZES.reduce((n, s) => n + Math.max(1, Math.ceil(s / MiB)), 0);
+const POINTS = ['after-mark', 'after-lease', 'upload-chunk', 'after-put', 'after-verify', 'after-xattr', 'after-punch', 'after-futimens', 'after-catalog', 'before-unlock'];
+// TIER_TEST_POINTS=a,b narrows the rounds while debugging.
+const ONLY = process.env.TIER_TEST_POINTS?.split(',');
+const ROUNDS: { point: string; nth: number }[] = POINTS.filter((p) => !ONLY || ONLY.includes(p)).flatMap((point) =>
+  Array.from({ length: point === 'upload-chunk' ? CHUNK_HITS : SIZES.length }, (_, i) => ({ point, nth: i + 1 })),
+);
+
+describe('kill -9 of the daemon during migration (fault injection at named points)', () => {
+  let fs: LoopFs;
+  let stateDir: string;
+  let tierDir: string;
+  let basePolicy: string;
+  let faultFile: string;
+  let daemon: Daemon;
+  const expected = new Map<string, string>(); // path -> sha256 of what was written
+  const tier = () => new LocalTier('slow', tierDir);
+
+  const start = async () => {
+    daemon = startDistDaemon(basePolicy, stateDir, { TIER_FAULT_FILE: faultFile });
+    await daemon.ready;
+  };
+
+  before(async () => {
+    ensureDist();
+    fs = mountLoopFs('ext4', 256);
+    stateDir = join(fs.scratch, 'state');
+    tierDir = join(fs.scratch, 'tier');
+    faultFile = join(fs.scratch, 'fault');
+    mkdirSync(join(fs.dir, 'data'));
+    mkdirSync(tierDir);
+    basePolicy = writePolicy(fs.scratch, join(fs.dir, 'data'), tierDir, 'size >= 0B -> release to slow', '', 'base.hsmpolicy');
+    await start();
+  });
+  after(async () => {
+    await daemon?.stop();
+    fs?.unmount();
+  });
+
+  /** The invariants that must hold right after a crash, before anything reads the files. */
+  async function checkAtRest(paths: string[], where: string): Promise<void> {
+    for (const p of paths) {
+      const rec = recordOf(p);
+      const st = statSync(p);
+      if (rec?.state === 'released') {
+        const c = rec.copy!;
+        assert.equal(c.sha256, expected.get(p), `${where}: ${p}: the record's checksum is the original's`);
+        const info = await tier().stat(c.key);
+        assert.ok(info && info.size === st.size, `${where}: ${p}: released, and its copy ${c.key} is on the tier`);
+        assert.equal(sha256(await tier().get(c.key, { offset: 0, length: c.size })), expected.get(p), `${where}: ${p}: the tier copy is byte-exact`);
+      } else if (st.size > 64 * 1024) {
+        assert.ok(st.blocks * 512 >= st.size, `${where}: ${p}: blocks freed (${st.blocks}) without a released record (${rec?.state})`);
+      }
+    }
+  }
+
+  test(`${ROUNDS.length} kill points: files read back byte-exact, never released without a verified copy`, async () => {
+    if (!ONLY) assert.ok(ROUNDS.length >= 50);
+    const fired = new Map<string, number>();
+    for (const [r, { point, nth }] of ROUNDS.entries()) {
+      const dir = join(fs.dir, 'data', `r${r}`);
+      mkdirSync(dir);
+      const paths = SIZES.map((size, i) => {
+        const p = join(dir, `f${i}.bin`);
+        const content = pattern(size, r * 10 + i + 1);
+        writeFileSync(p, content);
+        expected.set(p, sha256(content));
+        return p;
+      });
+      const policy = writePolicy(fs.scratch, dir, tierDir, 'size >= 0B -> release to slow', '', `r${r}.hsmpolicy`);
+      const where = `round ${r} (${point} #${nth})`;
+
+      writeFileSync(faultFile, `${point} ${nth} daemon`);
+      const client = (await connectDaemon(stateDir))!;
+      await client.apply({ policyFile: policy, dryRun: false }).catch(() => {}); // dies mid-run
+      const exit = await Promise.race([daemon.exited, sleep(20_000).then(() => null)]);
+      assert.ok(exit, `${where}: the daemon died at the fault point\n${daemon.stderr()}`);
+      assert.equal(existsSync(faultFile), false, `${where}: the point was reached`);
+      fired.set(point, (fired.get(point) ?? 0) + 1);
+
+      await start(); // a fresh group: only what the catalog and the records say gets marked
+      await checkAtRest(paths, where);
+      for (const p of paths) assert.equal(await shaOfFile(p), expected.get(p), `${where}: ${p} reads back byte-exact after the restart`);
+
+      const again = (await connectDaemon(stateDir))!;
+      await again.apply({ policyFile: policy, dryRun: false });
+      for (const p of paths) {
+        const rec = recordOf(p);
+        assert.equal(rec?.state, 'released', `${where}: ${p} released by the re-apply`);
+        assert.equal(rec.copy!.sha256, expected.get(p));
+      }
+      await checkAtRest(paths, `${where}, after re-apply`);
+    }
+    assert.deepEqual([...fired.keys()], ONLY ?? POINTS);
+    // Everything, once more, through the last daemon.
+    for (const [p, sha] of expected) assert.equal(await shaOfFile(p), sha, `${p} byte-exact at the end`);
+  });
+
+  test('tier gc removes the orphans the kills left (objects uploaded but never recorded)', async () => {
+    const referenced = new Set([...expected.keys()].map((p) => recordOf(p)?.copy?.key).filter((k): k is string => !!k));
+    const gcPolicy = join(fs.scratch, 'gc.hsmpolicy');
+    writeFileSync(
+      gcPolicy,
+      `tier slow { local "${tierDir}" chunk 1MiB }\nfileset data { root "${join(fs.dir, 'data')}" }\n` +
+        `policy p on data {\n  keep_deleted 1s\n  rule all: size >= 0B -> release to slow\n}\n`,
+    );
+    const objects = async () => {
+      const keys: string[] = [];
+      for await (const o of tier().list('')) keys.push(o.key);
+      return keys;
+    };
+    const before = await objects();
+    assert.ok(before.length > referenced.size, `the kills after the upload left orphans (${before.length} objects, ${referenced.size} referenced)`);
+    // First run records when each orphan was first seen; past keep_deleted the next deletes it.
+    let r = await runCli(['gc', '--config', gcPolicy, '--state-dir', stateDir]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    await sleep(1500);
+    r = await runCli(['gc', '--config', gcPolicy, '--state-dir', stateDir]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual((await objects()).sort(), [...referenced].sort(), r.stdout);
+    for (const [p, sha] of expected) assert.equal(await shaOfFile(p), sha, `${p} still byte-exact after gc`);
+  });
+
+  test('interrupted uploads leave no temp files on the local tier after gc', { todo: 'nothing calls Tier.sweepTemp: `tier gc` (src/ops/gc.ts) lists objects only, so .tmp-* files of puts killed mid-upload stay forever' }, () => {
+    const leftovers: string[] = [];
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else if (e.name.startsWith('.tmp-')) leftovers.push(join(d, e.name));
+      }
+    };
+    walk(tierDir);
+    assert.deepEqual(leftovers, []);
+  });
+});

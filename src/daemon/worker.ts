@@ -77,8 +77,9 @@ export async function runWorker(
   await recall.start();
 
   if (cfg.freshGroup) {
+    const t0 = Date.now();
     state.startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log);
-    log.info('start-up marks placed', { ...state.startup });
+    log.info('start-up marks placed', { ...state.startup, ms: Date.now() - t0 });
   } else log.info('marks inherited from the previous worker');
 
   const server: ControlServer = new ControlServer(

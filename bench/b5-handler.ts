@@ -7,8 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
-import { recallEvents, recordOf, release, writeRandomFile, type World } from './lib/setup.js';
-import { bytesFetched } from './lib/setup.js';
+import { bytesFetched, recallEvents, recordOf, release, writeRandomFile, type World } from './lib/setup.js';
 import { fmtBytes, log, median, MiB, settle, sh, type Result } from './lib/util.js';
 
 const N = 20_000;

@@ -7,6 +7,7 @@
 // No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
 // user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
 // after a crash can then never overwrite a durable user write.
+import { createHash } from 'node:crypto';
 import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TierTuning } from '../dsl/ast.js';
@@ -84,6 +85,12 @@ async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv
   const data = await getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs);
   if (data.length !== want) {
     throw new TierError('ShortObject', 'get', env.tier.name, e.copy.key, `range ${b.start}+${want} returned ${data.length} bytes`);
+  }
+  // A GET of the whole object can be checked against the record: a replaced or corrupt
+  // object gives EIO, never wrong bytes (test/reliability/tier-faults.test.ts). Chunks of
+  // larger files have no checksum of their own to check.
+  if (b.start === 0 && want === e.copy.size && e.copy.sha256 && createHash('sha256').update(data).digest('hex') !== e.copy.sha256) {
+    throw new TierError('Corrupt', 'get', env.tier.name, e.copy.key, `SHA-256 of the object differs from the file's record`);
   }
   env.onBytes(data.length);
   if (e.resident.has(i)) return; // filled meanwhile by a whole-file pass

@@ -59,7 +59,7 @@ trap cleanup EXIT
 
 say "a 256 MiB ext4 filesystem at $MNT (loop image $IMG)"
 truncate -s 256M "$IMG"
-mkfs.ext4 -q -F "$IMG"
+mkfs.ext4 -q -F -I 512 "$IMG"   # 512-byte inodes keep the xattr record in the inode
 mount -o loop "$IMG" "$MNT"
 
 say "sample files (old ones with old mtimes)"

@@ -175,7 +175,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       const sha256 = await upload(fd, tier, key, size, st0, absPath, ac.signal);
       uploaded = size;
       faultPoint('after-verify');
-      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk: DEFAULT_CHUNK };
+      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk: tier.tuning?.chunk ?? DEFAULT_CHUNK };
     }
 
     // Last look before anything destructive: lease unbroken, file unchanged.

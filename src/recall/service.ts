@@ -76,10 +76,9 @@ export interface RecallStats {
 
 const READ_BUF = 64 * 1024;
 
-/** A tier's own tuning when it carries one (LocalTier.tuning, S3Tier.decl.tuning), else defaults. */
+/** A tier's own tuning when it came from a policy, else defaults. */
 function tierTuning(t: Tier): TierTuning {
-  const x = t as { tuning?: TierTuning; decl?: { tuning?: TierTuning } };
-  return x.tuning ?? x.decl?.tuning ?? DEFAULT_TUNING;
+  return t.tuning ?? DEFAULT_TUNING;
 }
 
 export class RecallService {

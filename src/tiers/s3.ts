@@ -15,7 +15,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { S3TierDecl } from '../dsl/ast.js';
+import type { S3TierDecl, TierTuning } from '../dsl/ast.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkKey, checkPrefix, STAGING_DIR } from './keys.js';
 import { callS3, type CallContext } from './s3-call.js';
@@ -39,6 +39,9 @@ export interface S3TierOptions {
 }
 
 export class S3Tier implements Tier {
+  get tuning(): TierTuning {
+    return this.decl.tuning;
+  }
   readonly kind = 's3' as const;
   readonly name: string;
   readonly bucket: string;

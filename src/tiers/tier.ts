@@ -16,6 +16,7 @@
 // - Keys are relative '/'-separated paths; checkKey() (keys.ts) rejects '..', absolute
 //   paths and names reserved for the tiers' own temp files ('InvalidKey', permanent).
 import type { Readable } from 'node:stream';
+import type { TierTuning } from '../dsl/ast.js';
 
 /** What travels with each object so a file can be rebuilt if the local filesystem is lost. */
 export interface ObjectMeta {
@@ -50,6 +51,8 @@ export interface PutResult {
 export interface Tier {
   readonly name: string;
   readonly kind: 'local' | 's3';
+  /** The policy's tuning for this tier (chunk, read-ahead, timeout, concurrency), when it came from one. */
+  readonly tuning?: TierTuning;
   put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult>;
   /** Whole object (range absent) or a byte range, as a buffer. */
   get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;

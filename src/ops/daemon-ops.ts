@@ -5,8 +5,7 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PolicyFile, TierDecl } from '../dsl/ast.js';
-import { checkReload, type ReloadResult } from './reload.js';
+import type { PolicyFile } from '../dsl/ast.js';
 import { cooldownHoldBack } from './cooldown.js';
 import type { Logger } from '../log.js';
 import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from './scheduler.js';
@@ -102,7 +101,7 @@ export class DaemonOps {
     return this.listener?.port ?? null;
   }
 
-  /** New policy set (start-up, SIGHUP): schedules replaced, runs in flight finish. */
+  /** New policy set (start-up; SIGHUP via src/daemon/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
   reload(policies: PolicyFile[]): void {
     const entries: ScheduleEntry[] = [];
     const targets = new Map<string, { file: string; policy: string }>();
@@ -120,21 +119,6 @@ export class DaemonOps {
     this.gc?.arm(policies);
     this.trackChanges(policies);
     this.o.log.info('schedules installed', { op: 'schedule', policies: entries.map((e) => e.policy) });
-  }
-
-  /**
-   * SIGHUP: re-reads `files`; installs the new policies when they are valid and use only
-   * tiers served as `served` declares them, else logs why and keeps the running ones.
-   */
-  reloadFiles(files: string[], served: Map<string, TierDecl>, current: PolicyFile[]): ReloadResult {
-    const r = checkReload(files, served, current);
-    if (!r.ok) {
-      this.o.log.error('policy reload rejected; the running policies stay', { op: 'reload', err: r.message });
-      return r;
-    }
-    this.reload(r.policies);
-    this.o.log.info('policies reloaded', { op: 'reload', changed: r.changed });
-    return r;
   }
 
   /** The recall service's hook: one row in the recall log, counters and latency. */

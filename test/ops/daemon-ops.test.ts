@@ -225,3 +225,25 @@ policy none on f { rule r: size > 0 -> release to t }`);
     assert.deepEqual(asked, [10_000_000 - 3_600_000]);
   });
 });
+
+describe('DaemonOps.reload (SIGHUP)', () => {
+  test('the new policy set replaces the schedules', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'tier-ops-'));
+    const clock = new FakeClock(Date.parse('2026-01-01T00:00:30Z'));
+    const runs: string[] = [];
+    const file = (cron: string) => pf(`tier t { local "/t" }\nfileset f { root "/d" }\npolicy p on f { schedule "${cron}" timezone "UTC" rule r: size > 0 -> release to t }`, '/etc/tier/p.hsmpolicy');
+    const ops = new DaemonOps({ stateDir: state, log: silentLogger, clock, policies: [file('* * * * *')], runPolicy: async (_f, p) => void runs.push(p) });
+    try {
+      await ops.start();
+      await clock.advance(30_000);
+      assert.equal(runs.length, 1);
+      ops.reload([file('0 0 1 1 *')]); // once a year
+      await clock.advance(10 * 60_000);
+      assert.equal(runs.length, 1, 'the every-minute schedule is gone');
+      assert.equal(ops.scheduler.status()[0]!.nextRunAt, Date.parse('2027-01-01T00:00:00Z'));
+    } finally {
+      await ops.stop();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

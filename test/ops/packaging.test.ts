@@ -15,6 +15,7 @@ describe('packaging', () => {
     assert.match(directive('ExecStart')[0]!, /exec \/usr\/local\/bin\/tier daemon .*\/etc\/tier\/policies\/\*\.hsmpolicy'$/);
     assert.match(directive('ExecStartPost')[0]!, /tier wait-ready/);
     assert.match(directive('Before')[0]!, /nfs-server\.service/);
+    assert.deepEqual(directive('ExecReload').slice(-1), ['/bin/kill -HUP $MAINPID'], 'reload = SIGHUP, after tier check');
     assert.match(unit, /reads\n# ZEROS/);
   });
 

@@ -45,6 +45,15 @@ function parseArgs(argv: string[]): Args {
 
 type Row = Result | { id: string; name: string; error: string };
 
+/** What else runs on the (shared) machine: other Ceph clusters and node processes. */
+function otherActivity(): string {
+  const cmds = sh('ps', ['-eo', 'args=']).split('\n');
+  const mine = process.env.TIER_TEST_RGW_DIR;
+  const osds = cmds.filter((c) => /^ceph-osd /.test(c) && !(mine && c.includes(mine))).length;
+  const nodes = cmds.filter((c) => /^(\S*\/)?node /.test(c)).length - 1; // minus this process
+  return `${osds} other Ceph OSD(s) (RGW clusters of test runs), ${nodes} other node process(es)`;
+}
+
 function printRow(r: Row): void {
   if ('error' in r) {
     console.log(`[${r.id}] ${r.name}\n     ERROR: ${r.error.split('\n')[0]}`);
@@ -100,9 +109,11 @@ async function main(): Promise<number> {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     machine: `${cpus().length} CPUs (nproc ${sh('nproc', []).trim()}), ${cpus()[0]?.model ?? '?'}, kernel ${sh('uname', ['-r']).trim()}, node ${process.version}`,
     'load average at start (1/5/15 min)': loadavg(),
+    'other activity at start': otherActivity(),
   };
+  if (process.env.BENCH_CONDITIONS) meta.conditions = process.env.BENCH_CONDITIONS;
   console.log(`tier benchmarks, scale ${ctx.scale}: large file ${fmtBytes(ctx.bigSize)}, tree ${ctx.treeFiles} files, release set ${ctx.smallFiles} x 64 KiB + ${ctx.largeFiles} x ${fmtBytes(ctx.bigSize)}`);
-  console.log(`${meta.date}; ${meta.machine}; load ${meta['load average at start (1/5/15 min)']}\n`);
+  console.log(`${meta.date}; ${meta.machine}; load ${meta['load average at start (1/5/15 min)']}; ${meta['other activity at start']}\n`);
 
   // Loop image: every benchmark's files plus headroom; inodes for the two scan trees.
   const imageMiB = Math.ceil(((ctx.largeFiles + 12) * ctx.bigSize + ctx.smallFiles * 65536 + ctx.treeFiles * 1.1 * 4096) / (1024 * 1024)) + 1024;

@@ -97,6 +97,8 @@ function markdown(rows: Row[], a: Args, ctx: Ctx, meta: Record<string, string>):
 }
 
 async function main(): Promise<number> {
+  // A closed stdout (`npm run bench | head`) must not kill the run before it cleans up.
+  process.stdout.on('error', () => {});
   // Node 20's global agent keeps sockets alive; the daemon's control server closes idle
   // ones after a few seconds, and a request written onto a socket it is closing fails
   // with EPIPE (seen between benchmarks). One connection per request.
@@ -118,6 +120,12 @@ async function main(): Promise<number> {
   // Loop image: every benchmark's files plus headroom; inodes for the two scan trees.
   const imageMiB = Math.ceil(((ctx.largeFiles + 12) * ctx.bigSize + ctx.smallFiles * 65536 + ctx.treeFiles * 1.1 * 4096) / (1024 * 1024)) + 1024;
   const world: World = await makeWorld({ imageMiB, inodes: Math.round(ctx.treeFiles * 1.2) + 50_000 });
+  // Ctrl-C: stop the daemon and rclone, unmount, then leave (bench/run.sh stops the RGW).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.once(sig, () => {
+      log(`${sig}: cleaning up`);
+      void world.close().finally(() => process.exit(130));
+    });
   log(`world: ${world.mnt} (${fmtBytes(imageMiB * 1024 * 1024)} ext4 loop image), bucket ${world.bucket}, daemon pid ${world.daemon.pid}`);
   const rows: Row[] = [];
   const run = async (id: string, name: string, fn: () => Promise<Result[]>) => {

@@ -99,16 +99,19 @@ export interface WorldOptions {
 export async function makeWorld(o: WorldOptions): Promise<World> {
   const base = mkdtempSync('/var/tmp/tier-bench-');
   const cleanups: (() => void | Promise<void>)[] = [() => rmSync(base, { recursive: true, force: true })];
-  const close = async () => {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch (e) {
-        log(`cleanup: ${(e as Error).message}`);
+  // Once only: a Ctrl-C handler and the run's own `finally` may both ask for it.
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const c of cleanups.reverse()) {
+        try {
+          await c();
+        } catch (e) {
+          log(`cleanup: ${(e as Error).message}`);
+        }
       }
-    }
-    cleanups.length = 0;
-  };
+      cleanups.length = 0;
+    })());
   try {
     const mnt = mountLoop(base, o.imageMiB, o.inodes);
     cleanups.push(() => unmount(mnt));

@@ -4,6 +4,7 @@
 // ahead of rclone. Medians over ctx.reps fresh files/objects (every read is a first one).
 // The rclone directory entries are looked up before its timing (only the data is timed);
 // `head -c 1` of a resident file is printed as the process-spawn floor both include.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -22,6 +23,17 @@ async function rangedGet(w: World, key: string): Promise<number> {
   const ms = nowMs() - t0;
   if (bytes !== 4096) throw new Error(`ranged GET ${key}: ${bytes} bytes`);
   return ms;
+}
+
+/** `head -c 1` under strace -T: the time its open() and first read() of the file took. */
+function tracedSyscalls(file: string): string {
+  const r = spawnSync('strace', ['-T', '-e', 'trace=openat,read', 'head', '-c', '1', file], { encoding: 'utf8' });
+  const lines = (r.stderr ?? '').split('\n');
+  const i = lines.findIndex((l) => l.includes(`"${file}"`) && l.startsWith('openat'));
+  const secs = (l: string | undefined) => Number(/<([\d.]+)>\s*$/.exec(l ?? '')?.[1] ?? NaN) * 1000;
+  const read = lines.slice(i + 1).find((l) => l.startsWith('read('));
+  if (i < 0 || !read) return 'not traced';
+  return `open ${fmtMs(secs(lines[i]))}, first read ${fmtMs(secs(read))}`;
 }
 
 /** The daemon's latency for the first recall of each file, from its recall log (STATE/recall-log.db). */
@@ -51,11 +63,14 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
     writeRandomFile(f, size);
     files.push(f);
   }
+  // One more, read under strace -T: how long head's open() and its first read() block.
+  const traced = join(dir, 'fb-traced.bin');
+  writeRandomFile(traced, size);
   const floorFile = join(dir, 'resident.bin');
   writeRandomFile(floorFile, 4096);
   sh('sync', []);
   log(`3: releasing ${files.length} x ${fmtBytes(size)} to rgw`);
-  await release(w, files, 'rgw');
+  await release(w, [...files, traced], 'rgw');
   const keys = files.map((f) => s3KeyOf(w, f));
 
   // Warm the SDK connection on something else first: the baseline is a warm-client GET.
@@ -79,6 +94,7 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
   }
   const tier: number[] = [];
   for (const f of files) tier.push(await timeAsync('head', ['-c', '1', f]));
+  const syscalls = tracedSyscalls(traced);
   const daemonMs = await daemonLatencies(w, files);
   const t = median(tier);
   const r = median(raw);
@@ -86,7 +102,7 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
   const fl = median(floor);
   log(`3: tier ${tier.map((x) => x.toFixed(1))} raw ${raw.map((x) => x.toFixed(1))} rclone ${rc.map((x) => x.toFixed(1))} floor ${fmtMs(fl)}`);
   const dl = daemonMs.length > 0 ? `; the daemon's own latency for these events (recall log): median ${fmtMs(median(daemonMs))}` : '';
-  const note = `medians of ${ctx.reps}; head -c 1 of a resident file (spawn floor): ${fmtMs(fl)}${dl}`;
+  const note = `medians of ${ctx.reps}; head -c 1 of a resident file (spawn floor): ${fmtMs(fl)}${dl}; one more file under strace -T: ${syscalls}`;
   return [
     {
       id: '3a',

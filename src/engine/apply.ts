@@ -163,10 +163,17 @@ export async function runApply(
       continue;
     }
     const concurrency = policy.concurrency ?? 4;
+    // One inode once per run: two names of a hard-linked file migrating at once would open
+    // it under our own lease and stall both for lease-break-time (45 s, then F_UNLCK fails
+    // with EAGAIN; test/reliability/hostile.test.ts).
+    const seen = new Set<string>();
     await pool(
       plan.actions,
       concurrency,
       async (a) => {
+        const id = `${a.file.dev}:${a.file.ino}`;
+        if (seen.has(id)) return report(a, 'skipped', 0, 0, 'another name of this file (hard link) was handled in this run');
+        seen.add(id);
         const out = await runAction(a, deps, signal);
         report(a, out.status, out.uploaded, out.freed, out.message);
       },

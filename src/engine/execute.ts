@@ -25,6 +25,7 @@ import type { Logger } from '../log.js';
 import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
+import { releasePartial } from './release-partial.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 // fallocate(PUNCH_HOLE) needs a writable fd (EBADF on O_RDONLY, measured), and the punch
@@ -47,6 +48,18 @@ export interface Marker {
   markReleased(fd: number): void | Promise<void>;
   unmark(fd: number): void | Promise<void>;
   markPreLease?(fd: number): void | Promise<void>;
+  /** The recall service's no-notify access, to re-release partial files (release-partial.ts). */
+  noNotify?: NoNotifyAccess;
+}
+
+/** What release-partial.ts needs from the recall service (RecallService has it); ids are dev:ino. */
+export interface NoNotifyAccess {
+  /** Dups the event fd of this process's next FAN_OPEN_PERM on the inode (`fd` is set before the open returns); null: one is pending. */
+  captureOwnOpen(id: string): { fd: number | null; cancel(): void } | null;
+  /** Chunk fetches under way for the inode. */
+  fetching(id: string): boolean;
+  /** Drops the cached per-inode state (its resident map would answer reads over the new holes). */
+  forget(id: string): void;
 }
 
 export interface ExecDeps {
@@ -110,7 +123,8 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     const st = statSafe(absPath);
     const now = st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() });
     if (now === 'released') return none('skipped', 'already released');
-    if (now === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
+    // Already marked: only a no-notify fd may punch it (release-partial.ts).
+    if (now === 'partial') return mode === 'release' ? releasePartial(absPath, tier, deps) : none('skipped', 'partially recalled: the copy is already in the tier');
   }
   let fd: number;
   try {
@@ -137,9 +151,8 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     if (state === 'released') return none('skipped', 'already released');
     // A partial file is already marked, so this fd was opened after the mark: punching
     // through it raises a pre-content event this process would have to answer while it
-    // holds the lease (measured: a deadlock). Unmarking first would let an opener read
-    // holes as zeros. Left to the recall service (it fills or re-releases it).
-    if (state === 'partial') return none('skipped', 'partially recalled: the copy is already in the tier');
+    // holds the lease (measured: a deadlock). It turned partial after our peek: next run.
+    if (state === 'partial') return none('skipped', 'partially recalled meanwhile: next run');
     if (mode === 'archive' && state === 'archived' && rec?.copy?.tier === tierName) return none('skipped', 'already archived');
     if (mode === 'release' && rec?.pinned) return none('skipped', 'pinned');
 

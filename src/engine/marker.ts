@@ -5,9 +5,9 @@
 // it wait, the engine abort on SIGIO, and the opener read normally. So: pre-content part
 // before the lease, the full mark (open events for sparse-aware copiers) after the punch.
 import { addInodeMark, FAN_PRE_ACCESS, type GroupMode } from '../kernel/fanotify.js';
-import type { Marker } from './execute.js';
+import type { Marker, NoNotifyAccess } from './execute.js';
 
-export interface RecallMarks {
+export interface RecallMarks extends Partial<NoNotifyAccess> {
   markReleased(fd: number): void | Promise<void>;
   unmark(fd: number): void | Promise<void>;
 }
@@ -25,5 +25,7 @@ export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: Recall
     },
     markReleased: (fd) => recall.markReleased(fd),
     unmark: (fd) => recall.unmark(fd),
+    // Re-releasing partial files (release-partial.ts) needs the service's own-open capture.
+    noNotify: recall.captureOwnOpen && recall.fetching && recall.forget ? (recall as NoNotifyAccess) : undefined,
   };
 }

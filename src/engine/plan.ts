@@ -63,10 +63,13 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       if (f.state === 'archived' && copyTier === a.tier) return 'noop';
       return { kind: 'archive', tier: a.tier, file: f, reason, freed: 0 };
     case 'release':
-      // partial: already marked, so the engine cannot punch it safely (see execute.ts).
-      if (f.state === 'released' || f.state === 'partial') return 'noop';
+      if (f.state === 'released') return 'noop';
+      // partial: its copy is valid; only one on this tier can be reused (release-partial.ts).
+      // A touched or written partial file (mtime differs from its copy) is left to the
+      // recall service: the copy may no longer hold its local bytes.
+      if (f.state === 'partial' && (copyTier !== a.tier || f.record?.copy?.mtimeNs !== f.mtimeNs)) return 'noop';
       if (f.pinned) return 'pinned';
-      // resident/dirty upload first; archived reuses its copy.
+      // resident/dirty upload first; archived and partial reuse their copy.
       return { kind: 'release', tier: a.tier, file: f, reason, freed: freedByRelease(f) };
   }
 }

@@ -63,6 +63,11 @@ export class RecallHandler {
     this.cache.delete(id);
   }
 
+  /** Chunk fetches under way for this inode (the engine must not punch it now). */
+  fetching(id: string): boolean {
+    return (this.cache.get(id)?.fetching.size ?? 0) > 0;
+  }
+
   private evict(): void {
     for (const [id, x] of this.cache) {
       if (this.cache.size <= MAX_CACHED * 0.9) break;

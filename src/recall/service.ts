@@ -14,6 +14,7 @@ import { DEFAULT_TUNING } from '../dsl/ast.js';
 import {
   FAN_ALLOW,
   FAN_DENY_EIO,
+  FAN_OPEN_PERM,
   FAN_Q_OVERFLOW,
   addInodeMark,
   decodeEvents,
@@ -22,7 +23,7 @@ import {
   respond,
   type FanEvent,
 } from '../kernel/fanotify.js';
-import { pollReadable, type PollHandle } from '../kernel/libc.js';
+import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { read } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
@@ -75,11 +76,25 @@ export interface RecallStats {
 }
 
 const READ_BUF = 64 * 1024;
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * A no-notify fd for the engine (re-releasing a partial file, engine/release-partial.ts):
+ * the event fd of this process's own next FAN_OPEN_PERM on an inode, dup'd. The kernel
+ * opens event fds with FMODE_NONOTIFY, so a punch through it raises no event.
+ */
+export interface OwnOpenCapture {
+  /** Set (synchronously, before the open is allowed) once the event was captured. */
+  fd: number | null;
+  cancel(): void;
+}
 
 /** A tier's own tuning when it came from a policy, else defaults. */
 function tierTuning(t: Tier): TierTuning {
   return t.tuning ?? DEFAULT_TUNING;
 }
+
+const CAPTURED = { response: FAN_ALLOW, bytes: 0, whole: false };
 
 export class RecallService {
   private readonly handler: RecallHandler;
@@ -90,6 +105,8 @@ export class RecallService {
   private reading = false;
   private readEnded: (() => void) | null = null;
   private readonly s: RecallStats;
+  /** dev:ino -> pending capture of this process's own open event (usually empty). */
+  private readonly captures = new Map<string, OwnOpenCapture>();
 
   constructor(private readonly o: RecallServiceOptions) {
     this.inflight = new InflightRecord(o.inflightPath);
@@ -145,6 +162,24 @@ export class RecallService {
     this.s.marksRemoved++;
   }
 
+  /** Captures this process's next FAN_OPEN_PERM on dev:ino (see OwnOpenCapture); null when one is pending. */
+  captureOwnOpen(id: string): OwnOpenCapture | null {
+    if (this.captures.has(id)) return null;
+    const c: OwnOpenCapture = { fd: null, cancel: () => this.captures.get(id) === c && this.captures.delete(id) };
+    this.captures.set(id, c);
+    return c;
+  }
+
+  /** Chunk fetches under way for dev:ino. */
+  fetching(id: string): boolean {
+    return this.handler.fetching(id);
+  }
+
+  /** Drops the cached state of dev:ino: its resident map must not answer reads over new holes. */
+  forget(id: string): void {
+    this.handler.forget(id);
+  }
+
   stats(): RecallStats {
     return { ...this.s, cachedInodes: this.handler.cachedInodes, marksRemoved: this.s.marksRemoved + this.handler.marksRemoved };
   }
@@ -195,6 +230,17 @@ export class RecallService {
     this.pending.add(p);
   }
 
+  /** Our own open of a captured inode: dup its event fd for the engine, allow. */
+  private captured(ev: FanEvent): boolean {
+    if (this.captures.size === 0 || ev.pid !== process.pid || (ev.mask & FAN_OPEN_PERM) === 0) return false;
+    const id = inodeId(ev.fd);
+    const c = this.captures.get(id);
+    if (!c) return false;
+    this.captures.delete(id);
+    c.fd = fcntl(ev.fd, F_DUPFD_CLOEXEC, 0); // a throw answers EIO: the engine's open fails
+    return true;
+  }
+
   private async serve(ev: FanEvent): Promise<void> {
     const t0 = Date.now();
     const ref = new FdRef(ev.fd);
@@ -206,7 +252,7 @@ export class RecallService {
     let comm = '';
     try {
       this.inflight.note(ev.fd);
-      const out = await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n));
+      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n));
       response = out.response;
       bytes = out.bytes;
       whole = out.whole;

@@ -1,0 +1,150 @@
+// Re-releasing a partially recalled file (state 'partial': its copy is valid, some chunks
+// are local again). Such a file is marked, so any fd we open has fanotify HSM mode and a
+// punch through it raises FAN_PRE_ACCESS, which this very process would have to answer
+// under its own lease (deadlock, measured). Unmarking first is no way out: an opener
+// arriving unmarked reads the holes as zeros later.
+//
+// The way through (measured on 6.18, ext4 and xfs; docs/engine.md): the kernel opens
+// fanotify event fds with FMODE_NONOTIFY (O_RDWR in our group), and the mark includes
+// FAN_OPEN_PERM. So we open the file ourselves (async: the recall service on this event
+// loop answers it), the service dups the event fd of that open for us and allows it, we
+// close our HSM-mode fd and work on the no-notify one:
+//   capture+open -> close own fd -> no fetch under way -> F_SETLEASE F_WRLCK (EAGAIN:
+//   busy) -> record still partial, same tier, fstat size/mtime == copy -> tier.stat size
+//   -> lease still ours, file unchanged -> catalog 'released' -> record 'released' ->
+//   drop trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
+// The mark stays throughout: an opener during the lease raises an event whose event fd
+// breaks our lease (SIGIO: we give up before punching, it reads normally); after the
+// punch the record says released, so every read is recalled.
+// Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
+// fill can write into the file while we punch it.
+import { closeSync, constants, fstatSync, lstatSync, open } from 'node:fs';
+import { promisify } from 'node:util';
+import { fgetxattr, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
+import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
+import { punchHole } from '../kernel/punch.js';
+import type { Tier } from '../tiers/tier.js';
+import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { rowFromRecord } from './catalog.js';
+import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
+
+const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
+const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
+const openAsync = promisify(open);
+
+class Busy extends Error {}
+
+type Copy = NonNullable<StateRecord['copy']>;
+
+export function unchanged(copy: Copy, st: { size: bigint; mtimeNs: bigint }): boolean {
+  return BigInt(copy.size) === st.size && copy.mtimeNs === st.mtimeNs.toString();
+}
+
+/** Release of a file whose record says 'partial' (caller checked, by path). */
+export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps): Promise<Outcome> {
+  const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
+  const nn = deps.marker?.noNotify;
+  if (!nn) return none('skipped', 'partially recalled: the copy is already in the tier (no recall service to re-release it)');
+
+  const fd = await noNotifyFd(absPath, nn).catch((e: Error) => e);
+  if (fd instanceof Error) return fd instanceof Busy ? none('busy', fd.message) : none('failed', `release ${absPath}: ${fd.message}`);
+
+  let leased = false;
+  let broken = false;
+  const ac = new AbortController();
+  const stopListening = onLeaseBreak(() => {
+    if (leased && !broken && getLease(fd, absPath) !== 'write') {
+      broken = true;
+      ac.abort(new Error('lease broken'));
+    }
+  });
+  try {
+    const st0 = fstatSync(fd, { bigint: true });
+    const id = `${st0.dev}:${st0.ino}`;
+    // A fetch under way holds an event fd (the lease would fail anyway) and may write.
+    if (nn.fetching(id)) return none('busy', 'busy: being recalled');
+    try {
+      setLease(fd, 'write', absPath);
+      leased = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
+      throw e;
+    }
+    const size = Number(st0.size);
+    const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath));
+    if (rec?.state !== 'partial' || !rec.copy) return none('skipped', `no longer partially recalled (${rec?.state ?? 'no record'}): next run`);
+    if (rec.copy.tier !== tier.name) return none('skipped', `partially recalled: its copy is on tier ${rec.copy.tier}`);
+    // The copy is valid for every byte only while size AND mtime are the copy's. deriveState
+    // calls a touched partial file still 'partial' (its data is in the tier); a written one
+    // too until the recall service's next event: neither may lose its local bytes.
+    if (!unchanged(rec.copy, st0)) return none('skipped', 'partially recalled and modified since (mtime differs from its copy): the recall service completes it first');
+    if (rec.pinned) return none('skipped', 'pinned');
+    const copy = rec.copy;
+
+    const info = await tier.stat(copy.key, ac.signal);
+    if (!info || info.size !== copy.size) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
+
+    // Last look before anything destructive.
+    if (broken || getLease(fd, absPath) !== 'write') return none('busy', 'lease broken: another process opened the file');
+    const st1 = fstatSync(fd, { bigint: true });
+    if (st1.size !== st0.size || st1.mtimeNs !== st0.mtimeNs || st1.ino !== st0.ino) return none('busy', 'file changed: next run');
+
+    const next: StateRecord = { ...rec, state: 'released' };
+    const row = rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, 'released', Date.now())!;
+    // Catalog, then record, then punch: the order execute.ts keeps (a crash leaves a
+    // released record over still-local bytes, which reads recall identically).
+    deps.catalog?.upsert(row);
+    fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
+    fremovexattr(fd, XATTR_RESIDENT, absPath);
+    // The handler's cached resident map would answer reads over the holes with ALLOW
+    // (zeros). No event can refill it before F_UNLCK: its event fd would break the lease.
+    nn.forget(id);
+    const freed = Number(st0.blocks) * 512;
+    punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+    futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
+    return { status: 'done', uploaded: 0, freed, key: copy.key };
+  } catch (e) {
+    if (broken) return none('busy', 'lease broken: another process opened the file');
+    return none('failed', `release ${absPath}: ${(e as Error).message}`);
+  } finally {
+    stopListening();
+    if (leased) {
+      try {
+        setLease(fd, 'unlock', absPath);
+      } catch (e) {
+        deps.log.warn('unlock failed', { path: absPath, op: 'F_UNLCK', err: e });
+      }
+    }
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens the file (async: the answer comes from this event loop) while the recall service
+ * captures that open's event fd; returns the no-notify dup, our own HSM-mode fd closed.
+ */
+async function noNotifyFd(absPath: string, nn: NoNotifyAccess): Promise<number> {
+  const st = lstatSync(absPath, { bigint: true });
+  if (!st.isFile()) throw new Error('not a regular file');
+  const cap = nn.captureOwnOpen(`${st.dev}:${st.ino}`);
+  if (!cap) throw new Busy('busy: another action is releasing it');
+  let own: number;
+  try {
+    own = await openAsync(absPath, OWN_OPEN_FLAGS);
+  } catch (e) {
+    if (cap.fd !== null) closeSync(cap.fd);
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(`open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
+  } finally {
+    cap.cancel();
+  }
+  closeSync(own);
+  // No open event: the mark lacks FAN_OPEN_PERM (or the path now names another inode).
+  if (cap.fd === null) throw new Busy('partially recalled, but no open event to take a no-notify fd from: next run');
+  const got = fstatSync(cap.fd, { bigint: true });
+  if (got.dev !== st.dev || got.ino !== st.ino) {
+    closeSync(cap.fd);
+    throw new Busy('file replaced while opening: next run');
+  }
+  return cap.fd;
+}

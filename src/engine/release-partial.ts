@@ -27,6 +27,7 @@ import type { Tier } from '../tiers/tier.js';
 import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
+import { faultPoint } from './fault.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -66,6 +67,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     try {
       setLease(fd, 'write', absPath);
       leased = true;
+      faultPoint('partial-after-lease');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
       throw e;
@@ -96,11 +98,13 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     deps.catalog?.upsert(row);
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
     fremovexattr(fd, XATTR_RESIDENT, absPath);
+    faultPoint('partial-after-record');
     // The handler's cached resident map would answer reads over the holes with ALLOW
     // (zeros). No event can refill it before F_UNLCK: its event fd would break the lease.
     nn.forget(id);
     const freed = Number(st0.blocks) * 512;
     punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+    faultPoint('partial-after-punch');
     futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
     return { status: 'done', uploaded: 0, freed, key: copy.key };
   } catch (e) {

@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
@@ -61,6 +61,39 @@ async function readAt(p: string, off: number, n: number): Promise<Buffer> {
   }
 }
 
+/** `tier daemon` in the foreground; resolves once it printed `ready`. */
+async function startDaemon(policy: string, state: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  const d = spawn(process.execPath, ['--import', 'tsx', CLI, 'daemon', policy, '--state-dir', state], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let derr = '';
+  d.stderr!.on('data', (x) => (derr += x));
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    d.stdout!.on('data', (x) => {
+      out += x;
+      if (/^ready$/m.test(out)) resolve();
+    });
+    d.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${derr}`)));
+  });
+  return d;
+}
+
+async function stopDaemon(d: ChildProcess | undefined): Promise<void> {
+  if (d && d.exitCode === null && d.signalCode === null) {
+    d.kill('SIGTERM');
+    await once(d, 'exit');
+  }
+}
+
+const pattern = (n: number, salt: number) => {
+  const b = Buffer.alloc(n);
+  for (let j = 0; j < n; j++) b[j] = (j * 31 + (j >> 12) + salt) & 0xff;
+  return b;
+};
+
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`re-releasing partially recalled files through tier daemon on ${type}`, () => {
     let fs: LoopFs;
@@ -77,8 +110,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       mkdirSync(data);
       const old = new Date(Date.now() - 60 * 86_400_000);
       for (const [i, name] of ['movie.bin', 'held.bin', 'written.bin'].entries()) {
-        const b = Buffer.alloc(SIZE);
-        for (let j = 0; j < SIZE; j++) b[j] = (j * 31 + (j >> 12) + i) & 0xff;
+        const b = pattern(SIZE, i);
         writeFileSync(path(name), b);
         utimesSync(path(name), old, old);
         content.set(name, b);
@@ -93,17 +125,7 @@ policy p on d {
 }
 `,
       );
-      daemon = spawn(process.execPath, ['--import', 'tsx', CLI, 'daemon', policy, '--state-dir', state], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let derr = '';
-      daemon.stderr!.on('data', (d) => (derr += d));
-      let out = '';
-      await new Promise<void>((resolve, reject) => {
-        daemon!.stdout!.on('data', (d) => {
-          out += d;
-          if (/^ready$/m.test(out)) resolve();
-        });
-        daemon!.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${derr}`)));
-      });
+      daemon = await startDaemon(policy, state);
       const acts = await apply(policy, state);
       for (const name of content.keys()) assert.equal(acts.get(name)?.status, 'done', JSON.stringify(acts.get(name)));
       // Each file: one chunk read back (the second), so each is partial.
@@ -113,10 +135,7 @@ policy p on d {
       }
     });
     after(async () => {
-      if (daemon && daemon.exitCode === null) {
-        daemon.kill('SIGTERM');
-        await once(daemon, 'exit');
-      }
+      await stopDaemon(daemon);
       fs?.unmount();
     });
 
@@ -205,3 +224,62 @@ policy p on d {
     });
   });
 }
+
+// FAULT INJECTION (src/engine/fault.ts): the whole daemon is SIGKILLed (fanotify group and
+// marks die with it) right after the record says released, and right after the punch
+// (mtime not yet restored). A new daemon marks the file again from the catalog; it must
+// read back byte-exact, never zeros.
+describe('kill -9 of the daemon while re-releasing a partial file (ext4)', () => {
+  let fs: LoopFs;
+  let daemon: ChildProcess | undefined;
+  let policy: string;
+  let state: string;
+  let data: string;
+  let faultFile: string;
+  before(async () => {
+    fs = mountLoopFs('ext4');
+    data = join(fs.dir, 'data');
+    state = join(fs.scratch, 'state');
+    faultFile = join(fs.scratch, 'fault');
+    mkdirSync(data);
+    policy = join(fs.scratch, 'p.hsmpolicy');
+    writeFileSync(
+      policy,
+      `tier nas { local "${join(fs.scratch, 'tier')}" chunk 1MiB }
+fileset d { root "${data}" }
+policy p on d {
+  rule old: last_mod > 30d -> release to nas
+}
+`,
+    );
+    daemon = await startDaemon(policy, state, { TIER_FAULT_FILE: faultFile });
+  });
+  after(async () => {
+    await stopDaemon(daemon);
+    fs?.unmount();
+  });
+
+  for (const [n, point] of ['partial-after-record', 'partial-after-punch'].entries()) {
+    test(`killed at ${point}: reads back byte-exact through the next daemon`, async () => {
+      const p = join(data, `${point}.bin`);
+      const b = pattern(3 * MiB + 1, n + 7);
+      writeFileSync(p, b);
+      const old = new Date(Date.now() - 60 * 86_400_000);
+      utimesSync(p, old, old);
+      assert.equal((await apply(policy, state)).get(`${point}.bin`)?.status, 'done');
+      assert.ok((await readAt(p, 1.5 * MiB, 10)).equals(b.subarray(1.5 * MiB, 1.5 * MiB + 10)));
+      assert.equal(record(p)?.state, 'partial');
+
+      writeFileSync(faultFile, `${point} 1 daemon`);
+      const died = once(daemon!, 'exit');
+      await tier('apply', policy, '--state-dir', state);
+      await died;
+      assert.equal(existsSync(faultFile), false, 'the fault point was reached');
+      assert.equal(record(p)?.state, 'released', 'record written before the kill');
+      if (point === 'partial-after-punch') assert.equal(statSync(p).blocks, 0);
+
+      daemon = await startDaemon(policy, state, { TIER_FAULT_FILE: faultFile });
+      assert.ok((await readFile(p)).equals(b), 'byte-exact, not zeros');
+    });
+  }
+});

@@ -73,8 +73,10 @@ export async function runApplyRequest(
   req: ApplyRequest,
   progress: (event: unknown) => void,
   signal: AbortSignal,
+  /** Scheduled runs: the policy file in force, not what is on disk now (SIGHUP may have rejected it). */
+  loaded?: PolicyFile,
 ): Promise<ApplyResult> {
-  const pf = loadForRequest(s, req.policyFile);
+  const pf = loaded ?? loadForRequest(s, req.policyFile);
   if (req.policy !== undefined && !pf.policies.some((p) => p.name === req.policy))
     throw new RequestError(`${pf.file}: no policy named "${req.policy}" (policies: ${pf.policies.map((p) => p.name).join(', ') || 'none'})`);
   const now = req.now ?? Date.now();

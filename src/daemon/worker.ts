@@ -48,6 +48,7 @@ export async function runWorker(
         { policyFile: file, policy, dryRun: false },
         (event) => log.debug('scheduled run progress', { op: 'apply', trigger: trigger.kind, event }),
         new AbortController().signal,
+        state.policies.find((pf) => pf.file === file),
       ),
     metricsListen: cfg.metricsListen,
     gcTiers: tiers,

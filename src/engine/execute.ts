@@ -185,10 +185,11 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (!info || info.size !== size) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
     } else {
       const key = newKey();
-      const sha256 = await upload(fd, tier, key, size, st0, absPath, ac.signal);
+      const chunk = tier.tuning?.chunk ?? DEFAULT_CHUNK;
+      const { sha256, sumsSha } = await upload(fd, tier, key, size, chunk, st0, absPath, ac.signal);
       uploaded = size;
       faultPoint('after-verify');
-      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk: tier.tuning?.chunk ?? DEFAULT_CHUNK };
+      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk, sumsSha };
     }
 
     // Last look before anything destructive: lease unbroken, file unchanged.

@@ -29,20 +29,26 @@ export interface StateRecord {
     sha256: string;
     archivedAt: number; // ms since epoch
     chunk: number; // chunk size of the resident bitmap
+    /** SHA-256 (hex) of the `${key}.sums` object (32-byte SHA-256 per chunk). Absent in records
+     *  made before per-chunk sums: those recalls verify only a whole-object GET. */
+    sumsSha?: string;
   };
   /** Bumped on every archive, so a late writer can tell records apart. */
   gen: number;
 }
 
 // Encoding: a positional JSON array, [1, state, pinned 0|1, gen, copy | 0] with copy as
-// [tier, key, size, mtimeNs, sha256, archivedAt, chunk]. Compact on purpose: XFS keeps
+// [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums?] where sums is the sums
+// object's SHA-256 in unpadded base64url (43 bytes instead of 64: a full record stays
+// under 250 bytes). Older records have no 8th element. Compact on purpose: XFS keeps
 // an attribute value up to ~250 bytes inside the inode (measured: 250 in, 260 out), so a
 // released file there has st_blocks 0; the named-field form needed an attribute block.
 // (ext4 with 256-byte inodes holds only ~60 bytes in-inode: one xattr block remains.)
 // decodeRecord also accepts the named-field JSON object form.
 export function encodeRecord(r: StateRecord): Buffer {
   const c = r.copy;
-  const copy = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
+  const copy: unknown[] | 0 = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
+  if (c?.sumsSha && copy) copy.push(Buffer.from(c.sumsSha, 'hex').toString('base64url'));
   return Buffer.from(JSON.stringify([r.v, r.state, r.pinned ? 1 : 0, r.gen, copy]));
 }
 
@@ -53,10 +59,14 @@ function fromArray(a: unknown[]): StateRecord | null {
   if (v !== 1 || typeof state !== 'string' || !STATES.has(state) || typeof gen !== 'number') return null;
   const r: StateRecord = { v: 1, state: state as StateRecord['state'], pinned: pinned === 1, gen };
   if (Array.isArray(copy)) {
-    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk] = copy as unknown[];
+    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums] = copy as unknown[];
     if (typeof tier !== 'string' || typeof key !== 'string' || typeof size !== 'number' || typeof mtimeNs !== 'string') return null;
     if (typeof sha256 !== 'string' || typeof archivedAt !== 'number' || typeof chunk !== 'number') return null;
     r.copy = { tier, key, size, mtimeNs, sha256, archivedAt, chunk };
+    if (sums !== undefined) {
+      if (typeof sums !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sums)) return null;
+      r.copy.sumsSha = Buffer.from(sums, 'base64url').toString('hex');
+    }
   } else if (copy !== 0) return null;
   return r;
 }
@@ -70,11 +80,16 @@ export function decodeRecord(buf: Buffer | null | undefined): StateRecord | null
     const r = parsed as StateRecord;
     if (!r || r.v !== 1 || typeof r.state !== 'string' || typeof r.gen !== 'number') return null;
     if (r.copy && (typeof r.copy.key !== 'string' || typeof r.copy.size !== 'number')) return null;
+    if (r.copy?.sumsSha !== undefined && !/^[0-9a-f]{64}$/.test(r.copy.sumsSha)) return null;
     return r;
   } catch {
     return null;
   }
 }
+
+/** The tier object holding a copy's per-chunk SHA-256 sums (32 bytes each, in chunk order). */
+export const SUMS_SUFFIX = '.sums';
+export const sumsKey = (key: string): string => key + SUMS_SUFFIX;
 
 export function chunkCount(size: number, chunk: number): number {
   return size === 0 ? 0 : Math.ceil(size / chunk);

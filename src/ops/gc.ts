@@ -14,7 +14,9 @@
 //   (first-seen times persist in STATE_DIR/gc-orphans.json) and its own age is past
 //   `keepDeleted` too, so an upload whose record is not written yet is never taken;
 // - only keys of the shape the engine makes (xx/UUID) are ever deleted: foreign objects
-//   sharing a bucket prefix are listed as such and left alone.
+//   sharing a bucket prefix are listed as such and left alone;
+// - a copy's chunk sums `${key}.sums` belong to `${key}`: referenced with it, deleted with
+//   it (after it), and an orphan on their own only when their object is one too (or gone).
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -24,7 +26,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { scanRoot } from '../engine/scan.js';
 import { lgetxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
 
 export const ENGINE_KEY = /^[0-9a-f]{2}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const ORPHANS_FILE = 'gc-orphans.json';
@@ -114,14 +116,18 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
     const mine = refs.get(name) ?? new Set<string>();
     const prevSeen = seen[name] ?? {};
     const nowSeen: Record<string, number> = {};
+    const deletedWith = new Set<string>(); // sums deleted along with their object
     try {
       for await (const obj of tier.list('')) {
         tr.listed++;
-        if (mine.has(obj.key)) {
+        if (deletedWith.has(obj.key)) continue;
+        // A sums object follows its copy's object (same key without the suffix).
+        const base = obj.key.endsWith(SUMS_SUFFIX) ? obj.key.slice(0, -SUMS_SUFFIX.length) : obj.key;
+        if (mine.has(base)) {
           tr.referenced++;
           continue;
         }
-        if (!ENGINE_KEY.test(obj.key)) {
+        if (!ENGINE_KEY.test(base)) {
           tr.foreign++;
           continue;
         }
@@ -130,8 +136,8 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
         const orphan: GcTierResult['orphans'][number] = { key: obj.key, size: obj.size, firstSeen, fate: 'kept: retention' };
         if (!complete) orphan.fate = 'kept: scan incomplete';
         else if (o.now - firstSeen >= keep && age >= keep) {
-          const info = await tier.stat(obj.key);
-          if (referencedAt(info?.meta?.path, name, obj.key)) {
+          const info = (base !== obj.key ? await tier.stat(base) : null) ?? (await tier.stat(obj.key));
+          if (referencedAt(info?.meta?.path, name, base)) {
             tr.referenced++; // moved out of the roots, still in use
             continue;
           }
@@ -139,6 +145,11 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
           else {
             try {
               await tier.delete(obj.key);
+              // Its sums go with it (a missing key deletes fine); listed later, they find it gone.
+              if (base === obj.key) {
+                await tier.delete(sumsKey(obj.key));
+                deletedWith.add(sumsKey(obj.key));
+              }
               orphan.fate = 'deleted';
               result.deleted++;
               result.deletedBytes += obj.size;

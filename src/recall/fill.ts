@@ -1,7 +1,8 @@
 // Fetching one chunk from its tier and making it durable through an event fd.
 //
-// Order (crash-safe resident map): ranged GET (bounded by the tier timeout) ->
-// re-check the file still has the expected size and mtime -> pwrite -> restore mtime
+// Order (crash-safe resident map): ranged GET (bounded by the tier timeout) -> SHA-256
+// against the chunk's sum (the copy's `${key}.sums` object, fetched once per inode and
+// checked against the record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
 // (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
 // persist the map. A chunk whose bit is not set is fetched again, never served.
 // No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
@@ -12,6 +13,8 @@ import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
+import type { Logger } from '../log.js';
+import { chunkCount, sumsKey } from '../engine/state-record.js';
 import { TierError, type Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
@@ -61,6 +64,39 @@ export interface FillEnv {
   tuning: TierTuning;
   sem: Semaphore;
   onBytes(n: number): void;
+  log?: Logger;
+}
+
+const SUM_LEN = 32;
+let warnedUnsummed = false;
+
+/** Fetches `${key}.sums` and checks it against the record; rejects (EIO) when missing, short or different. */
+async function fetchSums(e: InodeEntry, env: FillEnv): Promise<Buffer> {
+  const key = sumsKey(e.copy.key);
+  const want = chunkCount(e.copy.size, e.copy.chunk) * SUM_LEN;
+  const sums = await getWithTimeout(env.tier, key, 0, want, env.tuning.timeoutMs);
+  if (sums.length !== want) throw new TierError('Corrupt', 'get', env.tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
+  if (createHash('sha256').update(sums).digest('hex') !== e.copy.sumsSha) {
+    throw new TierError('Corrupt', 'get', env.tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
+  }
+  return sums;
+}
+
+/** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
+function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
+  if (!e.copy.sumsSha) {
+    if (!warnedUnsummed) {
+      warnedUnsummed = true;
+      env.log?.warn('recall of a copy without chunk sums (archived by an older version): only whole-object GETs are verified; re-archive to add them', { op: 'recall', tier: env.tier.name, key: e.copy.key });
+    }
+    return Promise.resolve(null);
+  }
+  if (e.sums) return Promise.resolve(e.sums);
+  // Shared by concurrent chunk fetches; not cached on failure, so the next event tries again.
+  e.sumsLoading ??= fetchSums(e, env)
+    .then((b) => (e.sums = b))
+    .finally(() => (e.sumsLoading = undefined));
+  return e.sumsLoading;
 }
 
 /** Fetches chunk i (shared with any concurrent reader of it) and makes it durable. */
@@ -82,14 +118,19 @@ async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv
   if (e.resident.has(i)) return;
   const b = chunkBytes(i, e.copy.chunk, e.copy.size);
   const want = b.end - b.start;
-  const data = await getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs);
+  const [sums, data] = await Promise.all([chunkSums(e, env), getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs)]);
   if (data.length !== want) {
     throw new TierError('ShortObject', 'get', env.tier.name, e.copy.key, `range ${b.start}+${want} returned ${data.length} bytes`);
   }
-  // A GET of the whole object can be checked against the record: a replaced or corrupt
-  // object gives EIO, never wrong bytes (test/reliability/tier-faults.test.ts). Chunks of
-  // larger files have no checksum of their own to check.
-  if (b.start === 0 && want === e.copy.size && e.copy.sha256 && createHash('sha256').update(data).digest('hex') !== e.copy.sha256) {
+  // A replaced or corrupt object gives EIO, never wrong bytes (test/reliability/tier-faults.test.ts):
+  // every chunk is checked against its sum; a record without sums (older versions) can
+  // only check a GET of the whole object against the file's SHA-256.
+  const digest = createHash('sha256').update(data).digest();
+  if (sums) {
+    if (!digest.equals(sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
+      throw new TierError('Corrupt', 'get', env.tier.name, e.copy.key, `SHA-256 of chunk ${i} (range ${b.start}+${want}) differs from its sum`);
+    }
+  } else if (b.start === 0 && want === e.copy.size && e.copy.sha256 && digest.toString('hex') !== e.copy.sha256) {
     throw new TierError('Corrupt', 'get', env.tier.name, e.copy.key, `SHA-256 of the object differs from the file's record`);
   }
   env.onBytes(data.length);

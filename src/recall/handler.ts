@@ -125,7 +125,7 @@ export class RecallHandler {
     const tuning = this.d.tuningOf(tier);
     let sem = this.sems.get(tier.name);
     if (!sem) this.sems.set(tier.name, (sem = new Semaphore(Math.max(1, tuning.concurrency))));
-    const env: FillEnv = { tier, tuning, sem, onBytes };
+    const env: FillEnv = { tier, tuning, sem, onBytes, log: this.d.log };
 
     const size = Number(st.size);
     if (!e.diverged && (size !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs)) {

@@ -33,6 +33,9 @@ export interface InodeEntry {
   ra: ReadaheadState;
   /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
   fetching: Map<number, Promise<void>>;
+  /** The copy's per-chunk SHA-256 sums, once fetched and verified (fill.ts); a failed fetch is not cached. */
+  sums?: Buffer;
+  sumsLoading?: Promise<Buffer>;
 }
 
 export type Loaded =

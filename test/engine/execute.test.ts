@@ -12,7 +12,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import type { ObjectMeta, PutResult, Tier } from '../../src/tiers/tier.js';
 import { migrate, NO_RECALL_SERVICE, type ExecDeps } from '../../src/engine/execute.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, sumsKey } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestRecall, type TestRecall } from './test-recall.js';
@@ -89,6 +89,12 @@ for (const type of ['ext4', 'xfs'] as const) {
         assert.equal(rec.copy?.sha256, sha(data));
         assert.equal(rec.copy?.mtimeNs, before.mtimeNs.toString());
         assert.ok((await tier.get(rec.copy!.key)).equals(data), 'tier object == original');
+        // The chunk sums object: one SHA-256 per chunk (the last covers its real length), named by the record.
+        const sums = await tier.get(sumsKey(rec.copy!.key));
+        const want: Buffer[] = [];
+        for (let off = 0; off < data.length; off += rec.copy!.chunk) want.push(createHash('sha256').update(data.subarray(off, off + rec.copy!.chunk)).digest());
+        assert.ok(sums.equals(Buffer.concat(want)), `${p}: chunk sums`);
+        assert.equal(rec.copy?.sumsSha, sha(sums));
       }
       for (const [p, data] of originals) {
         const back = await readFile(p);
@@ -104,10 +110,13 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal(a.status, 'done');
       assert.equal(record(p)?.state, 'archived');
       assert.ok(statSync(p).blocks > 0, 'archive keeps the data');
+      const sumsSha = record(p)?.copy?.sumsSha;
+      assert.match(sumsSha ?? '', /^[0-9a-f]{64}$/);
       const r = await migrate(p, 'nas', 'release', deps);
       assert.equal(r.status, 'done', r.message);
       assert.equal(r.uploaded, 0);
       assert.equal(r.key, a.key);
+      assert.equal(record(p)?.copy?.sumsSha, sumsSha, 'the reused copy keeps its chunk sums');
       assert.ok(statSync(p, { bigint: true }).blocks <= xattrBlocks);
       const again = await migrate(p, 'nas', 'release', deps);
       assert.equal(again.status, 'skipped');

@@ -37,3 +37,21 @@ test('malformed records are not trusted', () => {
     assert.equal(decodeRecord(Buffer.from(bad)), null, bad);
   }
 });
+
+test('chunk sums: the sums SHA-256 round-trips in base64url; a full record with it stays < 250 bytes', () => {
+  const withSums: StateRecord = { ...full, copy: { ...full.copy!, sumsSha: 'f0'.repeat(31) + '0e' } };
+  const enc = encodeRecord(withSums);
+  assert.deepEqual(decodeRecord(enc), withSums);
+  assert.ok(enc.length < 250, String(enc.length));
+  assert.deepEqual(decodeRecord(Buffer.from(JSON.stringify(withSums))), withSums, 'named-field form');
+});
+
+test('chunk sums: a record without them (older format) still decodes, without sumsSha', () => {
+  const old = Buffer.from('[1,"released",0,2,["t","ab/k",10,"5","' + 'a'.repeat(64) + '",1,4194304]]');
+  const r = decodeRecord(old);
+  assert.equal(r?.copy?.key, 'ab/k');
+  assert.equal('sumsSha' in r!.copy!, false);
+  for (const bad of ['1', '"short"', '"' + '!'.repeat(43) + '"']) {
+    assert.equal(decodeRecord(Buffer.from('[1,"released",0,2,["t","ab/k",10,"5","x",1,4194304,' + bad + ']]')), null, bad);
+  }
+});

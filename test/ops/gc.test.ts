@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { LocalTier } from '../../src/tiers/local.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, sumsKey, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { newKey } from '../../src/engine/execute.js';
 import { collectGarbage, ENGINE_KEY, ORPHANS_FILE } from '../../src/ops/gc.js';
 import { retentionByTier } from '../../src/ops/gc-run.js';
@@ -174,6 +174,52 @@ policy p3 on f { rule r: size > 0 -> archive to c }`,
       'p',
     ).policy!;
     assert.deepEqual(Object.fromEntries(retentionByTier(pf)), { a: 14 * D, b: 14 * D, c: 30 * D });
+  });
+});
+
+describe('tier gc: chunk sums objects follow their copy', () => {
+  test('referenced with their object, deleted with it, an orphan alone only when their object is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tier-gc-sums-'));
+    try {
+      const d = join(dir, 'data');
+      const t = join(dir, 'tier');
+      mkdirSync(d);
+      mkdirSync(t);
+      const lt = new LocalTier('cold', t);
+      const put = async (key: string, path: string) => {
+        const buf = Buffer.from(key);
+        await lt.put(key, Readable.from([buf]), buf.length, { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length, path, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+        const old = new Date(Date.now() - 10 * D);
+        utimesSync(join(t, key), old, old);
+      };
+      const live = newKey();
+      const dead = newKey();
+      const lone = newKey(); // its object is already gone
+      await put(live, join(d, 'live'));
+      await put(sumsKey(live), join(d, 'live'));
+      await put(dead, join(d, 'dead'));
+      await put(sumsKey(dead), join(d, 'dead'));
+      await put(sumsKey(lone), join(d, 'lone'));
+      const rec: StateRecord = { v: 1, state: 'released', pinned: false, gen: 1, copy: { tier: 'cold', key: live, size: 1, mtimeNs: '0', sha256: '0', archivedAt: 0, chunk: 4 << 20 } };
+      writeFileSync(join(d, 'live'), 'x');
+      const fd = openSync(join(d, 'live'), 'r');
+      fsetxattr(fd, XATTR_STATE, encodeRecord(rec), join(d, 'live'));
+      closeSync(fd);
+      const go = (now: number) =>
+        collectGarbage({ tiers: new Map([['cold', lt]]), keepDeleted: new Map([['cold', KEEP]]), catalogRefs: [], roots: [d], stateDir: join(dir, 'state'), now, dryRun: false });
+      const first = await go(Date.now());
+      assert.equal(first.tiers[0]!.referenced, 2, 'the live object and its sums');
+      assert.equal(first.tiers[0]!.foreign, 0, 'sums of engine keys are not foreign');
+      assert.deepEqual(first.tiers[0]!.orphans.map((o) => o.key).sort(), [dead, sumsKey(dead), sumsKey(lone)].sort());
+      const r = await go(Date.now() + KEEP + 1000);
+      // `dead`'s sums go along with it (counted with their object when the listing meets them after it).
+      assert.ok(r.deleted >= 2, JSON.stringify(r.tiers[0]!.orphans));
+      assert.equal(r.tiers[0]!.orphans.find((o) => o.key === dead)?.fate, 'deleted');
+      for (const k of [dead, sumsKey(dead), sumsKey(lone)]) assert.equal(existsSync(join(t, k)), false, `${k} deleted`);
+      for (const k of [live, sumsKey(live)]) assert.ok(existsSync(join(t, k)), `${k} kept`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR, type TierTuning } from '../../src/dsl/ast.js';
-import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, decodeRecord, encodeRecord, sumsKey, type StateRecord } from '../../src/engine/state-record.js';
+import { ChunkSums } from '../../src/engine/upload.js';
 import { createGroup, type GroupMode } from '../../src/kernel/fanotify.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';
@@ -97,8 +98,9 @@ export function pattern(size: number, seed = 1): Buffer {
 }
 
 /**
- * Writes `data` at `name` (mode `fileMode`), uploads it, and releases it: mark, punch,
- * record, restore mtime. Returns the path.
+ * Writes `data` at `name` (mode `fileMode`), uploads it with its chunk sums object (as the
+ * engine does; `sums: false` makes a record of the older format without them), and
+ * releases it: mark, punch, record, restore mtime. Returns the path.
  */
 export async function makeReleased(
   h: Harness,
@@ -106,6 +108,7 @@ export async function makeReleased(
   data: Buffer,
   fileMode = 0o644,
   mark: (fd: number) => void = (fd) => h.svc.markReleased(fd),
+  opts: { sums?: boolean } = {},
 ): Promise<string> {
   const path = join(h.fs.dir, name);
   writeFileSync(path, data, { mode: fileMode });
@@ -113,6 +116,14 @@ export async function makeReleased(
   const sha256 = createHash('sha256').update(data).digest('hex');
   const meta = { sha256, size: data.length, path, mode: fileMode, uid: 0, gid: 0, mtimeMs: Number(MTIME_NS / 1_000_000n) };
   await h.tier.put(key, Readable.from([data]), data.length, meta);
+  let sumsSha: string | undefined;
+  if (opts.sums !== false) {
+    const cs = new ChunkSums(h.tuning.chunk);
+    cs.update(data);
+    const sums = cs.digest();
+    sumsSha = createHash('sha256').update(sums).digest('hex');
+    await h.tier.put(sumsKey(key), Readable.from([sums]), sums.length, { ...meta, sha256: sumsSha, size: sums.length });
+  }
   const fd = openSync(path, 'r+');
   try {
     mark(fd);
@@ -124,7 +135,7 @@ export async function makeReleased(
       state: 'released',
       pinned: false,
       gen: 1,
-      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: h.tuning.chunk },
+      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: h.tuning.chunk, ...(sumsSha ? { sumsSha } : {}) },
     };
     fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
     futimens(fd, nsToTimespec(MTIME_NS), nsToTimespec(MTIME_NS), path);

@@ -135,17 +135,14 @@ describe('S3 tier faults during recall (real RGW behind a fault-injection proxy)
     await expectEio('corrupt', 'corrupt object');
   });
 
-  test(
-    'object overwritten with wrong bytes of the same size (multi-chunk file): EIO',
-    { todo: 'chunked recalls cannot be verified: the record holds one whole-file SHA-256 and no per-chunk checksums, so src/recall/fill.ts writes and ALLOWs each 4 MiB chunk as fetched (the reader gets the wrong bytes of the first chunk)' },
-    async () => {
-      const f = files.get('corruptBig')!;
-      const wrong = join(fs.scratch, 'corrupt-big.bytes');
-      writeFileSync(wrong, pattern(f.size, 998));
-      s3Curl(env, 'PUT', objectPath('corruptBig'), ['--data-binary', `@${wrong}`]);
-      await expectEio('corruptBig', 'corrupt object');
-    },
-  );
+  // Each chunk is checked against its SHA-256 in the `${key}.sums` object (src/recall/fill.ts).
+  test('object overwritten with wrong bytes of the same size (multi-chunk file): EIO', async () => {
+    const f = files.get('corruptBig')!;
+    const wrong = join(fs.scratch, 'corrupt-big.bytes');
+    writeFileSync(wrong, pattern(f.size, 998));
+    s3Curl(env, 'PUT', objectPath('corruptBig'), ['--data-binary', `@${wrong}`]);
+    await expectEio('corruptBig', 'corrupt object');
+  });
 
   test('server stalled, then stopped: EIO within the tier timeout; back up: reads recover by themselves', async () => {
     proxy.stall();

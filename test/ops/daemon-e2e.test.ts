@@ -224,4 +224,44 @@ describe('daemon operations end to end', () => {
     assert.equal((await d.stop()).code, 0);
     d = undefined;
   });
+
+  test('cooldown: a file read back after release is not released again by the next runs; metrics also on --metrics-listen', async () => {
+    const data = join(fs.dir, 'cool');
+    const tierDir = join(fs.scratch, 'tier-cool');
+    const state = join(fs.scratch, 'state-cool');
+    mkdirSync(data);
+    mkdirSync(tierDir);
+    const hot = join(data, 'hot.bin');
+    const content = pattern(256 * 1024, 77);
+    writeFileSync(hot, content);
+    const policy = join(fs.scratch, 'cool.hsmpolicy');
+    writeFileSync(
+      policy,
+      `tier slow { local "${tierDir}" }\nfileset data { root "${data}" }\n` +
+        `policy rel on data {\n  schedule "*/1 * * * * *"\n  cooldown 1h\n  rule all: size > 0B -> release to slow\n}\n`,
+    );
+    d = startDaemon([policy], state, ['--metrics-listen', '127.0.0.1:0']);
+    await d.ready;
+    const listening = await d.waitLog((l) => l.msg === 'metrics listening');
+    const url = `http://${String(listening.address)}/metrics`;
+    await until('released by the schedule', () => rec(hot)?.state === 'released');
+    assert.ok(readFileSync(hot).equals(content), 'reads back (a recall, logged)');
+    const runs = async () => Number(/^tier_policy_runs_total\{policy="rel",trigger="schedule",outcome="ok"\} (\d+)$/m.exec(await getMetrics(state))?.[1] ?? 0);
+    const after = await runs();
+    await until('three more scheduled runs', async () => (await runs()) >= after + 3, 20_000);
+    assert.notEqual(rec(hot)?.state, 'released', 'held back by the cooldown');
+    assert.ok(statSync(hot).blocks * 512 >= content.length, 'its data stays on disk');
+    const viaPort = await new Promise<string>((resolve, reject) => {
+      request(url, (res) => {
+        let t = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (t += c));
+        res.on('end', () => resolve(t));
+      }).on('error', reject).end();
+    });
+    assert.match(viaPort, /^tier_recalls_total [1-9]\d*$/m, 'the loopback port serves the same registry');
+    assert.match(viaPort, /^tier_migrations_total\{action="release",outcome="done"\} 1$/m, 'released once only');
+    assert.equal((await d.stop()).code, 0);
+    d = undefined;
+  });
 });

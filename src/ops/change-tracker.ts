@@ -11,9 +11,9 @@
 //   scan (logged), as are writers that keep a file open for days and a queue overflow;
 // - deletes and renames are not tracked here (they need FID reporting); `tier gc` finds
 //   orphans by scanning, and renames keep their key in the xattr anyway.
-import { closeSync, fstatSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, read, readlinkSync, statSync } from 'node:fs';
 import { FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CLOSE_WRITE, FAN_MARK_ADD, FAN_MARK_FILESYSTEM, FAN_NONBLOCK, FAN_Q_OVERFLOW, decodeEvents } from '../kernel/fanotify.js';
-import { fanotifyInit, fanotifyMark, fgetxattr, pollReadable, readNb, type PollHandle } from '../kernel/libc.js';
+import { fanotifyInit, fanotifyMark, fgetxattr, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
 import { deriveState } from '../engine/facts.js';
 import type { Logger } from '../log.js';
@@ -41,6 +41,7 @@ export interface ChangeTrackerOptions {
 export class ChangeTracker {
   private fd = -1;
   private poll: PollHandle | null = null;
+  private reading = false;
   private readonly buf = Buffer.alloc(64 * 1024);
   private roots: string[] = [];
   /** Roots actually watched (a root on the root filesystem is not). */
@@ -75,17 +76,26 @@ export class ChangeTracker {
   stop(): void {
     this.poll?.close();
     this.poll = null;
+    if (this.reading) return; // closed when the read in flight returns
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
 
+  /**
+   * One read at a time, on the libuv threadpool, never on the main thread: the kernel opens
+   * an event fd for each event, and for a file this process holds a write lease on (the
+   * engine mid-release) that open waits for the lease break, which only the engine's SIGIO
+   * handler on the main thread can end. A read there stalled the whole worker until
+   * lease-break-time (45 s; the supervisor killed it at 15 s: test/reliability/races.test.ts).
+   */
   private drain(): void {
-    for (;;) {
-      let n: number;
-      try {
-        n = readNb(this.fd, this.buf);
-      } catch (e) {
-        this.o.log.warn('change tracking: read failed', { op: 'read', err: e });
+    if (this.reading || this.fd < 0) return;
+    this.reading = true;
+    read(this.fd, this.buf, 0, this.buf.length, null, (err, n) => {
+      this.reading = false;
+      if (!this.poll) return this.stop();
+      if (err) {
+        if (err.code !== 'EAGAIN') this.o.log.warn('change tracking: read failed', { op: 'read', err });
         return;
       }
       if (n <= 0) return;
@@ -102,7 +112,8 @@ export class ChangeTracker {
           closeSync(ev.fd);
         }
       }
-    }
+      this.drain();
+    });
   }
 
   private inspect(fd: number): void {

@@ -5,7 +5,7 @@
 // test/daemon/harness.ts.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO } from '../daemon/harness.js';
@@ -49,7 +49,11 @@ export function startDistDaemon(policy: string, stateDir: string, env: Record<st
   let err = '';
   let out = '';
   // Keep draining stderr (a full pipe would stall the daemon), keep only the tail.
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (err = (err + c).slice(-32_000)));
+  const copy = process.env.TIER_TEST_DAEMON_LOG; // debugging: keep the daemon's whole stderr
+  proc.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    if (copy) appendFileSync(copy, c);
+    err = (err + c).slice(-32_000);
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
   const ready = new Promise<void>((res, rej) => {
     proc.stdout!.setEncoding('utf8').on('data', (c: string) => {

@@ -122,7 +122,13 @@ describe('kill -9 of the daemon during migration (fault injection at named point
   });
 
   test('tier gc removes the orphans the kills left (objects uploaded but never recorded)', async () => {
-    const referenced = new Set([...expected.keys()].map((p) => recordOf(p)?.copy?.key).filter((k): k is string => !!k));
+    // Each copy is its object plus, when the record names one, its per-chunk sums object.
+    const referenced = new Set(
+      [...expected.keys()].flatMap((p) => {
+        const c = recordOf(p)?.copy;
+        return !c ? [] : c.sumsSha ? [c.key, `${c.key}.sums`] : [c.key];
+      }),
+    );
     const gcPolicy = join(fs.scratch, 'gc.hsmpolicy');
     writeFileSync(
       gcPolicy,

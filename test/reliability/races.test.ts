@@ -37,6 +37,7 @@ interface Tracked {
   expect: Buffer;
   version: number;
   mutating: boolean;
+  paused: boolean;
 }
 
 function resized(b: Buffer, size: number): Buffer {
@@ -63,7 +64,7 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
       const path = join(data, `f${i}-0.bin`);
       const expect = pattern(50_000 + i * 150_000, 700 + i);
       writeFileSync(path, expect);
-      files.push({ path, expect, version: 0, mutating: false });
+      files.push({ path, expect, version: 0, mutating: false, paused: false });
     }
     policy = join(fs.scratch, 'races.hsmpolicy');
     writeFileSync(
@@ -142,16 +143,26 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
       if (!got.equals(f.expect)) bad.push(`${who}: ${path}: read ${got.length} bytes (sha ${sha256(got).slice(0, 12)}), last write has ${f.expect.length} (sha ${sha256(f.expect).slice(0, 12)})`);
     };
 
+    // Every 25 steps a lane and its reader leave the file alone until an apply releases it, so files do
+    // get released mid-run and the mutations that follow hit released files.
+    let applied: () => void = () => {};
+    let nextApply = new Promise<void>((res) => (applied = res));
     const lanes = files.map(async (f, i) => {
       const r = rng(1000 + i);
       for (let step = 1; step <= OPS_PER_LANE; step++) {
         if (r(3) === 0) await judgeRead(f, `lane ${i}`);
         await mutate(f, r, step);
+        if (step % 25 === 0) {
+          f.paused = true; // readers too; past the recall cooldown (1 s) an apply releases it
+          for (let k = 0; k < 100 && recordOf(f.path)?.state !== 'released'; k++) await nextApply;
+          f.paused = false;
+        }
       }
     });
     const readers = files.map(async (f, i) => {
       while (!stop) {
-        await judgeRead(f, `reader ${i}`);
+        if (f.paused) await nextApply;
+        else await judgeRead(f, `reader ${i}`);
         await new Promise((r) => setImmediate(r)); // a skipped read awaits nothing: let I/O run
       }
     });
@@ -166,6 +177,8 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
           })
           .catch((e: Error) => bad.push(`apply: ${e.message}`));
         counts.apply!++;
+        applied();
+        nextApply = new Promise<void>((res) => (applied = res));
       }
     })();
 
@@ -174,7 +187,7 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
     await Promise.all([...readers, applier]);
     console.log('race counts', JSON.stringify(counts));
     assert.deepEqual(bad, []);
-    assert.ok(counts.released! > 0, `releases happened during the run (${counts.released})`);
+    assert.ok(counts.released! >= FILES, `releases happened during the run (${counts.released})`);
     assert.ok(counts.judged! > 200, `enough reads were judged (${counts.judged})`);
 
     // Release everything once more, then check each record against the last write before any read.

@@ -1,5 +1,5 @@
 // Kill -9 during migration (issue 7): the whole daemon (supervisor and worker, so the
-// fanotify group and every mark die with it) is SIGKILLed at one of ten named points of the
+// fanotify group and every mark die with it) is SIGKILLed at one of eleven named points of the
 // release protocol (src/engine/fault.ts: FAULT INJECTION, armed per round through a file),
 // on the 1st..Nth file or 1 MiB upload chunk of the round: 50+ distinct kill points.
 // After each kill a new daemon starts and we check, before reading anything:
@@ -24,7 +24,7 @@ const MiB = 1024 * 1024;
 // One round's files: every point is passed once per file, 'upload-chunk' once per MiB read.
 const SIZES = [1, 4097, 300_000, MiB, 2 * MiB + 7];
 const CHUNK_HITS = SIZES.reduce((n, s) => n + Math.max(1, Math.ceil(s / MiB)), 0);
-const POINTS = ['after-mark', 'after-lease', 'upload-chunk', 'after-put', 'after-verify', 'after-xattr', 'after-punch', 'after-futimens', 'after-catalog', 'before-unlock'];
+const POINTS = ['after-mark', 'after-lease', 'upload-chunk', 'after-put', 'after-put-sums', 'after-verify', 'after-xattr', 'after-punch', 'after-futimens', 'after-catalog', 'before-unlock'];
 // TIER_TEST_POINTS=a,b narrows the rounds while debugging.
 const ONLY = process.env.TIER_TEST_POINTS?.split(',');
 const ROUNDS: { point: string; nth: number }[] = POINTS.filter((p) => !ONLY || ONLY.includes(p)).flatMap((point) =>

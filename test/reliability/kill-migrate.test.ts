@@ -31,7 +31,14 @@ const ROUNDS: { point: string; nth: number }[] = POINTS.filter((p) => !ONLY || O
   Array.from({ length: point === 'upload-chunk' ? CHUNK_HITS : SIZES.length }, (_, i) => ({ point, nth: i + 1 })),
 );
 
-describe('kill -9 of the daemon during migration (fault injection at named points)', () => {
+// xfs keeps the record inside the inode: the destructive steps once more there (20 rounds).
+const XFS_POINTS = new Set(['after-xattr', 'after-punch', 'after-futimens', 'after-catalog']);
+const CASES = [
+  { type: 'ext4' as const, rounds: ROUNDS },
+  { type: 'xfs' as const, rounds: ROUNDS.filter((r) => XFS_POINTS.has(r.point)) },
+];
+
+for (const { type, rounds } of CASES.filter((c) => c.rounds.length > 0)) describe(`kill -9 of the daemon during migration, ${type} (fault injection at named points)`, () => {
   let fs: LoopFs;
   let stateDir: string;
   let tierDir: string;
@@ -48,7 +55,7 @@ describe('kill -9 of the daemon during migration (fault injection at named point
 
   before(async () => {
     ensureDist();
-    fs = mountLoopFs('ext4', 256);
+    fs = mountLoopFs(type, type === 'xfs' ? 320 : 256);
     stateDir = join(fs.scratch, 'state');
     tierDir = join(fs.scratch, 'tier');
     faultFile = join(fs.scratch, 'fault');
@@ -79,10 +86,10 @@ describe('kill -9 of the daemon during migration (fault injection at named point
     }
   }
 
-  test(`${ROUNDS.length} kill points: files read back byte-exact, never released without a verified copy`, async () => {
-    if (!ONLY) assert.ok(ROUNDS.length >= 50);
+  test(`${rounds.length} kill points: files read back byte-exact, never released without a verified copy`, async () => {
+    if (!ONLY && type === 'ext4') assert.ok(rounds.length >= 50);
     const fired = new Map<string, number>();
-    for (const [r, { point, nth }] of ROUNDS.entries()) {
+    for (const [r, { point, nth }] of rounds.entries()) {
       const dir = join(fs.dir, 'data', `r${r}`);
       mkdirSync(dir);
       const paths = SIZES.map((size, i) => {
@@ -116,12 +123,13 @@ describe('kill -9 of the daemon during migration (fault injection at named point
       }
       await checkAtRest(paths, `${where}, after re-apply`);
     }
-    assert.deepEqual([...fired.keys()], ONLY ?? POINTS);
+    assert.deepEqual([...fired.keys()], [...new Set(rounds.map((x) => x.point))]);
     // Everything, once more, through the last daemon.
     for (const [p, sha] of expected) assert.equal(await shaOfFile(p), sha, `${p} byte-exact at the end`);
   });
 
-  test('tier gc removes the orphans the kills left (objects uploaded but never recorded)', async () => {
+  // Orphans come from kills between the upload and the record: the ext4 rounds only.
+  if (type === 'ext4') test('tier gc removes the orphans the kills left (objects uploaded but never recorded)', async () => {
     // Each copy is its object plus, when the record names one, its per-chunk sums object.
     const referenced = new Set(
       [...expected.keys()].flatMap((p) => {
@@ -152,7 +160,7 @@ describe('kill -9 of the daemon during migration (fault injection at named point
     for (const [p, sha] of expected) assert.equal(await shaOfFile(p), sha, `${p} still byte-exact after gc`);
   });
 
-  test('interrupted uploads leave no temp files on the local tier after gc', { todo: 'nothing calls Tier.sweepTemp: `tier gc` (src/ops/gc.ts) lists objects only, so .tmp-* files of puts killed mid-upload stay forever' }, () => {
+  if (type === 'ext4') test('interrupted uploads leave no temp files on the local tier after gc', { todo: 'nothing calls Tier.sweepTemp: `tier gc` (src/ops/gc.ts) lists objects only, so .tmp-* files of puts killed mid-upload stay forever' }, () => {
     const leftovers: string[] = [];
     const walk = (d: string) => {
       for (const e of readdirSync(d, { withFileTypes: true })) {

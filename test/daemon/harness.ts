@@ -49,7 +49,8 @@ export function runCli(args: string[]): Promise<{ code: number | null; stdout: s
   let stderr = '';
   p.stdout!.on('data', (c) => (stdout += c));
   p.stderr!.on('data', (c) => (stderr += c));
-  return new Promise((resolve) => p.on('exit', (code) => resolve({ code, stdout, stderr })));
+  // 'close', not 'exit': the pipes may still hold output when the process exits.
+  return new Promise((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 export function startDaemon(policyFiles: string[], stateDir: string, extra: string[] = [], o: CliOptions = {}): DaemonProc {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
+import { runCli } from '../daemon/harness.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'src/cli/main.ts');
@@ -20,15 +21,8 @@ const MiB = 1024 * 1024;
 const SIZE = 5 * MiB + 4321; // six 1 MiB chunks, the last one short
 const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
 
-function tier(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  // Async: the daemon answers recalls of files this test reads, so never block the loop.
-  const c = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT });
-  let out = '';
-  let err = '';
-  c.stdout.on('data', (d) => (out += d));
-  c.stderr.on('data', (d) => (err += d));
-  return once(c, 'close').then(([code]) => ({ code: code as number | null, out, err }));
-}
+// Async: the daemon answers recalls of files this test reads, so never block the loop.
+const tier = (...args: string[]) => runCli(args).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
 interface Action {
   path: string;

@@ -143,27 +143,31 @@ describe('hostile input', () => {
         `const { renameSync } = require('node:fs'); const { join } = require('node:path');
          const nap = new Int32Array(new SharedArrayBuffer(4));
          const steps = [['stash', 'victim.bin'], ['link', 'stash2'], ['victim.bin', 'stash'], ['stash2', 'victim.bin'], ['victim.bin', 'link']];
-         for (;;) for (const [a, b] of steps) { for (const d of process.argv.slice(1)) renameSync(join(d, a), join(d, b)); Atomics.wait(nap, 0, 0, 1); }`,
+         let first = true;
+         for (;;) for (const [a, b] of steps) { for (const d of process.argv.slice(1)) renameSync(join(d, a), join(d, b)); if (first) { first = false; console.log('go'); } Atomics.wait(nap, 0, 0, 1); }`,
         ...dirs,
       ],
-      { stdio: 'ignore' },
+      { stdio: ['ignore', 'pipe', 'ignore'] },
     );
+    await new Promise<void>((res) => swapper.stdout!.once('data', () => res())); // swapping has begun
     const statuses = new Map<string, number>();
+    const attempts = () => [...statuses].filter(([k]) => !k.startsWith('apply error')).reduce((n, [, v]) => n + v, 0);
     try {
-      for (let i = 0; i < 6; i++) {
+      for (let i = 0; i < 40 && attempts() < 20; i++) {
         await (await connectDaemon(stateDir))!
           .apply({ policyFile: policy, dryRun: false }, (e) => {
             const ev = e as { path?: string; status?: string; message?: string };
             const k = `${ev.status}: ${(ev.message ?? '').replace(/^.*: /, '')}`;
             if (ev.path?.startsWith('swap/')) statuses.set(k, (statuses.get(k) ?? 0) + 1);
           })
-          .catch(() => {});
+          .catch((e: Error) => statuses.set(`apply error: ${e.message}`, (statuses.get(`apply error: ${e.message}`) ?? 0) + 1));
       }
     } finally {
       swapper.kill('SIGKILL');
       await new Promise((r) => swapper.once('exit', r));
     }
     console.log('swap outcomes', JSON.stringify([...statuses])); // e.g. "failed: is a symlink"
+    assert.ok(attempts() >= 20, `the applies met the swapped files (${JSON.stringify([...statuses])})`);
     assert.equal(recordOf(secret), null, 'no record was ever written through the symlink');
     assert.ok(statSync(secret).blocks * 512 >= secretContent.length, 'the target was never punched');
     assert.ok(readFileSync(secret).equals(secretContent));

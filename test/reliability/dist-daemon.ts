@@ -37,6 +37,8 @@ export interface Daemon {
   ready: Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr(): string;
+  /** Every warn/error log line so far (stderr() keeps only the tail). */
+  warnings: string[];
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -48,11 +50,13 @@ export function startDistDaemon(policy: string, stateDir: string, env: Record<st
   });
   let err = '';
   let out = '';
+  const warnings: string[] = [];
   // Keep draining stderr (a full pipe would stall the daemon), keep only the tail.
   const copy = process.env.TIER_TEST_DAEMON_LOG; // debugging: keep the daemon's whole stderr
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => {
     if (copy) appendFileSync(copy, c);
     err = (err + c).slice(-32_000);
+    for (const line of c.split('\n')) if (/"level":"(warn|error)"/.test(line)) warnings.push(line);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
   const ready = new Promise<void>((res, rej) => {
@@ -68,6 +72,7 @@ export function startDistDaemon(policy: string, stateDir: string, env: Record<st
     ready,
     exited,
     stderr: () => err,
+    warnings,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return exited;

@@ -199,4 +199,15 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
     assert.ok(files.some((f) => recordOf(f.path)?.state === 'released'));
     for (const f of files) assert.ok((await readFile(f.path)).equals(f.expect), `${f.path} recalls byte-exact`);
   });
+
+  test(
+    'every migration gives its lease up at once when a writer opens the file',
+    {
+      todo:
+        'intermittent (2 of 7 runs here): a release under this load sometimes ignores the lease break, the writer waits the whole lease-break-time (45 s) and the engine then logs "unlock failed ... F_UNLCK ... EAGAIN" (seen on a file just written after a recall, while the change tracker marked it dirty); cause not found yet',
+    },
+    () => {
+      assert.deepEqual(daemon.warnings.filter((l) => /unlock failed/.test(l)), []);
+    },
+  );
 });

@@ -92,7 +92,14 @@ function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
     return Promise.resolve(null);
   }
   if (e.sums) return Promise.resolve(e.sums);
-  // Shared by concurrent chunk fetches; not cached on failure, so the next event tries again.
+  // A fetch begun by an earlier event may be one doomed by an outage that has since ended:
+  // if it fails, this event makes one fresh attempt of its own rather than inherit the error.
+  if (e.sumsLoading) return e.sumsLoading.catch(() => loadSums(e, env));
+  return loadSums(e, env);
+}
+
+/** Shared by concurrent chunk fetches; not cached on failure, so a later event tries again. */
+function loadSums(e: InodeEntry, env: FillEnv): Promise<Buffer> {
   e.sumsLoading ??= fetchSums(e, env)
     .then((b) => (e.sums = b))
     .finally(() => (e.sumsLoading = undefined));

@@ -125,6 +125,7 @@ for (const type of ['ext4', 'xfs'] as const) {
         sw.down = false;
       }
       const ok = await run('cat', [path]);
+      assert.equal(ok.stderr.toString(), '');
       assert.ok(ok.stdout.equals(data));
     });
   });

@@ -12,16 +12,9 @@ export interface Bucket {
   bytes: number;
 }
 
-export interface RunView {
-  id: number;
-  policyFile: string;
-  policy: string | null;
-  dryRun: boolean;
-  startedAt: number;
-  finishedAt: number | null;
+export interface RunView extends RunRow {
   durationMs: number | null;
   outcome: 'ok' | 'failed' | 'unfinished';
-  summary: unknown;
 }
 
 export interface Report {
@@ -108,15 +101,9 @@ export function buildReport(inp: ReportInputs): Report {
 
 function runView(r: RunRow): RunView {
   return {
-    id: r.id,
-    policyFile: r.policyFile,
-    policy: r.policy,
-    dryRun: r.dryRun,
-    startedAt: r.startedAt,
-    finishedAt: r.finishedAt,
+    ...r,
     durationMs: r.finishedAt === null ? null : r.finishedAt - r.startedAt,
     outcome: r.finishedAt === null ? 'unfinished' : failures(r.summary) > 0 ? 'failed' : 'ok',
-    summary: r.summary,
   };
 }
 

@@ -4,14 +4,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon, DaemonError, type DaemonClient } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
-import { pattern, startDaemon, writePolicy, type DaemonProc } from './harness.js';
+import { pattern, startDaemon, daemonLayout, type DaemonProc } from './harness.js';
 
 function raw(sock: string, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
@@ -29,19 +29,13 @@ describe('control socket', () => {
   let fs: LoopFs;
   let stateDir: string;
   let data: string;
-  let tierDir: string;
   let policy: string;
   let d: DaemonProc;
   let client: DaemonClient;
 
   before(async () => {
     fs = mountLoopFs('ext4');
-    stateDir = join(fs.scratch, 'state');
-    tierDir = join(fs.scratch, 'tier');
-    data = join(fs.dir, 'data');
-    mkdirSync(data);
-    mkdirSync(tierDir);
-    policy = writePolicy(fs.scratch, data, tierDir);
+    ({ stateDir, data, policy } = daemonLayout(fs));
     d = startDaemon([policy], stateDir);
     await d.ready;
     client = (await connectDaemon(stateDir))!;

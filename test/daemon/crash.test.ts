@@ -7,12 +7,12 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, writePolicy } from './harness.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, writePolicy } from './harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,12 +47,8 @@ for (const fsType of ['ext4', 'xfs'] as const) {
 
     before(async () => {
       fs = mountLoopFs(fsType);
-      stateDir = join(fs.scratch, 'state');
-      tierDir = join(fs.scratch, 'tier');
-      const data = join(fs.dir, 'data');
-      mkdirSync(data);
-      mkdirSync(tierDir);
-      policy = writePolicy(fs.scratch, data, tierDir);
+      let data: string;
+      ({ stateDir, tierDir, data, policy } = daemonLayout(fs));
       for (let i = 0; i < 3; i++) {
         const path = join(data, `big${i}.bin`);
         const original = join(fs.scratch, `big${i}.orig`);

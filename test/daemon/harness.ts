@@ -3,7 +3,7 @@
 // daemon's start-up marking has something to mark without going through the engine.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, mkdirSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -117,6 +117,16 @@ export function startDaemon(policyFiles: string[], stateDir: string, extra: stri
       return exited;
     },
   };
+}
+
+/** The usual daemon test layout on a loop fs: data dir on it, state and tier dirs beside it, a release-all policy. */
+export function daemonLayout(fs: { dir: string; scratch: string }): { stateDir: string; tierDir: string; data: string; policy: string } {
+  const stateDir = join(fs.scratch, 'state');
+  const tierDir = join(fs.scratch, 'tier');
+  const data = join(fs.dir, 'data');
+  mkdirSync(data);
+  mkdirSync(tierDir);
+  return { stateDir, tierDir, data, policy: writePolicy(fs.scratch, data, tierDir) };
 }
 
 /** A policy whose only tier is a local directory; `rule` decides what apply does. */

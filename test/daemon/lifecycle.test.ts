@@ -10,7 +10,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { RecallLog, recallLogPath } from '../../src/ops/recall-log.js';
-import { pattern, releaseByHand, startDaemon, writePolicy } from './harness.js';
+import { pattern, releaseByHand, startDaemon, daemonLayout } from './harness.js';
 
 describe('tier daemon lifecycle', () => {
   let fs: LoopFs;
@@ -22,12 +22,7 @@ describe('tier daemon lifecycle', () => {
 
   before(async () => {
     fs = mountLoopFs('ext4');
-    stateDir = join(fs.scratch, 'state');
-    tierDir = join(fs.scratch, 'tier');
-    data = join(fs.dir, 'data');
-    mkdirSync(data);
-    mkdirSync(tierDir);
-    policy = writePolicy(fs.scratch, data, tierDir);
+    ({ stateDir, tierDir, data, policy } = daemonLayout(fs));
     for (const [i, size] of [3 * 1024 * 1024 + 17, 4096, 1].entries()) {
       const path = join(data, `f${i}.bin`);
       const content = pattern(size, i + 1);

@@ -2,10 +2,10 @@
 // so a read right after it gets the data, never zeros (the reason systemd runs it).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, releaseByHand, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
+import { pattern, releaseByHand, runCli, startDaemon, daemonLayout, type DaemonProc } from '../daemon/harness.js';
 
 describe('tier wait-ready', () => {
   let fs: LoopFs;
@@ -25,12 +25,7 @@ describe('tier wait-ready', () => {
   });
 
   test('started before the daemon, it returns once released files are marked: they read back', async () => {
-    const state = join(fs.scratch, 'state');
-    const tierDir = join(fs.scratch, 'tier');
-    const data = join(fs.dir, 'data');
-    mkdirSync(data);
-    mkdirSync(tierDir);
-    const policy = writePolicy(fs.scratch, data, tierDir);
+    const { stateDir: state, tierDir, data, policy } = daemonLayout(fs);
     const files = [0, 1, 2].map((i) => {
       const p = join(data, `f${i}`);
       writeFileSync(p, pattern((64 + i) * 4096, 90 + i));

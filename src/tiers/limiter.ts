@@ -108,8 +108,9 @@ export class Limiter {
     return this.bytes !== null || this.reqs !== null;
   }
 
-  get bytesLimited(): boolean {
-    return this.bytes !== null;
+  /** The byte rate in force; undefined when bytes are not limited. */
+  get bytesPerSec(): number | undefined {
+    return this.bytes?.rate;
   }
 
   /** Total milliseconds requests of `cls` spent waiting for tokens. */

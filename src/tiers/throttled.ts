@@ -4,7 +4,8 @@
 //
 // Charging: each call costs one request before it starts (list: one per page of 1000
 // keys); bytes are charged as they move: put bodies and getStream bodies per piece of at
-// most 256 KiB (so a recall never waits behind more than one batch piece), get(range) by
+// most 256 KiB and at most one second of rate (so a recall never waits behind more than
+// one batch piece, and a paced S3 stream never idles past its socket timeout), get(range) by
 // the range length before the call (whole object: by the bytes returned, after it).
 // Batch calls also take a slot among the batch calls in flight for as long as they run.
 // Waits honour the caller's AbortSignal (TierError 'Aborted'). Closing any view closes the
@@ -15,6 +16,7 @@ import { LimiterAborted, type Cost, type LimitClass, type Limiter } from './limi
 import { TierError, type ByteRange, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
 
 export const PIECE = 256 * 1024;
+const MIN_PIECE = 4096;
 const LIST_PAGE = 1000;
 
 export interface TierViews {
@@ -165,14 +167,16 @@ export class ThrottledTier implements Tier {
 
   /** `body` paced piece by piece; as is when no byte rate is set. Destroying the result stops the pacing. */
   private metered(body: Readable, op: string, key: string, signal: AbortSignal | undefined): Readable {
-    if (!this.limiter.bytesLimited) return body;
+    const rate = this.limiter.bytesPerSec;
+    if (rate === undefined) return body;
+    const size = Math.max(MIN_PIECE, Math.min(PIECE, Math.floor(rate)));
     const stop = new AbortController();
     const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     const pace = async function* (self: ThrottledTier): AsyncGenerator<Buffer> {
       for await (const chunk of body as AsyncIterable<Buffer | string>) {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        for (let at = 0; at < buf.length; at += PIECE) {
-          const piece = buf.subarray(at, at + PIECE);
+        for (let at = 0; at < buf.length; at += size) {
+          const piece = buf.subarray(at, at + size);
           await self.charge(op, key, { bytes: piece.length }, both);
           yield piece;
         }

@@ -72,6 +72,15 @@ describe('throttled tier', () => {
     await v.interactive.close();
   });
 
+  test('at a small rate, pieces are at most one second of it: 24 KiB at 8 KiB/s takes at least 2 s, not one debt', async () => {
+    const v = views('slow', { bytesPerSec: 8 * 1024 });
+    const data = randomBytes(24 * 1024);
+    const t0 = performance.now();
+    const res = await v.batch.put('s', bodyOf(data), data.length, metaFor(data));
+    assert.ok(performance.now() - t0 >= 1950, `took ${performance.now() - t0} ms`);
+    assert.equal(res.sha256, sha(data));
+  });
+
   test('tpslimit: 20 stats at 10 requests/s take at least 1 s', async () => {
     const v = views('tps', { requestsPerSec: 10 });
     const t0 = performance.now();

@@ -113,9 +113,10 @@ export class Limiter {
     return this.bytes?.rate;
   }
 
-  /** Total milliseconds requests of `cls` spent waiting for tokens. */
+  /** Milliseconds requests of `cls` have spent waiting for tokens, waits in progress included (never decreases). */
   waitedMs(cls: LimitClass): number {
-    return this.waited[cls];
+    const now = this.clock.now();
+    return this.queues[cls].reduce((sum, w) => sum + (now - w.since), this.waited[cls]);
   }
 
   /** Resolves when `cost` may be spent; rejects with LimiterAborted on `signal` or close(). */
@@ -150,6 +151,8 @@ export class Limiter {
     this.closed = true;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
+    const now = this.clock.now();
+    for (const w of [...this.queues.interactive, ...this.queues.batch]) this.waited[w.cls] += now - w.since;
     for (const w of [...this.queues.interactive, ...this.queues.batch, ...this.slotWaiters]) {
       w.unlisten();
       w.reject(new LimiterAborted('tier closed'));
@@ -164,6 +167,7 @@ export class Limiter {
       const onAbort = () => {
         const i = q.indexOf(w);
         if (i >= 0) q.splice(i, 1);
+        if (q !== this.slotWaiters) this.waited[cls] += this.clock.now() - w.since;
         reject(new LimiterAborted('aborted'));
         kick(); // the head may have changed
       };

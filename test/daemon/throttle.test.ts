@@ -97,6 +97,32 @@ describe('per-tier rate limits in the daemon', () => {
     }
   });
 
+  test('SIGHUP with the limit lifted lets a run held back by bwlimit 1KiB finish at once', async () => {
+    const dir = join(data, 'hup');
+    mkdirSync(dir);
+    const f = { path: join(dir, 'f.bin'), content: pattern(256 * 1024, 60) };
+    writeFileSync(f.path, f.content);
+    const hupState = join(fs.scratch, 'hup-state');
+    // At 1 KiB/s this release would take over 4 minutes.
+    const policy = writePolicy(fs.scratch, dir, tierDir, 'size > 0B -> release to slow', 'bwlimit 1KiB', 'hup.hsmpolicy');
+    const d = startDaemon([policy], hupState);
+    try {
+      await d.ready;
+      const run = runCli(['apply', policy, '--state-dir', hupState]);
+      while (metricValue(await fetchMetrics(hupState), 'tier_throttle_wait_seconds_total', 'tier="slow",class="batch"') === 0) await sleep(50);
+      writePolicy(fs.scratch, dir, tierDir, 'size > 0B -> release to slow', '', 'hup.hsmpolicy');
+      d.proc.kill('SIGHUP');
+      await d.waitLog((l) => l.msg === 'policies reloaded');
+      const r = await Promise.race([run, sleep(30_000).then(() => null)]);
+      assert.ok(r, 'the run was still held back 30 s after the reload');
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(stateOf(f.path), 'released');
+      assert.equal(sha((await cat(f.path)).out), sha(f.content));
+    } finally {
+      assert.equal((await d.stop()).code, 0);
+    }
+  });
+
   test('without a daemon, `tier apply` archiving 12 MiB to a bwlimit 4MiB tier takes >= 2 s', async (t) => {
     const dir = join(data, 'cli');
     mkdirSync(dir);

@@ -57,6 +57,7 @@ describe('limiter', () => {
     await l.acquire('batch', { bytes: 1000 }); // empty the bucket
     const batch = Array.from({ length: 5 }, () => track(l, clock, 'batch', { bytes: 500 }));
     await clock.advance(100);
+    assert.equal(l.waitedMs('batch'), 5 * 100); // waits in progress count already
     const inter = track(l, clock, 'interactive', { bytes: 500 });
     await clock.advance(10_000);
     assert.equal(inter.at, 500);

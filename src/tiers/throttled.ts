@@ -3,7 +3,7 @@
 // 'interactive' for the recall service, 'batch' for migration and gc.
 //
 // Charging: each call costs one request before it starts (list: one per page of 1000
-// keys); bytes are charged as they move: put bodies and getStream bodies per piece of at
+// keys; a multipart put its parts plus two); bytes are charged as they move: put bodies and getStream bodies per piece of at
 // most 256 KiB and at most one second of rate (so a recall never waits behind more than
 // one batch piece, and a paced S3 stream never idles past its socket timeout), get(range) by
 // the range length before the call (whole object: by the bytes returned, after it).
@@ -62,7 +62,7 @@ export class ThrottledTier implements Tier {
 
   put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {
     return this.call('put', key, signal, async () => {
-      await this.charge('put', key, { requests: 1 }, signal);
+      await this.charge('put', key, { requests: putRequests(this.inner, size) }, signal);
       return this.inner.put(key, this.metered(body, 'put', key, signal), size, meta, signal);
     });
   }
@@ -189,4 +189,14 @@ export class ThrottledTier implements Tier {
     });
     return out;
   }
+}
+
+/**
+ * Requests a put makes: one, or for a tier with parts (S3: `partSize`) above one part,
+ * create + parts + complete, so `tpslimit` counts what the server sees.
+ */
+export function putRequests(tier: Tier, size: number): number {
+  const part = (tier as { partSize?: unknown }).partSize;
+  if (typeof part !== 'number' || !(part > 0) || size <= part) return 1;
+  return Math.ceil(size / part) + 2;
 }

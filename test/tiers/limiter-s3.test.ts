@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_TUNING } from '../../src/dsl/ast.js';
-import { createTierViews } from '../../src/tiers/index.js';
+import { createTierViews, LocalTier, ThrottledTier } from '../../src/tiers/index.js';
+import { putRequests } from '../../src/tiers/throttled.js';
 import { freshBucket, s3TestDecl, s3TestEnv } from '../helpers/rgw.js';
 import { bodyOf, metaFor } from './contract.js';
 
@@ -33,6 +34,24 @@ describe('rate-limited s3 tier', () => {
     const s = (performance.now() - t0) / 1000;
     assert.ok(s >= 1.45, `25 puts took ${s.toFixed(2)} s`);
     for (const [i, d] of objs.entries()) assert.equal(sha(await v.interactive.get(`small/${i}`, { offset: 0, length: d.length })), sha(d));
+  });
+
+  test('tpslimit counts the parts of a multipart put: after a 20 MiB put (5 requests) at 2/s, a stat waits the debt out', async () => {
+    const w = createTierViews(s3TestDecl(freshBucket(env, 'parts'), { tuning: { ...DEFAULT_TUNING, timeoutMs: 10_000, tpslimit: 2 } }));
+    try {
+      const data = randomBytes(20 * MiB); // 8 MiB parts: create + 3 parts + complete
+      const inner = (w.batch as ThrottledTier).inner;
+      assert.equal(putRequests(inner, data.length), 5);
+      assert.equal(putRequests(inner, 8 * MiB), 1); // one PutObject up to a part
+      assert.equal(putRequests(new LocalTier('l', '/nonexistent'), data.length), 1);
+      const t0 = performance.now();
+      assert.equal((await w.batch.put('p', bodyOf(data), data.length, metaFor(data))).sha256, sha(data));
+      assert.equal((await w.batch.stat('p'))?.size, data.length);
+      // 2 of burst, then a debt of 3 plus the stat's own request at 2/s.
+      assert.ok(performance.now() - t0 >= 1950, `put + stat took only ${(performance.now() - t0).toFixed(0)} ms`);
+    } finally {
+      await w.batch.close();
+    }
   });
 
   test('bwlimit 8MiB: a 20 MiB multipart put and its streamed read are paced and exact', async () => {

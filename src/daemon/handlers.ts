@@ -17,10 +17,14 @@ import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import type { MarkResult } from './startup-marks.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { DaemonOps } from '../ops/daemon-ops.js';
+import type { DaemonTiers } from './tier-views.js';
 
 export interface WorkerState {
   cfg: WorkerConfig;
+  /** The batch views of the daemon's tiers (views.batch): migration and gc traffic. */
   tiers: Map<string, Tier>;
+  /** Both views and the limiters (the recall service has views.interactive). */
+  views: DaemonTiers;
   policies: PolicyFile[];
   catalog: Catalog;
   recall: RecallService;

@@ -5,11 +5,10 @@ import { readFileSync } from 'node:fs';
 import type { PolicyFile, RecallSettings, TierDecl } from '../dsl/ast.js';
 import { formatDiagnostic, hasErrors } from '../dsl/diagnostics.js';
 import { parsePolicy } from '../dsl/index.js';
-import { createTier } from '../tiers/index.js';
-import type { Tier } from '../tiers/tier.js';
+import { DaemonTiers } from './tier-views.js';
 
 export type Loaded =
-  | { ok: true; policies: PolicyFile[]; tiers: Map<string, Tier>; decls: Map<string, TierDecl>; settings: RecallSettings }
+  | { ok: true; policies: PolicyFile[]; tiers: DaemonTiers; decls: Map<string, TierDecl>; settings: RecallSettings }
   | { ok: false; message: string };
 
 /** Parses and validates every file; tiers of the same name must be declared identically. */
@@ -46,8 +45,8 @@ export async function loadPolicies(files: string[]): Promise<Loaded> {
         problems.push(`${d.span.file}:${d.span.line}:${d.span.col}: tier "${d.name}" differs from ${at(prev)}`);
     }
   if (problems.length) return { ok: false, message: problems.join('\n') };
-  const tiers = new Map<string, Tier>();
-  for (const [name, d] of decls) tiers.set(name, createTier(d));
+  const tiers = new DaemonTiers();
+  for (const d of decls.values()) tiers.add(d);
   const wholeFileFor = new Set<string>();
   for (const pf of parsed.policies) for (const c of pf.recall.wholeFileFor) wholeFileFor.add(c);
   return { ok: true, policies: parsed.policies, tiers, decls, settings: { wholeFileFor: [...wholeFileFor] } };

@@ -1,9 +1,9 @@
 // SIGHUP: re-read the policy files. Invalid files are rejected with their diagnostics and
 // the old policies keep running. New tiers are added to the live registry (the recall
 // service shares the Map); a tier whose storage changed under the same name is refused,
-// since released files name their tier in their records: that needs a restart.
+// since released files name their tier in their records: that needs a restart. Rate
+// limits (bwlimit, tpslimit) of open tiers take the new values at once.
 import type { Logger } from '../log.js';
-import { createTier } from '../tiers/index.js';
 import type { TierDecl } from '../dsl/ast.js';
 import type { WorkerState } from './handlers.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
@@ -30,7 +30,8 @@ export function reloadPolicies(s: WorkerState, log: Logger): boolean {
       }
       if (!old && !added.some((a) => a.name === t.name)) added.push(t);
     }
-  for (const t of added) s.tiers.set(t.name, createTier(t));
+  for (const t of added) s.views.add(t);
+  s.views.retune(parsed.policies.flatMap((pf) => pf.tiers));
   s.policies = parsed.policies;
   s.ops.reload(parsed.policies);
   log.info('policies reloaded', { op: 'reload', files: s.cfg.policyFiles, newTiers: added.map((t) => t.name) });

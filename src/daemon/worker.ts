@@ -1,6 +1,7 @@
 // The worker: everything the daemon does that can crash. It gets the fanotify group as
 // fd 3 from the supervisor and, in this order: loads the policies (refusing to start on
-// errors), opens the tiers, the catalog and the recall log, starts the recall service
+// errors), opens the tiers (each behind its rate limiter: recalls interactive, runs and
+// gc batch), the catalog and the recall log, starts the recall service
 // (which first answers what a dead predecessor left, then serves), marks every
 // released/partial file the catalog knows (first worker of a group only), opens the
 // control socket, starts the schedules, and only then tells the supervisor `ready`.
@@ -34,7 +35,8 @@ export async function runWorker(
 ): Promise<RunningWorker> {
   const loaded = await loadPolicies(cfg.policyFiles);
   if (!loaded.ok) throw new StartError(loaded.message);
-  const { tiers, settings } = loaded;
+  const { tiers: views, settings } = loaded;
+  const tiers = views.batch; // engine and gc; recalls go through views.interactive
   const catalog = openCatalog(join(cfg.stateDir, 'catalog.db'));
   let control: ControlServer | null = null;
   // Scheduler, recall log (tier report, anti-thrash cool-down) and metrics.
@@ -54,11 +56,12 @@ export async function runWorker(
     gcTiers: tiers,
     catalog,
     queueDepth: (): Record<string, number> => ({ recall: recall.stats().inFlight, control: control?.activeRequests ?? 0 }),
+    throttleWaits: () => views.throttleWaits(),
   });
   const recall: RecallService = new RecallService({
     groupFd: cfg.groupFd,
     mode: cfg.mode,
-    tiers,
+    tiers: views.interactive,
     settings,
     inflightPath: cfg.inflightPath,
     log,
@@ -67,6 +70,7 @@ export async function runWorker(
   const state: WorkerState = {
     cfg,
     tiers,
+    views,
     policies: loaded.policies,
     catalog,
     recall,
@@ -105,7 +109,7 @@ export async function runWorker(
       send({ type: 'quiesced' });
       await ops.stop();
       catalog.close();
-      await Promise.allSettled([...tiers.values()].map((t) => t.close()));
+      await views.close();
     },
   };
 }

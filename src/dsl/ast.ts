@@ -31,6 +31,10 @@ export interface TierTuning {
   readahead: number; // bytes, default 16 MiB
   timeoutMs: number; // default 30 s
   concurrency: number; // default 8
+  /** Bytes per second for all traffic to the tier (recalls first); absent: unlimited. */
+  bwlimit?: number;
+  /** Requests per second to the tier; absent: unlimited. */
+  tpslimit?: number;
 }
 
 export const DEFAULT_TUNING: TierTuning = {

@@ -27,7 +27,10 @@ function printTier(t: TierDecl): string[] {
   }
   const u = t.tuning;
   lines.push(`  chunk ${formatSize(u.chunk)}`, `  readahead ${formatSize(u.readahead)}`, `  timeout ${formatDuration(u.timeoutMs)}`);
-  lines.push(`  concurrency ${u.concurrency}`, '}');
+  lines.push(`  concurrency ${u.concurrency}`);
+  if (u.bwlimit !== undefined) lines.push(`  bwlimit ${formatSize(u.bwlimit)}`);
+  if (u.tpslimit !== undefined) lines.push(`  tpslimit ${u.tpslimit}`);
+  lines.push('}');
   return lines;
 }
 

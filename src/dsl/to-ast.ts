@@ -10,6 +10,7 @@ import {
   type RecallSettings,
   type Span,
   type TierDecl,
+  type TierTuning,
 } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { node, nodes, token } from './cst.js';
@@ -33,6 +34,8 @@ export const TIER_OPTIONS = [
   'readahead',
   'timeout',
   'concurrency',
+  'bwlimit',
+  'tpslimit',
 ] as const;
 const S3_ONLY = new Set(['bucket', 'prefix', 'endpoint', 'region', 'storage_class', 'profile', 'path_style', 'checksum']);
 export const FILESET_OPTIONS = ['root', 'include', 'exclude'] as const;
@@ -90,7 +93,7 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
     return undefined;
   }
   const kind = kinds[0]!;
-  const tuning = { ...DEFAULT_TUNING };
+  const tuning: TierTuning = { ...DEFAULT_TUNING };
   const s3: Partial<Record<string, unknown>> = {};
   for (const s of settings) {
     if (kind.key === 'local' && S3_ONLY.has(s.key)) {
@@ -99,7 +102,8 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
     }
     switch (s.key) {
       case 'chunk':
-      case 'readahead': {
+      case 'readahead':
+      case 'bwlimit': {
         const v = readQuantity(s, 'size', accept);
         if (v !== undefined) tuning[s.key] = v;
         break;
@@ -109,9 +113,10 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
         if (v !== undefined) tuning.timeoutMs = v;
         break;
       }
-      case 'concurrency': {
+      case 'concurrency':
+      case 'tpslimit': {
         const v = readCount(s, accept);
-        if (v !== undefined) tuning.concurrency = v;
+        if (v !== undefined) tuning[s.key] = v;
         break;
       }
       case 'path_style':

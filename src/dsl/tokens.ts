@@ -63,6 +63,8 @@ export const Chunk = kw('chunk', OPT);
 export const Readahead = kw('readahead', OPT);
 export const Timeout = kw('timeout', OPT);
 export const Concurrency = kw('concurrency', OPT);
+export const Bwlimit = kw('bwlimit', OPT);
+export const Tpslimit = kw('tpslimit', OPT);
 
 // Fileset options.
 export const Root = kw('root', OPT);
@@ -158,7 +160,7 @@ export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, grou
 const keywords: TokenType[] = [
   Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, True, False,
   Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
-  Chunk, Readahead, Timeout, Concurrency, Root, Include, Exclude, Schedule, Timezone,
+  Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Include, Exclude, Schedule, Timezone,
   When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
 ].sort((a, b) => String(b.PATTERN).length - String(a.PATTERN).length);
 

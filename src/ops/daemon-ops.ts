@@ -41,6 +41,8 @@ export interface DaemonOpsOptions {
   /** "PORT" or "HOST:PORT", loopback only; absent: metrics only on the control socket. */
   metricsListen?: string;
   queueDepth?: () => Record<string, number>;
+  /** Seconds waited for each tier's rate limits, by class, since start (src/daemon/tier-views.ts). */
+  throttleWaits?: () => { tier: string; cls: string; seconds: number }[];
   /** The daemon's open tiers: when given, orphan objects are collected on a timer per policy file. */
   gcTiers?: Map<string, Tier>;
   /** When given, writes to archived files under the fileset roots mark their rows dirty at once. */
@@ -211,6 +213,11 @@ export class DaemonOps {
   private collect(): void {
     const q = this.o.queueDepth?.() ?? {};
     for (const [queue, n] of Object.entries(q)) this.metrics.queueDepth.set({ queue }, n);
+    for (const w of this.o.throttleWaits?.() ?? []) {
+      const labels = { tier: w.tier, class: w.cls };
+      const have = this.metrics.throttleWait.get(labels);
+      if (w.seconds > have) this.metrics.throttleWait.inc(labels, w.seconds - have);
+    }
     for (const s of this.scheduler.status()) {
       const have = this.metrics.runsSkipped.get({ policy: s.policy });
       if (s.skipped > have) this.metrics.runsSkipped.inc({ policy: s.policy }, s.skipped - have);

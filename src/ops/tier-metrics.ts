@@ -23,6 +23,7 @@ export interface TierMetrics {
   runsSkipped: Counter; // tier_policy_runs_skipped_total{policy}
   gcDeleted: Counter; // tier_gc_objects_deleted_total{tier}
   dirtied: Counter; // tier_files_dirtied_total
+  throttleWait: Counter; // tier_throttle_wait_seconds_total{tier,class}
 }
 
 export function createTierMetrics(registry = new Registry()): TierMetrics {
@@ -41,6 +42,11 @@ export function createTierMetrics(registry = new Registry()): TierMetrics {
     runsSkipped: registry.counter('tier_policy_runs_skipped_total', 'Policy runs skipped because the previous one was still going.', ['policy']),
     gcDeleted: registry.counter('tier_gc_objects_deleted_total', 'Orphan objects deleted by garbage collection, by tier.', ['tier']),
     dirtied: registry.counter('tier_files_dirtied_total', 'Archived files seen written (now dirty) by change tracking.'),
+    throttleWait: registry.counter(
+      'tier_throttle_wait_seconds_total',
+      "Time tier requests waited for the tier's bwlimit/tpslimit, by tier and class (interactive: recalls; batch: migration, gc).",
+      ['tier', 'class'],
+    ),
   };
 }
 

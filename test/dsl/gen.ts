@@ -58,7 +58,7 @@ export function validPolicy(r: Rand): string {
   const out: string[] = [];
   const tiers = Array.from({ length: 1 + int(r, 3) }, (_, i) => `t${i}`);
   for (const t of tiers) {
-    const opts = [`chunk ${pick(r, ['1MiB', '4MiB', '8MB'])}`, `timeout ${1 + int(r, 60)}s`, `concurrency ${1 + int(r, 16)}`, `readahead ${size(r)}`].filter(() => r() < 0.5);
+    const opts = [`chunk ${pick(r, ['1MiB', '4MiB', '8MB'])}`, `timeout ${1 + int(r, 60)}s`, `concurrency ${1 + int(r, 16)}`, `readahead ${size(r)}`, `bwlimit ${size(r)}`, `tpslimit ${1 + int(r, 100)}`].filter(() => r() < 0.5);
     if (r() < 0.5) out.push(`tier ${t} { local "/tiers/${t}" ${opts.join(' ')} }`);
     else {
       const s3 = [`endpoint "http://127.0.0.1:${7000 + int(r, 999)}"`, `region "us-east-1"`, `path_style ${pick(r, ['true', 'false'])}`, `checksum ${pick(r, ['when_required', 'when_supported'])}`, `storage_class "STANDARD"`, `profile "p"`];

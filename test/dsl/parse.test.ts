@@ -142,6 +142,20 @@ describe('constructs', () => {
     assert.deepEqual(pf.tiers[0]!.tuning, { chunk: 1024 ** 2, readahead: 2e6, timeoutMs: 120_000, concurrency: 3 });
   });
 
+  test('rate limits: bwlimit (a size per second) and tpslimit (requests per second), absent when unset', () => {
+    const pf = ok('tier t { local "/x" bwlimit 50MiB tpslimit 20 }\ntier u { s3 bucket "b" bwlimit 1.5MB }\ntier v { local "/y" }');
+    assert.deepEqual([pf.tiers[0]!.tuning.bwlimit, pf.tiers[0]!.tuning.tpslimit], [50 * 1024 ** 2, 20]);
+    assert.deepEqual([pf.tiers[1]!.tuning.bwlimit, pf.tiers[1]!.tuning.tpslimit], [1.5e6, undefined]);
+    assert.deepEqual(Object.keys(pf.tiers[2]!.tuning).sort(), ['chunk', 'concurrency', 'readahead', 'timeoutMs']);
+    const printed = printPolicy(pf);
+    assert.match(printed, /^  bwlimit 50MiB$/m);
+    assert.match(printed, /^  tpslimit 20$/m);
+    assert.match(printed, /^  bwlimit 1500KB$/m);
+    const again = parsePolicy(printed, 'printed');
+    assert.deepEqual(again.diagnostics, []);
+    assert.deepEqual(again.policy!.tiers.map((t) => t.tuning), pf.tiers.map((t) => t.tuning));
+  });
+
   test('several roots, repeated root/include/exclude lines add up; trailing slash dropped', () => {
     const pf = ok('fileset f { root "/a/", "/b" root "/c" include "x/**" include "y/**" exclude "**/*.o" }');
     const f = pf.filesets[0]!;

@@ -1,6 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChangeTracker, type DirtyFile } from '../../src/ops/change-tracker.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
@@ -28,6 +29,11 @@ function archive(path: string, content: string): void {
   }
 }
 
+/** Appends from another process: the tracker ignores events its own process causes. */
+function appendOther(path: string, text: string): void {
+  execFileSync('sh', ['-c', 'printf %s "$1" >> "$2"', 'sh', text, path]);
+}
+
 before(() => {
   fs = mountLoopFs('ext4', 32);
 });
@@ -51,11 +57,11 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     try {
       assert.deepEqual(tracker.watched, [root]);
       // Events arrive in order: the ones that must be ignored come first.
-      appendFileSync(join(root, 'plain.txt'), ' more');
-      appendFileSync(join(other, 'b.dat'), ' changed');
-      closeSync(openSync(join(root, 'untouched.dat'), 'r+')); // CLOSE_WRITE without a change
+      appendOther(join(root, 'plain.txt'), ' more');
+      appendOther(join(other, 'b.dat'), ' changed');
+      execFileSync('sh', ['-c', ': >> "$1"', 'sh', join(root, 'untouched.dat')]); // CLOSE_WRITE without a change
       const arrived = new Promise<void>((r) => (wake = r));
-      appendFileSync(join(root, 'a.dat'), ' and a change');
+      appendOther(join(root, 'a.dat'), ' and a change');
       // Not a speed assertion: the cap only keeps a broken tracker from hanging the suite.
       const cap = setTimeout(() => wake?.(), 10_000);
       await arrived;
@@ -96,7 +102,7 @@ describe('change tracking inside DaemonOps', () => {
     const ops = new DaemonOps({ stateDir: join(fs.scratch, 'state'), policies: [pf], log, catalog: cat, runPolicy: async () => {} });
     try {
       await ops.start();
-      appendFileSync(file, ' then v2');
+      appendOther(file, ' then v2');
       // Polls the catalog; the cap only keeps a broken tracker from hanging the suite.
       for (let i = 0; i < 500 && cat.get(Number(st.dev), Number(st.ino))?.state !== 'dirty'; i++) await sleep(20);
       const row = cat.get(Number(st.dev), Number(st.ino))!;

@@ -220,6 +220,8 @@ export function writeAll(fd: number, buf: Buffer, syscall = 'write'): void {
 }
 
 export interface PollHandle {
+  /** Watches again after stop() (libuv polls level-triggered: stop while a read is pending). */
+  start(): void;
   stop(): void;
   close(): void;
   ref(): void;
@@ -228,7 +230,15 @@ export interface PollHandle {
 
 /** Calls cb whenever fd is readable (libuv poll). Keep the returned handle referenced. */
 export function pollReadable(fd: number, cb: () => void): PollHandle {
-  return koffi.node.poll(fd, { readable: true, writable: false, disconnect: false }, () => cb());
+  const opts = { readable: true, writable: false, disconnect: false };
+  const h = koffi.node.poll(fd, opts, () => cb());
+  return {
+    start: () => h.start(opts, () => cb()),
+    stop: () => h.stop(),
+    close: () => h.close(),
+    ref: () => h.ref(),
+    unref: () => h.unref(),
+  };
 }
 
 export const EAGAIN = 11;

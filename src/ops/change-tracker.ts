@@ -112,16 +112,17 @@ export class ChangeTracker {
    * stall the worker's main thread, which answers recall events).
    */
   private drain(): void {
-    if (this.reading || this.pause || this.fd < 0) return;
+    if (this.reading || this.pause || this.fd < 0 || !this.poll) return;
     this.reading = true;
+    this.poll.stop(); // level-triggered: it would fire on every loop turn until the read is done
     read(this.fd, this.buf, 0, this.buf.length, null, (err, n) => {
       this.reading = false;
       if (!this.poll) return this.stop();
-      if (err) {
-        if (err.code !== 'EAGAIN') this.o.log.warn('change tracking: read failed', { op: 'read', err });
+      if (err || n <= 0) {
+        if (err && err.code !== 'EAGAIN') this.o.log.warn('change tracking: read failed', { op: 'read', err });
+        this.poll.start();
         return;
       }
-      if (n <= 0) return;
       for (const ev of decodeFidEvents(this.buf, n)) {
         if (ev.mask & FAN_Q_OVERFLOW) {
           this.o.log.warn('change tracking: queue overflow, events lost; a reconcile scan catches up', { op: 'read' });
@@ -137,7 +138,7 @@ export class ChangeTracker {
       }
       this.pause = setTimeout(() => {
         this.pause = null;
-        this.drain();
+        this.poll?.start();
       }, READ_PAUSE_MS);
     });
   }

@@ -110,7 +110,9 @@ export class ChangeRouter {
       return;
     }
     const rec = r.record;
-    if (!r.isFile || !rec?.copy || rec.state === 'dirty') return; // unmanaged, or known dirty
+    // A record that says dirty already (the recall service finished a written released
+    // file) is still reported: the catalog row may not know yet (trackDirty dedupes).
+    if (!r.isFile || !rec?.copy) return; // unmanaged
     if (deriveState(rec, { size: r.size, mtimeNs: r.mtimeNs }) !== 'dirty') return;
     if (r.path === null || !this.roots.some((root) => r.path!.startsWith(root))) return; // not managed here
     this.sink.onDirty({ path: r.path, dev: r.dev, ino: r.ino, size: r.size, mtimeNs: r.mtimeNs, record: rec });

@@ -10,7 +10,7 @@
 // - delete: a child that is gone (ESTALE) or has no name left (nlink 0) is a delete; one
 //   that lives on (another hard link) is not;
 // - rename: old and new dir+name in one FAN_RENAME event, the child's FID with it.
-import type { FidEvent, FileId } from '../kernel/fanotify-fid.js';
+import type { DirEntry, FidEvent, FileId } from '../kernel/fanotify-fid.js';
 import { fidKey, inoFromHandle } from '../kernel/fanotify-fid.js';
 import { FAN_ATTRIB, FAN_CLOSE_WRITE, FAN_DELETE, FAN_MODIFY, FAN_ONDIR, FAN_RENAME } from '../kernel/fanotify.js';
 import { deriveState } from '../engine/facts.js';
@@ -54,7 +54,7 @@ export interface ChangeSink {
 const CONTENT = FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE;
 
 export class ChangeRouter {
-  private pending = new Map<string, { w: WatchedFs; id: FileId }>();
+  private pending = new Map<string, { w: WatchedFs; id: FileId; entry?: DirEntry }>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -71,7 +71,7 @@ export class ChangeRouter {
     try {
       if (ev.mask & FAN_RENAME) this.renamed(w, ev);
       if (ev.mask & FAN_DELETE && !(ev.mask & FAN_ONDIR)) this.deleted(w, ev);
-      if (ev.mask & CONTENT && !(ev.mask & FAN_ONDIR) && ev.fid) this.later(w, ev.fid);
+      if (ev.mask & CONTENT && !(ev.mask & FAN_ONDIR) && ev.fid) this.later(w, ev.fid, ev.dir && 'name' in ev.dir ? ev.dir : undefined);
     } catch (e) {
       this.log.warn('change tracking: event not handled', { op: opOf(ev.mask), err: e });
     }
@@ -83,8 +83,9 @@ export class ChangeRouter {
     this.pending.clear();
   }
 
-  private later(w: WatchedFs, id: FileId): void {
-    this.pending.set(fidKey(id), { w, id });
+  private later(w: WatchedFs, id: FileId, entry?: DirEntry): void {
+    const key = fidKey(id);
+    this.pending.set(key, { w, id, entry: entry ?? this.pending.get(key)?.entry });
     this.timer ??= setTimeout(() => this.flush(), DEBOUNCE_MS);
   }
 
@@ -93,16 +94,16 @@ export class ChangeRouter {
     this.timer = null;
     const batch = [...this.pending.values()];
     this.pending.clear();
-    for (const { w, id } of batch) {
+    for (const { w, id, entry } of batch) {
       try {
-        this.inspect(w, id);
+        this.inspect(w, id, entry);
       } catch (e) {
         this.log.warn('change tracking: event not handled', { op: 'inspect', err: e });
       }
     }
   }
 
-  private inspect(w: WatchedFs, id: FileId): void {
+  private inspect(w: WatchedFs, id: FileId, entry?: DirEntry): void {
     const r = resolveHandle(w, id, true);
     if (r.gone) {
       // Its last name went away since (unlink, or a rename onto it): a delete.
@@ -114,8 +115,11 @@ export class ChangeRouter {
     // file) is still reported: the catalog row may not know yet (trackDirty dedupes).
     if (!r.isFile || !rec?.copy) return; // unmanaged
     if (deriveState(rec, { size: r.size, mtimeNs: r.mtimeNs }) !== 'dirty') return;
-    if (r.path === null || !this.roots.some((root) => r.path!.startsWith(root))) return; // not managed here
-    this.sink.onDirty({ path: r.path, dev: r.dev, ino: r.ino, size: r.size, mtimeNs: r.mtimeNs, record: rec });
+    // The fd's own path is the current one; a dentry the handle could not connect has none:
+    // then the parent dir + name of the event.
+    const path = r.path ?? (entry ? entryPath(w, entry, entry.name) : null);
+    if (path === null || !this.roots.some((root) => path.startsWith(root))) return; // not managed here
+    this.sink.onDirty({ path, dev: r.dev, ino: r.ino, size: r.size, mtimeNs: r.mtimeNs, record: rec });
   }
 
   private deleted(w: WatchedFs, ev: FidEvent): void {

@@ -199,6 +199,29 @@ describe('what tracking does to the catalog', () => {
     }
   });
 
+  test('an older catalog without deleted_at gets the column, its rows live', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const file = join(fs.scratch, 'old', 'catalog.db');
+    mkdirSync(join(fs.scratch, 'old'));
+    const db = new Database(file);
+    db.exec(`CREATE TABLE files (dev INTEGER NOT NULL, ino INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
+      pinned INTEGER NOT NULL DEFAULT 0, tier TEXT, key TEXT, size INTEGER NOT NULL, sha256 TEXT, archived_at INTEGER,
+      updated_at INTEGER NOT NULL, PRIMARY KEY (dev, ino))`);
+    db.prepare("INSERT INTO files VALUES (9, 1, '/m/a', 'released', 0, 't', 'k', 5, NULL, 1, 1)").run();
+    db.close();
+    const cat = new Catalog(file);
+    try {
+      assert.equal(cat.get(9, 1)!.deletedAt, null);
+      assert.equal([...cat.releasedFiles()].length, 1);
+      assert.equal(cat.markDeleted(9, 1, 77), true);
+      assert.equal(cat.get(9, 1)!.deletedAt, 77);
+      assert.equal([...cat.releasedFiles()].length, 0);
+    } finally {
+      cat.close();
+    }
+    new Catalog(file).close(); // opening again: the column is there, no second ALTER
+  });
+
   test('dirty once per copy: a writer that keeps writing is counted once', () => {
     const cat = new Catalog(join(fs.scratch, 'cat2', 'catalog.db'));
     try {

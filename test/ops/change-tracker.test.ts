@@ -115,4 +115,29 @@ describe('change tracking inside DaemonOps', () => {
       cat.close();
     }
   });
+
+  test('a queue overflow reaches the onTrackOverflow hook (where the reconcile scan is wired)', async () => {
+    const { DaemonOps } = await import('../../src/ops/daemon-ops.js');
+    const { Catalog } = await import('../../src/engine/catalog.js');
+    const { parsePolicy } = await import('../../src/dsl/index.js');
+    const { setTimeout: sleep } = await import('node:timers/promises');
+    const root = join(fs.dir, 'flood-root');
+    mkdirSync(root);
+    writeFileSync(join(root, 'f0'), '');
+    const cat = new Catalog(join(fs.scratch, 'state-flood', 'catalog.db'));
+    const pf = parsePolicy(`tier t { local "${fs.scratch}/t" }\nfileset f { root "${root}" }\npolicy p on f { rule r: size > 0 -> archive to t }`, 'p').policy!;
+    let overflows = 0;
+    const ops = new DaemonOps({ stateDir: join(fs.scratch, 'state-flood'), policies: [pf], log, catalog: cat, runPolicy: async () => {}, onTrackOverflow: () => void overflows++ });
+    try {
+      await ops.start();
+      // 20000 renames to new names while this thread is blocked: the 16384-event queue overflows.
+      execFileSync(process.execPath, ['-e', `const fs=require('fs');const d=process.argv[1];for(let i=0;i<20000;i++)fs.renameSync(d+'/f'+i,d+'/f'+(i+1));`, root]);
+      for (let i = 0; i < 1000 && overflows === 0; i++) await sleep(20);
+      assert.ok(overflows > 0, 'the hook was called');
+      assert.ok(warnings.some((w) => /queue overflow/.test(w)), 'and it was logged');
+    } finally {
+      await ops.stop();
+      cat.close();
+    }
+  });
 });

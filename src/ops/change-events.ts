@@ -43,6 +43,8 @@ export interface RenamedEntry {
   from: string | null;
   to: string;
   dir: boolean;
+  /** Not a rename: the name `from` of a hard-linked file went, `to` is one it still has. */
+  linkRemoved?: boolean;
 }
 
 export interface ChangeSink {
@@ -126,7 +128,12 @@ export class ChangeRouter {
     const path = ev.dir && 'name' in ev.dir ? entryPath(w, ev.dir, ev.dir.name) : null;
     if (ev.fid) {
       const r = resolveHandle(w, ev.fid, false);
-      if (!r.gone) return; // one hard link of an inode that lives on
+      if (!r.gone) {
+        // One hard link of an inode that lives on: no delete; a row at the removed name
+        // moves to a name the file still has (start-up marking opens rows by path).
+        if (path !== null && r.path !== null) this.sink.onRenamed({ dev: w.dev, ino: r.ino, from: path, to: r.path, dir: false, linkRemoved: true });
+        return;
+      }
       this.sink.onDeleted({ dev: w.dev, ino: inoFromHandle(ev.fid), path });
     } else this.sink.onDeleted({ dev: w.dev, ino: null, path });
   }

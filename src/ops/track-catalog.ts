@@ -26,7 +26,7 @@ export function trackDeleted(catalog: Catalog, d: DeletedFile, now: number, log:
 
 /** Rows follow a rename; a managed file the rename replaced is deleted. */
 export function trackRenamed(catalog: Catalog, r: RenamedEntry, now: number, log: Logger): void {
-  const replaced = catalog.rowByPath(r.to);
+  const replaced = r.linkRemoved ? null : catalog.rowByPath(r.to);
   if (replaced && !replaced.deletedAt && !(replaced.dev === r.dev && replaced.ino === r.ino)) {
     catalog.markDeleted(replaced.dev, replaced.ino, now);
     log.info('managed file replaced by a rename: deleted', { op: 'track', path: r.to, tier: replaced.tier ?? undefined, key: replaced.key ?? undefined });
@@ -39,7 +39,8 @@ export function trackRenamed(catalog: Catalog, r: RenamedEntry, now: number, log
   }
   const row = r.ino !== null ? catalog.get(r.dev, r.ino) : r.from !== null ? catalog.rowByPath(r.from) : null;
   if (!row || row.dev !== r.dev || row.path === r.to) return;
+  if (r.linkRemoved && row.path !== r.from) return; // its row names another link, still there
   catalog.renamePath(row.dev, row.ino, r.to);
-  log.info('managed file renamed', { op: 'track', path: r.to, from: row.path });
+  log.info(r.linkRemoved ? 'hard link removed: row moved to a remaining name' : 'managed file renamed', { op: 'track', path: r.to, from: row.path });
 }
 

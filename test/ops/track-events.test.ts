@@ -101,6 +101,7 @@ describe('change tracking with FID events (ext4)', () => {
       sh('echo x > "$1"; rm "$1"', join(root, 'marker')); // an unmanaged delete that follows
       await until('the marker delete', () => seen.deleted.some((d) => d.path === join(root, 'marker')));
       assert.ok(!seen.deleted.some((d) => d.ino === ino), 'one hard link removed: not a delete');
+      assert.deepEqual(seen.renamed, [{ dev: statSync(root).dev, ino, from: join(root, 'a-link'), to: a, dir: false, linkRemoved: true }], 'a row at the removed name may move to the remaining one');
       sh('rm "$1"', a);
       await until('a.bin deleted', () => seen.deleted.some((d) => d.ino === ino));
       const d = seen.deleted.find((x) => x.ino === ino)!;
@@ -190,6 +191,14 @@ describe('what tracking does to the catalog', () => {
       assert.equal(cat.get(9, 6)!.deletedAt, 4000, 'replaced by the rename: deleted');
       assert.equal(cat.get(9, 4)!.path, '/m/e');
       assert.equal(cat.rowByPath('/m/e')!.ino, 4, 'the live row wins a path lookup');
+
+      // One hard link removed: the row moves only if it named the removed link.
+      cat.upsert(row(8, '/m/link1'));
+      trackRenamed(cat, { dev: 9, ino: 8, from: '/m/link2', to: '/m/link3', dir: false, linkRemoved: true }, 5000, silentLogger);
+      assert.equal(cat.get(9, 8)!.path, '/m/link1');
+      trackRenamed(cat, { dev: 9, ino: 8, from: '/m/link1', to: '/m/link3', dir: false, linkRemoved: true }, 5000, silentLogger);
+      assert.equal(cat.get(9, 8)!.path, '/m/link3');
+      assert.equal(cat.get(9, 8)!.deletedAt, null);
 
       // A reused inode number comes back to life when the engine records it again.
       cat.upsert(row(1, '/m/new', { state: 'archived' }));

@@ -58,6 +58,8 @@ const CONTENT = FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE;
 export class ChangeRouter {
   private pending = new Map<string, { w: WatchedFs; id: FileId; entry?: DirEntry }>();
   private timer: NodeJS.Timeout | null = null;
+  /** Directory paths looked up in the current batch (cleared per batch and by directory renames). */
+  private dirs = new Map<string, string | null>();
 
   constructor(
     private readonly fss: Map<string, WatchedFs>,
@@ -66,12 +68,20 @@ export class ChangeRouter {
     private readonly log: Logger,
   ) {}
 
+  /** Call before routing the events of one read. */
+  beginBatch(): void {
+    this.dirs.clear();
+  }
+
   /** One event (never throws: a failure is logged and the next event goes on). */
   route(ev: FidEvent): void {
     const w = this.fss.get((ev.fid ?? ev.dir ?? ev.from)?.fsid ?? '');
     if (!w) return; // not a filesystem we marked
     try {
-      if (ev.mask & FAN_RENAME) this.renamed(w, ev);
+      if (ev.mask & FAN_RENAME) {
+        this.renamed(w, ev);
+        if (ev.mask & FAN_ONDIR) this.dirs.clear();
+      }
       if (ev.mask & FAN_DELETE && !(ev.mask & FAN_ONDIR)) this.deleted(w, ev);
       if (ev.mask & CONTENT && !(ev.mask & FAN_ONDIR) && ev.fid) this.later(w, ev.fid, ev.dir && 'name' in ev.dir ? ev.dir : undefined);
     } catch (e) {
@@ -94,6 +104,7 @@ export class ChangeRouter {
   /** Inspects every object that had content events in the last window. */
   flush(): void {
     this.timer = null;
+    this.dirs.clear();
     const batch = [...this.pending.values()];
     this.pending.clear();
     for (const { w, id, entry } of batch) {
@@ -119,13 +130,13 @@ export class ChangeRouter {
     if (deriveState(rec, { size: r.size, mtimeNs: r.mtimeNs }) !== 'dirty') return;
     // The fd's own path is the current one; a dentry the handle could not connect has none:
     // then the parent dir + name of the event.
-    const path = r.path ?? (entry ? entryPath(w, entry, entry.name) : null);
+    const path = r.path ?? (entry ? entryPath(w, entry, entry.name, this.dirs) : null);
     if (path === null || !this.roots.some((root) => path.startsWith(root))) return; // not managed here
     this.sink.onDirty({ path, dev: r.dev, ino: r.ino, size: r.size, mtimeNs: r.mtimeNs, record: rec });
   }
 
   private deleted(w: WatchedFs, ev: FidEvent): void {
-    const path = ev.dir && 'name' in ev.dir ? entryPath(w, ev.dir, ev.dir.name) : null;
+    const path = ev.dir && 'name' in ev.dir ? entryPath(w, ev.dir, ev.dir.name, this.dirs) : null;
     if (ev.fid) {
       const r = resolveHandle(w, ev.fid, false);
       if (!r.gone) {
@@ -140,9 +151,9 @@ export class ChangeRouter {
 
   private renamed(w: WatchedFs, ev: FidEvent): void {
     if (!ev.to) return;
-    const to = entryPath(w, ev.to, ev.to.name);
+    const to = entryPath(w, ev.to, ev.to.name, this.dirs);
     if (to === null) return; // its new directory is gone already: a later delete/scan settles it
-    const from = ev.from ? entryPath(w, ev.from, ev.from.name) : null;
+    const from = ev.from ? entryPath(w, ev.from, ev.from.name, this.dirs) : null;
     let ino = ev.fid ? inoFromHandle(ev.fid) : null;
     if (ino === null && ev.fid) {
       const r = resolveHandle(w, ev.fid, false);

@@ -72,9 +72,17 @@ export function dirPath(w: WatchedFs, id: FileId): string | null {
   return r.gone || !r.isDir ? null : r.path;
 }
 
-/** The path in `dir` named `name`, or null when the directory is gone. */
-export function entryPath(w: WatchedFs, dir: FileId, name: string): string | null {
-  const d = dirPath(w, dir);
+/**
+ * The path in `dir` named `name`, or null when the directory is gone. `cache` (handle ->
+ * path) spares the opens for the many events of one directory in a batch (rm -rf).
+ */
+export function entryPath(w: WatchedFs, dir: FileId, name: string, cache?: Map<string, string | null>): string | null {
+  const key = cache ? dir.handle.toString('hex') : '';
+  let d = cache?.get(key);
+  if (d === undefined) {
+    d = dirPath(w, dir);
+    cache?.set(key, d);
+  }
   return d === null ? null : d === '/' ? `/${name}` : `${d}/${name}`;
 }
 

@@ -19,6 +19,8 @@ export interface CatalogRow {
   sha256: string | null;
   archivedAt: number | null;
   updatedAt: number;
+  /** When change tracking saw the file deleted (ms); null/absent for a live file. */
+  deletedAt?: number | null;
 }
 
 export interface RunRow {
@@ -74,6 +76,7 @@ export class Catalog {
   private readonly db: Database.Database;
   private readonly upsertStmt: Database.Statement;
   private readonly removeStmt: Database.Statement;
+  private readonly track: TrackStatements;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -90,10 +93,36 @@ export class Catalog {
          archived_at=excluded.archived_at, updated_at=excluded.updated_at`,
     );
     this.removeStmt = this.db.prepare('DELETE FROM files WHERE dev = ? AND ino = ?');
+    this.track = trackStatements(this.db);
   }
 
   upsert(row: CatalogRow): void {
     this.upsertStmt.run({ ...row, pinned: row.pinned ? 1 : 0 });
+    this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+  }
+
+  /** Change tracking saw the file deleted: the row stays (gc counts its retention from now). */
+  markDeleted(dev: number, ino: number, now: number): boolean {
+    return this.track.markDeleted.run(now, dev, ino).changes > 0;
+  }
+
+  /** The live row at `path` (a deleted one only when no live row has it). */
+  rowByPath(path: string): CatalogRow | null {
+    const r = this.track.byPath.get(path) as DbRow | undefined;
+    return r ? fromDb(r) : null;
+  }
+
+  /** A file was renamed: its row follows it. */
+  renamePath(dev: number, ino: number, to: string): boolean {
+    return this.track.renamePath.run(to, dev, ino).changes > 0;
+  }
+
+  /** A directory was renamed: every row under `from/` moves under `to/`. Returns the rows moved. */
+  renamePrefix(from: string, to: string): number {
+    const f = from.replace(/\/+$/, '') + '/';
+    const t = to.replace(/\/+$/, '') + '/';
+    // A prefix compare on the bytes, not LIKE: '%' and '_' in names are plain characters.
+    return this.track.renamePrefix.run({ t, f }).changes;
   }
 
   remove(dev: number, ino: number): void {
@@ -107,7 +136,7 @@ export class Catalog {
 
   /** Files the daemon must mark at start-up (the record is re-checked before marking). */
   *releasedFiles(): Generator<CatalogRow> {
-    const it = this.db.prepare("SELECT * FROM files WHERE state IN ('released', 'partial')").iterate() as Iterable<DbRow>;
+    const it = this.db.prepare("SELECT * FROM files WHERE state IN ('released', 'partial') AND deleted_at IS NULL").iterate() as Iterable<DbRow>;
     for (const r of it) yield fromDb(r);
   }
 
@@ -169,6 +198,7 @@ interface DbRow {
   sha256: string | null;
   archived_at: number | null;
   updated_at: number;
+  deleted_at?: number | null;
 }
 
 interface DbRun {
@@ -194,6 +224,29 @@ function fromDb(r: DbRow): CatalogRow {
     sha256: r.sha256,
     archivedAt: r.archived_at,
     updatedAt: r.updated_at,
+    deletedAt: r.deleted_at ?? null,
+  };
+}
+
+interface TrackStatements {
+  revive: Database.Statement;
+  markDeleted: Database.Statement;
+  byPath: Database.Statement;
+  renamePath: Database.Statement;
+  renamePrefix: Database.Statement;
+}
+
+/** Change tracking's column (deleted_at, added to older catalogs) and statements. */
+function trackStatements(db: Database.Database): TrackStatements {
+  const cols = db.prepare('PRAGMA table_info(files)').all() as { name: string }[];
+  if (!cols.some((c) => c.name === 'deleted_at')) db.exec('ALTER TABLE files ADD COLUMN deleted_at INTEGER');
+  db.exec('CREATE INDEX IF NOT EXISTS files_path ON files(path)');
+  return {
+    revive: db.prepare('UPDATE files SET deleted_at = NULL WHERE dev = ? AND ino = ? AND deleted_at IS NOT NULL'),
+    markDeleted: db.prepare('UPDATE files SET deleted_at = ? WHERE dev = ? AND ino = ? AND deleted_at IS NULL'),
+    byPath: db.prepare('SELECT * FROM files WHERE path = ? ORDER BY deleted_at IS NOT NULL, updated_at DESC LIMIT 1'),
+    renamePath: db.prepare('UPDATE files SET path = ? WHERE dev = ? AND ino = ?'),
+    renamePrefix: db.prepare('UPDATE files SET path = @t || substr(path, length(@f) + 1) WHERE substr(path, 1, length(@f)) = @f'),
   };
 }
 

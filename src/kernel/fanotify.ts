@@ -18,6 +18,13 @@ export const FAN_CLASS_PRE_CONTENT = 0x08;
 export const FAN_UNLIMITED_QUEUE = 0x10;
 export const FAN_UNLIMITED_MARKS = 0x20;
 export const FAN_REPORT_FD_ERROR = 0x2000;
+export const FAN_REPORT_FID = 0x200;
+export const FAN_REPORT_DIR_FID = 0x400;
+export const FAN_REPORT_NAME = 0x800;
+export const FAN_REPORT_TARGET_FID = 0x1000;
+export const FAN_REPORT_DFID_NAME = FAN_REPORT_DIR_FID | FAN_REPORT_NAME;
+/** Parent dir + name, and the child's own FID on DELETE/RENAME too (5.17+). */
+export const FAN_REPORT_DFID_NAME_TARGET = FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID;
 
 export const FAN_MARK_ADD = 0x01;
 export const FAN_MARK_REMOVE = 0x02;
@@ -29,13 +36,21 @@ export const FAN_MARK_FILESYSTEM = 0x100;
 
 export const FAN_ACCESS = 0x01;
 export const FAN_MODIFY = 0x02;
+export const FAN_ATTRIB = 0x04;
 export const FAN_CLOSE_WRITE = 0x08;
 export const FAN_OPEN = 0x20;
+export const FAN_MOVED_FROM = 0x40;
+export const FAN_MOVED_TO = 0x80;
+export const FAN_CREATE = 0x100;
+export const FAN_DELETE = 0x200;
+export const FAN_DELETE_SELF = 0x400;
 export const FAN_Q_OVERFLOW = 0x4000;
 export const FAN_OPEN_PERM = 0x10000;
 export const FAN_ACCESS_PERM = 0x20000;
 export const FAN_OPEN_EXEC_PERM = 0x40000;
 export const FAN_PRE_ACCESS = 0x100000;
+export const FAN_RENAME = 0x10000000;
+export const FAN_ONDIR = 0x40000000;
 
 export const FAN_ALLOW = 0x01;
 export const FAN_DENY = 0x02;

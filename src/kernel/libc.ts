@@ -9,6 +9,7 @@
 //   FAN_NONBLOCK; xattr/fallocate/futimens are metadata calls).
 import koffi from 'koffi';
 import { getSystemErrorName } from 'node:util';
+import { fsidAt } from './fanotify-fid.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -27,6 +28,10 @@ const c = {
   read: lib.func('intptr_t read(int fd, _Out_ void *buf, size_t count)'),
   write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
   strerror: lib.func('const char *strerror(int errnum)'),
+  open_by_handle_at: lib.func('int open_by_handle_at(int mount_fd, const void *handle, int flags)'),
+  name_to_handle_at: lib.func('int name_to_handle_at(int dirfd, const char *pathname, _Inout_ void *handle, _Out_ int *mount_id, int flags)'),
+  getxattr: lib.func('intptr_t getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
+  statfs: lib.func('int statfs(const char *path, _Out_ void *buf)'),
 };
 
 export interface SysError extends Error {
@@ -120,6 +125,46 @@ export function lgetxattr(path: string, name: string): Buffer | null {
   }
 }
 
+/** Like lgetxattr but follows symlinks: for /proc/self/fd/N of an O_PATH fd (fgetxattr there is EBADF). */
+export function getxattr(path: string, name: string): Buffer | null {
+  let size = 256;
+  for (;;) {
+    const buf = Buffer.alloc(size);
+    const n = Number(c.getxattr(path, name, buf, size));
+    if (n >= 0) return buf.subarray(0, n);
+    const e = koffi.errno();
+    if (e === ENODATA) return null;
+    if (e !== ERANGE) throw sysError(e, 'getxattr', path);
+    size *= 4;
+  }
+}
+
+/**
+ * Opens the object a file handle names (struct file_handle: u32 bytes, i32 type, bytes),
+ * on the filesystem of mountFd. `what` names the object in errors.
+ */
+export function openByHandleAt(mountFd: number, handle: Buffer, flags: number, what?: string): number {
+  return check(c.open_by_handle_at(mountFd, handle, flags), 'open_by_handle_at', what);
+}
+
+export const MAX_HANDLE_SZ = 128;
+
+/** The file handle of `path` (struct file_handle bytes, as open_by_handle_at takes them). */
+export function nameToHandleAt(path: string, flags = 0): { handle: Buffer; mountId: number } {
+  const buf = Buffer.alloc(8 + MAX_HANDLE_SZ);
+  buf.writeUInt32LE(MAX_HANDLE_SZ, 0);
+  const mountId = [0];
+  check(c.name_to_handle_at(-100 /* AT_FDCWD */, path, buf, mountId, flags), 'name_to_handle_at', path);
+  return { handle: buf.subarray(0, 8 + buf.readUInt32LE(0)), mountId: mountId[0]! };
+}
+
+/** statfs(2) f_fsid as fanotify FID records carry it, spelled like fsidAt(): "1a2b3c4d:00000000". */
+export function statfsFsid(path: string): string {
+  const buf = Buffer.alloc(120); // struct statfs on x86_64/aarch64: f_fsid at offset 56
+  check(c.statfs(path, buf), 'statfs', path);
+  return fsidAt(buf, 56);
+}
+
 export function fsetxattr(fd: number, name: string, value: Buffer, path?: string, flags = 0): void {
   check(c.fsetxattr(fd, name, value, value.length, flags), 'fsetxattr', path);
 }
@@ -175,6 +220,8 @@ export function writeAll(fd: number, buf: Buffer, syscall = 'write'): void {
 }
 
 export interface PollHandle {
+  /** Watches again after stop() (libuv polls level-triggered: stop while a read is pending). */
+  start(): void;
   stop(): void;
   close(): void;
   ref(): void;
@@ -183,9 +230,18 @@ export interface PollHandle {
 
 /** Calls cb whenever fd is readable (libuv poll). Keep the returned handle referenced. */
 export function pollReadable(fd: number, cb: () => void): PollHandle {
-  return koffi.node.poll(fd, { readable: true, writable: false, disconnect: false }, () => cb());
+  const opts = { readable: true, writable: false, disconnect: false };
+  const h = koffi.node.poll(fd, opts, () => cb());
+  return {
+    start: () => h.start(opts, () => cb()),
+    stop: () => h.stop(),
+    close: () => h.close(),
+    ref: () => h.ref(),
+    unref: () => h.unref(),
+  };
 }
 
 export const EAGAIN = 11;
 export const ENODATA = 61;
 export const ERANGE = 34;
+export const ESTALE = 116;

@@ -1,40 +1,51 @@
-// Change tracking: a file written after it was archived becomes `dirty` without waiting
-// for a scan. A notification-class fanotify group (not the recall group: that one is
-// pre-content and cannot report FIDs or CLOSE_WRITE usefully) with a filesystem mark per
-// managed filesystem reports FAN_CLOSE_WRITE; for each event we compare the file's size
-// and mtime with its record (deriveState) and report the ones that turned dirty.
+// Change tracking: keeps the catalog true when managed files change, without waiting for a
+// scan. A notification-class fanotify group with FID reporting (FAN_REPORT_DFID_NAME_TARGET)
+// and a filesystem mark per managed filesystem reports writes (MODIFY, also while the writer
+// keeps the file open), CLOSE_WRITE, ATTRIB, DELETE and RENAME; change-events.ts turns them
+// into onDirty / onDeleted / onRenamed.
 //
 // Invariants and limits:
-// - the event fd is the kernel's own (FMODE_NONOTIFY): reading its xattr raises no
-//   recall event; it is always closed, in a `finally`;
+// - a FID group gets no event fd; objects are opened O_PATH by handle (change-fs.ts), which
+//   raises no recall event and breaks no lease;
+// - events caused by this process (the engine's punch, futimens and xattr writes, the
+//   recall service's fills) are ignored: they must never dirty a file;
 // - never a filesystem mark on the root filesystem: a root there is left to the periodic
-//   scan (logged), as are writers that keep a file open for days and a queue overflow;
-// - deletes and renames are not tracked here (they need FID reporting); `tier gc` finds
-//   orphans by scanning, and renames keep their key in the xattr anyway.
-import { closeSync, fstatSync, read, readlinkSync, statSync } from 'node:fs';
-import { FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CLOSE_WRITE, FAN_MARK_ADD, FAN_MARK_FILESYSTEM, FAN_NONBLOCK, FAN_Q_OVERFLOW, decodeEvents } from '../kernel/fanotify.js';
-import { fanotifyInit, fanotifyMark, fgetxattr, pollReadable, type PollHandle } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
-import { deriveState } from '../engine/facts.js';
+//   scan (logged);
+// - a queue overflow loses events: logged, and `onOverflow` lets a reconcile scan catch up.
+import { closeSync, read, statSync } from 'node:fs';
+import {
+  FAN_ATTRIB, FAN_CLASS_NOTIF, FAN_CLOEXEC, FAN_CLOSE_WRITE, FAN_DELETE, FAN_MARK_ADD, FAN_MARK_FILESYSTEM, FAN_MODIFY,
+  FAN_NONBLOCK, FAN_ONDIR, FAN_Q_OVERFLOW, FAN_RENAME, FAN_REPORT_DFID_NAME_TARGET,
+} from '../kernel/fanotify.js';
+import { decodeFidEvents } from '../kernel/fanotify-fid.js';
+import { fanotifyInit, fanotifyMark, pollReadable, type PollHandle } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
+import { closeWatchedFs, openWatchedFs, type WatchedFs } from './change-fs.js';
+import { ChangeRouter, type DeletedFile, type DirtyFile, type RenamedEntry } from './change-events.js';
+
+export type { DeletedFile, DirtyFile, RenamedEntry } from './change-events.js';
 
 const O_RDONLY = 0;
 const O_LARGEFILE = 0o100000;
 const O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 
-export interface DirtyFile {
-  path: string;
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeNs: string;
-  record: StateRecord;
-}
+export const TRACK_MASK = FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_DELETE | FAN_RENAME | FAN_ONDIR;
+/**
+ * Pause between reads while events flow: the kernel merges the queued events of one object
+ * meanwhile, so a long write stream costs a few reads a second, not one per write(2).
+ */
+export const READ_PAUSE_MS = 50;
 
 export interface ChangeTrackerOptions {
   roots: string[];
   onDirty(f: DirtyFile): void;
+  /** A managed file's last name went away (unlink, rename onto it). */
+  onDeleted?(d: DeletedFile): void;
+  /** A file or directory was renamed (also out of the roots, on the same filesystem). */
+  onRenamed?(r: RenamedEntry): void;
+  /** The kernel queue overflowed: events were lost, a reconcile scan should run. */
+  onOverflow?(): void;
   log: Logger;
 }
 
@@ -42,15 +53,18 @@ export class ChangeTracker {
   private fd = -1;
   private poll: PollHandle | null = null;
   private reading = false;
-  private readonly buf = Buffer.alloc(64 * 1024);
-  private roots: string[] = [];
+  private pause: NodeJS.Timeout | null = null;
+  /** 32 KiB: some 400 events a read, handled in one go on the main thread (~20 ms at most). */
+  private readonly buf = Buffer.alloc(32 * 1024);
+  private readonly fss = new Map<string, WatchedFs>();
+  private router: ChangeRouter | null = null;
   /** Roots actually watched (a root on the root filesystem is not). */
   watched: string[] = [];
 
   constructor(private readonly o: ChangeTrackerOptions) {}
 
   start(): void {
-    this.fd = fanotifyInit(FAN_CLASS_NOTIF | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    this.fd = fanotifyInit(FAN_CLASS_NOTIF | FAN_NONBLOCK | FAN_CLOEXEC | FAN_REPORT_DFID_NAME_TARGET, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     const rootDev = statSync('/').dev;
     const marked = new Set<number>();
     for (const root of this.o.roots) {
@@ -65,67 +79,80 @@ export class ChangeTracker {
         this.o.log.warn('change tracking off for a root on the root filesystem; periodic scans reconcile it', { op: 'fanotify_mark', path: root });
         continue;
       }
-      if (!marked.has(dev)) fanotifyMark(this.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD, root);
+      if (!marked.has(dev)) {
+        fanotifyMark(this.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, TRACK_MASK, AT_FDCWD, root);
+        const w = openWatchedFs(root);
+        this.fss.set(w.fsid, w);
+      }
       marked.add(dev);
       this.watched.push(root);
     }
-    this.roots = this.watched.map((r) => r.replace(/\/+$/, '') + '/');
+    const roots = this.watched.map((r) => r.replace(/\/+$/, '') + '/');
+    const none = () => {};
+    this.router = new ChangeRouter(this.fss, roots, { onDirty: this.o.onDirty, onDeleted: this.o.onDeleted ?? none, onRenamed: this.o.onRenamed ?? none }, this.o.log);
     this.poll = pollReadable(this.fd, () => this.drain());
   }
 
   stop(): void {
     this.poll?.close();
     this.poll = null;
-    if (this.reading) return; // closed when the read in flight returns
+    if (this.pause) clearTimeout(this.pause);
+    this.pause = null;
+    this.router?.stop();
+    for (const w of this.fss.values()) closeWatchedFs(w); // only the router uses them
+    this.fss.clear();
+    if (this.reading) return; // the group fd is closed when the read in flight returns
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
 
+  /** Reads again after the event loop has turned once (recall events go first). */
+  private drainSoon(): void {
+    this.pause = setTimeout(() => {
+      this.pause = null;
+      this.drain();
+    }, 0);
+  }
+
   /**
-   * One read at a time, on the libuv threadpool, never on the main thread: the kernel opens
-   * an event fd for each event, and for a file this process holds a write lease on (the
-   * engine mid-release) that open waits for the lease break, which only the engine's SIGIO
-   * handler on the main thread can end. A read there stalled the whole worker until
-   * lease-break-time (45 s; the supervisor killed it at 15 s: test/reliability/races.test.ts).
+   * One read at a time, on the libuv threadpool, never on the main thread (the fd-reporting
+   * tracker needed that: the kernel opened an event fd per event, which waited for a lease
+   * the engine held; a FID group opens none, but a blocking read here must still never
+   * stall the worker's main thread, which answers recall events).
    */
   private drain(): void {
-    if (this.reading || this.fd < 0) return;
+    if (this.reading || this.pause || this.fd < 0 || !this.poll) return;
     this.reading = true;
+    this.poll.stop(); // level-triggered: it would fire on every loop turn until the read is done
     read(this.fd, this.buf, 0, this.buf.length, null, (err, n) => {
       this.reading = false;
       if (!this.poll) return this.stop();
-      if (err) {
-        if (err.code !== 'EAGAIN') this.o.log.warn('change tracking: read failed', { op: 'read', err });
+      if (err || n <= 0) {
+        if (err && err.code !== 'EAGAIN') this.o.log.warn('change tracking: read failed', { op: 'read', err });
+        this.poll.start();
         return;
       }
-      if (n <= 0) return;
-      for (const ev of decodeEvents(this.buf, n)) {
-        if (ev.fd < 0) {
-          if (ev.mask & FAN_Q_OVERFLOW) this.o.log.warn('change tracking: queue overflow; the next scan reconciles', { op: 'read' });
+      this.router?.beginBatch();
+      for (const ev of decodeFidEvents(this.buf, n)) {
+        if (ev.mask & FAN_Q_OVERFLOW) {
+          this.o.log.warn('change tracking: queue overflow, events lost; a reconcile scan catches up', { op: 'read' });
+          try {
+            this.o.onOverflow?.();
+          } catch (e) {
+            this.o.log.warn('change tracking: overflow hook failed', { op: 'overflow', err: e });
+          }
           continue;
         }
-        try {
-          this.inspect(ev.fd);
-        } catch (e) {
-          this.o.log.warn('change tracking: event not handled', { op: 'close_write', err: e });
-        } finally {
-          closeSync(ev.fd);
-        }
+        if (ev.pid === process.pid) continue; // our own punch/futimens/xattr writes
+        this.router?.route(ev);
       }
-      this.drain();
+      // A full read means a backlog (rm -rf of a tree): read on at once, or the queue
+      // overflows. Otherwise pause so that a write stream's events merge meanwhile.
+      if (n > this.buf.length / 2) return this.drainSoon();
+      this.pause = setTimeout(() => {
+        this.pause = null;
+        this.poll?.start();
+      }, READ_PAUSE_MS);
     });
-  }
-
-  private inspect(fd: number): void {
-    const rec = decodeRecord(fgetxattr(fd, XATTR_STATE));
-    if (!rec?.copy || rec.state === 'dirty') return; // unmanaged, or already known dirty
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) return;
-    const size = Number(st.size);
-    const mtimeNs = st.mtimeNs.toString();
-    if (deriveState(rec, { size, mtimeNs }) !== 'dirty') return;
-    const path = readlinkSync(`/proc/self/fd/${fd}`);
-    if (!this.roots.some((r) => path.startsWith(r))) return; // same filesystem, not managed
-    this.o.onDirty({ path, dev: Number(st.dev), ino: Number(st.ino), size, mtimeNs, record: rec });
   }
 }

@@ -16,8 +16,9 @@ import { listenMetrics, parseListen } from './metrics-http.js';
 import { systemClock } from './scheduler.js';
 import { GcLoop } from './gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
-import { rowFromRecord, type Catalog } from '../engine/catalog.js';
+import type { Catalog } from '../engine/catalog.js';
 import { ChangeTracker, type DirtyFile } from './change-tracker.js';
+import { trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {
@@ -47,6 +48,8 @@ export interface DaemonOpsOptions {
   gcTiers?: Map<string, Tier>;
   /** When given, writes to archived files under the fileset roots mark their rows dirty at once. */
   catalog?: Catalog;
+  /** Change tracking lost events (queue overflow): e.g. start a reconcile scan. */
+  onTrackOverflow?: () => void;
   clock?: Clock;
   usage?: (root: string) => Promise<Usage>;
 }
@@ -189,7 +192,14 @@ export class DaemonOps {
     if (!catalog || this.stopped) return;
     const roots = [...new Set(policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
     if (roots.length === 0) return;
-    const tracker = new ChangeTracker({ roots, log: this.o.log, onDirty: (f) => this.markDirty(catalog, f) });
+    const tracker = new ChangeTracker({
+      roots,
+      log: this.o.log,
+      onDirty: (f) => this.markDirty(catalog, f),
+      onDeleted: (d) => this.catalogStep('delete', d.path ?? undefined, () => trackDeleted(catalog, d, Date.now(), this.o.log)),
+      onRenamed: (r) => this.catalogStep('rename', r.to, () => trackRenamed(catalog, r, Date.now(), this.o.log)),
+      onOverflow: () => this.o.onTrackOverflow?.(),
+    });
     try {
       tracker.start();
       this.tracker = tracker;
@@ -199,15 +209,18 @@ export class DaemonOps {
     }
   }
 
-  private markDirty(catalog: Catalog, f: DirtyFile): void {
-    const row = rowFromRecord({ dev: f.dev, ino: f.ino, absPath: f.path, size: f.size }, f.record, 'dirty', Date.now());
+  private catalogStep(op: string, path: string | undefined, step: () => void): void {
     try {
-      if (row) catalog.upsert(row);
-      this.metrics.dirtied.inc();
-      this.o.log.info('archived file changed: dirty', { op: 'track', path: f.path, tier: f.record.copy?.tier, key: f.record.copy?.key });
+      step();
     } catch (e) {
-      this.o.log.warn('catalog update failed', { op: 'track', path: f.path, err: e });
+      this.o.log.warn('catalog update failed', { op, path, err: e });
     }
+  }
+
+  private markDirty(catalog: Catalog, f: DirtyFile): void {
+    this.catalogStep('track', f.path, () => {
+      if (trackDirty(catalog, f, Date.now(), this.o.log)) this.metrics.dirtied.inc();
+    });
   }
 
   private collect(): void {
@@ -240,7 +253,7 @@ export class DaemonOps {
       this.catalogRead = new Database(file, { readonly: true, fileMustExist: true });
       this.catalogRead.pragma('busy_timeout = 2000');
     }
-    return this.catalogRead.prepare('SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files GROUP BY state').all() as {
+    return this.catalogRead.prepare('SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files WHERE deleted_at IS NULL GROUP BY state').all() as {
       state: string;
       files: number;
       bytes: number;

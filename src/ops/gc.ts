@@ -16,7 +16,9 @@
 // - only keys of the shape the engine makes (xx/UUID) are ever deleted: foreign objects
 //   sharing a bucket prefix are listed as such and left alone;
 // - a copy's chunk sums `${key}.sums` belong to `${key}`: referenced with it, deleted with
-//   it (after it), and an orphan on their own only when their object is one too (or gone).
+//   it (after it), and an orphan on their own only when their object is one too (or gone);
+// - a catalog row change tracking marked deleted (deleted_at) is no reference; its object's
+//   retention counts from deleted_at when that is earlier than gc's own first sighting.
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -35,12 +37,22 @@ export interface GcOptions {
   tiers: Map<string, Tier>;
   /** Retention per tier name, ms. */
   keepDeleted: Map<string, number>;
-  catalogRefs: Iterable<{ tier: string | null; key: string | null; path?: string; dev?: number }>;
+  catalogRefs: Iterable<CatalogRef>;
   roots: string[];
   stateDir: string;
   now: number;
   dryRun: boolean;
   log?: Logger;
+}
+
+export interface CatalogRef {
+  tier: string | null;
+  key: string | null;
+  path?: string;
+  dev?: number;
+  ino?: number;
+  /** Set when change tracking saw the file deleted (ms). */
+  deletedAt?: number | null;
 }
 
 export type OrphanFate = 'deleted' | 'would delete' | 'kept: retention' | 'kept: scan incomplete' | 'delete failed';
@@ -59,6 +71,8 @@ export interface GcResult {
   scanErrors: { path: string; op: string; error: string }[];
   deleted: number;
   deletedBytes: number;
+  /** Deleted files' catalog rows whose object is gone now: the caller may drop them. */
+  forget: { dev: number; ino: number }[];
 }
 
 type Refs = Map<string, Set<string>>; // tier -> keys
@@ -98,7 +112,15 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const complete = scanErrors.length === 0;
   // A catalog row is only an index entry: when its path is gone and the scan covered its
   // filesystem, the file was deleted (a rename inside the roots was found by the scan).
+  const deletedAt = new Map<string, number>(); // tier \0 key -> earliest deleted_at
+  const deletedRows: CatalogRef[] = [];
   for (const r of o.catalogRefs) {
+    if (r.deletedAt !== undefined && r.deletedAt !== null) {
+      deletedRows.push(r);
+      const k = `${r.tier}\0${r.key}`;
+      if (r.tier && r.key) deletedAt.set(k, Math.min(deletedAt.get(k) ?? Infinity, r.deletedAt));
+      continue;
+    }
     const vouched = r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path);
     if (vouched) addRef(refs, r.tier, r.key);
   }
@@ -107,7 +129,8 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const stateFile = join(o.stateDir, ORPHANS_FILE);
   const seen = readOrphans(stateFile);
   const nextSeen: Record<string, Record<string, number>> = {};
-  const result: GcResult = { tiers: [], scanErrors, deleted: 0, deletedBytes: 0 };
+  const result: GcResult = { tiers: [], scanErrors, deleted: 0, deletedBytes: 0, forget: [] };
+  const present = new Map<string, Set<string>>(); // tier -> keys still there after this run (listed tiers only)
 
   for (const [name, tier] of o.tiers) {
     const keep = o.keepDeleted.get(name) ?? DEFAULT_KEEP_DELETED_MS;
@@ -117,10 +140,12 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
     const prevSeen = seen[name] ?? {};
     const nowSeen: Record<string, number> = {};
     const deletedWith = new Set<string>(); // sums deleted along with their object
+    const still = new Set<string>();
     try {
       for await (const obj of tier.list('')) {
         tr.listed++;
         if (deletedWith.has(obj.key)) continue;
+        still.add(obj.key);
         // A sums object follows its copy's object (same key without the suffix).
         const base = obj.key.endsWith(SUMS_SUFFIX) ? obj.key.slice(0, -SUMS_SUFFIX.length) : obj.key;
         if (mine.has(base)) {
@@ -131,7 +156,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
           tr.foreign++;
           continue;
         }
-        const firstSeen = prevSeen[obj.key] ?? o.now;
+        const firstSeen = Math.min(prevSeen[obj.key] ?? o.now, deletedAt.get(`${name}\0${base}`) ?? Infinity);
         const age = obj.lastModified ? o.now - obj.lastModified.getTime() : 0;
         const orphan: GcTierResult['orphans'][number] = { key: obj.key, size: obj.size, firstSeen, fate: 'kept: retention' };
         if (!complete) orphan.fate = 'kept: scan incomplete';
@@ -151,6 +176,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
                 deletedWith.add(sumsKey(obj.key));
               }
               orphan.fate = 'deleted';
+              still.delete(obj.key);
               result.deleted++;
               result.deletedBytes += obj.size;
               log.info('gc: deleted orphan object', { tier: name, key: obj.key, size: obj.size, path: info?.meta?.path });
@@ -164,6 +190,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
         if (orphan.fate !== 'deleted') nowSeen[obj.key] = firstSeen;
         tr.orphans.push(orphan);
       }
+      present.set(name, still);
     } catch (e) {
       tr.error = (e as Error).message;
       log.error('gc: listing failed', { tier: name, err: e });
@@ -172,6 +199,10 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
     nextSeen[name] = nowSeen;
   }
   if (!o.dryRun) await writeOrphans(stateFile, nextSeen);
+  for (const r of deletedRows) {
+    const keys = r.tier ? present.get(r.tier) : undefined;
+    if (keys && r.key && !keys.has(r.key) && r.dev !== undefined && r.ino !== undefined) result.forget.push({ dev: r.dev, ino: r.ino });
+  }
   return result;
 }
 

@@ -16,6 +16,7 @@ function buckets(title: string, bs: Bucket[], total: number): string[] {
 export function formatReport(r: Report): string[] {
   const out = [`tier report at ${new Date(r.generatedAt).toISOString()}: ${r.totals.files} managed files, ${humanSize(r.totals.bytes)}`];
   out.push(...buckets('by state', r.byState, r.totals.bytes));
+  if (r.deleted.files > 0) out.push(`  deleted, awaiting gc: ${r.deleted.files} files, ${humanSize(r.deleted.bytes)} on tiers`);
   out.push(...buckets('by tier (files with a copy)', r.byTier, r.totals.bytes));
   if (r.byPolicy) out.push(...buckets('by policy (files in its fileset)', r.byPolicy.map((p) => ({ ...p, label: `${p.label} (${p.fileset})` })), r.totals.bytes));
   out.push(...buckets('by size', r.size, r.totals.bytes));

@@ -20,6 +20,8 @@ export interface RunView extends RunRow {
 export interface Report {
   generatedAt: number;
   totals: { files: number; bytes: number };
+  /** Files change tracking saw deleted whose tier copy gc has not collected yet (not in the other figures). */
+  deleted: { files: number; bytes: number };
   byState: Bucket[];
   byTier: Bucket[];
   byPolicy: (Bucket & { fileset: string })[] | null; // null without --config
@@ -61,12 +63,17 @@ export function buildReport(inp: ReportInputs): Report {
   const age = [...AGE_BUCKETS.map(([label]) => ({ label, files: 0, bytes: 0 })), { label: 'never archived', files: 0, bytes: 0 }];
   const policies = inp.policy?.policies.map((p) => ({ label: p.name, fileset: p.fileset, files: 0, bytes: 0 })) ?? null;
   const totals = { files: 0, bytes: 0 };
+  const deleted = { files: 0, bytes: 0 };
   const add = (b: { files: number; bytes: number }, bytes: number) => {
     b.files++;
     b.bytes += bytes;
   };
 
   for (const r of inp.rows) {
+    if (r.deletedAt) {
+      add(deleted, r.size);
+      continue;
+    }
     add(totals, r.size);
     let st = byState.get(r.state);
     if (!st) byState.set(r.state, (st = { label: r.state, files: 0, bytes: 0 }));
@@ -88,6 +95,7 @@ export function buildReport(inp: ReportInputs): Report {
   return {
     generatedAt: inp.now,
     totals,
+    deleted,
     byState: [...byState.values()],
     byTier: [...byTier.values()].sort((a, b) => (a.label < b.label ? -1 : 1)),
     byPolicy: policies,

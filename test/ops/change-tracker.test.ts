@@ -1,6 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChangeTracker, type DirtyFile } from '../../src/ops/change-tracker.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
@@ -28,6 +29,11 @@ function archive(path: string, content: string): void {
   }
 }
 
+/** Appends from another process: the tracker ignores events its own process causes. */
+function appendOther(path: string, text: string): void {
+  execFileSync('sh', ['-c', 'printf %s "$1" >> "$2"', 'sh', text, path]);
+}
+
 before(() => {
   fs = mountLoopFs('ext4', 32);
 });
@@ -51,11 +57,11 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     try {
       assert.deepEqual(tracker.watched, [root]);
       // Events arrive in order: the ones that must be ignored come first.
-      appendFileSync(join(root, 'plain.txt'), ' more');
-      appendFileSync(join(other, 'b.dat'), ' changed');
-      closeSync(openSync(join(root, 'untouched.dat'), 'r+')); // CLOSE_WRITE without a change
+      appendOther(join(root, 'plain.txt'), ' more');
+      appendOther(join(other, 'b.dat'), ' changed');
+      execFileSync('sh', ['-c', ': >> "$1"', 'sh', join(root, 'untouched.dat')]); // CLOSE_WRITE without a change
       const arrived = new Promise<void>((r) => (wake = r));
-      appendFileSync(join(root, 'a.dat'), ' and a change');
+      appendOther(join(root, 'a.dat'), ' and a change');
       // Not a speed assertion: the cap only keeps a broken tracker from hanging the suite.
       const cap = setTimeout(() => wake?.(), 10_000);
       await arrived;
@@ -96,7 +102,7 @@ describe('change tracking inside DaemonOps', () => {
     const ops = new DaemonOps({ stateDir: join(fs.scratch, 'state'), policies: [pf], log, catalog: cat, runPolicy: async () => {} });
     try {
       await ops.start();
-      appendFileSync(file, ' then v2');
+      appendOther(file, ' then v2');
       // Polls the catalog; the cap only keeps a broken tracker from hanging the suite.
       for (let i = 0; i < 500 && cat.get(Number(st.dev), Number(st.ino))?.state !== 'dirty'; i++) await sleep(20);
       const row = cat.get(Number(st.dev), Number(st.ino))!;
@@ -104,6 +110,31 @@ describe('change tracking inside DaemonOps', () => {
       assert.equal(row.size, 'v1 then v2'.length);
       assert.equal(row.key, 'ab/key', 'the copy it differs from is still named');
       assert.match(ops.metricsText(), /^tier_files_dirtied_total 1$/m);
+    } finally {
+      await ops.stop();
+      cat.close();
+    }
+  });
+
+  test('a queue overflow reaches the onTrackOverflow hook (where the reconcile scan is wired)', async () => {
+    const { DaemonOps } = await import('../../src/ops/daemon-ops.js');
+    const { Catalog } = await import('../../src/engine/catalog.js');
+    const { parsePolicy } = await import('../../src/dsl/index.js');
+    const { setTimeout: sleep } = await import('node:timers/promises');
+    const root = join(fs.dir, 'flood-root');
+    mkdirSync(root);
+    writeFileSync(join(root, 'f0'), '');
+    const cat = new Catalog(join(fs.scratch, 'state-flood', 'catalog.db'));
+    const pf = parsePolicy(`tier t { local "${fs.scratch}/t" }\nfileset f { root "${root}" }\npolicy p on f { rule r: size > 0 -> archive to t }`, 'p').policy!;
+    let overflows = 0;
+    const ops = new DaemonOps({ stateDir: join(fs.scratch, 'state-flood'), policies: [pf], log, catalog: cat, runPolicy: async () => {}, onTrackOverflow: () => void overflows++ });
+    try {
+      await ops.start();
+      // 20000 renames to new names while this thread is blocked: the 16384-event queue overflows.
+      execFileSync(process.execPath, ['-e', `const fs=require('fs');const d=process.argv[1];for(let i=0;i<20000;i++)fs.renameSync(d+'/f'+i,d+'/f'+(i+1));`, root]);
+      for (let i = 0; i < 1000 && overflows === 0; i++) await sleep(20);
+      assert.ok(overflows > 0, 'the hook was called');
+      assert.ok(warnings.some((w) => /queue overflow/.test(w)), 'and it was logged');
     } finally {
       await ops.stop();
       cat.close();

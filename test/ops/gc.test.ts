@@ -156,6 +156,31 @@ describe('tier gc', () => {
     assert.ok(existsSync(join(tierDir, unsure)));
   });
 
+  test('a row change tracking marked deleted is no reference; retention counts from its deleted_at; its row may go with the object', async () => {
+    const early = newKey();
+    const recent = newKey();
+    for (const k of [early, recent]) {
+      await putObject(k, k, join(data, `tracked-${k.slice(3, 8)}`));
+      ageObject(k, 10 * D);
+    }
+    const now = Date.now();
+    const refs = [
+      { tier: 'cold', key: early, path: join(data, 'x1'), dev: 1, ino: 11, deletedAt: now - KEEP - 1000 },
+      { tier: 'cold', key: recent, path: join(data, 'x2'), dev: 1, ino: 12, deletedAt: now - 1000 },
+    ];
+    const go = (dryRun: boolean) =>
+      collectGarbage({ tiers: new Map([['cold', tier]]), keepDeleted: new Map([['cold', KEEP]]), catalogRefs: refs, roots: [data], stateDir: join(base, 'state3'), now, dryRun });
+    const dry = await go(true);
+    assert.deepEqual(dry.forget, [], 'a dry run forgets nothing');
+    // First gc run ever for these objects: only the deletion time can make one due.
+    const r = await go(false);
+    const fates = Object.fromEntries(r.tiers[0]!.orphans.map((o) => [o.key, o.fate]));
+    assert.equal(fates[early], 'deleted');
+    assert.equal(fates[recent], 'kept: retention');
+    assert.equal(r.tiers[0]!.orphans.find((o) => o.key === recent)!.firstSeen, now - 1000, 'first seen = deleted_at');
+    assert.deepEqual(r.forget, [{ dev: 1, ino: 11 }], 'the row whose object is gone');
+  });
+
   test('engine keys have the shape gc deletes', () => {
     for (let i = 0; i < 20; i++) assert.match(newKey(), ENGINE_KEY);
     assert.doesNotMatch('manual/backup.tar', ENGINE_KEY);

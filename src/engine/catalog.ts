@@ -177,7 +177,7 @@ export class Catalog {
   }
 }
 
-interface DbRow {
+export interface DbRow {
   dev: number;
   ino: number;
   path: string;
@@ -201,7 +201,7 @@ interface DbRun {
   summary: string | null;
 }
 
-function fromDb(r: DbRow): CatalogRow {
+export function fromDb(r: DbRow): CatalogRow {
   return {
     dev: r.dev,
     ino: r.ino,

@@ -18,6 +18,8 @@ import { GcLoop } from './gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
 import { rowFromRecord, type Catalog } from '../engine/catalog.js';
 import { ChangeTracker, type DirtyFile } from './change-tracker.js';
+import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from './reconcile-loop.js';
+import type { ReconcileResult } from './reconcile.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {
@@ -47,6 +49,12 @@ export interface DaemonOpsOptions {
   catalog?: Catalog;
   clock?: Clock;
   usage?: (root: string) => Promise<Usage>;
+  /** Reconciliation passes (with `catalog`): every this many ms after one at start; 0: none. Default 24 h. */
+  reconcileIntervalMs?: number;
+  /** Background passes hash archived files up to this size. Default 256 MiB. */
+  reconcileHashMaxBytes?: number;
+  /** Marks a released file a reconcile found where the catalog did not list it (the recall service). */
+  markFound?(absPath: string): Promise<void>;
 }
 
 const STATE_TOTALS_TTL_MS = 10_000;
@@ -62,6 +70,9 @@ export class DaemonOps {
   private gc: GcLoop | null = null;
   private stopped = false;
   private tracker: ChangeTracker | null = null;
+  private policies: PolicyFile[];
+  /** Reconciliation passes (null without a catalog). */
+  readonly reconciler: ReconcileLoop | null = null;
 
   constructor(private readonly o: DaemonOpsOptions) {
     this.metrics = createTierMetrics();
@@ -73,6 +84,18 @@ export class DaemonOps {
       run: (key, trigger) => this.run(key, trigger),
     });
     this.metrics.registry.onCollect(() => this.collect());
+    this.policies = o.policies;
+    const catalog = o.catalog;
+    if (catalog) {
+      this.reconciler = new ReconcileLoop({
+        clock: o.clock ?? systemClock,
+        log: o.log,
+        intervalMs: o.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
+        hashMaxBytes: o.reconcileHashMaxBytes ?? DEFAULT_HASH_MAX_BYTES,
+        roots: () => [...new Set(this.policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))],
+        deps: () => ({ catalog, log: o.log, ...(o.markFound ? { onReleasedFound: o.markFound } : {}) }),
+      });
+    }
     if (o.gcTiers) {
       this.gc = new GcLoop({
         stateDir: o.stateDir,
@@ -89,6 +112,7 @@ export class DaemonOps {
   /** Installs the schedules and opens the metrics listener (if configured). */
   async start(): Promise<void> {
     this.reload(this.o.policies);
+    this.reconciler?.arm();
     if (this.o.metricsListen) {
       const addr = parseListen(this.o.metricsListen);
       if (typeof addr === 'string') throw new Error(addr);
@@ -103,6 +127,7 @@ export class DaemonOps {
 
   /** New policy set (start-up; SIGHUP via src/daemon/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
   reload(policies: PolicyFile[]): void {
+    this.policies = policies;
     const entries: ScheduleEntry[] = [];
     const targets = new Map<string, { file: string; policy: string }>();
     const names = policies.flatMap((pf) => pf.policies.map((p) => p.name));
@@ -145,6 +170,20 @@ export class DaemonOps {
     this.metrics.tierRequestErrors.inc({ tier });
   }
 
+  /**
+   * Queues one background reconciliation pass (coalesced). The hook for whatever knows
+   * events were missed, e.g. the change tracker's queue overflow.
+   */
+  requestReconcile(reason = 'requested'): void {
+    this.reconciler?.requestReconcile(reason);
+  }
+
+  /** `tier reconcile` over the control socket: one pass after any under way. */
+  reconcile(req: { roots?: string[]; dryRun: boolean; hash: boolean }, signal?: AbortSignal): Promise<ReconcileResult> {
+    if (!this.reconciler) throw new Error('reconcile: the daemon has no catalog');
+    return this.reconciler.run(req, signal);
+  }
+
   /** Resolves when no garbage collection is running (tests, shutdown). */
   async gcIdle(): Promise<void> {
     await this.gc?.idle();
@@ -156,6 +195,7 @@ export class DaemonOps {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.reconciler?.stop();
     await this.gc?.stop();
     this.tracker?.stop();
     this.tracker = null;

@@ -59,6 +59,7 @@ export interface ReconcileResult {
   dryRun: boolean;
   /** Files with a record. */
   checked: number;
+  /** Archived files found dirty that the catalog did not list as dirty. */
   dirty: { bySizeMtime: number; byHash: number; files: { path: string; how: DirtyHow }[] };
   /** Archived files whose ctime differs from the catalog's (or none recorded), and not hashed. */
   unverified: number;
@@ -127,9 +128,12 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
   let verifiedCtime: string | null = null;
   if (rec.state === 'archived' && rec.copy) {
     if (state === 'dirty') {
-      r.dirty.bySizeMtime++;
-      r.dirty.files.push({ path: f.absPath, how: 'size/mtime' });
-      deps.log.info('archived file changed (size/mtime): dirty', { op: 'reconcile', path: f.absPath, tier: rec.copy.tier, key: rec.copy.key });
+      // Found: the catalog did not know yet (the change tracker may have told it already).
+      if (row?.state !== 'dirty') {
+        r.dirty.bySizeMtime++;
+        r.dirty.files.push({ path: f.absPath, how: 'size/mtime' });
+        deps.log.info('archived file changed (size/mtime): dirty', { op: 'reconcile', path: f.absPath, tier: rec.copy.tier, key: rec.copy.key });
+      }
     } else {
       const ctimeNs = await ctimeOf(f.absPath, f);
       const recorded = cat?.ctimeOf(f.dev, f.ino) ?? null;

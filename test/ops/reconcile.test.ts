@@ -153,6 +153,7 @@ describe('reconciliation after the daemon was down (ext4)', () => {
     // Idempotent: a second pass finds nothing new to fix.
     const again = await reconcileJson('--hash');
     assert.deepEqual(again.rows, { added: 0, updated: 0, removed: 0 });
+    assert.deepEqual([again.dirty.bySizeMtime, again.dirty.byHash], [0, 0], 'what the catalog knows is not found again');
     assert.equal(again.hashed.files, 0, 'neither the dirty file nor the verified rename is hashed again');
   });
 

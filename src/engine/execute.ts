@@ -180,7 +180,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // A valid copy on this tier (archived, unchanged since) needs no upload. Size and mtime
     // can be put back after a rewrite: unless ctime says the inode is as we left it, the
     // file is hashed under the lease first (verify-copy.ts); a stale copy is uploaded anew.
-    const reuse = state === 'archived' && rec?.copy?.tier === tierName && (await copyStillValid(fd, st0, rec.copy, absPath, mode, deps, ac.signal));
+    const reuse = state === 'archived' && rec?.copy?.tier === tierName && (await copyStillValid(fd, rec.copy, absPath, mode, deps, ac.signal));
     let copy = reuse ? rec!.copy! : undefined;
     let uploaded = 0;
     if (reuse) {

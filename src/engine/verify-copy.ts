@@ -12,7 +12,7 @@
 // - no recorded ctime (no row, an older catalog, a rebuilt index, a catalog error) means
 //   "hash", never "trust".
 import { createHash } from 'node:crypto';
-import { read, type BigIntStats } from 'node:fs';
+import { fstatSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Catalog } from './catalog.js';
 import type { StateRecord } from './state-record.js';
@@ -51,18 +51,19 @@ export interface VerifyDeps {
 }
 
 /**
- * Whether `copy` still holds the bytes of the file behind `fd` (which the caller has
- * leased; `st` is its fstat). False: the caller uploads a fresh copy as for a dirty file.
+ * Whether `copy` still holds the bytes of the file behind `fd`, which the caller has
+ * leased. False: the caller uploads a fresh copy as for a dirty file. ctime is read here,
+ * under the lease: a stat from before the lease could predate a rewrite.
  */
 export async function copyStillValid(
   fd: number,
-  st: BigIntStats,
   copy: NonNullable<StateRecord['copy']>,
   absPath: string,
   op: string,
   deps: VerifyDeps,
   signal?: AbortSignal,
 ): Promise<boolean> {
+  const st = fstatSync(fd, { bigint: true });
   const ctimeNs = st.ctimeNs.toString();
   const recorded = recordedCtime(deps.catalog, Number(st.dev), Number(st.ino));
   if (recorded === ctimeNs) return true;

@@ -19,15 +19,23 @@ import type { StateRecord } from './state-record.js';
 import type { Logger } from '../log.js';
 
 const preadAsync = promisify(read);
+
+/** hashFd stopped because its caller's giveUp() said so. */
+export class GaveUp extends Error {
+  constructor() {
+    super('gave up');
+  }
+}
 const HASH_CHUNK = 1 << 20;
 
 /** SHA-256 of the whole file behind `fd` by pread on the thread pool; `fd` stays open. */
-export async function hashFd(fd: number, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
+export async function hashFd(fd: number, signal?: AbortSignal, giveUp?: () => boolean): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(HASH_CHUNK);
   let pos = 0;
   for (;;) {
     signal?.throwIfAborted();
+    if (giveUp?.()) throw new GaveUp();
     const { bytesRead } = await preadAsync(fd, buf, 0, buf.length, pos);
     if (bytesRead === 0) break;
     hash.update(buf.subarray(0, bytesRead));

@@ -94,6 +94,8 @@ export class DaemonOps {
         hashMaxBytes: o.reconcileHashMaxBytes ?? DEFAULT_HASH_MAX_BYTES,
         roots: () => [...new Set(this.policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))],
         deps: () => ({ catalog, log: o.log, ...(o.markFound ? { onReleasedFound: o.markFound } : {}) }),
+        // Control requests (apply, manual actions) and scheduled runs migrate files.
+        engineBusy: () => (o.queueDepth?.().control ?? 0) > 0 || this.scheduler.status().some((s) => s.running),
       });
     }
     if (o.gcTiers) {

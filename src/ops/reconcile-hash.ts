@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { fgetxattr, fsetxattr } from '../kernel/libc.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
-import { hashFd } from '../engine/verify-copy.js';
+import { GaveUp, hashFd } from '../engine/verify-copy.js';
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
@@ -45,7 +45,8 @@ const sameStat = (a: BigIntStats, e: Expected) =>
 const sameRecord = (r: StateRecord | null, e: StateRecord) =>
   r !== null && r.state === 'archived' && r.gen === e.gen && r.copy?.key === e.copy?.key && r.copy?.sha256 === e.copy?.sha256;
 
-export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: boolean, signal?: AbortSignal): Promise<HashCheck> {
+/** `yieldTo`: checked before the lease and between chunks; true: give the file up (skipped). */
+export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: boolean, signal?: AbortSignal, yieldTo?: () => boolean): Promise<HashCheck> {
   let fd: number;
   try {
     fd = await openAsync(absPath, FLAGS);
@@ -62,6 +63,7 @@ export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: bo
     if (!sameStat(fstatSync(fd, { bigint: true }), e)) return { kind: 'skipped', why: 'changed since the scan' };
     // Read through the fd we hold: the record says whether reading is safe (never a marked file).
     if (!sameRecord(decodeRecord(fgetxattr(fd, XATTR_STATE, absPath)), e.record)) return { kind: 'skipped', why: 'record changed since the scan' };
+    if (yieldTo?.()) return { kind: 'skipped', why: 'not hashed: the engine is migrating' };
     try {
       setLease(fd, 'read', absPath);
       leased = true;
@@ -74,8 +76,9 @@ export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: bo
     });
     let hashed;
     try {
-      hashed = await hashFd(fd, ac.signal);
+      hashed = await hashFd(fd, ac.signal, yieldTo);
     } catch (err) {
+      if (err instanceof GaveUp) return { kind: 'skipped', why: 'not hashed: the engine is migrating' };
       if (ac.signal.aborted) return { kind: 'skipped', why: `interrupted: ${(ac.signal.reason as Error)?.message ?? 'aborted'}` };
       throw err;
     }

@@ -19,6 +19,8 @@ export interface ReconcileLoopOptions {
   /** The fileset roots in force (they change on SIGHUP). */
   roots(): string[];
   deps(): ReconcileDeps;
+  /** Background passes hash nothing while this says the engine is migrating (see ReconcileOptions.yieldTo). */
+  engineBusy?: () => boolean;
 }
 
 export class ReconcileLoop {
@@ -86,7 +88,8 @@ export class ReconcileLoop {
     const t0 = this.o.clock.now();
     try {
       // Unqueued when it starts: a request during a pass gets a pass of its own after it.
-      const r = await this.run({ dryRun: false, hash: true, hashMaxBytes: this.o.hashMaxBytes }, undefined, () => (this.queued = false));
+      const opts = { dryRun: false, hash: true, hashMaxBytes: this.o.hashMaxBytes, ...(this.o.engineBusy ? { yieldTo: this.o.engineBusy } : {}) };
+      const r = await this.run(opts, undefined, () => (this.queued = false));
       this.passes++;
       this.o.log.info('reconcile pass done', {
         op: 'reconcile',

@@ -44,6 +44,11 @@ export interface ReconcileOptions {
   hashMaxBytes?: number;
   signal?: AbortSignal;
   now?: number;
+  /**
+   * True while the engine is migrating: files are then not hashed (left to the next pass).
+   * A hash holds the file open, and the engine's lease would fail on it: its release 'busy'.
+   */
+  yieldTo?: () => boolean;
 }
 
 export interface ReconcileDeps {
@@ -138,8 +143,11 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
       const ctimeNs = await ctimeOf(f.absPath, f);
       const recorded = cat?.ctimeOf(f.dev, f.ino) ?? null;
       if (ctimeNs !== null && recorded !== ctimeNs) {
-        if (opts.hash && (opts.hashMaxBytes === undefined || f.size <= opts.hashMaxBytes)) {
-          const h = await checkArchivedCopy(f.absPath, { dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal);
+        if (opts.hash && opts.yieldTo?.()) {
+          r.unverified++;
+          r.skipped.push({ path: f.absPath, why: 'not hashed: the engine is migrating' });
+        } else if (opts.hash && (opts.hashMaxBytes === undefined || f.size <= opts.hashMaxBytes)) {
+          const h = await checkArchivedCopy(f.absPath, { dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal, opts.yieldTo);
           if (h.kind === 'skipped') {
             r.unverified++;
             r.skipped.push({ path: f.absPath, why: h.why });

@@ -14,6 +14,8 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
+import { reconcile } from '../../src/ops/reconcile.js';
+import { silentLogger } from '../../src/log.js';
 
 const SIZE = 2 * 1024 * 1024 + 77;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -183,5 +185,16 @@ describe('reconciliation after the daemon was down (ext4)', () => {
     await dd.waitLog((l) => l.msg === 'released file found by reconcile: marked' && l.path === p('released-now'));
     assert.ok((await readFile(p('released-now'))).equals(pattern(SIZE, 6)), 'reads its bytes, not zeros');
     await stop();
+  });
+
+  test('while the engine migrates (yieldTo), nothing is hashed: the files are left to the next pass', async () => {
+    // No catalog: no recorded ctime, so every archived file is a candidate for hashing.
+    const opts = { roots: [L.data], dryRun: true, hash: true };
+    const busy = await reconcile({ ...opts, yieldTo: () => true }, { catalog: null, log: silentLogger });
+    const idle = await reconcile({ ...opts, yieldTo: () => false }, { catalog: null, log: silentLogger });
+    assert.ok(idle.hashed.files >= 3, JSON.stringify(idle));
+    assert.equal(busy.hashed.files, 0);
+    assert.equal(busy.unverified, idle.hashed.files);
+    assert.ok(busy.skipped.every((x) => /engine is migrating/.test(x.why)));
   });
 });

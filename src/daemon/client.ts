@@ -11,6 +11,7 @@ import {
   type Health,
   type ManualOp,
   type ManualRequest,
+  type ReconcileRequest,
   type StreamLine,
   type WireError,
 } from './protocol.js';
@@ -35,6 +36,7 @@ export interface DaemonClient {
   status(): Promise<DaemonStatus>;
   apply(req: ApplyRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
   manual(op: ManualOp, req: ManualRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
+  reconcile(req: ReconcileRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
 }
 
 export async function connectDaemon(stateDir: string): Promise<DaemonClient | null> {
@@ -58,6 +60,7 @@ function makeClient(sock: string): DaemonClient {
     status: () => getJson<DaemonStatus>(sock, '/status'),
     apply: (req, onProgress, signal) => postStream(sock, '/apply', req, onProgress, signal),
     manual: (op, req, onProgress, signal) => postStream(sock, `/${op}`, req, onProgress, signal),
+    reconcile: (req, onProgress, signal) => postStream(sock, '/reconcile', req, onProgress, signal),
   };
 }
 

@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { ApplyRequest, DaemonStatus, ManualOp, ManualRequest, StreamLine, WireError } from './protocol.js';
+import type { ApplyRequest, DaemonStatus, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from './protocol.js';
 
 export interface ControlHandlers {
   status(): DaemonStatus;
@@ -20,6 +20,8 @@ export interface ControlHandlers {
   metrics(): string;
   apply(req: ApplyRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
   manual(op: ManualOp, req: ManualRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
+  /** `tier reconcile` (absent: 404). */
+  reconcile?(req: ReconcileRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
 }
 
 /** A request the daemon refuses with a message for the user (bad body, unknown tier...). */
@@ -89,6 +91,11 @@ export class ControlServer {
         const body = await readJson(req);
         const ar = parseApply(body);
         return await this.stream(req, res, (p, s) => this.handlers.apply(ar, p, s));
+      }
+      const reconcile = this.handlers.reconcile?.bind(this.handlers);
+      if (key === 'POST /reconcile' && reconcile) {
+        const rr = parseReconcile(await readJson(req));
+        return await this.stream(req, res, (p, s) => reconcile(rr, p, s));
       }
       const m = /^POST \/(release|archive|recall)$/.exec(key);
       if (m) {
@@ -169,6 +176,13 @@ function parseManual(b: unknown): ManualRequest {
     throw new RequestError('paths must be a list of absolute paths');
   if (o.tier !== undefined && typeof o.tier !== 'string') throw new RequestError('tier must be a string');
   return { paths: o.paths, tier: o.tier };
+}
+
+function parseReconcile(b: unknown): ReconcileRequest {
+  const o = b as Partial<ReconcileRequest> | null;
+  if (o?.policyFiles !== undefined && (!Array.isArray(o.policyFiles) || !o.policyFiles.every((p) => typeof p === 'string' && p.startsWith('/'))))
+    throw new RequestError('reconcile: policyFiles must be a list of absolute paths');
+  return { ...(o?.policyFiles ? { policyFiles: o.policyFiles } : {}), dryRun: o?.dryRun === true, hash: o?.hash === true };
 }
 
 function toWire(e: unknown): WireError {

@@ -52,6 +52,15 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
     },
     metrics: () => s.ops.metricsText(),
     apply: (req, progress, signal) => runApplyRequest(s, req, progress, signal),
+    async reconcile(req, _progress, signal) {
+      let roots: string[] | undefined;
+      if (req.policyFiles?.length) {
+        const parsed = parsePolicyFiles(req.policyFiles);
+        if (!parsed.ok) throw new RequestError(parsed.message);
+        roots = [...new Set(parsed.policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
+      }
+      return s.ops.reconcile({ ...(roots ? { roots } : {}), dryRun: req.dryRun, hash: req.hash }, signal);
+    },
     async manual(op, req, progress, signal) {
       const deps = execDeps(s);
       const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };

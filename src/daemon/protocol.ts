@@ -25,6 +25,13 @@ export interface ApplyRequest {
   now?: number;
 }
 
+/** `tier reconcile` (src/ops/reconcile.ts); no policyFiles: the daemon's own filesets. */
+export interface ReconcileRequest {
+  policyFiles?: string[];
+  dryRun: boolean;
+  hash: boolean;
+}
+
 export type ManualOp = 'release' | 'archive' | 'recall';
 
 export interface ManualRequest {

@@ -32,6 +32,7 @@ export interface SupervisorOptions {
   stateDir: string;
   logLevel: string;
   metricsListen?: string;
+  reconcileIntervalMs?: number;
   log: Logger;
   /** Writes one line to stdout (the `ready` line). */
   out(line: string): void;
@@ -83,6 +84,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     inflightPath,
     freshGroup: true,
     metricsListen: o.metricsListen,
+    ...(o.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: o.reconcileIntervalMs } : {}),
   };
 
   const start = () => {

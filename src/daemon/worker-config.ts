@@ -19,6 +19,8 @@ export interface WorkerConfig {
   freshGroup: boolean;
   /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
   metricsListen?: string;
+  /** Reconciliation passes: every this many ms after one at start; 0: none (default 24 h). */
+  reconcileIntervalMs?: number;
 }
 
 export type WorkerMessage =

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { RecallService } from '../recall/service.js';
 import { openCatalog } from '../engine/catalog.js';
 import { DaemonOps } from '../ops/daemon-ops.js';
+import { markFoundReleased } from '../ops/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
 import { loadPolicies } from './policies.js';
@@ -53,6 +54,10 @@ export async function runWorker(
         state.policies.find((pf) => pf.file === file),
       ),
     metricsListen: cfg.metricsListen,
+    reconcileIntervalMs: cfg.reconcileIntervalMs,
+    markFound: async (path) => {
+      if (await markFoundReleased(path, (fd) => recall.markReleased(fd))) log.info('released file found by reconcile: marked', { op: 'reconcile', path });
+    },
     gcTiers: tiers,
     catalog,
     queueDepth: (): Record<string, number> => ({ recall: recall.stats().inFlight, control: control?.activeRequests ?? 0 }),

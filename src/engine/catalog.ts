@@ -77,6 +77,8 @@ export class Catalog {
   private readonly upsertStmt: Database.Statement;
   private readonly removeStmt: Database.Statement;
   private readonly track: TrackStatements;
+  private readonly ctimeSetStmt: Database.Statement;
+  private readonly ctimeGetStmt: Database.Statement;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -94,6 +96,24 @@ export class Catalog {
     );
     this.removeStmt = this.db.prepare('DELETE FROM files WHERE dev = ? AND ino = ?');
     this.track = trackStatements(this.db);
+    addCtimeColumn(this.db);
+    this.ctimeSetStmt = this.db.prepare('UPDATE files SET ctime_ns = ? WHERE dev = ? AND ino = ?');
+    this.ctimeGetStmt = this.db.prepare('SELECT ctime_ns FROM files WHERE dev = ? AND ino = ?');
+  }
+
+  /**
+   * The file's st_ctime (ns, decimal) right after the engine's last change to it, or by a
+   * reconcile that hashed it unchanged. Equal to the file's ctime now: nothing touched the
+   * inode since (ctime cannot be set by users); otherwise the copy must be re-verified.
+   */
+  setCtime(dev: number, ino: number, ctimeNs: string | null): void {
+    this.ctimeSetStmt.run(ctimeNs, dev, ino);
+  }
+
+  /** The recorded ctime of a row; null: no row, or none recorded (older row, rebuilt index). */
+  ctimeOf(dev: number, ino: number): string | null {
+    const r = this.ctimeGetStmt.get(dev, ino) as { ctime_ns: string | null } | undefined;
+    return r?.ctime_ns ?? null;
   }
 
   upsert(row: CatalogRow): void {
@@ -186,7 +206,7 @@ export class Catalog {
   }
 }
 
-interface DbRow {
+export interface DbRow {
   dev: number;
   ino: number;
   path: string;
@@ -211,7 +231,7 @@ interface DbRun {
   summary: string | null;
 }
 
-function fromDb(r: DbRow): CatalogRow {
+export function fromDb(r: DbRow): CatalogRow {
   return {
     dev: r.dev,
     ino: r.ino,
@@ -248,6 +268,18 @@ function trackStatements(db: Database.Database): TrackStatements {
     renamePath: db.prepare('UPDATE files SET path = ? WHERE dev = ? AND ino = ?'),
     renamePrefix: db.prepare('UPDATE files SET path = @t || substr(path, length(@f) + 1) WHERE substr(path, 1, length(@f)) = @f'),
   };
+}
+
+/** Migration: catalogs made before ctime_ns get the column (NULL: the next release hashes). */
+function addCtimeColumn(db: Database.Database): void {
+  const cols = db.prepare('PRAGMA table_info(files)').all() as { name: string }[];
+  if (cols.some((c) => c.name === 'ctime_ns')) return;
+  try {
+    db.exec('ALTER TABLE files ADD COLUMN ctime_ns TEXT');
+  } catch (e) {
+    // Another process (daemon and CLI open the same file) added it first.
+    if (!/duplicate column/i.test((e as Error).message)) throw e;
+  }
 }
 
 export function openCatalog(file: string): Catalog {

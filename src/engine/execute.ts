@@ -26,6 +26,7 @@ import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateReco
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
+import { copyStillValid } from './verify-copy.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 // fallocate(PUNCH_HOLE) needs a writable fd (EBADF on O_RDONLY, measured), and the punch
@@ -176,8 +177,10 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (!ac.signal.aborted && getLease(fd, absPath) !== 'write') ac.abort(new Abort('lease broken: another process opened the file'));
     });
 
-    // A valid copy on this tier (archived, unchanged since) needs no upload.
-    const reuse = state === 'archived' && rec?.copy?.tier === tierName;
+    // A valid copy on this tier (archived, unchanged since) needs no upload. Size and mtime
+    // can be put back after a rewrite: unless ctime says the inode is as we left it, the
+    // file is hashed under the lease first (verify-copy.ts); a stale copy is uploaded anew.
+    const reuse = state === 'archived' && rec?.copy?.tier === tierName && (await copyStillValid(fd, rec.copy, absPath, mode, deps, ac.signal));
     let copy = reuse ? rec!.copy! : undefined;
     let uploaded = 0;
     if (reuse) {
@@ -229,6 +232,9 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     }
     try {
       deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
+      // ctime after our last change (xattr; release: futimens), still under the lease:
+      // while the file keeps it, the copy is known good without a hash (verify-copy.ts).
+      deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(fd, { bigint: true }).ctimeNs.toString());
     } catch (e) {
       // The record is the truth and is written; the index catches up on a rebuild.
       deps.log.warn('catalog not updated', { path: absPath, op: mode, err: e });

@@ -19,6 +19,8 @@ import type { Tier } from '../tiers/tier.js';
 import type { Catalog } from '../engine/catalog.js';
 import { ChangeTracker, type DirtyFile } from './change-tracker.js';
 import { trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
+import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from './reconcile-loop.js';
+import type { ReconcileResult } from './reconcile.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {
@@ -52,6 +54,12 @@ export interface DaemonOpsOptions {
   onTrackOverflow?: () => void;
   clock?: Clock;
   usage?: (root: string) => Promise<Usage>;
+  /** Reconciliation passes (with `catalog`): every this many ms after one at start; 0: none. Default 24 h. */
+  reconcileIntervalMs?: number;
+  /** Background passes hash archived files up to this size. Default 256 MiB. */
+  reconcileHashMaxBytes?: number;
+  /** Marks a released file a reconcile found where the catalog did not list it (the recall service). */
+  markFound?(absPath: string): Promise<void>;
 }
 
 const STATE_TOTALS_TTL_MS = 10_000;
@@ -67,6 +75,9 @@ export class DaemonOps {
   private gc: GcLoop | null = null;
   private stopped = false;
   private tracker: ChangeTracker | null = null;
+  private policies: PolicyFile[];
+  /** Reconciliation passes (null without a catalog). */
+  readonly reconciler: ReconcileLoop | null = null;
 
   constructor(private readonly o: DaemonOpsOptions) {
     this.metrics = createTierMetrics();
@@ -78,6 +89,20 @@ export class DaemonOps {
       run: (key, trigger) => this.run(key, trigger),
     });
     this.metrics.registry.onCollect(() => this.collect());
+    this.policies = o.policies;
+    const catalog = o.catalog;
+    if (catalog) {
+      this.reconciler = new ReconcileLoop({
+        clock: o.clock ?? systemClock,
+        log: o.log,
+        intervalMs: o.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
+        hashMaxBytes: o.reconcileHashMaxBytes ?? DEFAULT_HASH_MAX_BYTES,
+        roots: () => [...new Set(this.policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))],
+        deps: () => ({ catalog, log: o.log, ...(o.markFound ? { onReleasedFound: o.markFound } : {}) }),
+        // Control requests (apply, manual actions) and scheduled runs migrate files.
+        engineBusy: () => (o.queueDepth?.().control ?? 0) > 0 || this.scheduler.status().some((s) => s.running),
+      });
+    }
     if (o.gcTiers) {
       this.gc = new GcLoop({
         stateDir: o.stateDir,
@@ -94,6 +119,7 @@ export class DaemonOps {
   /** Installs the schedules and opens the metrics listener (if configured). */
   async start(): Promise<void> {
     this.reload(this.o.policies);
+    this.reconciler?.arm();
     if (this.o.metricsListen) {
       const addr = parseListen(this.o.metricsListen);
       if (typeof addr === 'string') throw new Error(addr);
@@ -108,6 +134,7 @@ export class DaemonOps {
 
   /** New policy set (start-up; SIGHUP via src/daemon/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
   reload(policies: PolicyFile[]): void {
+    this.policies = policies;
     const entries: ScheduleEntry[] = [];
     const targets = new Map<string, { file: string; policy: string }>();
     const names = policies.flatMap((pf) => pf.policies.map((p) => p.name));
@@ -150,6 +177,20 @@ export class DaemonOps {
     this.metrics.tierRequestErrors.inc({ tier });
   }
 
+  /**
+   * Queues one background reconciliation pass (coalesced). The hook for whatever knows
+   * events were missed, e.g. the change tracker's queue overflow.
+   */
+  requestReconcile(reason = 'requested'): void {
+    this.reconciler?.requestReconcile(reason);
+  }
+
+  /** `tier reconcile` over the control socket: one pass after any under way. */
+  reconcile(req: { roots?: string[]; dryRun: boolean; hash: boolean }, signal?: AbortSignal): Promise<ReconcileResult> {
+    if (!this.reconciler) throw new Error('reconcile: the daemon has no catalog');
+    return this.reconciler.run(req, signal);
+  }
+
   /** Resolves when no garbage collection is running (tests, shutdown). */
   async gcIdle(): Promise<void> {
     await this.gc?.idle();
@@ -161,6 +202,7 @@ export class DaemonOps {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.reconciler?.stop();
     await this.gc?.stop();
     this.tracker?.stop();
     this.tracker = null;
@@ -198,7 +240,10 @@ export class DaemonOps {
       onDirty: (f) => this.markDirty(catalog, f),
       onDeleted: (d) => this.catalogStep('delete', d.path ?? undefined, () => trackDeleted(catalog, d, Date.now(), this.o.log)),
       onRenamed: (r) => this.catalogStep('rename', r.to, () => trackRenamed(catalog, r, Date.now(), this.o.log)),
-      onOverflow: () => this.o.onTrackOverflow?.(),
+      onOverflow: () => {
+        this.o.onTrackOverflow?.();
+        this.requestReconcile('change tracking queue overflow');
+      },
     });
     try {
       tracker.start();

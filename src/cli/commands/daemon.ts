@@ -20,7 +20,11 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .option('--state-dir <dir>', 'catalog, control socket and in-flight record', DEFAULT_STATE_DIR)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--metrics-listen <addr>', 'also serve GET /metrics on PORT or HOST:PORT (loopback only)')
-    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string }) => {
+    .option('--reconcile-interval <seconds>', 'a reconciliation pass at start and every this many seconds; 0: none', '86400')
+    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string; reconcileInterval: string }) => {
+      const every = Number(opts.reconcileInterval);
+      if (!Number.isInteger(every) || every < 0)
+        throw new UserError(`--reconcile-interval: expected a whole number of seconds (0: none), got "${opts.reconcileInterval}"`, EXIT.usage);
       if (!LEVELS.includes(opts.logLevel))
         throw new UserError(`--log-level: expected one of ${LEVELS.join(', ')}, got "${opts.logLevel}"`, EXIT.usage);
       for (const f of files) if (!existsSync(f)) throw new UserError(`${f}: no such policy file`, EXIT.usage);
@@ -32,6 +36,7 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         stateDir: resolve(opts.stateDir),
         logLevel: opts.logLevel,
         metricsListen: opts.metricsListen,
+        reconcileIntervalMs: every * 1000,
         log: tagged(base, { role: 'supervisor', rolePid: process.pid }),
         out: (line) => printer.out(line),
         err: (line) => printer.err(line),

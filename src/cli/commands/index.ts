@@ -6,5 +6,6 @@ import { register as manual } from './manual.js';
 import { register as daemon } from './daemon.js';
 import { register as doctor } from './doctor.js';
 import { register as ops } from './ops.js';
+import { register as reconcile } from './reconcile.js';
 
-export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops];
+export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile];

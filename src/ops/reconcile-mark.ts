@@ -1,0 +1,28 @@
+// The daemon's answer to a released file a reconcile found where the catalog did not
+// list it (renamed or unlisted while the daemon was down): start-up marking goes by the
+// catalog's path, so this file may carry no mark, and a reader would get zeros. Mark it.
+//
+// The open is asynchronous: if the file is marked after all, the open raises an event
+// that the recall service on this very thread answers. The record is checked through
+// our fd: only a released/partial file is marked (the invariant the engine relies on).
+import { close, constants, open } from 'node:fs';
+import { promisify } from 'node:util';
+import { fgetxattr } from '../kernel/libc.js';
+import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+
+const openAsync = promisify(open);
+const closeAsync = promisify(close);
+const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME | constants.O_NONBLOCK;
+
+/** True when the file was (re)marked; false when its record is no longer released/partial. */
+export async function markFoundReleased(absPath: string, markReleased: (fd: number) => void): Promise<boolean> {
+  const fd = await openAsync(absPath, FLAGS);
+  try {
+    const state = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath))?.state;
+    if (state !== 'released' && state !== 'partial') return false;
+    markReleased(fd);
+    return true;
+  } finally {
+    await closeAsync(fd);
+  }
+}

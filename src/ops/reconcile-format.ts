@@ -18,7 +18,7 @@ export function formatReconcile(r: ReconcileResult, hashed: boolean): string[] {
         : `${plural(r.unverified, 'archived file')} changed metadata since the engine last saw them (ctime): --hash compares their content`,
     );
   for (const s of r.skipped) out.push(`  skipped  ${s.path}: ${s.why}`);
-  out.push(`catalog rows: ${r.rows.added} added, ${r.rows.updated} updated, ${r.rows.removed} removed`);
+  out.push(`catalog rows: ${r.rows.added} added, ${r.rows.updated} updated, ${r.rows.removed} gone (deleted files: retention started; unmanaged: dropped)`);
   if (r.dryRun) out.push('dry run: nothing changed');
   return out;
 }

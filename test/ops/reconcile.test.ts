@@ -26,6 +26,7 @@ interface Row {
   path: string;
   state: string;
   ino: number;
+  deleted_at: number | null;
   ctime_ns: string | null;
 }
 
@@ -50,7 +51,7 @@ describe('reconciliation after the daemon was down (ext4)', () => {
   const rows = (): Row[] => {
     const db = new Database(join(L.stateDir, 'catalog.db'), { readonly: true });
     try {
-      return db.prepare('SELECT path, state, ino, ctime_ns FROM files ORDER BY path').all() as Row[];
+      return db.prepare('SELECT path, state, ino, ctime_ns, deleted_at FROM files ORDER BY path').all() as Row[];
     } finally {
       db.close();
     }
@@ -143,13 +144,13 @@ describe('reconciliation after the daemon was down (ext4)', () => {
     const text = await runCli(['reconcile', '--state-dir', L.stateDir, '--hash']);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /dirty: 2 found \(1 by size\/mtime, 1 by hash\)/);
-    assert.match(text.stdout, /catalog rows: 0 added, 3 updated, 1 removed/);
+    assert.match(text.stdout, /catalog rows: 0 added, 3 updated, 1 gone /);
     assert.equal(record(p('rewritten'))?.state, 'dirty', 'the record says dirty');
     assert.equal(rowOf(p('rewritten'))?.state, 'dirty');
     assert.equal(rowOf(p('grown'))?.state, 'dirty');
     const ren = lstatSync(p('renamed-now'));
     assert.equal(rows().find((r) => r.ino === ren.ino)?.path, p('renamed-now'), 'the row follows the rename');
-    assert.equal(rows().some((r) => r.path === p('deleted')), false, 'the deleted file\'s row is gone');
+    assert.ok(rows().find((r) => r.path === p('deleted'))?.deleted_at, 'the deleted file\'s row is marked deleted (its retention runs)');
     assert.equal(lstatSync(p('released')).blocks, 0, 'the released file was not read');
     assert.equal(record(p('released'))?.state, 'released');
     // Idempotent: a second pass finds nothing new to fix.

@@ -1,6 +1,8 @@
 // The archive and release protocols (kernel-facts.md, issue 4). Release must be
 // impossible to get wrong under races:
-//   open(O_RDONLY|O_NOATIME|O_NOFOLLOW; O_RDWR to release) -> marker.markReleased(fd) (release only) ->
+//   openUnmarked (look read-only, let the recall service finish a written released file,
+//   clear a stale mark, open again: O_RDONLY|O_NOATIME|O_NOFOLLOW, O_RDWR to release) ->
+//   marker.markPreLease(fd) (release only) ->
 //   F_SETLEASE F_WRLCK (EAGAIN: busy, unmark, skip) -> copy through that fd to the
 //   tier with SHA-256 -> verify (put result, stat size, sha) -> F_GETLEASE still
 //   F_WRLCK and fstat unchanged -> write the record -> punch -> catalog ->

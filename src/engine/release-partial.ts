@@ -14,8 +14,8 @@
 //   -> lease still ours, file unchanged -> catalog 'released' -> record 'released' ->
 //   drop trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
 // The mark stays throughout: an opener during the lease raises an event whose event fd
-// breaks our lease (SIGIO: we give up before punching, it reads normally); after the
-// punch the record says released, so every read is recalled.
+// breaks our lease (the SIGIO listener unlocks at once, we give up before punching, it
+// reads normally); after the punch the record says released, so every read is recalled.
 // Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
 // fill can write into the file while we punch it.
 import { closeSync, constants, fstatSync, lstatSync, open } from 'node:fs';

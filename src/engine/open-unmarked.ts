@@ -28,6 +28,7 @@ import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
 import { deriveState } from './facts.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { withMarkedIo } from './marked-io.js';
 
 const openAsync = promisify(open);
 const preadAsync = promisify(read);
@@ -89,7 +90,9 @@ async function openFile(absPath: string, flags: number): Promise<number | Failur
 
 /** Opens absPath for the release protocol: see the top of this file. */
 export async function openUnmarked(absPath: string, o: UnmarkedOptions): Promise<Unmarked> {
-  const probe = await openFile(absPath, lookFlags(o.flags));
+  // A marked file's open waits on a threadpool thread for our own handler (marked-io.ts).
+  const look = () => openFile(absPath, lookFlags(o.flags));
+  const probe = await (o.wasMarked ? withMarkedIo(look) : look());
   if (typeof probe !== 'number') return probe;
   let st: BigIntStats;
   try {
@@ -134,7 +137,7 @@ async function settle(absPath: string, probe: number, st: BigIntStats, o: Unmark
       // Written since release: part of its data is only on the tier. A read lets the recall
       // service finish the recall (it fills the whole file); no lease is held here.
       try {
-        await preadAsync(probe, Buffer.alloc(1), 0, 1, 0);
+        await withMarkedIo(() => preadAsync(probe, Buffer.alloc(1), 0, 1, 0));
       } catch (e) {
         return fail('failed', `recall before upload (written after release): ${(e as Error).message}`);
       }

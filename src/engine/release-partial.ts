@@ -28,6 +28,7 @@ import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateReco
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
+import { withMarkedIo } from './marked-io.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -126,7 +127,7 @@ async function noNotifyFd(absPath: string, nn: NoNotifyAccess): Promise<number> 
   if (!cap) throw new Busy('busy: another action is releasing it');
   let own: number;
   try {
-    own = await openAsync(absPath, OWN_OPEN_FLAGS);
+    own = await withMarkedIo(() => openAsync(absPath, OWN_OPEN_FLAGS)); // waits for our own service
   } catch (e) {
     if (cap.fd !== null) closeSync(cap.fd);
     const err = e as NodeJS.ErrnoException;

@@ -172,6 +172,25 @@ describe('no release waits out its own lease (dirty-but-marked files, stale mark
     await assertReleasedWith(p, content);
   });
 
+  // Before marked-io.ts this hung for good (all 4 threadpool threads in open(), waiting for
+  // our own handler, whose group read queued behind them): a deadline turns that into a failure.
+  test('eight dirty-but-marked files in one apply (more than the worker has threadpool threads) are all released', { timeout: 120_000 }, async () => {
+    const want = new Map<string, Buffer>();
+    for (let i = 0; i < 8; i++) want.set(`many${i}.bin`, pattern(MiB + 1000 * i, 20 + i));
+    for (const [name, b] of want) await writeFile(join(L.data, name), b);
+    await releaseNow(...want.keys());
+    for (const [name, b] of want) {
+      const add = pattern(3000, 40);
+      const fh = await open(join(L.data, name), 'r+');
+      await fh.write(add, 0, add.length, b.length);
+      await fh.close();
+      want.set(name, Buffer.concat([b, add]));
+    }
+    await releaseNow(...want.keys());
+    assert.deepEqual(unlockFailures(), []);
+    for (const [name, content] of want) await assertReleasedWith(join(L.data, name), content);
+  });
+
   test('a mark left by a worker killed right after marking does not stall the next release', async () => {
     // The earlier tests' read-backs left their files archived: released again first, so that
     // the armed apply below marks nothing but this file.

@@ -10,6 +10,8 @@
 //   - a file whose release was cut short by a worker kill right after the mark: the
 //     supervisor keeps the group, so the mark stays on a file whose record never changed.
 // Every release here must finish (or give way) within seconds, never wait out the lease.
+// And one apply over more such files than the worker has threadpool threads must not hang
+// (their opens wait on threads for our own handler, which needs a thread: marked-io.ts).
 // Fault injection (named so): fault-hold-put.ts holds an upload mid-way, src/engine/fault.ts
 // kills the worker at a named step.
 import { test, describe, before, after } from 'node:test';

@@ -9,6 +9,7 @@ import { deriveState } from './facts.js';
 import { rowFromRecord } from './catalog.js';
 import { migrate, NO_RECALL_SERVICE, openAsync, OPEN_FLAGS, type ExecDeps, type Outcome, type OutcomeStatus } from './execute.js';
 import type { PlannedAction } from './plan.js';
+import { withMarkedIo } from './marked-io.js';
 
 const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
 
@@ -60,6 +61,11 @@ export async function recallFile(absPath: string, deps: Pick<ExecDeps, 'marker'>
   }
   if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return none('skipped', `not released (${rec?.state ?? 'resident'})`);
   if (!deps.marker) return none('failed', `recall ${absPath}: ${NO_RECALL_SERVICE}`);
+  // Each open/read below holds a threadpool thread until our own service answers: capped.
+  return withMarkedIo(() => readWhole(absPath, signal));
+}
+
+async function readWhole(absPath: string, signal?: AbortSignal): Promise<Outcome> {
   let fh;
   try {
     fh = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);

@@ -1,24 +1,28 @@
 // The archive and release protocols (kernel-facts.md, issue 4). Release must be
 // impossible to get wrong under races:
-//   open(O_RDONLY|O_NOATIME|O_NOFOLLOW; O_RDWR to release) -> marker.markReleased(fd) (release only) ->
+//   openUnmarked (look read-only, let the recall service finish a written released file,
+//   clear a stale mark, open again: O_RDONLY|O_NOATIME|O_NOFOLLOW, O_RDWR to release) ->
+//   marker.markPreLease(fd) (release only) ->
 //   F_SETLEASE F_WRLCK (EAGAIN: busy, unmark, skip) -> copy through that fd to the
 //   tier with SHA-256 -> verify (put result, stat size, sha) -> F_GETLEASE still
 //   F_WRLCK and fstat unchanged -> write the record -> punch -> catalog ->
 //   futimens(atime, mtime) -> F_UNLCK -> close.
 // Invariants:
 // - Never open the file again while holding the lease (we would block ourselves 45 s).
+// - Never read or punch under the lease through an fd that can raise a pre-content event:
+//   the fd comes from openUnmarked (open-unmarked.ts: opened while the inode had no mark).
 // - The record saying `released` is written before the punch, so a crash leaves at
 //   worst a marked file whose data is still local (reads are recalled, same bytes),
 //   never a hole without a record. A failure after upload leaves an orphan object.
 // - Nothing is punched without a verified copy; a dirty file is uploaded again first.
-// - SIGIO (an opener is waiting) aborts the file at once and unlocks.
+// - SIGIO (an opener is waiting) unlocks at once, in the signal listener, then aborts.
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
 import { fgetxattr, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
-import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
+import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Logger } from '../log.js';
@@ -27,6 +31,7 @@ import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
 import { copyStillValid } from './verify-copy.js';
+import { inodeKeyOfPath, inodeLocked, lockInode, openUnmarked } from './open-unmarked.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 // fallocate(PUNCH_HOLE) needs a writable fd (EBADF on O_RDONLY, measured), and the punch
@@ -49,6 +54,8 @@ export interface Marker {
   markReleased(fd: number): void | Promise<void>;
   unmark(fd: number): void | Promise<void>;
   markPreLease?(fd: number): void | Promise<void>;
+  /** Removes any mark on the inode (none: no error). Called only on files whose data is all local (open-unmarked.ts). */
+  clearMark?(fd: number): void | Promise<void>;
   /** The recall service's no-notify access, to re-release partial files (release-partial.ts). */
   noNotify?: NoNotifyAccess;
 }
@@ -125,23 +132,36 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     const now = st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() });
     if (now === 'released') return none('skipped', 'already released');
     // Already marked: only a no-notify fd may punch it (release-partial.ts).
-    if (now === 'partial') return mode === 'release' ? releasePartial(absPath, tier, deps) : none('skipped', 'partially recalled: the copy is already in the tier');
+    if (now === 'partial') {
+      if (mode !== 'release') return none('skipped', 'partially recalled: the copy is already in the tier');
+      const unlockInode = lockInode(inodeKeyOfPath(absPath) ?? absPath); // no normal migration opens it meanwhile
+      if (!unlockInode) return none('busy', 'busy: another action is migrating it');
+      try {
+        return await releasePartial(absPath, tier, deps);
+      } finally {
+        unlockInode();
+      }
+    }
   }
-  let fd: number;
-  try {
-    // Async: a marked file's open raises an event that the recall service, maybe on this
-    // very event loop, must answer; a sync open would wait for ourselves forever.
-    fd = await openAsync(absPath, mode === 'release' ? RELEASE_FLAGS : OPEN_FLAGS);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    // A running executable cannot be opened for writing: busy, like any other open file.
-    if (err.code === 'ETXTBSY') return none('busy', 'busy: being executed');
-    return none('failed', `${mode} ${absPath}: open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
-  }
+  // Not even opened while another action migrates it (our open would break its lease).
+  const key0 = inodeKeyOfPath(absPath);
+  if (key0 && inodeLocked(key0)) return none('busy', 'busy: another action is migrating it');
   const marker = deps.marker;
+  // Async opens (a marked file's open raises an event this process may have to answer),
+  // and an fd no pre-content event can come from (open-unmarked.ts).
+  const opened = await openUnmarked(absPath, {
+    flags: mode === 'release' ? RELEASE_FLAGS : OPEN_FLAGS,
+    wasMarked: pre?.state === 'released' || pre?.state === 'partial',
+    ...(marker?.clearMark ? { clearMark: (f: number) => marker.clearMark!(f) } : {}),
+  });
+  if (!opened.ok) {
+    // A running executable cannot be opened for writing: busy, like any other open file.
+    if (opened.code === 'ETXTBSY') return none('busy', 'busy: being executed');
+    return none(opened.status, opened.status === 'busy' ? opened.message : `${mode} ${absPath}: ${opened.message}`);
+  }
+  const fd = opened.fd;
   let marked = false;
-  let leased = false;
-  let stopListening = () => {};
+  let lease: LeaseGuard | null = null;
   const ac = new AbortController();
   try {
     const st0 = fstatSync(fd, { bigint: true });
@@ -166,16 +186,14 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       faultPoint('after-mark');
     }
     try {
-      setLease(fd, 'write', absPath);
-      leased = true;
+      // A broken lease is given up inside the SIGIO listener, before the abort: the opener
+      // never waits for our upload to settle.
+      lease = holdLease(fd, absPath, () => ac.abort(new Abort('lease broken: another process opened the file')));
       faultPoint('after-lease');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
       throw e;
     }
-    stopListening = onLeaseBreak(() => {
-      if (!ac.signal.aborted && getLease(fd, absPath) !== 'write') ac.abort(new Abort('lease broken: another process opened the file'));
-    });
 
     // A valid copy on this tier (archived, unchanged since) needs no upload. Size and mtime
     // can be put back after a rewrite: unless ctime says the inode is as we left it, the
@@ -245,11 +263,10 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     const msg = e instanceof Abort ? e.message : (ac.signal.reason instanceof Abort ? ac.signal.reason.message : (e as Error).message);
     return none(ac.signal.aborted || e instanceof Abort ? 'busy' : 'failed', ac.signal.aborted || e instanceof Abort ? msg : `${mode} ${absPath}: ${msg}`);
   } finally {
-    stopListening();
-    if (leased) {
+    if (lease) {
       faultPoint('before-unlock');
       try {
-        setLease(fd, 'unlock', absPath);
+        lease.release();
       } catch (e) {
         deps.log.warn('unlock failed', { path: absPath, op: 'F_UNLCK', err: e });
       }
@@ -262,5 +279,6 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       }
     }
     closeSync(fd);
+    opened.unlock();
   }
 }

@@ -4,7 +4,7 @@
 // event fd, that open would conflict with the lease), whereas FAN_PRE_ACCESS alone lets
 // it wait, the engine abort on SIGIO, and the opener read normally. So: pre-content part
 // before the lease, the full mark (open events for sparse-aware copiers) after the punch.
-import { addInodeMark, FAN_PRE_ACCESS, type GroupMode } from '../kernel/fanotify.js';
+import { addInodeMark, FAN_PRE_ACCESS, releasedMask, removeInodeMark, type GroupMode } from '../kernel/fanotify.js';
 import type { Marker, NoNotifyAccess } from './execute.js';
 
 export interface RecallMarks extends Partial<NoNotifyAccess> {
@@ -25,6 +25,12 @@ export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: Recall
     },
     markReleased: (fd) => recall.markReleased(fd),
     unmark: (fd) => recall.unmark(fd),
+    // Before the engine reopens a file whose data is all local (open-unmarked.ts): a mark
+    // left on it (worker killed mid-release, handler bookkeeping failed) would give the
+    // reopened fd fanotify HSM mode. No mark: no error. Not counted as an unmark.
+    clearMark(fd) {
+      removeInodeMark(groupFd, fd, releasedMask(mode)); // pre-content: includes FAN_PRE_ACCESS
+    },
     // Re-releasing partial files (release-partial.ts) needs the service's own-open capture.
     noNotify: recall.captureOwnOpen && recall.fetching && recall.forget ? (recall as NoNotifyAccess) : undefined,
   };

@@ -14,20 +14,21 @@
 //   -> lease still ours, file unchanged -> catalog 'released' -> record 'released' ->
 //   drop trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
 // The mark stays throughout: an opener during the lease raises an event whose event fd
-// breaks our lease (SIGIO: we give up before punching, it reads normally); after the
-// punch the record says released, so every read is recalled.
+// breaks our lease (the SIGIO listener unlocks at once, we give up before punching, it
+// reads normally); after the punch the record says released, so every read is recalled.
 // Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
 // fill can write into the file while we punch it.
 import { closeSync, constants, fstatSync, lstatSync, open } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
-import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
+import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
+import { withMarkedIo } from './marked-io.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -50,23 +51,16 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
   const fd = await noNotifyFd(absPath, nn).catch((e: Error) => e);
   if (fd instanceof Error) return fd instanceof Busy ? none('busy', fd.message) : none('failed', `release ${absPath}: ${fd.message}`);
 
-  let leased = false;
-  let broken = false;
+  let lease: LeaseGuard | null = null;
   const ac = new AbortController();
-  const stopListening = onLeaseBreak(() => {
-    if (leased && !broken && getLease(fd, absPath) !== 'write') {
-      broken = true;
-      ac.abort(new Error('lease broken'));
-    }
-  });
   try {
     const st0 = fstatSync(fd, { bigint: true });
     const id = `${st0.dev}:${st0.ino}`;
     // A fetch under way holds an event fd (the lease would fail anyway) and may write.
     if (nn.fetching(id)) return none('busy', 'busy: being recalled');
     try {
-      setLease(fd, 'write', absPath);
-      leased = true;
+      // Given up inside the SIGIO listener when an opener comes (kernel/lease.ts).
+      lease = holdLease(fd, absPath, () => ac.abort(new Error('lease broken')));
       faultPoint('partial-after-lease');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return none('busy', 'busy: open or mapped by another process');
@@ -87,7 +81,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     if (!info || info.size !== copy.size) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
 
     // Last look before anything destructive.
-    if (broken || getLease(fd, absPath) !== 'write') return none('busy', 'lease broken: another process opened the file');
+    if (lease.broken || getLease(fd, absPath) !== 'write') return none('busy', 'lease broken: another process opened the file');
     const st1 = fstatSync(fd, { bigint: true });
     if (st1.size !== st0.size || st1.mtimeNs !== st0.mtimeNs || st1.ino !== st0.ino) return none('busy', 'file changed: next run');
 
@@ -108,13 +102,12 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
     return { status: 'done', uploaded: 0, freed, key: copy.key };
   } catch (e) {
-    if (broken) return none('busy', 'lease broken: another process opened the file');
+    if (lease?.broken) return none('busy', 'lease broken: another process opened the file');
     return none('failed', `release ${absPath}: ${(e as Error).message}`);
   } finally {
-    stopListening();
-    if (leased) {
+    if (lease) {
       try {
-        setLease(fd, 'unlock', absPath);
+        lease.release();
       } catch (e) {
         deps.log.warn('unlock failed', { path: absPath, op: 'F_UNLCK', err: e });
       }
@@ -134,7 +127,7 @@ async function noNotifyFd(absPath: string, nn: NoNotifyAccess): Promise<number> 
   if (!cap) throw new Busy('busy: another action is releasing it');
   let own: number;
   try {
-    own = await openAsync(absPath, OWN_OPEN_FLAGS);
+    own = await withMarkedIo(() => openAsync(absPath, OWN_OPEN_FLAGS)); // waits for our own service
   } catch (e) {
     if (cap.fd !== null) closeSync(cap.fd);
     const err = e as NodeJS.ErrnoException;

@@ -1,4 +1,5 @@
-// Uploading a file through an fd the engine already holds (under its lease): a pread
+// Uploading a file through an fd the engine already holds (under its lease; opened by
+// openUnmarked, so no pread here can raise a pre-content event and wait on that lease): a pread
 // stream that never closes the fd, SHA-256 on the way (whole file and per recall chunk),
 // then verification against what the tier reports (put result, stat size, stored
 // checksum), then the per-chunk sums object `${key}.sums` (the recall service checks

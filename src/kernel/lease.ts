@@ -4,6 +4,11 @@
 // one process-wide handler. The kernel does not say which lease broke (F_SETSIG is not
 // used), so every registered listener is told "some lease broke: check yours" and
 // calls getLease() on its own fds.
+//
+// holdLease() gives a broken lease up inside the SIGIO listener itself, before anything
+// awaits: an engine that first waits for its I/O to settle can wait on an opener that
+// waits on the lease (measured: a pread raising a pre-content event whose event fd this
+// very lease blocks, 45 s until lease-break-time; docs/engine.md).
 import { fcntl } from './libc.js';
 
 export const F_SETLEASE = 1024;
@@ -54,4 +59,45 @@ export function onLeaseBreak(l: Listener): () => void {
   installSigio();
   listeners.add(l);
   return () => listeners.delete(l);
+}
+
+/** A write lease taken by holdLease(). */
+export interface LeaseGuard {
+  /** The lease broke (an opener came) and was given up at once. */
+  readonly broken: boolean;
+  /** Stops watching and unlocks (unless already given up); throws what F_UNLCK throws. */
+  release(): void;
+}
+
+/**
+ * Takes a write lease on fd (throws EAGAIN when another open exists) and watches it: on
+ * SIGIO, if it is no longer F_WRLCK, unlocks at once and then calls onBreak. The opener
+ * never waits for our cleanup; the caller must treat `broken` as "nothing destructive".
+ */
+export function holdLease(fd: number, path: string, onBreak: () => void): LeaseGuard {
+  setLease(fd, 'write', path);
+  let broken = false;
+  let held = true;
+  const stop = onLeaseBreak(() => {
+    if (!held || getLease(fd, path) === 'write') return;
+    held = false;
+    broken = true;
+    try {
+      setLease(fd, 'unlock', path);
+    } catch {
+      // Already gone (expired or never ours again): the opener is free either way.
+    }
+    onBreak();
+  });
+  return {
+    get broken() {
+      return broken;
+    },
+    release() {
+      stop();
+      if (!held) return;
+      held = false;
+      setLease(fd, 'unlock', path);
+    },
+  };
 }

@@ -101,6 +101,10 @@ export class DaemonOps {
         deps: () => ({ catalog, log: o.log, ...(o.markFound ? { onReleasedFound: o.markFound } : {}) }),
         // Control requests (apply, manual actions) and scheduled runs migrate files.
         engineBusy: () => (o.queueDepth?.().control ?? 0) > 0 || this.scheduler.status().some((s) => s.running),
+        // Found by whichever sees it first: the tracker skips a row already dirty.
+        onResult: (r) => {
+          if (!r.dryRun) this.metrics.dirtied.inc({}, r.dirty.bySizeMtime + r.dirty.byHash);
+        },
       });
     }
     if (o.gcTiers) {

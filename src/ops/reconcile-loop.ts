@@ -21,6 +21,8 @@ export interface ReconcileLoopOptions {
   deps(): ReconcileDeps;
   /** Background passes hash nothing while this says the engine is migrating (see ReconcileOptions.yieldTo). */
   engineBusy?: () => boolean;
+  /** Every pass that ran (background or requested), with its result. */
+  onResult?(r: ReconcileResult): void;
 }
 
 export class ReconcileLoop {
@@ -54,6 +56,7 @@ export class ReconcileLoop {
       sig.throwIfAborted();
       return reconcile({ ...opts, roots: opts.roots ?? this.o.roots(), signal: sig }, this.o.deps());
     });
+    void p.then((r) => this.o.onResult?.(r), () => {});
     this.chain = p.catch(() => {});
     return p;
   }

@@ -41,7 +41,7 @@ export function createTierMetrics(registry = new Registry()): TierMetrics {
     policyRuns: registry.counter('tier_policy_runs_total', 'Policy runs, by trigger and outcome.', ['policy', 'trigger', 'outcome']),
     runsSkipped: registry.counter('tier_policy_runs_skipped_total', 'Policy runs skipped because the previous one was still going.', ['policy']),
     gcDeleted: registry.counter('tier_gc_objects_deleted_total', 'Orphan objects deleted by garbage collection, by tier.', ['tier']),
-    dirtied: registry.counter('tier_files_dirtied_total', 'Archived files seen written (now dirty) by change tracking.'),
+    dirtied: registry.counter('tier_files_dirtied_total', 'Archived files found changed (now dirty), by change tracking or a reconcile pass.'),
     throttleWait: registry.counter(
       'tier_throttle_wait_seconds_total',
       "Time tier requests waited for the tier's bwlimit/tpslimit, by tier and class (interactive: recalls; batch: migration, gc).",

@@ -113,6 +113,11 @@ export class Limiter {
     return this.bytes?.rate;
   }
 
+  /** The request rate in force; undefined when requests are not limited. */
+  get requestsPerSec(): number | undefined {
+    return this.reqs?.rate;
+  }
+
   /** Milliseconds requests of `cls` have spent waiting for tokens, waits in progress included (never decreases). */
   waitedMs(cls: LimitClass): number {
     const now = this.clock.now();

@@ -3,7 +3,7 @@
 // 'interactive' for the recall service, 'batch' for migration and gc.
 //
 // Charging: each call costs one request before it starts (list: one per page of 1000
-// keys; a multipart put its parts plus two); bytes are charged as they move: put bodies and getStream bodies per piece of at
+// keys; a multipart put one for create, one per part as its bytes go, one for complete); bytes are charged as they move: put bodies and getStream bodies per piece of at
 // most 256 KiB and at most one second of rate (so a recall never waits behind more than
 // one batch piece, and a paced S3 stream never idles past its socket timeout), get(range) by
 // the range length before the call (whole object: by the bytes returned, after it).
@@ -62,8 +62,13 @@ export class ThrottledTier implements Tier {
 
   put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {
     return this.call('put', key, signal, async () => {
-      await this.charge('put', key, { requests: putRequests(this.inner, size) }, signal);
-      return this.inner.put(key, this.metered(body, 'put', key, signal), size, meta, signal);
+      // A multipart put is charged as the server sees it, a request per part as its bytes
+      // go, not all up front: a 4 GiB upload must not leave a debt every recall waits out.
+      const part = multipartPartSize(this.inner, size);
+      await this.charge('put', key, { requests: 1 }, signal);
+      const r = await this.inner.put(key, this.metered(body, 'put', key, signal, part), size, meta, signal);
+      if (part) await this.charge('put', key, { requests: 1 }, signal); // complete
+      return r;
     });
   }
 
@@ -165,11 +170,23 @@ export class ThrottledTier implements Tier {
     return new TierError('Aborted', op, this.name, key, `${e.message} while waiting for the tier's rate limit`);
   }
 
-  /** `body` paced piece by piece; as is when no byte rate is set. Destroying the result stops the pacing. */
-  private metered(body: Readable, op: string, key: string, signal: AbortSignal | undefined): Readable {
+  /**
+   * `body` paced piece by piece: bytes, and with `part` (a multipart put) one request as each
+   * part begins. As is when there is nothing to charge. Destroying the result stops the pacing.
+   */
+  private metered(body: Readable, op: string, key: string, signal: AbortSignal | undefined, part?: number): Readable {
     const rate = this.limiter.bytesPerSec;
-    if (rate === undefined) return body;
-    const size = Math.max(MIN_PIECE, Math.min(PIECE, Math.floor(rate)));
+    const perPart = part !== undefined && this.limiter.requestsPerSec !== undefined;
+    if (rate === undefined && !perPart) return body;
+    const size = rate === undefined ? PIECE : Math.max(MIN_PIECE, Math.min(PIECE, Math.floor(rate)));
+    let sent = 0;
+    const cost = (len: number): Cost => {
+      const c: Cost = rate === undefined ? {} : { bytes: len };
+      // Part k begins at byte k * part: count the beginnings inside [sent, sent + len).
+      if (perPart) c.requests = Math.ceil((sent + len) / part!) - Math.ceil(sent / part!);
+      sent += len;
+      return c;
+    };
     const stop = new AbortController();
     const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     const pace = async function* (self: ThrottledTier): AsyncGenerator<Buffer> {
@@ -177,7 +194,7 @@ export class ThrottledTier implements Tier {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         for (let at = 0; at < buf.length; at += size) {
           const piece = buf.subarray(at, at + size);
-          await self.charge(op, key, { bytes: piece.length }, both);
+          await self.charge(op, key, cost(piece.length), both);
           yield piece;
         }
       }
@@ -191,12 +208,14 @@ export class ThrottledTier implements Tier {
   }
 }
 
-/**
- * Requests a put makes: one, or for a tier with parts (S3: `partSize`) above one part,
- * create + parts + complete, so `tpslimit` counts what the server sees.
- */
-export function putRequests(tier: Tier, size: number): number {
+/** The part size when a put of `size` bytes is multipart (S3 `partSize`, above one part); else undefined. */
+export function multipartPartSize(tier: Tier, size: number): number | undefined {
   const part = (tier as { partSize?: unknown }).partSize;
-  if (typeof part !== 'number' || !(part > 0) || size <= part) return 1;
-  return Math.ceil(size / part) + 2;
+  return typeof part === 'number' && part > 0 && size > part ? part : undefined;
+}
+
+/** Requests a put makes in all: one, or create + parts + complete, as `tpslimit` counts them. */
+export function putRequests(tier: Tier, size: number): number {
+  const part = multipartPartSize(tier, size);
+  return part === undefined ? 1 : Math.ceil(size / part) + 2;
 }

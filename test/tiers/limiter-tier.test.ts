@@ -81,6 +81,25 @@ describe('throttled tier', () => {
     assert.equal(res.sha256, sha(data));
   });
 
+  test('a multipart put is charged a request per part as it goes, never its parts at once (no debt recalls wait out)', async () => {
+    // The local tier has no parts; give it the S3 tier's `partSize` property so the
+    // throttle charges it as multipart. Charges are observed, not altered.
+    const inner = Object.assign(new LocalTier('disk', join(root, 'parts'), DEFAULT_TUNING), { partSize: 1 * MiB });
+    const limiter = new Limiter({ requestsPerSec: 1000 });
+    const charged: number[] = [];
+    const acquire = limiter.acquire.bind(limiter);
+    limiter.acquire = (cls, cost, signal) => {
+      if (cost.requests) charged.push(cost.requests);
+      return acquire(cls, cost, signal);
+    };
+    const v = throttledViews(inner, limiter);
+    const data = randomBytes(3 * MiB + 5); // 4 parts: create + 4 + complete
+    assert.equal((await v.batch.put('mp', bodyOf(data), data.length, metaFor(data))).sha256, sha(data));
+    assert.equal(charged.reduce((a, b) => a + b, 0), 6, `charges ${charged}`);
+    assert.ok(Math.max(...charged) <= 1, `one charge asked for ${Math.max(...charged)} requests at once`);
+    await v.batch.close();
+  });
+
   test('tpslimit: 20 stats at 10 requests/s take at least 1 s', async () => {
     const v = views('tps', { requestsPerSec: 10 });
     const t0 = performance.now();

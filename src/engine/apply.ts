@@ -8,6 +8,7 @@ import { evaluate } from './evaluate.js';
 import { planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
 import { scanFileset } from './scan.js';
 import { runAction } from './actions.js';
+import { recordedCtime } from './verify-copy.js';
 import type { ExecDeps, OutcomeStatus } from './execute.js';
 
 export interface ApplyOptions {
@@ -222,6 +223,8 @@ async function planOne(
       held++;
       continue;
     }
+    // Size and mtime can be put back after a rewrite; ctime cannot (verify-copy.ts).
+    if (file.state === 'archived' && deps.catalog) file.copyUnverified = recordedCtime(deps.catalog, file.dev, file.ino) !== file.ctimeNs;
     decisions.push({ file, rule });
   }
   const usage = new Map<number, FsUsage>();

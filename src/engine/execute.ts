@@ -30,7 +30,7 @@ import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateReco
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
-import { copyStillValid } from './verify-copy.js';
+import { copyStillValid, recordedCtime } from './verify-copy.js';
 import { inodeKeyOfPath, inodeLocked, lockInode, openUnmarked } from './open-unmarked.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
@@ -174,7 +174,12 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // through it raises a pre-content event this process would have to answer while it
     // holds the lease (measured: a deadlock). It turned partial after our peek: next run.
     if (state === 'partial') return none('skipped', 'partially recalled meanwhile: next run');
-    if (mode === 'archive' && state === 'archived' && rec?.copy?.tier === tierName) return none('skipped', 'already archived');
+    // Archived here already: trusted without a lease only while ctime is the one the engine
+    // recorded (nobody can set ctime back); else hashed under the lease below (verify-copy.ts).
+    const archivedHere = state === 'archived' && rec?.copy?.tier === tierName;
+    if (mode === 'archive' && archivedHere && recordedCtime(deps.catalog, Number(st0.dev), Number(st0.ino)) === st0.ctimeNs.toString()) {
+      return none('skipped', 'already archived');
+    }
     if (mode === 'release' && rec?.pinned) return none('skipped', 'pinned');
 
     // The mark goes on before the lease: an opener blocked by the lease has its
@@ -198,7 +203,16 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // A valid copy on this tier (archived, unchanged since) needs no upload. Size and mtime
     // can be put back after a rewrite: unless ctime says the inode is as we left it, the
     // file is hashed under the lease first (verify-copy.ts); a stale copy is uploaded anew.
-    const reuse = state === 'archived' && rec?.copy?.tier === tierName && (await copyStillValid(fd, rec.copy, absPath, mode, deps, ac.signal));
+    const reuse = archivedHere && (await copyStillValid(fd, rec!.copy!, absPath, mode, deps, ac.signal));
+    if (mode === 'archive' && reuse) {
+      // Same bytes as the copy: nothing to upload. Record this ctime, so the next run skips the hash.
+      try {
+        deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(fd, { bigint: true }).ctimeNs.toString());
+      } catch (e) {
+        deps.log.warn('catalog not updated', { path: absPath, op: mode, err: e });
+      }
+      return none('skipped', 'already archived (content hashed: the copy is current)');
+    }
     let copy = reuse ? rec!.copy! : undefined;
     let uploaded = 0;
     if (reuse) {

@@ -16,6 +16,11 @@ export interface FileFacts {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** st_ctime in nanoseconds, decimal string (scan.ts sets it; compared with the catalog's). */
+  ctimeNs?: string;
+  /** Archived, and ctime is not the one the engine recorded (apply.ts, with a catalog): the
+   *  copy may be stale, so an archive action goes to execute.ts, which hashes the file. */
+  copyUnverified?: boolean;
   /** st_mtime in nanoseconds, decimal string (exact; compared with the record). */
   mtimeNs: string;
   mode: number;

@@ -60,7 +60,9 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
     case 'archive':
       // A copy elsewhere of a released file cannot be re-made without a recall: leave it.
       if (f.state === 'released' || f.state === 'partial') return 'noop';
-      if (f.state === 'archived' && copyTier === a.tier) return 'noop';
+      // Unless its ctime moved since the engine recorded it: then execute.ts hashes it
+      // and uploads anew if the copy is stale (a same-size rewrite with mtime put back).
+      if (f.state === 'archived' && copyTier === a.tier && !f.copyUnverified) return 'noop';
       return { kind: 'archive', tier: a.tier, file: f, reason, freed: 0 };
     case 'release':
       if (f.state === 'released') return 'noop';

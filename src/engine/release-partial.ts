@@ -10,29 +10,35 @@
 // loop answers it), the service dups the event fd of that open for us and allows it, we
 // close our HSM-mode fd and work on the no-notify one:
 //   capture+open -> close own fd -> no fetch under way -> F_SETLEASE F_WRLCK (EAGAIN:
-//   busy) -> record still partial, same tier, fstat size/mtime == copy -> tier.stat size
-//   -> lease still ours, file unchanged -> catalog 'released' -> record 'released' ->
-//   drop trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
+//   busy) -> record still partial, same tier, fstat size/mtime == copy -> every resident
+//   chunk hashed == the copy's chunk sum (verify-resident.ts; a mismatch: the rest is
+//   recalled, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
+//   ours, file unchanged -> catalog 'released' -> record 'released' -> drop
+//   trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
 // The mark stays throughout: an opener during the lease raises an event whose event fd
 // breaks our lease (the SIGIO listener unlocks at once, we give up before punching, it
 // reads normally); after the punch the record says released, so every read is recalled.
 // Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
 // fill can write into the file while we punch it.
-import { closeSync, constants, fstatSync, lstatSync, open } from 'node:fs';
+import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
-import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { DEFAULT_TUNING } from '../dsl/ast.js';
+import { ResidentMap } from '../recall/resident.js';
+import { chunkCount, decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
+import { copySums, fillMissing, firstStaleChunk, type CopySource } from './verify-resident.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
 const openAsync = promisify(open);
+const fdatasync = promisify(fdatasyncCb);
 
 class Busy extends Error {}
 
@@ -77,6 +83,17 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     if (rec.pinned) return none('skipped', 'pinned');
     const copy = rec.copy;
 
+    // Same size and mtime do not prove the resident chunks are the copy's: a write over a
+    // resident chunk needs no fetch, and mtime can be put back. Hash them (local reads).
+    const src: CopySource = { tier, copy, timeoutMs: (tier.tuning ?? DEFAULT_TUNING).timeoutMs, signal: ac.signal };
+    const resident = new ResidentMap(chunkCount(copy.size, copy.chunk), fgetxattr(fd, XATTR_RESIDENT, absPath));
+    const sums = await copySums(src);
+    const stale = await firstStaleChunk(fd, resident, src, sums);
+    if (stale !== null) {
+      const mayWrite = () => !ac.signal.aborted && !lease!.broken && getLease(fd, absPath) === 'write';
+      return await completeAsDirty(fd, absPath, rec, st0, resident, src, sums, stale, mayWrite, deps);
+    }
+
     const info = await tier.stat(copy.key, ac.signal);
     if (!info || info.size !== copy.size) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
 
@@ -114,6 +131,49 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     }
     closeSync(fd);
   }
+}
+
+/**
+ * A partial file whose resident chunk `stale` differs from the copy (written in place,
+ * mtime put back): never punched. The missing chunks are written from the copy (they
+ * were never written: a write into one is preceded by its fill), then the record says
+ * 'dirty' (copy kept, as for any rewrite of an archived file: state-record.ts), the
+ * bitmap goes and the mark with it. Nothing is left to recall, so no old byte can come
+ * back over the new ones, and the next run uploads the file anew. Cut short (lease
+ * broken, tier down), the file stays 'partial' as it was: chunks written without their
+ * bit hold the copy's bytes, which a later fill writes again, identically.
+ */
+async function completeAsDirty(
+  fd: number,
+  absPath: string,
+  rec: StateRecord,
+  st0: BigIntStats,
+  resident: ResidentMap,
+  src: CopySource,
+  sums: Buffer | null,
+  stale: number,
+  mayWrite: () => boolean,
+  deps: ExecDeps,
+): Promise<Outcome> {
+  const fields = { path: absPath, op: 'release', tier: src.copy.tier, key: src.copy.key, chunk: stale };
+  deps.log.warn('partially recalled file differs from its copy (written in place, mtime put back): recalling the rest, it becomes dirty', fields);
+  const fetched = await fillMissing(fd, resident, src, sums, mayWrite);
+  futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
+  await fdatasync(fd);
+  if (!mayWrite()) throw new Error('lease broken: another process opened the file');
+  const next: StateRecord = { ...rec, state: 'dirty' };
+  // Record first: a crash before the unmark leaves a marked dirty file, which the handler
+  // unmarks at its first event (its data is all local).
+  fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
+  fremovexattr(fd, XATTR_RESIDENT, absPath);
+  await deps.marker!.unmark(fd);
+  try {
+    deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size: Number(st0.size) }, next, 'dirty', Date.now())!);
+  } catch (e) {
+    deps.log.warn('catalog not updated', { ...fields, err: e });
+  }
+  const message = `written in place since its partial recall (chunk ${stale} differs from the copy on tier ${src.copy.tier}, key ${src.copy.key}): not released; recalled whole (${fetched} bytes) and recorded dirty, the next run archives it anew`;
+  return { status: 'skipped', uploaded: 0, freed: 0, message };
 }
 
 /**

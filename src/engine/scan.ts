@@ -60,6 +60,7 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
     atimeMs: nsToMs(st.atimeNs),
     mtimeMs: nsToMs(st.mtimeNs),
     ctimeMs: nsToMs(st.ctimeNs),
+    ctimeNs: st.ctimeNs.toString(),
     mtimeNs,
     mode: Number(st.mode),
     uid,

@@ -4,7 +4,9 @@
 // it, and every change to the inode moves it (Linux 6.13+ multigrain timestamps: a change
 // after a stat gets a distinct, later ctime). So the catalog keeps each file's ctime as
 // of the engine's last change to it; when the file's ctime is still that one the copy is
-// trusted, otherwise the file is hashed and compared with the copy's SHA-256.
+// trusted, otherwise the file is hashed and compared with the copy's SHA-256. Release and
+// archive (execute.ts) both ask; a partial file's resident chunks are checked chunk by
+// chunk instead (verify-resident.ts: its holes cannot be hashed whole).
 //
 // Invariants:
 // - hashing goes through the caller's fd (under its lease): never a second open, which

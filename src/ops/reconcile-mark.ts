@@ -3,12 +3,16 @@
 // catalog's path, so this file may carry no mark, and a reader would get zeros. Mark it.
 //
 // The open is asynchronous: if the file is marked after all, the open raises an event
-// that the recall service on this very thread answers. The record is checked through
-// our fd: only a released/partial file is marked (the invariant the engine relies on).
+// that the recall service on this very thread answers. It waits on a threadpool thread
+// meanwhile, so it takes a marked-io slot (engine/marked-io.ts): otherwise it and the
+// engine's capped opens could hold every thread while the service needs one.
+// The record is checked through our fd: only a released/partial file is marked (the
+// invariant the engine relies on).
 import { close, constants, open } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+import { withMarkedIo } from '../engine/marked-io.js';
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
@@ -16,7 +20,7 @@ const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME | 
 
 /** True when the file was (re)marked; false when its record is no longer released/partial. */
 export async function markFoundReleased(absPath: string, markReleased: (fd: number) => void): Promise<boolean> {
-  const fd = await openAsync(absPath, FLAGS);
+  const fd = await withMarkedIo(() => openAsync(absPath, FLAGS));
   try {
     const state = decodeRecord(fgetxattr(fd, XATTR_STATE, absPath))?.state;
     if (state !== 'released' && state !== 'partial') return false;

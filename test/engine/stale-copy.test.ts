@@ -5,13 +5,14 @@
 // must read back with its NEW bytes. A chmod alone (ctime moves, content does not) costs a
 // hash and keeps the copy; an untouched file is not even hashed.
 import { test, describe, before, after } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { chmodSync, closeSync, openSync, writeFileSync, writeSync, lstatSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, runCli, startDaemon } from '../daemon/harness.js';
+import { daemonLayout, pattern, runCli, startDaemon, writePolicy } from '../daemon/harness.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
@@ -84,6 +85,77 @@ describe('release never reuses a stale copy of a same-size rewrite with its mtim
       for (const until = Date.now() + 10_000; !d.logs.some(stale); await sleep(20)) if (Date.now() > until) assert.fail(`no stale-copy log line:\n${d.stderrText()}`);
       const hashed = (l: Record<string, unknown>) => l.msg === 'ctime moved, content hashed: the copy is still valid';
       assert.deepEqual(d.logs.filter(hashed).map((l) => l.path), [chmodded], 'only the chmodded file was hashed and found valid');
+    } finally {
+      assert.equal((await d.stop()).code, 0);
+    }
+  });
+});
+
+// The same guard in archive mode (src/engine/execute.ts): an archive-only policy must not
+// keep calling a same-size, mtime-restored rewrite 'already archived' with its old copy.
+describe('archive never keeps a stale copy of a same-size rewrite with its mtime restored (ext4, archive-only policy)', () => {
+  let fs: LoopFs;
+  let L: ReturnType<typeof daemonLayout>;
+  let policy: string;
+  before(() => {
+    fs = mountLoopFs('ext4');
+    L = daemonLayout(fs);
+    policy = writePolicy(fs.scratch, L.data, L.tierDir, 'size >= 0B -> archive to slow', '', 'archive.hsmpolicy');
+  });
+  after(() => fs?.unmount());
+
+  async function applyActs(): Promise<Map<string, { status: string; uploaded: number; message?: string }>> {
+    const r = await runCli(['apply', policy, '--state-dir', L.stateDir, '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const acts = new Map();
+    for (const l of r.stdout.trim().split('\n')) {
+      const e = JSON.parse(l);
+      if (e.type === 'action') acts.set(e.path, e);
+    }
+    return acts;
+  }
+
+  test('a rewrite is archived anew (new key, new hash); a chmod is hashed once and kept; an untouched file is skipped unhashed', async () => {
+    const rewritten = join(L.data, 'rewritten.bin');
+    const chmodded = join(L.data, 'chmod.bin');
+    const same = join(L.data, 'same.bin');
+    writeFileSync(rewritten, pattern(SIZE, 21));
+    writeFileSync(chmodded, pattern(SIZE, 22));
+    writeFileSync(same, pattern(SIZE, 23));
+    const d = startDaemon([policy], L.stateDir, ['--reconcile-interval', '0', '--log-level', 'debug']);
+    try {
+      await d.ready;
+      let acts = await applyActs();
+      for (const n of ['rewritten.bin', 'chmod.bin', 'same.bin']) assert.equal(acts.get(n)?.status, 'done', JSON.stringify(acts.get(n)));
+      const before = new Map([rewritten, chmodded, same].map((p) => [p, record(p)!]));
+      for (const r of before.values()) assert.equal(r.state, 'archived');
+
+      rewriteKeepingMtime(rewritten, pattern(SIZE, 31), before.get(rewritten)!);
+      chmodSync(chmodded, 0o640);
+      acts = await applyActs();
+      const a = acts.get('rewritten.bin')!;
+      assert.equal(a.status, 'done', `kept a stale copy: ${JSON.stringify(a)}`);
+      assert.equal(a.uploaded, SIZE);
+      const rec = record(rewritten)!;
+      assert.equal(rec.state, 'archived');
+      assert.notEqual(rec.copy!.key, before.get(rewritten)!.copy!.key, 'uploaded under a new key');
+      assert.equal(rec.copy!.sha256, createHash('sha256').update(pattern(SIZE, 31)).digest('hex'), 'the copy holds the new bytes');
+      assert.equal(rec.gen, before.get(rewritten)!.gen + 1);
+      const stored = await readFile(join(L.tierDir, rec.copy!.key));
+      assert.ok(stored.equals(pattern(SIZE, 31)), 'the tier object is the new content');
+      assert.equal(acts.get('chmod.bin')?.status, 'skipped', JSON.stringify(acts.get('chmod.bin')));
+      assert.equal(record(chmodded)!.copy!.key, before.get(chmodded)!.copy!.key, 'a chmod alone: hashed, equal, kept');
+      assert.equal(acts.get('same.bin'), undefined, 'ctime as the engine left it: nothing planned');
+      assert.equal(record(same)!.copy!.key, before.get(same)!.copy!.key);
+
+      // Every file is as the engine left it now (the hash recorded ctime): nothing planned, nothing hashed.
+      acts = await applyActs();
+      for (const n of ['rewritten.bin', 'chmod.bin', 'same.bin']) assert.equal(acts.get(n), undefined, `${n}: ${JSON.stringify(acts.get(n))}`);
+      assert.equal(record(rewritten)!.copy!.key, rec.copy!.key);
+      const hashed = (l: Record<string, unknown>) => l.msg === 'ctime moved, content hashed: the copy is still valid';
+      for (const until = Date.now() + 10_000; !d.logs.some(hashed); await sleep(20)) if (Date.now() > until) assert.fail(`no hash log line:\n${d.stderrText()}`);
+      await sleep(200);
+      assert.deepEqual(d.logs.filter(hashed).map((l) => l.path), [chmodded], 'only the chmodded file was hashed and found valid, once');
     } finally {
       assert.equal((await d.stop()).code, 0);
     }

@@ -1,0 +1,102 @@
+// The stale-copy guard for partially recalled files (release-partial.ts). Size and mtime
+// do not prove a partial file's resident chunks still hold the copy's bytes: a write over
+// a resident chunk raises an event that needs no fetch (the handler allows it), and mtime
+// can be put back (touch -d, touch -r). ctime cannot prove it either: the recall
+// service's own fills move it and record no ctime. So every resident chunk is hashed and
+// compared with the copy's per-chunk sums before anything is punched.
+//
+// Invariants:
+// - reads and writes go through the caller's no-notify fd, under its lease: no event, no
+//   second open;
+// - the sums object is checked against the record's sumsSha (as recall/fill.ts does); a
+//   copy made before sums existed is compared chunk by chunk with ranged GETs;
+// - fillMissing writes only chunks the bitmap calls missing (holes: only the copy's bytes
+//   belong there), each verified first, each with a synchronous pwrite right after
+//   `mayWrite()` said yes: the SIGIO listener that gives the lease up cannot run between.
+import { createHash } from 'node:crypto';
+import { read, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { getWithTimeout } from '../recall/fill.js';
+import { chunkBytes } from '../recall/ranges.js';
+import type { ResidentMap } from '../recall/resident.js';
+import { TierError, type Tier } from '../tiers/tier.js';
+import { chunkCount, sumsKey, type StateRecord } from './state-record.js';
+
+const preadAsync = promisify(read);
+const SUM_LEN = 32;
+
+type Copy = NonNullable<StateRecord['copy']>;
+
+export interface CopySource {
+  tier: Tier;
+  copy: Copy;
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+/** The copy's per-chunk SHA-256 sums, verified against the record; null for a copy without sums. */
+export async function copySums(s: CopySource): Promise<Buffer | null> {
+  if (!s.copy.sumsSha) return null;
+  const key = sumsKey(s.copy.key);
+  const want = chunkCount(s.copy.size, s.copy.chunk) * SUM_LEN;
+  const sums = await getWithTimeout(s.tier, key, 0, want, s.timeoutMs);
+  if (sums.length !== want) throw new TierError('Corrupt', 'get', s.tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
+  if (createHash('sha256').update(sums).digest('hex') !== s.copy.sumsSha) {
+    throw new TierError('Corrupt', 'get', s.tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
+  }
+  return sums;
+}
+
+const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+
+/** The copy's bytes of chunk i, checked against its sum when there are sums. */
+async function copyChunk(s: CopySource, sums: Buffer | null, i: number): Promise<Buffer> {
+  const b = chunkBytes(i, s.copy.chunk, s.copy.size);
+  const data = await getWithTimeout(s.tier, s.copy.key, b.start, b.end - b.start, s.timeoutMs);
+  if (data.length !== b.end - b.start) throw new TierError('ShortObject', 'get', s.tier.name, s.copy.key, `range ${b.start}+${b.end - b.start} returned ${data.length} bytes`);
+  if (sums && !sha(data).equals(sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
+    throw new TierError('Corrupt', 'get', s.tier.name, s.copy.key, `SHA-256 of chunk ${i} differs from its sum`);
+  }
+  return data;
+}
+
+/** Index of the first resident chunk whose local bytes differ from the copy's; null: all equal. */
+export async function firstStaleChunk(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null): Promise<number | null> {
+  const buf = Buffer.allocUnsafe(s.copy.chunk);
+  for (let i = 0; i < resident.chunks; i++) {
+    if (!resident.has(i)) continue;
+    s.signal.throwIfAborted();
+    const b = chunkBytes(i, s.copy.chunk, s.copy.size);
+    const len = b.end - b.start;
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await preadAsync(fd, buf, got, len - got, b.start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got !== len) return i; // shorter than the copy: not the copy's bytes
+    const local = sha(buf.subarray(0, len));
+    const want = sums ? sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN) : sha(await copyChunk(s, null, i));
+    if (!local.equals(want)) return i;
+  }
+  return null;
+}
+
+/**
+ * Writes every chunk the bitmap calls missing from the copy (verified) through `fd`.
+ * Stops with an error when `mayWrite()` turns false (lease broken). Returns bytes written;
+ * the caller fdatasyncs and restores mtime.
+ */
+export async function fillMissing(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null, mayWrite: () => boolean): Promise<number> {
+  let written = 0;
+  for (let i = 0; i < resident.chunks; i++) {
+    if (resident.has(i)) continue;
+    s.signal.throwIfAborted();
+    const data = await copyChunk(s, sums, i);
+    if (!mayWrite()) throw new Error('lease broken: another process opened the file');
+    const at = chunkBytes(i, s.copy.chunk, s.copy.size).start;
+    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, at + off);
+    written += data.length;
+  }
+  return written;
+}

@@ -23,6 +23,9 @@ export interface CatalogRow {
   deletedAt?: number | null;
 }
 
+/** Row states start-up marking opens (releasedFiles); see there for 'dirty'. */
+export const MARKED_AT_START: readonly FileState[] = ['released', 'partial', 'dirty'];
+
 export interface RunRow {
   id: number;
   policyFile: string;
@@ -154,9 +157,14 @@ export class Catalog {
     return r ? fromDb(r) : null;
   }
 
-  /** Files the daemon must mark at start-up (the record is re-checked before marking). */
+  /**
+   * Files the daemon may have to mark at start-up; the record is re-checked through an fd
+   * before marking. 'dirty' rows are included: a released file written past its end (or
+   * truncated) is 'dirty' by size while its record still says released/partial and its
+   * holes still need the mark.
+   */
   *releasedFiles(): Generator<CatalogRow> {
-    const it = this.db.prepare("SELECT * FROM files WHERE state IN ('released', 'partial') AND deleted_at IS NULL").iterate() as Iterable<DbRow>;
+    const it = this.db.prepare(`SELECT * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL`).iterate() as Iterable<DbRow>;
     for (const r of it) yield fromDb(r);
   }
 

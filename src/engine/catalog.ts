@@ -152,6 +152,11 @@ export class Catalog {
     this.removeStmt.run(dev, ino);
   }
 
+  /** gc collected `key`: drops the row only if it is still that deleted file's (not a revived, reused inode's). */
+  forgetDeleted(dev: number, ino: number, key: string): boolean {
+    return this.track.forgetDeleted.run(dev, ino, key).changes > 0;
+  }
+
   get(dev: number, ino: number): CatalogRow | null {
     const r = this.db.prepare('SELECT * FROM files WHERE dev = ? AND ino = ?').get(dev, ino) as DbRow | undefined;
     return r ? fromDb(r) : null;
@@ -262,6 +267,7 @@ interface TrackStatements {
   byPath: Database.Statement;
   renamePath: Database.Statement;
   renamePrefix: Database.Statement;
+  forgetDeleted: Database.Statement;
 }
 
 /** Change tracking's column (deleted_at, added to older catalogs) and statements. */
@@ -275,6 +281,7 @@ function trackStatements(db: Database.Database): TrackStatements {
     byPath: db.prepare('SELECT * FROM files WHERE path = ? ORDER BY deleted_at IS NOT NULL, updated_at DESC LIMIT 1'),
     renamePath: db.prepare('UPDATE files SET path = ? WHERE dev = ? AND ino = ?'),
     renamePrefix: db.prepare('UPDATE files SET path = @t || substr(path, length(@f) + 1) WHERE substr(path, 1, length(@f)) = @f'),
+    forgetDeleted: db.prepare('DELETE FROM files WHERE dev = ? AND ino = ? AND deleted_at IS NOT NULL AND key = ?'),
   };
 }
 

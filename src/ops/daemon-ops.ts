@@ -18,7 +18,7 @@ import { GcLoop } from './gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Catalog } from '../engine/catalog.js';
 import { ChangeTracker, type DirtyFile } from './change-tracker.js';
-import { trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
+import { trackAlive, trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
 import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from './reconcile-loop.js';
 import type { ReconcileResult } from './reconcile.js';
 
@@ -240,6 +240,7 @@ export class DaemonOps {
       onDirty: (f) => this.markDirty(catalog, f),
       onDeleted: (d) => this.catalogStep('delete', d.path ?? undefined, () => trackDeleted(catalog, d, Date.now(), this.o.log)),
       onRenamed: (r) => this.catalogStep('rename', r.to, () => trackRenamed(catalog, r, Date.now(), this.o.log)),
+      onAlive: (f) => this.catalogStep('relink', f.path, () => void trackAlive(catalog, f, this.o.log)),
       onOverflow: () => {
         this.o.onTrackOverflow?.();
         this.requestReconcile('change tracking queue overflow');

@@ -78,7 +78,9 @@ export interface ReconcileResult {
   scanErrors: { path: string; op: string; error: string }[];
 }
 
+// deletedAt too: a row marked deleted whose file the scan found alive (with a record) is revived.
 const same = (a: CatalogRow, b: CatalogRow) =>
+  (a.deletedAt ?? null) === (b.deletedAt ?? null) &&
   a.path === b.path && a.state === b.state && a.pinned === b.pinned && a.tier === b.tier && a.key === b.key && a.size === b.size && a.sha256 === b.sha256 && a.archivedAt === b.archivedAt;
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);

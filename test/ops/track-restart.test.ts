@@ -137,26 +137,27 @@ describe('restart after change tracking (ext4)', () => {
 
   test('a rename onto one name of a hard-linked released file: its row moves to the other name, gc keeps the object, it reads byte-exact after a restart', async () => {
     const fs = mount();
-    const { data, state, tierDir, policy, content } = setup(fs, ['a.bin']);
+    const { data, state, tierDir, policy, content } = setup(fs, ['a.bin', 'z.bin']);
     const p = (n: string) => join(data, n);
     const outside = join(fs.dir, 'outside'); // same filesystem, not under the fileset root
     mkdirSync(outside);
     const b = join(outside, 'b.bin');
     d = startDaemon([policy], state);
     await d.ready;
-    await releaseAll(policy, state, [p('a.bin')]);
+    await releaseAll(policy, state, [p('a.bin'), p('z.bin')]);
     const key = rec(p('a.bin'))!.copy!.key;
+    const zKey = rec(p('z.bin'))!.copy!.key; // deleted for real: shows that gc ran past keep_deleted
     const dev = statSync(data).dev;
     const ino = statSync(p('a.bin')).ino;
     writeFileSync(p('c.txt'), 'replacement');
 
-    await sh('ln "$1" "$2" && mv "$3" "$1"', p('a.bin'), b, p('c.txt'));
+    await sh('ln "$1" "$2" && mv "$3" "$1" && rm "$4"', p('a.bin'), b, p('c.txt'), p('z.bin'));
     const cat = new Catalog(join(state, 'catalog.db'));
     try {
       await within('the row follows the inode to its remaining name', 5000, () => cat.get(dev, ino)?.path === b);
       assert.equal(cat.get(dev, ino)!.deletedAt, null, 'the inode lives on: not deleted');
-      // The daemon collects every second (keep_deleted 2s): well past the retention now.
-      await sleep((KEEP_S + 2) * 1000);
+      // The daemon collects every second (keep_deleted 2s).
+      await within('gc collects the object of the file really deleted', 20_000, () => !existsSync(join(tierDir, zKey)));
       assert.equal(cat.get(dev, ino)!.deletedAt, null);
     } finally {
       cat.close();

@@ -261,6 +261,25 @@ describe('what tracking does to the catalog', () => {
     }
   });
 
+  test('a row marked deleted whose file a reconcile scan finds alive (same key) is revived', async () => {
+    const { reconcile } = await import('../../src/ops/reconcile.js');
+    const dir = join(fs.dir, 'revive');
+    mkdirSync(dir);
+    const f = join(dir, 'f');
+    const rec = archive(f, 'alive after all', 'ab/k-alive');
+    const st = statSync(f);
+    const cat = new Catalog(join(fs.scratch, 'cat-revive', 'catalog.db'));
+    try {
+      cat.upsert(row(st.ino, f, { dev: st.dev, key: 'ab/k-alive', state: 'archived', size: st.size, sha256: rec.copy!.sha256, archivedAt: rec.copy!.archivedAt }));
+      cat.markDeleted(st.dev, st.ino, 1000);
+      const r = await reconcile({ roots: [dir], dryRun: false, hash: false }, { catalog: cat, log: silentLogger });
+      assert.equal(r.rows.updated, 1);
+      assert.equal(cat.get(st.dev, st.ino)!.deletedAt, null, 'gc would otherwise collect the object of a living file');
+    } finally {
+      cat.close();
+    }
+  });
+
   test('an older catalog without deleted_at gets the column, its rows live', async () => {
     const { default: Database } = await import('better-sqlite3');
     const file = join(fs.scratch, 'old', 'catalog.db');

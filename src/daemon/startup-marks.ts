@@ -1,6 +1,9 @@
 // Start-up marking: every file the catalog lists as released or partial gets its
 // pre-content mark before the daemon says `ready`. The xattr record is the truth, the
-// catalog only the index, so each file is checked before it is marked.
+// catalog only the index, so each file is checked before it is marked. 'dirty' rows are
+// opened too: a released file written past its end is 'dirty' by size but its record
+// still says released/partial (holes); a dirty row whose record says otherwise (an
+// archived file written) needs no mark and is passed over without a warning.
 //
 // Invariants:
 // - Opened O_RDONLY|O_NOFOLLOW|O_NOATIME: marking must not change atime (age rules) and
@@ -15,6 +18,8 @@ import type { Logger } from '../log.js';
 
 export interface ReleasedRow {
   path: string;
+  /** The catalog's state; 'dirty': mark only if the record says released/partial, silently skip otherwise. */
+  state?: string;
   /** The inode the catalog recorded, when it has one. */
   dev?: number | bigint | null;
   ino?: number | bigint | null;
@@ -28,6 +33,7 @@ export interface MarkResult {
 }
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME;
+const NOT_RELEASED = 'record is not released/partial';
 
 export function markReleasedFiles(
   rows: Iterable<ReleasedRow>,
@@ -39,6 +45,7 @@ export function markReleasedFiles(
   for (const row of rows) {
     const why = markOne(row, markReleased);
     if (why === null) marked++;
+    else if (why === NOT_RELEASED && row.state === 'dirty') continue; // written archived file: nothing to mark
     else {
       skipped++;
       log.warn('not marked at start-up', { path: row.path, op: 'mark', reason: why });
@@ -63,7 +70,7 @@ function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string |
     if (row.dev != null && BigInt(row.dev) !== st.dev) return `device changed (catalog ${row.dev}, file ${st.dev})`;
     const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, row.path));
     if (!rec) return 'no state record';
-    if (rec.state !== 'released' && rec.state !== 'partial') return `state is ${rec.state}`;
+    if (rec.state !== 'released' && rec.state !== 'partial') return row.state === 'dirty' ? NOT_RELEASED : `state is ${rec.state}`;
     markReleased(fd);
     return null;
   } catch (e) {

@@ -23,6 +23,9 @@ export interface CatalogRow {
   deletedAt?: number | null;
 }
 
+/** Row states start-up marking opens (releasedFiles); see there for 'dirty'. */
+export const MARKED_AT_START: readonly FileState[] = ['released', 'partial', 'dirty'];
+
 export interface RunRow {
   id: number;
   policyFile: string;
@@ -149,14 +152,24 @@ export class Catalog {
     this.removeStmt.run(dev, ino);
   }
 
+  /** gc collected `key`: drops the row only if it is still that deleted file's (not a revived, reused inode's). */
+  forgetDeleted(dev: number, ino: number, key: string): boolean {
+    return this.track.forgetDeleted.run(dev, ino, key).changes > 0;
+  }
+
   get(dev: number, ino: number): CatalogRow | null {
     const r = this.db.prepare('SELECT * FROM files WHERE dev = ? AND ino = ?').get(dev, ino) as DbRow | undefined;
     return r ? fromDb(r) : null;
   }
 
-  /** Files the daemon must mark at start-up (the record is re-checked before marking). */
+  /**
+   * Files the daemon may have to mark at start-up; the record is re-checked through an fd
+   * before marking. 'dirty' rows are included: a released file written past its end (or
+   * truncated) is 'dirty' by size while its record still says released/partial and its
+   * holes still need the mark.
+   */
   *releasedFiles(): Generator<CatalogRow> {
-    const it = this.db.prepare("SELECT * FROM files WHERE state IN ('released', 'partial') AND deleted_at IS NULL").iterate() as Iterable<DbRow>;
+    const it = this.db.prepare(`SELECT * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL`).iterate() as Iterable<DbRow>;
     for (const r of it) yield fromDb(r);
   }
 
@@ -254,6 +267,7 @@ interface TrackStatements {
   byPath: Database.Statement;
   renamePath: Database.Statement;
   renamePrefix: Database.Statement;
+  forgetDeleted: Database.Statement;
 }
 
 /** Change tracking's column (deleted_at, added to older catalogs) and statements. */
@@ -267,6 +281,7 @@ function trackStatements(db: Database.Database): TrackStatements {
     byPath: db.prepare('SELECT * FROM files WHERE path = ? ORDER BY deleted_at IS NOT NULL, updated_at DESC LIMIT 1'),
     renamePath: db.prepare('UPDATE files SET path = ? WHERE dev = ? AND ino = ?'),
     renamePrefix: db.prepare('UPDATE files SET path = @t || substr(path, length(@f) + 1) WHERE substr(path, 1, length(@f)) = @f'),
+    forgetDeleted: db.prepare('DELETE FROM files WHERE dev = ? AND ino = ? AND deleted_at IS NOT NULL AND key = ?'),
   };
 }
 

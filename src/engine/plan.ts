@@ -55,8 +55,11 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       return f.pinned ? 'noop' : { kind: 'pin', file: f, reason, freed: 0 };
     case 'unpin':
       return f.pinned ? { kind: 'unpin', file: f, reason, freed: 0 } : 'noop';
-    case 'recall':
-      return f.state === 'released' || f.state === 'partial' ? { kind: 'recall', file: f, reason, freed: 0 } : 'noop';
+    case 'recall': {
+      // Holes are the record's word: a released file written past its end derives 'dirty'.
+      const holes = f.record?.state === 'released' || f.record?.state === 'partial';
+      return holes ? { kind: 'recall', file: f, reason, freed: 0 } : 'noop';
+    }
     case 'archive':
       // A copy elsewhere of a released file cannot be re-made without a recall: leave it.
       if (f.state === 'released' || f.state === 'partial') return 'noop';

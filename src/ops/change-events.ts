@@ -9,7 +9,10 @@
 //   compared with its record (deriveState), as the fd-based tracker did at close;
 // - delete: a child that is gone (ESTALE) or has no name left (nlink 0) is a delete; one
 //   that lives on (another hard link) is not;
-// - rename: old and new dir+name in one FAN_RENAME event, the child's FID with it.
+// - rename: old and new dir+name in one FAN_RENAME event, the child's FID with it. A
+//   managed file the rename replaced gets its own FAN_ATTRIB (link count): inspected like
+//   any content event, it is gone (a delete) or alive under another name (onAlive: its
+//   row moves there).
 import type { DirEntry, FidEvent, FileId } from '../kernel/fanotify-fid.js';
 import { fidKey, inoFromHandle } from '../kernel/fanotify-fid.js';
 import { FAN_ATTRIB, FAN_CLOSE_WRITE, FAN_DELETE, FAN_MODIFY, FAN_ONDIR, FAN_RENAME } from '../kernel/fanotify.js';
@@ -47,10 +50,19 @@ export interface RenamedEntry {
   linkRemoved?: boolean;
 }
 
+/** A managed inode (it has a record) that is alive, at `path` (checked by the receiver). */
+export interface LiveFile {
+  dev: number;
+  ino: number;
+  path: string;
+}
+
 export interface ChangeSink {
   onDirty(f: DirtyFile): void;
   onDeleted(d: DeletedFile): void;
   onRenamed(r: RenamedEntry): void;
+  /** Its row may name a path it no longer has (a rename replaced one name of a hard-linked file). */
+  onAlive(f: LiveFile): void;
 }
 
 const CONTENT = FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE;
@@ -124,14 +136,17 @@ export class ChangeRouter {
       return;
     }
     const rec = r.record;
-    // A record that says dirty already (the recall service finished a written released
-    // file) is still reported: the catalog row may not know yet (trackDirty dedupes).
-    if (!r.isFile || !rec?.copy) return; // unmanaged
-    if (deriveState(rec, { size: r.size, mtimeNs: r.mtimeNs }) !== 'dirty') return;
+    if (!r.isFile || !rec) return; // unmanaged
     // The fd's own path is the current one; a dentry the handle could not connect has none:
     // then the parent dir + name of the event.
     const path = r.path ?? (entry ? entryPath(w, entry, entry.name, this.dirs) : null);
-    if (path === null || !this.roots.some((root) => path.startsWith(root))) return; // not managed here
+    if (path === null) return;
+    // Its row may name a link it lost (a rename onto it): moved first, dirty may follow.
+    this.sink.onAlive({ dev: r.dev, ino: r.ino, path });
+    // A record that says dirty already (the recall service finished a written released
+    // file) is still reported: the catalog row may not know yet (trackDirty dedupes).
+    if (!rec.copy || deriveState(rec, { size: r.size, mtimeNs: r.mtimeNs }) !== 'dirty') return;
+    if (!this.roots.some((root) => path.startsWith(root))) return; // not managed here
     this.sink.onDirty({ path, dev: r.dev, ino: r.ino, size: r.size, mtimeNs: r.mtimeNs, record: rec });
   }
 

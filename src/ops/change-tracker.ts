@@ -21,9 +21,9 @@ import { decodeFidEvents } from '../kernel/fanotify-fid.js';
 import { fanotifyInit, fanotifyMark, pollReadable, type PollHandle } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import { closeWatchedFs, openWatchedFs, type WatchedFs } from './change-fs.js';
-import { ChangeRouter, type DeletedFile, type DirtyFile, type RenamedEntry } from './change-events.js';
+import { ChangeRouter, type DeletedFile, type DirtyFile, type LiveFile, type RenamedEntry } from './change-events.js';
 
-export type { DeletedFile, DirtyFile, RenamedEntry } from './change-events.js';
+export type { DeletedFile, DirtyFile, LiveFile, RenamedEntry } from './change-events.js';
 
 const O_RDONLY = 0;
 const O_LARGEFILE = 0o100000;
@@ -44,6 +44,8 @@ export interface ChangeTrackerOptions {
   onDeleted?(d: DeletedFile): void;
   /** A file or directory was renamed (also out of the roots, on the same filesystem). */
   onRenamed?(r: RenamedEntry): void;
+  /** A managed inode is alive at a path (its row may name a link it lost). */
+  onAlive?(f: LiveFile): void;
   /** The kernel queue overflowed: events were lost, a reconcile scan should run. */
   onOverflow?(): void;
   log: Logger;
@@ -89,7 +91,7 @@ export class ChangeTracker {
     }
     const roots = this.watched.map((r) => r.replace(/\/+$/, '') + '/');
     const none = () => {};
-    this.router = new ChangeRouter(this.fss, roots, { onDirty: this.o.onDirty, onDeleted: this.o.onDeleted ?? none, onRenamed: this.o.onRenamed ?? none }, this.o.log);
+    this.router = new ChangeRouter(this.fss, roots, { onDirty: this.o.onDirty, onDeleted: this.o.onDeleted ?? none, onRenamed: this.o.onRenamed ?? none, onAlive: this.o.onAlive ?? none }, this.o.log);
     this.poll = pollReadable(this.fd, () => this.drain());
   }
 

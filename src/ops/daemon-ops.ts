@@ -18,7 +18,7 @@ import { GcLoop } from './gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Catalog } from '../engine/catalog.js';
 import { ChangeTracker, type DirtyFile } from './change-tracker.js';
-import { trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
+import { trackAlive, trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
 import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from './reconcile-loop.js';
 import type { ReconcileResult } from './reconcile.js';
 
@@ -75,6 +75,8 @@ export class DaemonOps {
   private gc: GcLoop | null = null;
   private stopped = false;
   private tracker: ChangeTracker | null = null;
+  /** The roots the running tracker watches (sorted, JSON), to keep it across reloads. */
+  private trackedRoots: string | null = null;
   private policies: PolicyFile[];
   /** Reconciliation passes (null without a catalog). */
   readonly reconciler: ReconcileLoop | null = null;
@@ -230,13 +232,22 @@ export class DaemonOps {
     }
   }
 
-  /** (Re)starts change tracking on the roots of every fileset. */
+  /**
+   * (Re)starts change tracking on the roots of every fileset. A reload with the same roots
+   * keeps the running tracker: a new group would lose the events queued in the old one
+   * (and those debounced). When the roots change, the events between the two groups are
+   * lost: a reconcile pass catches up once the new group is watching.
+   */
   private trackChanges(policies: PolicyFile[]): void {
+    const catalog = this.o.catalog;
+    const roots = [...new Set(policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))].sort();
+    const rootsKey = JSON.stringify(roots);
+    if (this.tracker && rootsKey === this.trackedRoots && !this.stopped) return;
+    const replaced = this.tracker !== null;
     this.tracker?.stop();
     this.tracker = null;
-    const catalog = this.o.catalog;
+    this.trackedRoots = null;
     if (!catalog || this.stopped) return;
-    const roots = [...new Set(policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
     if (roots.length === 0) return;
     const tracker = new ChangeTracker({
       roots,
@@ -244,6 +255,7 @@ export class DaemonOps {
       onDirty: (f) => this.markDirty(catalog, f),
       onDeleted: (d) => this.catalogStep('delete', d.path ?? undefined, () => trackDeleted(catalog, d, Date.now(), this.o.log)),
       onRenamed: (r) => this.catalogStep('rename', r.to, () => trackRenamed(catalog, r, Date.now(), this.o.log)),
+      onAlive: (f) => this.catalogStep('relink', f.path, () => void trackAlive(catalog, f, this.o.log)),
       onOverflow: () => {
         this.o.onTrackOverflow?.();
         this.requestReconcile('change tracking queue overflow');
@@ -252,6 +264,8 @@ export class DaemonOps {
     try {
       tracker.start();
       this.tracker = tracker;
+      this.trackedRoots = rootsKey;
+      if (replaced) this.requestReconcile('tracker restarted');
     } catch (e) {
       tracker.stop();
       this.o.log.warn('change tracking unavailable; periodic scans reconcile', { op: 'fanotify_init', err: e });

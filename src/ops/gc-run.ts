@@ -65,8 +65,10 @@ export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions, open?
     // Leftovers of interrupted puts (a daemon killed mid-upload: local .tmp-* files, S3
     // multipart uploads) belong to no file; each tier removes those past its own age limit,
     // which in-flight puts never reach (test/reliability/kill-migrate.test.ts).
-    // Deleted files whose object is gone now need no row any more.
-    if (!opts.dryRun && cat) for (const f of result.forget) cat.remove(f.dev, f.ino);
+    // Deleted files whose object is gone now need no row any more. Conditional: `rows` is
+    // a snapshot from the start of the run, and a file that reused the inode number may
+    // have been released since (its row, revived, names another key).
+    if (!opts.dryRun && cat) for (const f of result.forget) cat.forgetDeleted(f.dev, f.ino, f.key);
     if (!opts.dryRun) {
       for (const t of tiers.values()) await t.sweepTemp?.().catch((err: unknown) => opts.log?.warn('gc: sweeping temp leftovers failed', { tier: t.name, op: 'sweep', err }));
     }

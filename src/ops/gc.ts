@@ -71,8 +71,12 @@ export interface GcResult {
   scanErrors: { path: string; op: string; error: string }[];
   deleted: number;
   deletedBytes: number;
-  /** Deleted files' catalog rows whose object is gone now: the caller may drop them. */
-  forget: { dev: number; ino: number }[];
+  /**
+   * Deleted files' catalog rows whose object is gone now: the caller may drop them, but
+   * only while the row is still deleted and names this key (Catalog.forgetDeleted): the
+   * inode number may have been reused by a file released during the run.
+   */
+  forget: { dev: number; ino: number; key: string }[];
 }
 
 type Refs = Map<string, Set<string>>; // tier -> keys
@@ -201,7 +205,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   if (!o.dryRun) await writeOrphans(stateFile, nextSeen);
   for (const r of deletedRows) {
     const keys = r.tier ? present.get(r.tier) : undefined;
-    if (keys && r.key && !keys.has(r.key) && r.dev !== undefined && r.ino !== undefined) result.forget.push({ dev: r.dev, ino: r.ino });
+    if (keys && r.key && !keys.has(r.key) && r.dev !== undefined && r.ino !== undefined) result.forget.push({ dev: r.dev, ino: r.ino, key: r.key });
   }
   return result;
 }

@@ -19,7 +19,7 @@ import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
 import { resolve, sep } from 'node:path';
 import { scanRoot } from '../engine/scan.js';
-import { rowFromRecord, type CatalogRow } from '../engine/catalog.js';
+import { MARKED_AT_START, rowFromRecord, type CatalogRow } from '../engine/catalog.js';
 import type { FileState } from '../dsl/ast.js';
 import type { FileFacts } from '../engine/facts.js';
 import type { StateRecord } from '../engine/state-record.js';
@@ -78,7 +78,9 @@ export interface ReconcileResult {
   scanErrors: { path: string; op: string; error: string }[];
 }
 
+// deletedAt too: a row marked deleted whose file the scan found alive (with a record) is revived.
 const same = (a: CatalogRow, b: CatalogRow) =>
+  (a.deletedAt ?? null) === (b.deletedAt ?? null) &&
   a.path === b.path && a.state === b.state && a.pinned === b.pinned && a.tier === b.tier && a.key === b.key && a.size === b.size && a.sha256 === b.sha256 && a.archivedAt === b.archivedAt;
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
@@ -184,8 +186,12 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
   if (write && changed) cat!.upsert(want);
   if (write && verifiedCtime !== null) cat!.setCtime(f.dev, f.ino, verifiedCtime);
   // Start-up marking goes by the row's path: a released file renamed or unlisted while the
-  // daemon was down was not marked; the daemon marks it now.
-  if ((state === 'released' || state === 'partial') && row?.path !== f.absPath && !opts.dryRun && deps.onReleasedFound) {
+  // daemon was down was not marked; the daemon marks it now. Holes are the record's word
+  // (rec.state), not the derived state: a released file written past its end derives
+  // 'dirty' and still has holes.
+  const holes = rec.state === 'released' || rec.state === 'partial';
+  const listed = row !== null && row.path === f.absPath && row.deletedAt == null && MARKED_AT_START.includes(row.state);
+  if (holes && !listed && !opts.dryRun && deps.onReleasedFound) {
     await deps.onReleasedFound(f.absPath).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path: f.absPath, err: e }));
   }
 }

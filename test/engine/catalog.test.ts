@@ -24,15 +24,19 @@ test('catalog: upsert by inode, released files for start-up, rebuild, runs (real
     c.upsert(row(1, '/a', 'archived'));
     c.upsert(row(2, '/b', 'released'));
     c.upsert(row(3, '/c', 'partial'));
+    // Dirty rows too: a released file written past its end still has holes (its record says so).
+    c.upsert(row(4, '/d', 'dirty'));
     // A rename keeps the inode: the row moves, it is not duplicated.
     c.upsert(row(2, '/b-renamed', 'released'));
     assert.deepEqual([...c.releasedFiles()].map((r) => [r.path, r.state, r.key]).sort(), [
       ['/b-renamed', 'released', 'k2'],
       ['/c', 'partial', 'k3'],
+      ['/d', 'dirty', 'k4'],
     ]);
     assert.equal(c.get(1, 1)?.tier, 'nas');
     c.remove(1, 3);
     assert.equal(c.get(1, 3), null);
+    c.remove(1, 4);
     assert.equal(c.rebuild(1, [row(9, '/z', 'released')]), 1);
     assert.deepEqual([...c.all()].map((r) => r.path), ['/z']);
     const id = c.startRun('/p.hsmpolicy', null, false, 1000);

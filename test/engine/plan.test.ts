@@ -46,6 +46,10 @@ describe('classify: no-ops are dropped so a second run does no new work', () => 
     ['unpin unpinned', {}, rule('u', F.always, F.unpin), 'noop'],
     ['recall released', { state: 'released', record: rec('released') }, rule('c', F.always, F.recall), 'recall'],
     ['recall resident', {}, rule('c', F.always, F.recall), 'noop'],
+    // Written past its end after release: 'dirty' by size, but its record still has holes.
+    ['recall released written since (derived dirty)', { state: 'dirty', record: rec('released') }, rule('c', F.always, F.recall), 'recall'],
+    ['recall partial written since (derived dirty)', { state: 'dirty', record: rec('partial') }, rule('c', F.always, F.recall), 'recall'],
+    ['recall dirty archived file', { state: 'dirty', record: rec('archived') }, rule('c', F.always, F.recall), 'noop'],
     ['keep', {}, rule('k', F.always, F.keep), 'keep'],
   ];
   for (const [name, over, r, want] of cases) {

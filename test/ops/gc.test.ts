@@ -11,7 +11,8 @@ import { fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, sumsKey, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { newKey } from '../../src/engine/execute.js';
 import { collectGarbage, ENGINE_KEY, ORPHANS_FILE } from '../../src/ops/gc.js';
-import { retentionByTier } from '../../src/ops/gc-run.js';
+import { gcWithPolicy, retentionByTier } from '../../src/ops/gc-run.js';
+import type { Tier } from '../../src/tiers/tier.js';
 import { parsePolicy } from '../../src/dsl/index.js';
 import { Catalog } from '../../src/engine/catalog.js';
 
@@ -178,7 +179,7 @@ describe('tier gc', () => {
     assert.equal(fates[early], 'deleted');
     assert.equal(fates[recent], 'kept: retention');
     assert.equal(r.tiers[0]!.orphans.find((o) => o.key === recent)!.firstSeen, now - 1000, 'first seen = deleted_at');
-    assert.deepEqual(r.forget, [{ dev: 1, ino: 11 }], 'the row whose object is gone');
+    assert.deepEqual(r.forget, [{ dev: 1, ino: 11, key: early }], 'the row whose object is gone');
   });
 
   test('engine keys have the shape gc deletes', () => {
@@ -272,6 +273,57 @@ describe('tier gc (CLI)', () => {
       const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'gc', '--config', join(dir, 'missing.hsmpolicy')], { encoding: 'utf8' });
       assert.equal(bad.status, 2);
       assert.match(bad.stderr, /cannot read policy .*missing\.hsmpolicy: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('tier gc and a reused inode number', () => {
+  test('a deleted row is forgotten with its object, but not when a file that reused its inode number was released during the run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tier-gc-reuse-'));
+    try {
+      const d = join(dir, 'data');
+      const t = join(dir, 'tier');
+      const st = join(dir, 'state');
+      mkdirSync(d);
+      mkdirSync(t);
+      const lt = new LocalTier('cold', t);
+      const [old1, old2, fresh] = [newKey(), newKey(), newKey()];
+      for (const k of [old1, old2]) {
+        const buf = Buffer.from(k);
+        await lt.put(k, Readable.from([buf]), buf.length, { sha256: createHash('sha256').update(buf).digest('hex'), size: buf.length, path: join(d, 'gone'), mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+        const a = new Date(Date.now() - 10 * D);
+        utimesSync(join(t, k), a, a);
+      }
+      const now = Date.now();
+      const row = (ino: number, key: string, path: string) => ({ dev: 1, ino, path, state: 'released' as const, pinned: false, tier: 'cold', key, size: 1, sha256: null, archivedAt: 1, updatedAt: 1 });
+      const cat = new Catalog(join(st, 'catalog.db'));
+      try {
+        cat.upsert(row(11, old1, join(d, 'gone1')));
+        cat.upsert(row(12, old2, join(d, 'gone2')));
+        cat.markDeleted(1, 11, now - 3 * D);
+        cat.markDeleted(1, 12, now - 3 * D);
+        // Fault injection: while gc lists the tier (after its catalog snapshot), a new file
+        // that got inode 12 is released: the engine's upsert revives row 12 with its key.
+        const raceTier: Tier = Object.assign(Object.create(lt) as Tier, {
+          async *list(prefix: string, signal?: AbortSignal) {
+            cat.upsert(row(12, fresh, join(d, 'new')));
+            yield* lt.list(prefix, signal);
+          },
+        });
+        const pf = parsePolicy(`tier cold { local "${t}" }\nfileset f { root "${d}" }\npolicy p on f { keep_deleted 1d rule r: size > 0 -> release to cold }\n`, join(dir, 'p.hsmpolicy')).policy!;
+        const r = await gcWithPolicy(pf, { config: pf.file, stateDir: st, now }, new Map([['cold', raceTier]]));
+        assert.equal(r.deleted, 2, 'both deleted files\' objects are collected');
+        assert.equal(cat.get(1, 11), null, 'a deleted row whose object is gone is forgotten');
+        const revived = cat.get(1, 12);
+        assert.ok(revived, 'the released file that reused inode 12 keeps its row (start-up marking needs it)');
+        assert.equal(revived.key, fresh);
+        assert.equal(revived.deletedAt, null);
+        assert.deepEqual([...cat.releasedFiles()].map((x) => x.path), [join(d, 'new')]);
+      } finally {
+        cat.close();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

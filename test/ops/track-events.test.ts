@@ -9,7 +9,7 @@ import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChangeTracker, type DeletedFile, type DirtyFile, type RenamedEntry } from '../../src/ops/change-tracker.js';
-import { trackDeleted, trackDirty, trackRenamed } from '../../src/ops/track-catalog.js';
+import { trackAlive, trackDeleted, trackDirty, trackRenamed } from '../../src/ops/track-catalog.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
@@ -188,9 +188,10 @@ describe('what tracking does to the catalog', () => {
       trackRenamed(cat, { dev: 9, ino: 4, from: '/m/dX_/y', to: '/out/of/roots', dir: false }, 3000, silentLogger);
       assert.equal(cat.get(9, 4)!.path, '/out/of/roots', 'kept and moved: the key lives in the xattr');
       trackRenamed(cat, { dev: 9, ino: 4, from: '/out/of/roots', to: '/m/e', dir: false }, 4000, silentLogger);
-      assert.equal(cat.get(9, 6)!.deletedAt, 4000, 'replaced by the rename: deleted');
+      // The replaced inode may live on under another name (hard link): its own ATTRIB event
+      // decides (trackDeleted when gone, trackAlive when alive), not the rename.
+      assert.equal(cat.get(9, 6)!.deletedAt, null, 'replaced by the rename: not deleted by it');
       assert.equal(cat.get(9, 4)!.path, '/m/e');
-      assert.equal(cat.rowByPath('/m/e')!.ino, 4, 'the live row wins a path lookup');
 
       // One hard link removed: the row moves only if it named the removed link.
       cat.upsert(row(8, '/m/link1'));
@@ -203,6 +204,77 @@ describe('what tracking does to the catalog', () => {
       // A reused inode number comes back to life when the engine records it again.
       cat.upsert(row(1, '/m/new', { state: 'archived' }));
       assert.equal(cat.get(9, 1)!.deletedAt, null);
+    } finally {
+      cat.close();
+    }
+  });
+
+  test('a rename onto one name of a hard-linked file: the row moves to the name the inode still has, only to one that holds it', () => {
+    const dir = join(fs.dir, 'relink');
+    mkdirSync(dir);
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => join(dir, n)) as [string, string, string];
+    archive(a, 'released inode', 'ab/k-a');
+    sh('ln "$1" "$2"', a, b);
+    const st = statSync(a);
+    const cat = new Catalog(join(fs.scratch, 'cat-relink', 'catalog.db'));
+    try {
+      cat.upsert(row(st.ino, a, { dev: st.dev, key: 'ab/k-a' }));
+      const alive = { dev: st.dev, ino: st.ino };
+      assert.equal(trackAlive(cat, { ...alive, path: b }, silentLogger), false, 'its row names a link still there: unchanged');
+      assert.equal(cat.get(st.dev, st.ino)!.path, a);
+      writeFileSync(c, 'replacement');
+      sh('mv "$1" "$2"', c, a);
+      assert.equal(trackAlive(cat, { ...alive, path: join(dir, 'nowhere') }, silentLogger), false, 'a path that does not hold the inode: unchanged');
+      assert.equal(trackAlive(cat, { ...alive, path: b }, silentLogger), true);
+      const r = cat.get(st.dev, st.ino)!;
+      assert.equal(r.path, b);
+      assert.equal(r.deletedAt, null);
+      assert.deepEqual([...cat.releasedFiles()].map((x) => x.path), [b], 'start-up marking opens the remaining name');
+    } finally {
+      cat.close();
+    }
+  });
+
+  test('a late delete event of an earlier file with the same inode number leaves the newer file\'s row alone', () => {
+    const dir = join(fs.dir, 'reuse');
+    mkdirSync(dir);
+    const f = join(dir, 'f');
+    archive(f, 'newer file, released since', 'ab/k-new');
+    const st = statSync(f);
+    const cat = new Catalog(join(fs.scratch, 'cat-reuse', 'catalog.db'));
+    try {
+      // The engine rewrote the row when it released the newer file that got this number.
+      cat.upsert(row(st.ino, f, { dev: st.dev, key: 'ab/k-new' }));
+      trackDeleted(cat, { dev: st.dev, ino: st.ino, path: join(dir, 'old-name') }, 5000, silentLogger);
+      assert.equal(cat.get(st.dev, st.ino)!.deletedAt, null, 'the file at the row\'s path has this inode and this key: alive');
+      // The row still names the earlier file's copy (the newer file is not managed yet, or
+      // has another copy): the delete is the earlier file's, its row is marked.
+      cat.upsert(row(st.ino, f, { dev: st.dev, key: 'ab/k-old' }));
+      trackDeleted(cat, { dev: st.dev, ino: st.ino, path: null }, 6000, silentLogger);
+      assert.equal(cat.get(st.dev, st.ino)!.deletedAt, 6000);
+      // A row whose path holds nothing: a plain delete.
+      cat.upsert(row(st.ino + 1000, join(dir, 'gone'), { dev: st.dev, key: 'ab/k-gone' }));
+      trackDeleted(cat, { dev: st.dev, ino: st.ino + 1000, path: null }, 7000, silentLogger);
+      assert.equal(cat.get(st.dev, st.ino + 1000)!.deletedAt, 7000);
+    } finally {
+      cat.close();
+    }
+  });
+
+  test('a row marked deleted whose file a reconcile scan finds alive (same key) is revived', async () => {
+    const { reconcile } = await import('../../src/ops/reconcile.js');
+    const dir = join(fs.dir, 'revive');
+    mkdirSync(dir);
+    const f = join(dir, 'f');
+    const rec = archive(f, 'alive after all', 'ab/k-alive');
+    const st = statSync(f);
+    const cat = new Catalog(join(fs.scratch, 'cat-revive', 'catalog.db'));
+    try {
+      cat.upsert(row(st.ino, f, { dev: st.dev, key: 'ab/k-alive', state: 'archived', size: st.size, sha256: rec.copy!.sha256, archivedAt: rec.copy!.archivedAt }));
+      cat.markDeleted(st.dev, st.ino, 1000);
+      const r = await reconcile({ roots: [dir], dryRun: false, hash: false }, { catalog: cat, log: silentLogger });
+      assert.equal(r.rows.updated, 1);
+      assert.equal(cat.get(st.dev, st.ino)!.deletedAt, null, 'gc would otherwise collect the object of a living file');
     } finally {
       cat.close();
     }

@@ -11,6 +11,13 @@
 // - A file whose record no longer says released/partial, or whose inode is not the one
 //   the catalog saw, is skipped (logged): something else replaced it.
 // - A missing file is logged and skipped, never fatal: the rest must still be marked.
+// - The path is first opened O_PATH (no event, no lease break) and its inode checked
+//   against the row before the real open, which goes through /proc/self/fd (the same inode,
+//   whatever the path does meanwhile). A stale row whose path now names a file marked
+//   earlier in this pass (a hard link or a rename made while the daemon was down) would
+//   otherwise raise a permission event on that open that only this thread could answer:
+//   start-up would hang. O_NONBLOCK: a file leased by someone else (Samba, knfsd) is
+//   skipped at once, not waited on for lease-break-time (reconcile marks it later).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { fgetxattr } from '../kernel/libc.js';
 import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
@@ -32,7 +39,9 @@ export interface MarkResult {
   inherited: boolean;
 }
 
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME;
+const O_PATH = 0o10000000;
+const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW;
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK;
 const NOT_RELEASED = 'record is not released/partial';
 
 export function markReleasedFiles(
@@ -56,18 +65,27 @@ export function markReleasedFiles(
 
 /** Returns null when marked, else why not. */
 function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string | null {
+  let pathFd: number;
+  try {
+    pathFd = openSync(row.path, PATH_FLAGS);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message;
+  }
   let fd: number;
   try {
-    fd = openSync(row.path, OPEN_FLAGS);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'is a symlink now' : (e as Error).message;
-  }
-  try {
-    const st = fstatSync(fd, { bigint: true });
+    const st = fstatSync(pathFd, { bigint: true });
+    if (st.isSymbolicLink()) return 'is a symlink now';
     if (!st.isFile()) return 'not a regular file';
     if (row.ino != null && BigInt(row.ino) !== st.ino) return `inode changed (catalog ${row.ino}, file ${st.ino})`;
     if (row.dev != null && BigInt(row.dev) !== st.dev) return `device changed (catalog ${row.dev}, file ${st.dev})`;
+    fd = openSync(`/proc/self/fd/${pathFd}`, OPEN_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EAGAIN' || code === 'EWOULDBLOCK' ? 'leased by another process: left to reconcile' : (e as Error).message;
+  } finally {
+    closeSync(pathFd);
+  }
+  try {
     const rec = decodeRecord(fgetxattr(fd, XATTR_STATE, row.path));
     if (!rec) return 'no state record';
     if (rec.state !== 'released' && rec.state !== 'partial') return row.state === 'dirty' ? NOT_RELEASED : `state is ${rec.state}`;

@@ -203,11 +203,16 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // A valid copy on this tier (archived, unchanged since) needs no upload. Size and mtime
     // can be put back after a rewrite: unless ctime says the inode is as we left it, the
     // file is hashed under the lease first (verify-copy.ts); a stale copy is uploaded anew.
-    const reuse = archivedHere && (await copyStillValid(fd, rec!.copy!, absPath, mode, deps, ac.signal));
+    const verified = archivedHere ? await copyStillValid(fd, rec!.copy!, absPath, mode, deps, ac.signal) : null;
+    const reuse = verified?.valid === true;
     if (mode === 'archive' && reuse) {
-      // Same bytes as the copy: nothing to upload. Record this ctime, so the next run skips the hash.
+      // Same bytes as the copy: nothing to upload. Record the ctime they were verified at, so
+      // the next run skips the hash, but only if nothing could have touched the file since:
+      // a recorded ctime is what lets a later release trust the copy without reading.
+      if (ac.signal.aborted || getLease(fd, absPath) !== 'write') throw new Abort('lease broken: another process opened the file');
+      if (fstatSync(fd, { bigint: true }).ctimeNs.toString() !== verified.ctimeNs) throw new Abort('file changed while hashed');
       try {
-        deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(fd, { bigint: true }).ctimeNs.toString());
+        deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), verified.ctimeNs);
       } catch (e) {
         deps.log.warn('catalog not updated', { path: absPath, op: mode, err: e });
       }

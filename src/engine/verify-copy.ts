@@ -43,6 +43,8 @@ export async function hashFd(fd: number, signal?: AbortSignal, giveUp?: () => bo
     hash.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
   }
+  // A break during the last read (the one at EOF) must not pass for a complete hash.
+  signal?.throwIfAborted();
   return { sha256: hash.digest('hex'), bytes: pos };
 }
 
@@ -62,8 +64,11 @@ export interface VerifyDeps {
 
 /**
  * Whether `copy` still holds the bytes of the file behind `fd`, which the caller has
- * leased. False: the caller uploads a fresh copy as for a dirty file. ctime is read here,
- * under the lease: a stat from before the lease could predate a rewrite.
+ * leased. `valid` false: the caller uploads a fresh copy as for a dirty file. ctime is read
+ * here, under the lease (a stat from before the lease could predate a rewrite), and
+ * returned: what was verified is the file as of that ctime. A caller that records it must
+ * first check that the lease is unbroken and the ctime unchanged (a writer let in by a
+ * break during the hash could rewrite the file, mtime put back, before we look again).
  */
 export async function copyStillValid(
   fd: number,
@@ -72,17 +77,17 @@ export async function copyStillValid(
   op: string,
   deps: VerifyDeps,
   signal?: AbortSignal,
-): Promise<boolean> {
+): Promise<{ valid: boolean; ctimeNs: string }> {
   const st = fstatSync(fd, { bigint: true });
   const ctimeNs = st.ctimeNs.toString();
   const recorded = recordedCtime(deps.catalog, Number(st.dev), Number(st.ino));
-  if (recorded === ctimeNs) return true;
+  if (recorded === ctimeNs) return { valid: true, ctimeNs };
   const { sha256, bytes } = await hashFd(fd, signal);
   const fields = { path: absPath, op, tier: copy.tier, key: copy.key, ctimeNs, recordedCtimeNs: recorded, bytes };
   if (sha256 === copy.sha256 && bytes === copy.size) {
     deps.log.debug('ctime moved, content hashed: the copy is still valid', fields);
-    return true;
+    return { valid: true, ctimeNs };
   }
   deps.log.warn('archived copy is stale: uploading a fresh one', { ...fields, sha256, copySha256: copy.sha256 });
-  return false;
+  return { valid: false, ctimeNs };
 }

@@ -67,7 +67,9 @@ export class ThrottledTier implements Tier {
       const part = multipartPartSize(this.inner, size);
       await this.charge('put', key, { requests: 1 }, signal);
       const r = await this.inner.put(key, this.metered(body, 'put', key, signal, part), size, meta, signal);
-      if (part) await this.charge('put', key, { requests: 1 }, signal); // complete
+      // The complete request: the object exists now, so this wait must not abort the put
+      // (an abort here would fail a release whose copy is whole and leave it orphaned).
+      if (part) await this.charge('put', key, { requests: 1 }, undefined);
       return r;
     });
   }

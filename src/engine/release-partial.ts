@@ -10,9 +10,10 @@
 // loop answers it), the service dups the event fd of that open for us and allows it, we
 // close our HSM-mode fd and work on the no-notify one:
 //   capture+open -> close own fd -> no fetch under way -> F_SETLEASE F_WRLCK (EAGAIN:
-//   busy) -> record still partial, same tier, fstat size/mtime == copy -> every resident
-//   chunk hashed == the copy's chunk sum (verify-resident.ts; a mismatch: the rest is
-//   recalled, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
+//   busy) -> record still partial, same tier, fstat size/mtime == copy -> every chunk the
+//   bitmap or the service's memory calls resident (resident-union.ts) hashed == the copy's
+//   chunk sum (verify-resident.ts; a mismatch: the rest is recalled if the copy has sums
+//   and the space is free, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
 //   ours, file unchanged -> catalog 'released' -> record 'released' -> drop
 //   trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
 // The mark stays throughout: an opener during the lease raises an event whose event fd
@@ -148,8 +149,10 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
  * 'dirty' (copy kept, as for any rewrite of an archived file: state-record.ts), the
  * bitmap goes and the mark with it. Nothing is left to recall, so no old byte can come
  * back over the new ones, and the next run uploads the file anew. Cut short (lease
- * broken, tier down), the file stays 'partial' as it was: chunks written without their
- * bit hold the copy's bytes, which a later fill writes again, identically.
+ * broken, tier down, ENOSPC, kill), the file stays 'partial' as it was, with its user's
+ * mtime (put back after each chunk): chunks written without their bit hold the copy's
+ * bytes, which a later fill writes again, identically. Not attempted (nothing written)
+ * for a copy without sums or when the free space does not cover the missing chunks.
  */
 async function completeAsDirty(
   fd: number,

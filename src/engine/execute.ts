@@ -25,6 +25,7 @@ import { fgetxattr, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec }
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
+import type { CachedResident } from '../recall/inode.js';
 import type { Logger } from '../log.js';
 import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { deriveState } from './facts.js';
@@ -68,6 +69,8 @@ export interface NoNotifyAccess {
   fetching(id: string): boolean;
   /** Drops the cached per-inode state (its resident map would answer reads over the new holes). */
   forget(id: string): void;
+  /** The service's in-memory resident map of the inode (null: not cached); may be ahead of the on-disk bitmap (resident-union.ts). */
+  cachedResident(id: string): CachedResident | null;
 }
 
 export interface ExecDeps {

@@ -32,6 +32,6 @@ export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: Recall
       removeInodeMark(groupFd, fd, releasedMask(mode)); // pre-content: includes FAN_PRE_ACCESS
     },
     // Re-releasing partial files (release-partial.ts) needs the service's own-open capture.
-    noNotify: recall.captureOwnOpen && recall.fetching && recall.forget ? (recall as NoNotifyAccess) : undefined,
+    noNotify: recall.captureOwnOpen && recall.fetching && recall.forget && recall.cachedResident ? (recall as NoNotifyAccess) : undefined,
   };
 }

@@ -10,9 +10,10 @@
 // loop answers it), the service dups the event fd of that open for us and allows it, we
 // close our HSM-mode fd and work on the no-notify one:
 //   capture+open -> close own fd -> no fetch under way -> F_SETLEASE F_WRLCK (EAGAIN:
-//   busy) -> record still partial, same tier, fstat size/mtime == copy -> every resident
-//   chunk hashed == the copy's chunk sum (verify-resident.ts; a mismatch: the rest is
-//   recalled, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
+//   busy) -> record still partial, same tier, fstat size/mtime == copy -> every chunk the
+//   bitmap or the service's memory calls resident (resident-union.ts) hashed == the copy's
+//   chunk sum (verify-resident.ts; a mismatch: the rest is recalled if the copy has sums
+//   and the space is free, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
 //   ours, file unchanged -> catalog 'released' -> record 'released' -> drop
 //   trusted.tier.resident -> service forgets the inode -> punch -> futimens -> F_UNLCK.
 // The mark stays throughout: an opener during the lease raises an event whose event fd
@@ -20,20 +21,21 @@
 // reads normally); after the punch the record says released, so every read is recalled.
 // Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
 // fill can write into the file while we punch it.
-import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, statfsSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
-import { ResidentMap } from '../recall/resident.js';
+import type { ResidentMap } from '../recall/resident.js';
 import { chunkCount, decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
-import { copySums, fillMissing, firstStaleChunk, type CopySource } from './verify-resident.js';
+import { copySums, fillMissing, firstStaleChunk, missingBytes, type CopySource } from './verify-resident.js';
+import { residentToVerify } from './resident-union.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -85,8 +87,15 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
 
     // Same size and mtime do not prove the resident chunks are the copy's: a write over a
     // resident chunk needs no fetch, and mtime can be put back. Hash them (local reads).
+    // Under the lease no fill runs, so the service's map is settled: the union of it and the
+    // bitmap is what may differ from the copy (resident-union.ts).
+    const view = residentToVerify(chunkCount(copy.size, copy.chunk), fgetxattr(fd, XATTR_RESIDENT, absPath), nn.cachedResident(id));
+    if (!view.ok) return none('skipped', view.why);
+    const resident = view.map;
+    if (view.memoryOnly.length > 0) {
+      deps.log.warn('resident chunks the bitmap lacks (storing it failed): verified too', { path: absPath, op: 'release', tier: copy.tier, key: copy.key, chunks: view.memoryOnly.join(',') });
+    }
     const src: CopySource = { tier, copy, timeoutMs: (tier.tuning ?? DEFAULT_TUNING).timeoutMs, signal: ac.signal };
-    const resident = new ResidentMap(chunkCount(copy.size, copy.chunk), fgetxattr(fd, XATTR_RESIDENT, absPath));
     const sums = await copySums(src);
     const stale = await firstStaleChunk(fd, resident, src, sums);
     if (stale !== null) {
@@ -140,8 +149,10 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
  * 'dirty' (copy kept, as for any rewrite of an archived file: state-record.ts), the
  * bitmap goes and the mark with it. Nothing is left to recall, so no old byte can come
  * back over the new ones, and the next run uploads the file anew. Cut short (lease
- * broken, tier down), the file stays 'partial' as it was: chunks written without their
- * bit hold the copy's bytes, which a later fill writes again, identically.
+ * broken, tier down, ENOSPC, kill), the file stays 'partial' as it was, with its user's
+ * mtime (put back after each chunk): chunks written without their bit hold the copy's
+ * bytes, which a later fill writes again, identically. Not attempted (nothing written)
+ * for a copy without sums or when the free space does not cover the missing chunks.
  */
 async function completeAsDirty(
   fd: number,
@@ -156,8 +167,24 @@ async function completeAsDirty(
   deps: ExecDeps,
 ): Promise<Outcome> {
   const fields = { path: absPath, op: 'release', tier: src.copy.tier, key: src.copy.key, chunk: stale };
+  const differs = `written in place since its partial recall (chunk ${stale} differs from the copy on tier ${src.copy.tier}, key ${src.copy.key})`;
+  // Unverifiable chunks are never written: the next recall fetches them as it always did.
+  if (!sums) {
+    deps.log.warn('partially recalled file differs from its copy, which has no chunk sums: left partial', fields);
+    return { status: 'skipped', uploaded: 0, freed: 0, message: `${differs}: not released; its copy has no chunk sums (archived by an older version), so the missing chunks are not filled here: left partial, reads recall them` };
+  }
+  // Give up before the first write rather than run into ENOSPC half-way. f_bavail: the
+  // root reserve stays the admin's. Margin 1/64 for the filesystem's own metadata.
+  const fsStat = statfsSync(absPath, { bigint: true });
+  const block = Number(fsStat.bsize);
+  const missing = missingBytes(resident, src.copy, block);
+  const free = Number(fsStat.bavail) * block;
+  if (missing + Math.ceil(missing / 64) > free) {
+    deps.log.warn('partially recalled file differs from its copy; not enough free space to recall the rest: left partial', { ...fields, missing, free });
+    return { status: 'busy', uploaded: 0, freed: 0, message: `${differs}: not enough free space to recall the rest (${missing} bytes missing, ${free} free): left partial, nothing written; next run` };
+  }
   deps.log.warn('partially recalled file differs from its copy (written in place, mtime put back): recalling the rest, it becomes dirty', fields);
-  const fetched = await fillMissing(fd, resident, src, sums, mayWrite);
+  const fetched = await fillMissing(fd, resident, src, sums, mayWrite, st0.mtimeNs);
   futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
   await fdatasync(fd);
   if (!mayWrite()) throw new Error('lease broken: another process opened the file');
@@ -172,7 +199,7 @@ async function completeAsDirty(
   } catch (e) {
     deps.log.warn('catalog not updated', { ...fields, err: e });
   }
-  const message = `written in place since its partial recall (chunk ${stale} differs from the copy on tier ${src.copy.tier}, key ${src.copy.key}): not released; recalled whole (${fetched} bytes) and recorded dirty, the next run archives it anew`;
+  const message = `${differs}: not released; recalled whole (${fetched} bytes) and recorded dirty, the next run archives it anew`;
   return { status: 'skipped', uploaded: 0, freed: 0, message };
 }
 

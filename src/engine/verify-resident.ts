@@ -10,17 +10,22 @@
 //   second open;
 // - the sums object is checked against the record's sumsSha (as recall/fill.ts does); a
 //   copy made before sums existed is compared chunk by chunk with ranged GETs;
-// - fillMissing writes only chunks the bitmap calls missing (holes: only the copy's bytes
-//   belong there), each verified first, each with a synchronous pwrite right after
-//   `mayWrite()` said yes: the SIGIO listener that gives the lease up cannot run between.
+// - fillMissing writes only chunks both the bitmap and the recall service's memory call
+//   missing (resident-union.ts; holes: only the copy's bytes belong there), each verified
+//   against its sum first (a copy without sums is never filled: release-partial.ts), each
+//   with a synchronous pwrite right after `mayWrite()` said yes (the SIGIO listener that
+//   gives the lease up cannot run between) and futimens back to the user's mtime in the
+//   same tick (a failure or kill -9 later never leaves our write time as the file's mtime).
 import { createHash } from 'node:crypto';
 import { read, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { getWithTimeout } from '../recall/fill.js';
 import { chunkBytes } from '../recall/ranges.js';
+import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { ResidentMap } from '../recall/resident.js';
 import { TierError, type Tier } from '../tiers/tier.js';
 import { chunkCount, sumsKey, type StateRecord } from './state-record.js';
+import { faultPoint } from './fault.js';
 
 const preadAsync = promisify(read);
 const SUM_LEN = 32;
@@ -82,12 +87,25 @@ export async function firstStaleChunk(fd: number, resident: ResidentMap, s: Copy
   return null;
 }
 
+/** Bytes of the chunks `resident` calls missing, each rounded up to whole `block`s: what filling them allocates. */
+export function missingBytes(resident: ResidentMap, copy: Copy, block: number): number {
+  let n = 0;
+  for (let i = 0; i < resident.chunks; i++) {
+    if (resident.has(i)) continue;
+    const b = chunkBytes(i, copy.chunk, copy.size);
+    n += Math.ceil((b.end - b.start) / block) * block;
+  }
+  return n;
+}
+
 /**
- * Writes every chunk the bitmap calls missing from the copy (verified) through `fd`.
- * Stops with an error when `mayWrite()` turns false (lease broken). Returns bytes written;
- * the caller fdatasyncs and restores mtime.
+ * Writes every chunk `resident` calls missing from the copy (verified) through `fd`.
+ * Stops with an error when `mayWrite()` turns false (lease broken). Each write is followed
+ * in the same tick by futimens back to `mtimeNs` (as recall/fill.ts does), also when it
+ * fails part-way (ENOSPC): whatever stops the fill, the file keeps its user's mtime.
+ * Returns bytes written; the caller fdatasyncs.
  */
-export async function fillMissing(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null, mayWrite: () => boolean): Promise<number> {
+export async function fillMissing(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null, mayWrite: () => boolean, mtimeNs: bigint): Promise<number> {
   let written = 0;
   for (let i = 0; i < resident.chunks; i++) {
     if (resident.has(i)) continue;
@@ -95,8 +113,14 @@ export async function fillMissing(fd: number, resident: ResidentMap, s: CopySour
     const data = await copyChunk(s, sums, i);
     if (!mayWrite()) throw new Error('lease broken: another process opened the file');
     const at = chunkBytes(i, s.copy.chunk, s.copy.size).start;
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, at + off);
+    // Nothing below awaits until the mtime is back.
+    try {
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, at + off);
+    } finally {
+      futimens(fd, { sec: 0, nsec: UTIME_OMIT }, nsToTimespec(mtimeNs));
+    }
     written += data.length;
+    faultPoint('partial-after-fill-chunk');
   }
   return written;
 }

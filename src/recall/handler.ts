@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
-import { loadEntry, persistComplete, type InodeEntry } from './inode.js';
+import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { commOf } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
@@ -66,6 +66,12 @@ export class RecallHandler {
   /** Chunk fetches under way for this inode (the engine must not punch it now). */
   fetching(id: string): boolean {
     return (this.cache.get(id)?.fetching.size ?? 0) > 0;
+  }
+
+  /** The cached resident map of this inode (a copy); null when none is cached. */
+  cachedResident(id: string): CachedResident | null {
+    const e = this.cache.get(id);
+    return e ? cachedResident(e) : null;
   }
 
   private evict(): void {

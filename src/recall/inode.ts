@@ -7,6 +7,7 @@
 // restores mtime to it right after, in the same tick.
 import { fstatSync } from 'node:fs';
 import { fgetxattr, fremovexattr, fsetxattr } from '../kernel/libc.js';
+import { faultPoint } from '../engine/fault.js';
 import {
   XATTR_RESIDENT,
   XATTR_STATE,
@@ -36,6 +37,19 @@ export interface InodeEntry {
   /** The copy's per-chunk SHA-256 sums, once fetched and verified (fill.ts); a failed fetch is not cached. */
   sums?: Buffer;
   sumsLoading?: Promise<Buffer>;
+}
+
+/** What the engine may see of a cached entry (engine/resident-union.ts): copies, never the live map. */
+export interface CachedResident {
+  bits: Buffer;
+  /** The file was written or truncated since release: the service recalls the rest. */
+  diverged: boolean;
+  /** The map could not be stored: the on-disk bitmap lags behind `bits`. */
+  unstorable: boolean;
+}
+
+export function cachedResident(e: InodeEntry): CachedResident {
+  return { bits: e.resident.toBuffer(), diverged: e.diverged, unstorable: e.mapUnstorable };
 }
 
 export type Loaded =
@@ -88,6 +102,7 @@ export function loadEntry(fd: number, id: string): Loaded {
  */
 export function persistResident(fd: number, e: InodeEntry): boolean {
   if (e.mapUnstorable) return false;
+  faultPoint('persist-resident'); // FAULT INJECTION (tests): an xattr error, the bit in memory only
   try {
     // Bitmap first: a 'partial' record never points at a map that is missing.
     fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());

@@ -30,7 +30,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler } from './handler.js';
 import { InflightRecord } from './inflight.js';
-import { inodeId } from './inode.js';
+import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
 
 export interface RecallLogRecord {
@@ -173,6 +173,11 @@ export class RecallService {
   /** Chunk fetches under way for dev:ino. */
   fetching(id: string): boolean {
     return this.handler.fetching(id);
+  }
+
+  /** The in-memory resident map of dev:ino (a copy), ahead of the on-disk bitmap when storing it failed; null: not cached. */
+  cachedResident(id: string): CachedResident | null {
+    return this.handler.cachedResident(id);
   }
 
   /** Drops the cached state of dev:ino: its resident map must not answer reads over new holes. */

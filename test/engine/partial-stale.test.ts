@@ -8,12 +8,14 @@
 // file dirty; the run after that uploads it anew and it reads back with its new bytes.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, statfsSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { daemonLayout, pattern, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { ResidentMap } from '../../src/recall/resident.js';
 import { decodeRecord, XATTR_RESIDENT, XATTR_STATE } from '../../src/engine/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
@@ -134,5 +136,162 @@ describe('a partial file written in place over a resident chunk, mtime put back,
     assert.ok((await readFile(p)).equals(want), 'reads the new bytes from the new copy');
     const logged = (l: Record<string, unknown>) => typeof l.msg === 'string' && l.msg.startsWith('partially recalled file differs from its copy') && l.path === p;
     for (const until = Date.now() + 10_000; !d.logs.some(logged); await sleep(20)) if (Date.now() > until) assert.fail(`no log line:\n${d.stderrText()}`);
+  });
+});
+
+/** Takes every free block (root may use the reserved ones too): fallocate, then write until ENOSPC. */
+function fillUp(dir: string): string[] {
+  const files = [join(dir, 'filler'), join(dir, 'filler2')];
+  const s = statfsSync(dir);
+  execFileSync('fallocate', ['-l', String(Math.max(MiB, s.bavail * s.bsize - 4 * MiB)), files[0]!]);
+  const fd = openSync(files[1]!, 'w');
+  try {
+    for (const size of [64 * 1024, 4096, 512]) {
+      const block = Buffer.alloc(size, 1);
+      try {
+        for (;;) writeSync(fd, block);
+      } catch (e) {
+        assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return files;
+}
+
+/** Released, chunks 1 and 3 read back (partial), chunk 3 then written in place with mtime put back. */
+async function stalePartial(p: string, seed: number): Promise<{ want: Buffer; mtimeNs: string }> {
+  const rec = record(p)!;
+  assert.equal(rec.state, 'released');
+  const want = pattern(SIZE, seed);
+  for (const off of [1.5 * MiB, 3.5 * MiB]) assert.ok((await readAt(p, off, 10)).equals(want.subarray(off, off + 10)));
+  assert.equal(record(p)?.state, 'partial');
+  const patch = pattern(70_000, seed + 50);
+  await writeInPlaceKeepingMtime(p, patch, 3 * MiB + 4000, rec.copy!.mtimeNs);
+  patch.copy(want, 3 * MiB + 4000);
+  return { want, mtimeNs: rec.copy!.mtimeNs };
+}
+
+// FAULT INJECTION (src/engine/fault.ts, TIER_FAULT_FILE): `persist-resident N throw` makes the
+// recall service's bitmap xattr write fail (EIO) while its in-memory map keeps the bit;
+// `partial-after-fill-chunk 1 daemon` SIGKILLs the whole daemon right after the first chunk
+// the completion of a stale partial file writes. Plus a really full filesystem, and a copy
+// made without chunk sums (releaseByHand, as older versions did).
+describe('re-releasing a stale partial file: full filesystem, a bitmap the service could not store, a copy without sums, kill -9 while filling (ext4)', () => {
+  let fs: LoopFs;
+  let L: ReturnType<typeof daemonLayout>;
+  let d: DaemonProc;
+  let faultFile: string;
+  const start = () => startDaemon([L.policy], L.stateDir, ['--reconcile-interval', '0'], { env: { TIER_FAULT_FILE: faultFile } });
+  before(async () => {
+    fs = mountLoopFs('ext4');
+    L = daemonLayout(fs);
+    faultFile = join(fs.scratch, 'fault');
+    // A copy made before chunk sums existed: the daemon marks it from the catalog at start-up.
+    mkdirSync(L.stateDir, { recursive: true });
+    writeFileSync(join(L.data, 'nosums.bin'), pattern(SIZE, 30));
+    await releaseByHand(join(L.data, 'nosums.bin'), 'slow', L.tierDir, L.stateDir);
+    d = start();
+    await d.ready;
+  });
+  after(async () => {
+    await d?.stop();
+    fs?.unmount();
+  });
+
+  test('not enough free space to recall the rest: busy, nothing written, mtime and bitmap kept; with space it completes as dirty', async () => {
+    const p = join(L.data, 'enospc.bin');
+    writeFileSync(p, pattern(SIZE, 10));
+    assert.equal((await apply(L.policy, L.stateDir)).get('enospc.bin')?.status, 'done');
+    const { want, mtimeNs } = await stalePartial(p, 10);
+    const bits = lgetxattr(p, XATTR_RESIDENT);
+    const blocks = lstatSync(p).blocks;
+    const fillers = fillUp(fs.dir);
+    try {
+      const a = (await apply(L.policy, L.stateDir)).get('enospc.bin')!;
+      assert.equal(a.status, 'busy', JSON.stringify(a));
+      assert.match(a.message ?? '', /not enough free space .*bytes missing/);
+      assert.equal(record(p)?.state, 'partial');
+      assert.deepEqual(lgetxattr(p, XATTR_RESIDENT), bits, 'bitmap unchanged');
+      assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs, 'the user mtime kept');
+      assert.equal(lstatSync(p).blocks, blocks, 'nothing written');
+    } finally {
+      for (const f of fillers) unlinkSync(f);
+    }
+    const b = (await apply(L.policy, L.stateDir)).get('enospc.bin')!;
+    assert.equal(b.status, 'skipped', JSON.stringify(b));
+    assert.match(b.message ?? '', /chunk 3 differs.*recorded dirty/);
+    assert.equal(record(p)?.state, 'dirty');
+    assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs);
+    assert.ok((await readFile(p)).equals(want));
+  });
+
+  test('a chunk resident only in the recall service memory (bitmap write failed) is verified and never overwritten', async () => {
+    const p = join(L.data, 'mem.bin');
+    writeFileSync(p, pattern(SIZE, 20));
+    assert.equal((await apply(L.policy, L.stateDir)).get('mem.bin')?.status, 'done');
+    const rec0 = record(p)!;
+    const want = pattern(SIZE, 20);
+    assert.ok((await readAt(p, 1.5 * MiB, 10)).equals(want.subarray(1.5 * MiB, 1.5 * MiB + 10)));
+    writeFileSync(faultFile, 'persist-resident 1 throw');
+    try {
+      // Chunk 3 is fetched and durable, its bit set in memory; storing the bitmap fails: EIO.
+      await assert.rejects(readAt(p, 3.5 * MiB, 10), { code: 'EIO' });
+    } finally {
+      unlinkSync(faultFile);
+    }
+    const disk = new ResidentMap(6, lgetxattr(p, XATTR_RESIDENT));
+    assert.deepEqual([0, 1, 2, 3, 4, 5].filter((i) => disk.has(i)), [1], 'on disk only chunk 1');
+    // The service's map says chunk 3 is resident: the write needs no fetch and lands.
+    const patch = pattern(70_000, 70);
+    await writeInPlaceKeepingMtime(p, patch, 3 * MiB + 4000, rec0.copy!.mtimeNs);
+    patch.copy(want, 3 * MiB + 4000);
+    assert.equal(record(p)?.state, 'partial');
+
+    const a = (await apply(L.policy, L.stateDir)).get('mem.bin')!;
+    assert.notEqual(a.status, 'done', `released with a stale copy: ${JSON.stringify(a)}`);
+    assert.equal(a.status, 'skipped', JSON.stringify(a));
+    assert.match(a.message ?? '', /chunk 3 differs.*recorded dirty/);
+    assert.equal(record(p)?.state, 'dirty');
+    assert.ok((await readFile(p)).equals(want), 'the write in chunk 3 survives');
+  });
+
+  test('a copy without chunk sums: not filled, skipped with a clear message, left partial; reads keep the write', async () => {
+    const p = join(L.data, 'nosums.bin');
+    assert.equal(record(p)?.copy?.sumsSha, undefined);
+    const { want, mtimeNs } = await stalePartial(p, 30);
+    const bits = lgetxattr(p, XATTR_RESIDENT);
+    const blocks = lstatSync(p).blocks;
+    const a = (await apply(L.policy, L.stateDir)).get('nosums.bin')!;
+    assert.equal(a.status, 'skipped', JSON.stringify(a));
+    assert.match(a.message ?? '', /chunk 3 differs.*no chunk sums.*left partial/);
+    assert.equal(record(p)?.state, 'partial');
+    assert.deepEqual(lgetxattr(p, XATTR_RESIDENT), bits);
+    assert.equal(lstatSync(p).blocks, blocks, 'nothing written');
+    assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs);
+    assert.ok((await readFile(p)).equals(want), 'recalled as before, the write kept');
+    // Whole again (archived over a stale copy): the next release hashes it and uploads anew.
+    const b = (await apply(L.policy, L.stateDir)).get('nosums.bin')!;
+    assert.equal(b.status, 'done', JSON.stringify(b));
+    assert.equal(b.uploaded, SIZE);
+    assert.ok((await readFile(p)).equals(want));
+  });
+
+  test('kill -9 right after the first chunk written: the user mtime is already back, nothing lost', async () => {
+    const p = join(L.data, 'kill.bin');
+    writeFileSync(p, pattern(SIZE, 40));
+    assert.equal((await apply(L.policy, L.stateDir)).get('kill.bin')?.status, 'done');
+    const { want, mtimeNs } = await stalePartial(p, 40);
+    writeFileSync(faultFile, 'partial-after-fill-chunk 1 daemon');
+    await runCli(['apply', L.policy, '--state-dir', L.stateDir, '--json']);
+    await d.exited;
+    assert.equal(existsSync(faultFile), false, 'the fault point was reached');
+    assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs, 'mtime is the user one, not the fill time');
+    assert.equal(record(p)?.state, 'partial');
+    d = start();
+    await d.ready;
+    assert.ok((await readFile(p)).equals(want), 'byte-exact through the next daemon, the write kept');
+    assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs);
   });
 });

@@ -150,11 +150,22 @@ async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv
   // Never extend a file that was truncated: write only what lies below its size.
   const len = Math.min(want, e.expect.size - b.start);
   let off = 0;
-  while (off < len) off += writeSync(fd, data, off, len - off, b.start + off);
-  futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+  try {
+    while (off < len) off += writeSync(fd, data, off, len - off, b.start + off);
+  } finally {
+    // Also after a short write (ENOSPC): the user's mtime must never become our write time.
+    futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+  }
   await fdatasync(fd);
   e.resident.set(i);
-  persistResident(fd, e);
+  try {
+    persistResident(fd, e);
+  } catch (err) {
+    // A bit only in memory would let a write into this chunk through while the disk map
+    // says missing: a later fill (or partial re-release) would put the copy's bytes over it.
+    e.resident.clear(i);
+    throw err;
+  }
 }
 
 export const mtimeSpec = nsToTimespec;

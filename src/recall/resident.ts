@@ -29,6 +29,13 @@ export class ResidentMap {
     this.n++;
   }
 
+  /** Undoes a set whose bitmap could not be stored (memory must never be ahead of the disk). */
+  clear(i: number): void {
+    if (!this.has(i)) return;
+    this.bits[i >> 3]! &= ~(1 << (i & 7));
+    this.n--;
+  }
+
   count(): number {
     return this.n;
   }

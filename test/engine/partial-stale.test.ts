@@ -238,12 +238,16 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     try {
       // Chunk 3 is fetched and durable, its bit set in memory; storing the bitmap fails: EIO.
       await assert.rejects(readAt(p, 3.5 * MiB, 10), { code: 'EIO' });
+      // The bit it could not store is not kept in memory either (fill.ts): the next access
+      // fetches and tries to store it again, it does not pass as resident.
+      await assert.rejects(readAt(p, 3.5 * MiB, 10), { code: 'EIO' });
     } finally {
       unlinkSync(faultFile);
     }
     const disk = new ResidentMap(6, lgetxattr(p, XATTR_RESIDENT));
     assert.deepEqual([0, 1, 2, 3, 4, 5].filter((i) => disk.has(i)), [1], 'on disk only chunk 1');
-    // The service's map says chunk 3 is resident: the write needs no fetch and lands.
+    // The service undid the bit it could not store (fill.ts): the write fetches chunk 3
+    // again first. Either way the chunk the user wrote must be verified, never overwritten.
     const patch = pattern(70_000, 70);
     await writeInPlaceKeepingMtime(p, patch, 3 * MiB + 4000, rec0.copy!.mtimeNs);
     patch.copy(want, 3 * MiB + 4000);

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, constants, mkdirSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -211,4 +212,36 @@ export function pattern(size: number, seed: number): Buffer {
     b.writeUInt32LE((x | 0x01010101) >>> 0, i);
   }
   return b.subarray(0, size);
+}
+
+/** One action event of `tier apply --json`. */
+export interface ApplyAction {
+  path: string;
+  status: string;
+  uploaded: number;
+  message?: string;
+}
+
+/** `tier apply --json` (exit 0, or 1 when some file failed): the action event per relative path. */
+export async function applyActions(policy: string, stateDir: string): Promise<Map<string, ApplyAction>> {
+  const r = await runCli(['apply', policy, '--state-dir', stateDir, '--json']);
+  if (r.code !== 0 && r.code !== 1) throw new Error(`tier apply exited ${r.code}\n${r.stdout}${r.stderr}`);
+  const acts = new Map<string, ApplyAction>();
+  for (const l of r.stdout.trim().split('\n')) {
+    const e = JSON.parse(l);
+    if (e.type === 'action') acts.set(e.path, e);
+  }
+  return acts;
+}
+
+/** Reads `n` bytes at `off` with one pread (the daemon fetches just the chunk under it); async: the daemon may answer recalls of it. */
+export async function readAt(p: string, off: number, n: number): Promise<Buffer> {
+  const fh = await open(p, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(b, 0, n, off);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }

@@ -14,7 +14,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, daemonLayout, pattern, readAt, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
 import { ResidentMap } from '../../src/recall/resident.js';
 import { decodeRecord, XATTR_RESIDENT, XATTR_STATE } from '../../src/engine/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
@@ -24,35 +24,8 @@ const MiB = 1024 * 1024;
 const SIZE = 5 * MiB + 321; // six 1 MiB chunks, the last one short
 const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
 
-interface Action {
-  path: string;
-  status: string;
-  uploaded: number;
-  message?: string;
-}
 
-async function apply(policy: string, stateDir: string): Promise<Map<string, Action>> {
-  const r = await runCli(['apply', policy, '--state-dir', stateDir, '--json']);
-  assert.ok(r.code === 0 || r.code === 1, r.stdout + r.stderr);
-  const acts = new Map<string, Action>();
-  for (const l of r.stdout.trim().split('\n')) {
-    const e = JSON.parse(l);
-    if (e.type === 'action') acts.set(e.path, e);
-  }
-  return acts;
-}
 
-/** One pread (the daemon fetches just the chunk under it). */
-async function readAt(p: string, off: number, n: number): Promise<Buffer> {
-  const fh = await open(p, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, off);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Writes `patch` at `off` in place (same size), then puts mtime back to `mtimeNs` (touch -d @orig). */
 async function writeInPlaceKeepingMtime(p: string, patch: Buffer, off: number, mtimeNs: string): Promise<void> {
@@ -88,7 +61,7 @@ describe('a partial file written in place over a resident chunk, mtime put back,
     const want = pattern(SIZE, 1);
     writeFileSync(p, want);
     writeFileSync(q, pattern(SIZE, 2));
-    let acts = await apply(L.policy, L.stateDir);
+    let acts = await applyActions(L.policy, L.stateDir);
     for (const n of ['edited.bin', 'untouched.bin']) assert.equal(acts.get(n)?.status, 'done', JSON.stringify(acts.get(n)));
     const rec0 = record(p)!;
     assert.equal(rec0.state, 'released');
@@ -104,7 +77,7 @@ describe('a partial file written in place over a resident chunk, mtime put back,
     assert.equal(st.mtimeNs.toString(), rec0.copy!.mtimeNs);
     assert.equal(deriveState(record(p), { size: Number(st.size), mtimeNs: st.mtimeNs.toString() }), 'partial');
 
-    acts = await apply(L.policy, L.stateDir);
+    acts = await applyActions(L.policy, L.stateDir);
     const a = acts.get('edited.bin')!;
     assert.notEqual(a.status, 'done', `released with a stale copy: ${JSON.stringify(a)}`);
     assert.equal(a.status, 'skipped', JSON.stringify(a));
@@ -124,7 +97,7 @@ describe('a partial file written in place over a resident chunk, mtime put back,
     assert.ok((await readFile(q)).equals(pattern(SIZE, 2)));
 
     // The next run archives the new bytes: a new key, released, reads back byte-exact.
-    acts = await apply(L.policy, L.stateDir);
+    acts = await applyActions(L.policy, L.stateDir);
     const b = acts.get('edited.bin')!;
     assert.equal(b.status, 'done', JSON.stringify(b));
     assert.equal(b.uploaded, SIZE);
@@ -203,13 +176,13 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
   test('not enough free space to recall the rest: busy, nothing written, mtime and bitmap kept; with space it completes as dirty', async () => {
     const p = join(L.data, 'enospc.bin');
     writeFileSync(p, pattern(SIZE, 10));
-    assert.equal((await apply(L.policy, L.stateDir)).get('enospc.bin')?.status, 'done');
+    assert.equal((await applyActions(L.policy, L.stateDir)).get('enospc.bin')?.status, 'done');
     const { want, mtimeNs } = await stalePartial(p, 10);
     const bits = lgetxattr(p, XATTR_RESIDENT);
     const blocks = lstatSync(p).blocks;
     const fillers = fillUp(fs.dir);
     try {
-      const a = (await apply(L.policy, L.stateDir)).get('enospc.bin')!;
+      const a = (await applyActions(L.policy, L.stateDir)).get('enospc.bin')!;
       assert.equal(a.status, 'busy', JSON.stringify(a));
       assert.match(a.message ?? '', /not enough free space .*bytes missing/);
       assert.equal(record(p)?.state, 'partial');
@@ -219,7 +192,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     } finally {
       for (const f of fillers) unlinkSync(f);
     }
-    const b = (await apply(L.policy, L.stateDir)).get('enospc.bin')!;
+    const b = (await applyActions(L.policy, L.stateDir)).get('enospc.bin')!;
     assert.equal(b.status, 'skipped', JSON.stringify(b));
     assert.match(b.message ?? '', /chunk 3 differs.*recorded dirty/);
     assert.equal(record(p)?.state, 'dirty');
@@ -230,7 +203,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
   test('a chunk resident only in the recall service memory (bitmap write failed) is verified and never overwritten', async () => {
     const p = join(L.data, 'mem.bin');
     writeFileSync(p, pattern(SIZE, 20));
-    assert.equal((await apply(L.policy, L.stateDir)).get('mem.bin')?.status, 'done');
+    assert.equal((await applyActions(L.policy, L.stateDir)).get('mem.bin')?.status, 'done');
     const rec0 = record(p)!;
     const want = pattern(SIZE, 20);
     assert.ok((await readAt(p, 1.5 * MiB, 10)).equals(want.subarray(1.5 * MiB, 1.5 * MiB + 10)));
@@ -253,7 +226,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     patch.copy(want, 3 * MiB + 4000);
     assert.equal(record(p)?.state, 'partial');
 
-    const a = (await apply(L.policy, L.stateDir)).get('mem.bin')!;
+    const a = (await applyActions(L.policy, L.stateDir)).get('mem.bin')!;
     assert.notEqual(a.status, 'done', `released with a stale copy: ${JSON.stringify(a)}`);
     assert.equal(a.status, 'skipped', JSON.stringify(a));
     assert.match(a.message ?? '', /chunk 3 differs.*recorded dirty/);
@@ -267,7 +240,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     const { want, mtimeNs } = await stalePartial(p, 30);
     const bits = lgetxattr(p, XATTR_RESIDENT);
     const blocks = lstatSync(p).blocks;
-    const a = (await apply(L.policy, L.stateDir)).get('nosums.bin')!;
+    const a = (await applyActions(L.policy, L.stateDir)).get('nosums.bin')!;
     assert.equal(a.status, 'skipped', JSON.stringify(a));
     assert.match(a.message ?? '', /chunk 3 differs.*no chunk sums.*left partial/);
     assert.equal(record(p)?.state, 'partial');
@@ -276,7 +249,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     assert.equal(lstatSync(p, { bigint: true }).mtimeNs.toString(), mtimeNs);
     assert.ok((await readFile(p)).equals(want), 'recalled as before, the write kept');
     // Whole again (archived over a stale copy): the next release hashes it and uploads anew.
-    const b = (await apply(L.policy, L.stateDir)).get('nosums.bin')!;
+    const b = (await applyActions(L.policy, L.stateDir)).get('nosums.bin')!;
     assert.equal(b.status, 'done', JSON.stringify(b));
     assert.equal(b.uploaded, SIZE);
     assert.ok((await readFile(p)).equals(want));
@@ -285,7 +258,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
   test('kill -9 right after the first chunk written: the user mtime is already back, nothing lost', async () => {
     const p = join(L.data, 'kill.bin');
     writeFileSync(p, pattern(SIZE, 40));
-    assert.equal((await apply(L.policy, L.stateDir)).get('kill.bin')?.status, 'done');
+    assert.equal((await applyActions(L.policy, L.stateDir)).get('kill.bin')?.status, 'done');
     const { want, mtimeNs } = await stalePartial(p, 40);
     writeFileSync(faultFile, 'partial-after-fill-chunk 1 daemon');
     await runCli(['apply', L.policy, '--state-dir', L.stateDir, '--json']);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { runCli } from '../daemon/harness.js';
+import { applyActions, readAt, runCli, type ApplyAction } from '../daemon/harness.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'src/cli/main.ts');
@@ -24,36 +24,8 @@ const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
 // Async: the daemon answers recalls of files this test reads, so never block the loop.
 const tier = (...args: string[]) => runCli(args).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
-interface Action {
-  path: string;
-  status: string;
-  uploaded: number;
-  message?: string;
-}
 
-/** `tier apply --json`: the action event per relative path. */
-async function apply(policy: string, state: string): Promise<Map<string, Action>> {
-  const r = await tier('apply', policy, '--state-dir', state, '--json');
-  assert.ok(r.code === 0 || r.code === 1, r.err + r.out);
-  const acts = new Map<string, Action>();
-  for (const l of r.out.trim().split('\n')) {
-    const e = JSON.parse(l);
-    if (e.type === 'action') acts.set(e.path, e);
-  }
-  return acts;
-}
 
-/** Reads `n` bytes at `off` (one pread: the daemon fetches just the chunk under it). */
-async function readAt(p: string, off: number, n: number): Promise<Buffer> {
-  const fh = await open(p, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, off);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 /** `tier daemon` in the foreground; resolves once it printed `ready`. */
 async function startDaemon(policy: string, state: string, env: Record<string, string> = {}): Promise<ChildProcess> {
@@ -120,7 +92,7 @@ policy p on d {
 `,
       );
       daemon = await startDaemon(policy, state);
-      const acts = await apply(policy, state);
+      const acts = await applyActions(policy, state);
       for (const name of content.keys()) assert.equal(acts.get(name)?.status, 'done', JSON.stringify(acts.get(name)));
       // Each file: one chunk read back (the second), so each is partial.
       for (const [name, b] of content) {
@@ -140,9 +112,9 @@ policy p on d {
       const key = record(p)!.copy!.key;
       // held.bin is open in this process: busy (next test); written.bin is left alone here.
       const held = await open(path('held.bin'), 'r');
-      let acts: Map<string, Action>;
+      let acts: Map<string, ApplyAction>;
       try {
-        acts = await apply(policy, state);
+        acts = await applyActions(policy, state);
       } finally {
         await held.close();
       }
@@ -171,7 +143,7 @@ policy p on d {
     test('once closed, the held file is released on the next run', async () => {
       const hp = path('held.bin');
       const key = record(hp)!.copy!.key;
-      const acts = await apply(policy, state);
+      const acts = await applyActions(policy, state);
       assert.equal(acts.get('held.bin')?.status, 'done', JSON.stringify(acts.get('held.bin')));
       assert.equal(record(hp)!.state, 'released');
       assert.equal(record(hp)!.copy!.key, key);
@@ -199,7 +171,7 @@ policy p on d {
       assert.equal(blocks * 512, 2 * MiB, 'two chunks resident');
 
       // The plan leaves it to the recall service...
-      assert.equal((await apply(policy, state)).get('written.bin'), undefined);
+      assert.equal((await applyActions(policy, state)).get('written.bin'), undefined);
       // ...and so does the engine when asked directly.
       const r = await tier('release', p, '--config', policy, '--state-dir', state);
       assert.match(r.out + r.err, /modified since/);
@@ -209,7 +181,7 @@ policy p on d {
       // A whole read finishes it (dirty); then it is released with a new copy of the new bytes.
       assert.ok((await readFile(p)).equals(want), 'the written bytes survive');
       assert.equal(record(p)?.state, 'dirty');
-      const a = (await apply(policy, state)).get('written.bin')!;
+      const a = (await applyActions(policy, state)).get('written.bin')!;
       assert.equal(a.status, 'done', JSON.stringify(a));
       assert.equal(a.uploaded, SIZE);
       assert.equal(record(p)!.state, 'released');
@@ -260,7 +232,7 @@ policy p on d {
       writeFileSync(p, b);
       const old = new Date(Date.now() - 60 * 86_400_000);
       utimesSync(p, old, old);
-      assert.equal((await apply(policy, state)).get(`${point}.bin`)?.status, 'done');
+      assert.equal((await applyActions(policy, state)).get(`${point}.bin`)?.status, 'done');
       assert.ok((await readAt(p, 1.5 * MiB, 10)).equals(b.subarray(1.5 * MiB, 1.5 * MiB + 10)));
       assert.equal(record(p)?.state, 'partial');
 

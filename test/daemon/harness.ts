@@ -245,3 +245,16 @@ export async function readAt(p: string, off: number, n: number): Promise<Buffer>
     await fh.close();
   }
 }
+
+/**
+ * Polls `cond` every 20 ms; returns how long it took. The cap is a generous functional
+ * deadline (e.g. "dirty within a second"), not a speed assertion.
+ */
+export async function within(what: string, capMs: number, cond: () => boolean): Promise<number> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > capMs) throw new Error(`not within ${capMs} ms: ${what}`);
+    await sleep(20);
+  }
+  return Date.now() - t0;
+}

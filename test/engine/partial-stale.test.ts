@@ -8,12 +8,11 @@
 // file dirty; the run after that uploads it anew and it reads back with its new bytes.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, statfsSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { fillFilesystem, mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { applyActions, daemonLayout, pattern, readAt, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
 import { ResidentMap } from '../../src/recall/resident.js';
 import { decodeRecord, XATTR_RESIDENT, XATTR_STATE } from '../../src/engine/state-record.js';
@@ -112,26 +111,6 @@ describe('a partial file written in place over a resident chunk, mtime put back,
   });
 });
 
-/** Takes every free block (root may use the reserved ones too): fallocate, then write until ENOSPC. */
-function fillUp(dir: string): string[] {
-  const files = [join(dir, 'filler'), join(dir, 'filler2')];
-  const s = statfsSync(dir);
-  execFileSync('fallocate', ['-l', String(Math.max(MiB, s.bavail * s.bsize - 4 * MiB)), files[0]!]);
-  const fd = openSync(files[1]!, 'w');
-  try {
-    for (const size of [64 * 1024, 4096, 512]) {
-      const block = Buffer.alloc(size, 1);
-      try {
-        for (;;) writeSync(fd, block);
-      } catch (e) {
-        assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return files;
-}
 
 /** Released, chunks 1 and 3 read back (partial), chunk 3 then written in place with mtime put back. */
 async function stalePartial(p: string, seed: number): Promise<{ want: Buffer; mtimeNs: string }> {
@@ -180,7 +159,7 @@ describe('re-releasing a stale partial file: full filesystem, a bitmap the servi
     const { want, mtimeNs } = await stalePartial(p, 10);
     const bits = lgetxattr(p, XATTR_RESIDENT);
     const blocks = lstatSync(p).blocks;
-    const fillers = fillUp(fs.dir);
+    const fillers = fillFilesystem(fs.dir);
     try {
       const a = (await applyActions(L.policy, L.stateDir)).get('enospc.bin')!;
       assert.equal(a.status, 'busy', JSON.stringify(a));

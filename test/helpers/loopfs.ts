@@ -1,7 +1,7 @@
 // A small loop-mounted filesystem under a temp dir, for tests that need real
 // fanotify marks, leases, punch hole, watermarks or a full disk. Never on `/`.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, mkdirSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -46,4 +46,29 @@ export function mountLoopFs(type: FsType = 'ext4', sizeMiB = type === 'xfs' ? 32
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Takes every free block of the filesystem at `dir` (root may use the reserved ones too):
+ * fallocate, then write until ENOSPC. Returns the filler files; unlink them to free the space.
+ */
+export function fillFilesystem(dir: string): string[] {
+  const MiB = 1024 * 1024;
+  const files = [join(dir, 'filler'), join(dir, 'filler2')];
+  const s = statfsSync(dir);
+  execFileSync('fallocate', ['-l', String(Math.max(MiB, s.bavail * s.bsize - 4 * MiB)), files[0]!]);
+  const fd = openSync(files[1]!, 'w');
+  try {
+    for (const size of [64 * 1024, 4096, 512]) {
+      const block = Buffer.alloc(size, 1);
+      try {
+        for (;;) writeSync(fd, block);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return files;
 }

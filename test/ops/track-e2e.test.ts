@@ -15,23 +15,10 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
-import { pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { pattern, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 
 const KEEP_S = 10;
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
-
-/**
- * Polls `cond`; returns how long it took. The cap is a generous functional deadline
- * (the requirement is "within a second"), not a speed assertion.
- */
-async function within(what: string, capMs: number, cond: () => boolean): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > capMs) throw new Error(`not within ${capMs} ms: ${what}`);
-    await sleep(20);
-  }
-  return Date.now() - t0;
-}
 
 function sh(script: string, ...args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -12,25 +12,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { pattern, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 
 const MiB = 1 << 20;
 const KEEP_S = 2;
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
-
-/** Polls `cond`; the cap is a generous functional deadline, not a speed assertion. */
-async function within(what: string, capMs: number, cond: () => boolean): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > capMs) throw new Error(`not within ${capMs} ms: ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The daemon's first log line matching `pred`, within a generous functional deadline. */
 function logWithin(dd: DaemonProc, what: string, capMs: number, pred: (l: Record<string, unknown>) => boolean): Promise<unknown> {

@@ -3,11 +3,10 @@
 // freed the same file reads back byte-exact and its record still points at its copy.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, statfsSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
+import { mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { fillFilesystem, mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { pattern, releaseByHand, writePolicy } from '../daemon/harness.js';
 import { ensureDist, recordOf, startDistDaemon, type Daemon } from './dist-daemon.js';
 
@@ -33,26 +32,6 @@ async function readAll(path: string, size: number): Promise<{ code?: string; dat
   }
 }
 
-/** Takes every free block (root may use the reserved ones too): fallocate, then write until ENOSPC. */
-function fillUp(dir: string): string {
-  const filler = join(dir, 'filler');
-  const s = statfsSync(dir);
-  execFileSync('fallocate', ['-l', String(Math.max(MiB, s.bavail * s.bsize - 4 * MiB)), filler]);
-  const fd = openSync(join(dir, 'filler2'), 'w');
-  try {
-    for (const size of [64 * 1024, 4096, 512]) {
-      const block = Buffer.alloc(size, 1);
-      try {
-        for (;;) writeSync(fd, block);
-      } catch (e) {
-        assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return filler;
-}
 
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`ENOSPC during recall (${type})`, () => {
@@ -82,7 +61,7 @@ for (const type of ['ext4', 'xfs'] as const) {
     });
 
     test('the reader gets an error, not zeros; after freeing space the file reads back byte-exact', async () => {
-      const filler = fillUp(fs.dir);
+      const fillers = fillFilesystem(fs.dir);
       const r = await readAll(path, content.length);
       assert.equal(r.data, undefined, 'no bytes are returned while the recall cannot write');
       assert.ok(r.code === 'EIO' || r.code === 'ENOSPC', `reader error: ${r.code}`);
@@ -90,8 +69,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(rec?.state === 'released' || rec?.state === 'partial', `record kept: ${rec?.state}`);
       assert.ok(rec.copy, 'the copy is still referenced');
 
-      unlinkSync(filler);
-      unlinkSync(join(fs.dir, 'filler2'));
+      for (const f of fillers) unlinkSync(f);
       const again = await readAll(path, content.length);
       assert.equal(again.code, undefined);
       assert.ok(again.data!.equals(content), 'byte-exact once space is back');

@@ -139,6 +139,11 @@ export class Catalog {
     this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
   }
 
+  /** Records the inode's file handle (a row written before the column existed). */
+  setHandle(dev: number, ino: number, handle: Buffer): void {
+    this.handleSetStmt.run(handle, dev, ino);
+  }
+
   /**
    * A row's inode lives on at `path` (its handle says so) and its record still names this
    * copy: the row follows it and is no longer deleted. False when the row changed meanwhile.

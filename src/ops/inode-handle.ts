@@ -6,7 +6,9 @@
 //
 // open_by_handle_at(O_PATH) through change-fs.ts: no fanotify event (no recall), no lease
 // break. The mount fd of a row's filesystem is found by its st_dev among the roots given.
+import { closeSync, fstatSync, openSync, constants } from 'node:fs';
 import type { CatalogRow } from '../engine/catalog.js';
+import { fileHandleOfFd } from '../kernel/libc.js';
 import { closeWatchedFs, openWatchedFs, resolveHandle, type WatchedFs } from './change-fs.js';
 
 /**
@@ -59,5 +61,27 @@ export class InodeProbe {
   close(): void {
     for (const w of this.fss.values()) closeWatchedFs(w);
     this.fss.clear();
+  }
+}
+
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * The handle of the file at `path` if it is still inode dev:ino (null otherwise, or when
+ * there is none). O_PATH: no recall of a released file, no lease broken.
+ */
+export function handleAt(path: string, dev: number, ino: number): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | constants.O_NOFOLLOW | O_CLOEXEC);
+  } catch {
+    return null;
+  }
+  try {
+    const st = fstatSync(fd);
+    return st.dev === dev && st.ino === ino ? fileHandleOfFd(fd) : null;
+  } finally {
+    closeSync(fd);
   }
 }

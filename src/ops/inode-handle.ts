@@ -15,13 +15,13 @@ import { closeWatchedFs, openWatchedFs, resolveHandle, type WatchedFs } from './
  * - `unknown`: no handle (an older row) or no root on its filesystem: decide as before;
  * - `gone`: no such inode any more, or no name left (nlink 0);
  * - `alive`: `names` when its record still names the row's tier+key; `path` its current
- *   name (null for a disconnected dentry);
+ *   name (null for a disconnected dentry); `holes`: its record says released/partial;
  * - `unsure`: the probe failed (EIO, EACCES...): treat as alive, deleting cannot be undone.
  */
 export type Liveness =
   | { kind: 'unknown' }
   | { kind: 'gone' }
-  | { kind: 'alive'; names: boolean; path: string | null }
+  | { kind: 'alive'; names: boolean; path: string | null; holes: boolean }
   | { kind: 'unsure'; error: string };
 
 export type ProbedRow = Pick<CatalogRow, 'dev' | 'ino' | 'tier' | 'key'> & { handle?: Buffer | null };
@@ -52,7 +52,8 @@ export class InodeProbe {
       // The handle carries the generation: another inode is not expected; if so, decide as before.
       if (r.dev !== row.dev || r.ino !== row.ino) return { kind: 'unknown' };
       const names = row.tier !== null && row.key !== null && r.record?.copy?.tier === row.tier && r.record.copy.key === row.key;
-      return { kind: 'alive', names, path: r.path };
+      const holes = r.record?.state === 'released' || r.record?.state === 'partial';
+      return { kind: 'alive', names, path: r.path, holes };
     } catch (e) {
       return { kind: 'unsure', error: (e as Error).message };
     }

@@ -7,9 +7,8 @@
 import { lstatSync } from 'node:fs';
 import { sep } from 'node:path';
 import type { CatalogRow } from '../engine/catalog.js';
-import type { Logger } from '../log.js';
 import { InodeProbe } from './inode-handle.js';
-import type { ReconcileCatalog, ReconcileResult } from './reconcile.js';
+import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
@@ -18,7 +17,7 @@ const under = (p: string, root: string) => p === root || p.startsWith(root.endsW
  * no longer holds it. A row written after the pass began (a file created and released
  * behind the walker) is left alone: its path still holds its inode.
  */
-export function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<number>, seen: Set<string>, r: ReconcileResult, write: boolean, now: number, log: Logger): void {
+export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<number>, seen: Set<string>, r: ReconcileResult, write: boolean, now: number, deps: ReconcileDeps): Promise<void> {
   const gone: CatalogRow[] = [];
   for (const row of cat.all()) {
     if (row.deletedAt != null) continue; // already deleted: its retention runs
@@ -29,7 +28,7 @@ export function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<num
   try {
     for (const row of gone) {
       if (holds(row)) continue;
-      if (probe && livesOn(probe, cat, row, r, write, log)) continue;
+      if (probe && (await livesOn(probe, cat, row, r, write, deps))) continue;
       r.rows.removed++;
       if (!write) continue;
       if (row.key) cat.markDeleted(row.dev, row.ino, now);
@@ -45,7 +44,8 @@ export function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<num
  * the row's copy: the row follows it to its current name (a hard link the scan does not
  * see), or, when the probe failed or the inode has no path, stays as it is.
  */
-function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, log: Logger): boolean {
+async function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, deps: ReconcileDeps): Promise<boolean> {
+  const log = deps.log;
   const l = probe.inodeAlive(row);
   const fields = { op: 'reconcile', path: row.path, tier: row.tier ?? undefined, key: row.key ?? undefined };
   if (l.kind === 'unsure') {
@@ -61,6 +61,11 @@ function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: R
   r.rows.updated++;
   if (write) cat.renamePath?.(row.dev, row.ino, l.path);
   log.info('managed file lost the name its row had and lives on elsewhere: row moved', { ...fields, path: l.path, from: row.path });
+  // Start-up marking went by the row's old name: this inode may carry no mark, and a
+  // reader of its holes would get zeros. The daemon marks it now.
+  if (write && l.holes && deps.onReleasedFound) {
+    await deps.onReleasedFound(l.path).catch((e: unknown) => log.warn('reconcile: marking a released file failed', { op: 'mark', path: l.path, err: e }));
+  }
   return true;
 }
 

@@ -122,7 +122,7 @@ export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Pr
     }
     if (r.scanErrors.length === errorsBefore) complete.add(root);
   }
-  if (cat) removeGone(cat, [...complete], rootDevs, seen, r, write, opts.now ?? Date.now(), deps.log);
+  if (cat) await removeGone(cat, [...complete], rootDevs, seen, r, write, opts.now ?? Date.now(), deps);
   return r;
 }
 

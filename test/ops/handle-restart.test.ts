@@ -88,6 +88,7 @@ describe('a hard-linked released file renamed over while the daemon was down (ex
 
     d = startDaemon([policy], state);
     const marked = logWithin(d, 'reconcile marks the living name', 30_000, (l) => l.msg === 'released file found by reconcile: marked' && l.path === b);
+    marked.catch(() => {}); // awaited below; a failure before that must not be unhandled
     await d.ready;
     await logWithin(d, 'the start reconcile pass', 30_000, (l) => l.msg === 'reconcile pass done');
     cat = new Catalog(join(state, 'catalog.db'));

@@ -37,6 +37,44 @@ function rowOf(path: string, key: string, handle: Buffer | null): CatalogRow {
   return { dev: st.dev, ino: st.ino, path, state: 'archived', pinned: false, tier: 'cold', key, size: 1, sha256: '0', archivedAt: 0, updatedAt: 0, handle };
 }
 
+function probeCase(fs: LoopFs): void {
+  const data = join(fs.dir, 'probe-data');
+  const outside = join(fs.dir, 'probe-outside');
+  mkdirSync(data);
+  mkdirSync(outside);
+  const a = join(data, 'a');
+  const key = newKey();
+  writeManaged(a, key, 'released');
+  const st = statSync(a);
+  const handle = handleAt(a, st.dev, st.ino);
+  assert.ok(handle && handle.length > 8, `${fs.type} gives a handle`);
+  assert.equal(handleAt(a, st.dev, st.ino + 1), null, 'another inode at the path: no handle');
+  const fd = openSync(a, 'r');
+  assert.deepEqual(fileHandleOfFd(fd), handle, 'the handle through the fd is the same');
+  closeSync(fd);
+
+  const probe = new InodeProbe([data]);
+  try {
+    const row = { dev: st.dev, ino: st.ino, tier: 'cold', key, handle };
+    assert.deepEqual(probe.inodeAlive(row), { kind: 'alive', names: true, path: a, holes: true });
+    assert.deepEqual(probe.inodeAlive({ ...row, handle: null }), { kind: 'unknown' }, 'no handle: decide as before');
+    assert.deepEqual(probe.inodeAlive({ ...row, dev: st.dev + 1 }), { kind: 'unknown' }, 'no root on that filesystem');
+
+    const b = join(outside, 'b');
+    linkSync(a, b);
+    unlinkSync(a);
+    writeFileSync(a, 'another file now');
+    assert.deepEqual(probe.inodeAlive(row), { kind: 'alive', names: true, path: b, holes: true }, 'found outside the roots');
+    const other = probe.inodeAlive({ ...row, key: newKey() });
+    assert.deepEqual(other, { kind: 'alive', names: false, path: b, holes: true }, 'alive, but its record names another copy');
+
+    unlinkSync(b);
+    assert.deepEqual(probe.inodeAlive(row), { kind: 'gone' });
+  } finally {
+    probe.close();
+  }
+}
+
 describe('catalog handle column', () => {
   let fs: LoopFs;
   before(() => (fs = mountLoopFs('ext4', 32)));
@@ -73,43 +111,7 @@ describe('catalog handle column', () => {
     again.close();
   });
 
-  test('InodeProbe: alive under another name, naming the copy or not, gone', () => {
-    const data = join(fs.dir, 'probe-data');
-    const outside = join(fs.dir, 'probe-outside');
-    mkdirSync(data);
-    mkdirSync(outside);
-    const a = join(data, 'a');
-    const key = newKey();
-    writeManaged(a, key, 'released');
-    const st = statSync(a);
-    const handle = handleAt(a, st.dev, st.ino);
-    assert.ok(handle && handle.length > 8, 'ext4 gives a handle');
-    assert.equal(handleAt(a, st.dev, st.ino + 1), null, 'another inode at the path: no handle');
-    const fd = openSync(a, 'r');
-    assert.deepEqual(fileHandleOfFd(fd), handle, 'the handle through the fd is the same');
-    closeSync(fd);
-
-    const probe = new InodeProbe([data]);
-    try {
-      const row = { dev: st.dev, ino: st.ino, tier: 'cold', key, handle };
-      assert.deepEqual(probe.inodeAlive(row), { kind: 'alive', names: true, path: a, holes: true });
-      assert.deepEqual(probe.inodeAlive({ ...row, handle: null }), { kind: 'unknown' }, 'no handle: decide as before');
-      assert.deepEqual(probe.inodeAlive({ ...row, dev: st.dev + 1 }), { kind: 'unknown' }, 'no root on that filesystem');
-
-      const b = join(outside, 'b');
-      linkSync(a, b);
-      unlinkSync(a);
-      writeFileSync(a, 'another file now');
-      assert.deepEqual(probe.inodeAlive(row), { kind: 'alive', names: true, path: b, holes: true }, 'found outside the roots');
-      const other = probe.inodeAlive({ ...row, key: newKey() });
-      assert.deepEqual(other, { kind: 'alive', names: false, path: b, holes: true }, 'alive, but its record names another copy');
-
-      unlinkSync(b);
-      assert.deepEqual(probe.inodeAlive(row), { kind: 'gone' });
-    } finally {
-      probe.close();
-    }
-  });
+  test('InodeProbe: alive under another name, naming the copy or not, gone', () => probeCase(fs));
 
   test('gc: a deleted row whose inode lives on outside the roots is a reference (row revived); without a handle it is not', async () => {
     const data = join(fs.dir, 'gc-data');
@@ -149,4 +151,11 @@ describe('catalog handle column', () => {
     assert.ok(!r.forget.some((f) => f.key === keys.living));
     await tier.close();
   });
+});
+
+describe('InodeProbe on xfs (handle type 0x81: 64-bit inode + generation)', () => {
+  let fs: LoopFs;
+  before(() => (fs = mountLoopFs('xfs')));
+  after(() => fs.unmount());
+  test('alive under another name, naming the copy or not, gone', () => probeCase(fs));
 });

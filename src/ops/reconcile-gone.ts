@@ -7,6 +7,7 @@
 import { lstatSync } from 'node:fs';
 import { sep } from 'node:path';
 import type { CatalogRow } from '../engine/catalog.js';
+import type { Logger } from '../log.js';
 import { InodeProbe } from './inode-handle.js';
 import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
 
@@ -25,10 +26,13 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
     gone.push(row); // collected first: no writes while the catalog is being iterated
   }
   const probe = gone.some((row) => row.handle) ? new InodeProbe(roots) : null;
+  const toMark: string[] = [];
   try {
+    // No await in this loop: `gone` is a snapshot, and the engine (same thread in the
+    // daemon) must not write rows between a check and the write it justifies.
     for (const row of gone) {
       if (holds(row)) continue;
-      if (probe && (await livesOn(probe, cat, row, r, write, deps))) continue;
+      if (probe && livesOn(probe, cat, row, r, write, deps.log, toMark)) continue;
       r.rows.removed++;
       if (!write) continue;
       if (row.key) cat.markDeleted(row.dev, row.ino, now);
@@ -37,6 +41,11 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
   } finally {
     probe?.close();
   }
+  // Start-up marking went by the rows' old names: these inodes may carry no mark, and a
+  // reader of their holes would get zeros. The daemon marks them now (by path, record checked).
+  for (const path of deps.onReleasedFound ? toMark : []) {
+    await deps.onReleasedFound!(path).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path, err: e }));
+  }
 }
 
 /**
@@ -44,8 +53,7 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
  * the row's copy: the row follows it to its current name (a hard link the scan does not
  * see), or, when the probe failed or the inode has no path, stays as it is.
  */
-async function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, deps: ReconcileDeps): Promise<boolean> {
-  const log = deps.log;
+function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, log: Logger, toMark: string[]): boolean {
   const l = probe.inodeAlive(row);
   const fields = { op: 'reconcile', path: row.path, tier: row.tier ?? undefined, key: row.key ?? undefined };
   if (l.kind === 'unsure') {
@@ -61,11 +69,7 @@ async function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow
   r.rows.updated++;
   if (write) cat.renamePath?.(row.dev, row.ino, l.path);
   log.info('managed file lost the name its row had and lives on elsewhere: row moved', { ...fields, path: l.path, from: row.path });
-  // Start-up marking went by the row's old name: this inode may carry no mark, and a
-  // reader of its holes would get zeros. The daemon marks it now.
-  if (write && l.holes && deps.onReleasedFound) {
-    await deps.onReleasedFound(l.path).catch((e: unknown) => log.warn('reconcile: marking a released file failed', { op: 'mark', path: l.path, err: e }));
-  }
+  if (write && l.holes) toMark.push(l.path);
   return true;
 }
 

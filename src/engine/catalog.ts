@@ -21,6 +21,12 @@ export interface CatalogRow {
   updatedAt: number;
   /** When change tracking saw the file deleted (ms); null/absent for a live file. */
   deletedAt?: number | null;
+  /**
+   * The inode's file handle (struct file_handle bytes, name_to_handle_at), set by the engine
+   * when it writes the row holding an fd. Absent on upsert: the stored one is kept (same
+   * dev+ino; a reused inode number has another generation, so an old handle is ESTALE).
+   */
+  handle?: Buffer | null;
 }
 
 /** Row states start-up marking opens (releasedFiles); see there for 'dirty'. */
@@ -58,9 +64,11 @@ export function rowFromRecord(
   rec: StateRecord | null,
   state: FileState,
   now: number,
+  handle?: Buffer | null,
 ): CatalogRow | null {
   if (!rec) return null;
   return {
+    ...(handle ? { handle } : {}),
     dev: f.dev,
     ino: f.ino,
     path: f.absPath,
@@ -82,6 +90,8 @@ export class Catalog {
   private readonly track: TrackStatements;
   private readonly ctimeSetStmt: Database.Statement;
   private readonly ctimeGetStmt: Database.Statement;
+  private readonly handleSetStmt: Database.Statement;
+  private readonly reviveAtStmt: Database.Statement;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -100,6 +110,9 @@ export class Catalog {
     this.removeStmt = this.db.prepare('DELETE FROM files WHERE dev = ? AND ino = ?');
     this.track = trackStatements(this.db);
     addCtimeColumn(this.db);
+    addColumn(this.db, 'handle', 'BLOB');
+    this.handleSetStmt = this.db.prepare('UPDATE files SET handle = ? WHERE dev = ? AND ino = ?');
+    this.reviveAtStmt = this.db.prepare('UPDATE files SET path = ?, deleted_at = NULL WHERE dev = ? AND ino = ? AND tier = ? AND key = ?');
     this.ctimeSetStmt = this.db.prepare('UPDATE files SET ctime_ns = ? WHERE dev = ? AND ino = ?');
     this.ctimeGetStmt = this.db.prepare('SELECT ctime_ns FROM files WHERE dev = ? AND ino = ?');
   }
@@ -120,8 +133,23 @@ export class Catalog {
   }
 
   upsert(row: CatalogRow): void {
-    this.upsertStmt.run({ ...row, pinned: row.pinned ? 1 : 0 });
+    const { handle, ...rest } = row;
+    this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
+    if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
     this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+  }
+
+  /** Records the inode's file handle (a row written before the column existed). */
+  setHandle(dev: number, ino: number, handle: Buffer): void {
+    this.handleSetStmt.run(handle, dev, ino);
+  }
+
+  /**
+   * A row's inode lives on at `path` (its handle says so) and its record still names this
+   * copy: the row follows it and is no longer deleted. False when the row changed meanwhile.
+   */
+  reviveAt(dev: number, ino: number, path: string, tier: string, key: string): boolean {
+    return this.reviveAtStmt.run(path, dev, ino, tier, key).changes > 0;
   }
 
   /** Change tracking saw the file deleted: the row stays (gc counts its retention from now). */
@@ -232,6 +260,7 @@ export interface DbRow {
   archived_at: number | null;
   updated_at: number;
   deleted_at?: number | null;
+  handle?: Buffer | null;
 }
 
 interface DbRun {
@@ -258,6 +287,7 @@ export function fromDb(r: DbRow): CatalogRow {
     archivedAt: r.archived_at,
     updatedAt: r.updated_at,
     deletedAt: r.deleted_at ?? null,
+    handle: r.handle ?? null,
   };
 }
 
@@ -287,10 +317,15 @@ function trackStatements(db: Database.Database): TrackStatements {
 
 /** Migration: catalogs made before ctime_ns get the column (NULL: the next release hashes). */
 function addCtimeColumn(db: Database.Database): void {
+  addColumn(db, 'ctime_ns', 'TEXT');
+}
+
+/** Adds a column older catalogs lack (handle: NULL until the engine next writes the row). */
+function addColumn(db: Database.Database, name: string, type: string): void {
   const cols = db.prepare('PRAGMA table_info(files)').all() as { name: string }[];
-  if (cols.some((c) => c.name === 'ctime_ns')) return;
+  if (cols.some((c) => c.name === name)) return;
   try {
-    db.exec('ALTER TABLE files ADD COLUMN ctime_ns TEXT');
+    db.exec(`ALTER TABLE files ADD COLUMN ${name} ${type}`);
   } catch (e) {
     // Another process (daemon and CLI open the same file) added it first.
     if (!/duplicate column/i.test((e as Error).message)) throw e;

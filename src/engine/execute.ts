@@ -21,7 +21,7 @@ import { closeSync, constants, fstatSync, lstatSync, open, type BigIntStats } fr
 import { promisify } from 'node:util';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
-import { fgetxattr, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
+import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
@@ -250,7 +250,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // released before the record says so and the blocks go, or a daemon killed in between
     // leaves a hole nobody marks (zeros; test/reliability/kill-migrate.test.ts). A row
     // ahead of its record is harmless: start-up marking checks the record first.
-    if (mode === 'release') deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
+    if (mode === 'release') deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now(), fileHandleOfFd(fd))!);
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
     faultPoint('after-xattr');
     let freed = 0;
@@ -271,7 +271,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (marker?.markPreLease) await marker.markReleased(fd);
     }
     try {
-      deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now())!);
+      deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now(), fileHandleOfFd(fd))!);
       // ctime after our last change (xattr; release: futimens), still under the lease:
       // while the file keeps it, the copy is known good without a hash (verify-copy.ts).
       deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(fd, { bigint: true }).ctimeNs.toString());

@@ -23,7 +23,7 @@
 // fill can write into the file while we punch it.
 import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, statfsSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
-import { fgetxattr, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
+import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
@@ -112,7 +112,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     if (st1.size !== st0.size || st1.mtimeNs !== st0.mtimeNs || st1.ino !== st0.ino) return none('busy', 'file changed: next run');
 
     const next: StateRecord = { ...rec, state: 'released' };
-    const row = rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, 'released', Date.now())!;
+    const row = rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, 'released', Date.now(), fileHandleOfFd(fd))!;
     // Catalog, then record, then punch: the order execute.ts keeps (a crash leaves a
     // released record over still-local bytes, which reads recall identically).
     deps.catalog?.upsert(row);
@@ -195,7 +195,7 @@ async function completeAsDirty(
   fremovexattr(fd, XATTR_RESIDENT, absPath);
   await deps.marker!.unmark(fd);
   try {
-    deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size: Number(st0.size) }, next, 'dirty', Date.now())!);
+    deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size: Number(st0.size) }, next, 'dirty', Date.now(), fileHandleOfFd(fd))!);
   } catch (e) {
     deps.log.warn('catalog not updated', { ...fields, err: e });
   }

@@ -158,6 +158,19 @@ export function nameToHandleAt(path: string, flags = 0): { handle: Buffer; mount
   return { handle: buf.subarray(0, 8 + buf.readUInt32LE(0)), mountId: mountId[0]! };
 }
 
+/**
+ * The file handle of the file open on `fd`, a copy (the catalog keeps it); null when the
+ * filesystem gives none. Through /proc/self/fd/N with AT_SYMLINK_FOLLOW: the magic link
+ * leads to the inode itself, whatever its names are now.
+ */
+export function fileHandleOfFd(fd: number): Buffer | null {
+  try {
+    return Buffer.from(nameToHandleAt(`/proc/self/fd/${fd}`, 0x400 /* AT_SYMLINK_FOLLOW */).handle);
+  } catch {
+    return null;
+  }
+}
+
 /** statfs(2) f_fsid as fanotify FID records carry it, spelled like fsidAt(): "1a2b3c4d:00000000". */
 export function statfsFsid(path: string): string {
   const buf = Buffer.alloc(120); // struct statfs on x86_64/aarch64: f_fsid at offset 56

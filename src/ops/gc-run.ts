@@ -69,6 +69,8 @@ export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions, open?
     // a snapshot from the start of the run, and a file that reused the inode number may
     // have been released since (its row, revived, names another key).
     if (!opts.dryRun && cat) for (const f of result.forget) cat.forgetDeleted(f.dev, f.ino, f.key);
+    // Rows of files living on under another name (their handle said so) follow them.
+    if (!opts.dryRun && cat) for (const v of result.revive) cat.reviveAt(v.dev, v.ino, v.path, v.tier, v.key);
     if (!opts.dryRun) {
       for (const t of tiers.values()) await t.sweepTemp?.().catch((err: unknown) => opts.log?.warn('gc: sweeping temp leftovers failed', { tier: t.name, op: 'sweep', err }));
     }

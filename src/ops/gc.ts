@@ -18,7 +18,11 @@
 // - a copy's chunk sums `${key}.sums` belong to `${key}`: referenced with it, deleted with
 //   it (after it), and an orphan on their own only when their object is one too (or gone);
 // - a catalog row change tracking marked deleted (deleted_at) is no reference; its object's
-//   retention counts from deleted_at when that is earlier than gc's own first sighting.
+//   retention counts from deleted_at when that is earlier than gc's own first sighting;
+// - except: a row (deleted, or whose path is gone) with a file handle whose inode is alive
+//   and whose record names the row's copy is a reference, wherever the inode's name is now
+//   (a hard link outside the roots); the caller revives such rows (`revive`). A failed
+//   probe counts as a reference too. Rows without a handle (older catalogs): as above.
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -29,6 +33,8 @@ import { silentLogger } from '../log.js';
 import { scanRoot } from '../engine/scan.js';
 import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
+import { InodeProbe } from './inode-handle.js';
+import { livingReference, type Revive } from './gc-living.js';
 
 export const ENGINE_KEY = /^[0-9a-f]{2}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const ORPHANS_FILE = 'gc-orphans.json';
@@ -53,6 +59,8 @@ export interface CatalogRef {
   ino?: number;
   /** Set when change tracking saw the file deleted (ms). */
   deletedAt?: number | null;
+  /** The inode's file handle (catalog `handle`); absent on older rows. */
+  handle?: Buffer | null;
 }
 
 export type OrphanFate = 'deleted' | 'would delete' | 'kept: retention' | 'kept: scan incomplete' | 'delete failed';
@@ -77,6 +85,8 @@ export interface GcResult {
    * inode number may have been reused by a file released during the run.
    */
   forget: { dev: number; ino: number; key: string }[];
+  /** Rows whose inode lives on under `path`, its record naming the row's copy: the caller revives them (Catalog.reviveAt). */
+  revive: Revive[];
 }
 
 type Refs = Map<string, Set<string>>; // tier -> keys
@@ -118,22 +128,30 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   // filesystem, the file was deleted (a rename inside the roots was found by the scan).
   const deletedAt = new Map<string, number>(); // tier \0 key -> earliest deleted_at
   const deletedRows: CatalogRef[] = [];
+  const revive: Revive[] = [];
+  const probe = new InodeProbe(o.roots);
   for (const r of o.catalogRefs) {
-    if (r.deletedAt !== undefined && r.deletedAt !== null) {
-      deletedRows.push(r);
-      const k = `${r.tier}\0${r.key}`;
-      if (r.tier && r.key) deletedAt.set(k, Math.min(deletedAt.get(k) ?? Infinity, r.deletedAt));
+    const deleted = r.deletedAt !== undefined && r.deletedAt !== null;
+    const vouched = !deleted && (r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path));
+    if (!vouched && r.handle && livingReference(probe, r, revive, log)) {
+      addRef(refs, r.tier, r.key);
       continue;
     }
-    const vouched = r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path);
+    if (deleted) {
+      deletedRows.push(r);
+      const k = `${r.tier}\0${r.key}`;
+      if (r.tier && r.key) deletedAt.set(k, Math.min(deletedAt.get(k) ?? Infinity, r.deletedAt!));
+      continue;
+    }
     if (vouched) addRef(refs, r.tier, r.key);
   }
+  probe.close();
   if (!complete) log.warn('gc: scan incomplete, nothing will be deleted', { errors: scanErrors.length, path: scanErrors[0]?.path });
 
   const stateFile = join(o.stateDir, ORPHANS_FILE);
   const seen = readOrphans(stateFile);
   const nextSeen: Record<string, Record<string, number>> = {};
-  const result: GcResult = { tiers: [], scanErrors, deleted: 0, deletedBytes: 0, forget: [] };
+  const result: GcResult = { tiers: [], scanErrors, deleted: 0, deletedBytes: 0, forget: [], revive };
   const present = new Map<string, Set<string>>(); // tier -> keys still there after this run (listed tiers only)
 
   for (const [name, tier] of o.tiers) {

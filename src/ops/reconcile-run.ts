@@ -75,6 +75,8 @@ function readOnlyCatalog(file: string): (ReconcileCatalog & { close(): void }) |
     remove: refuse,
     markDeleted: refuse,
     setCtime: refuse,
+    setHandle: refuse,
+    renamePath: refuse,
     close: () => db.close(),
   };
 }

@@ -4,20 +4,23 @@
 // row (path, state, copy, size, ctime). With `hash`, an archived file whose ctime moved
 // since the catalog last vouched for it is hashed (reconcile-hash.ts): a mismatch makes it
 // 'dirty' (record and row), a match records the ctime. Rows are added or refreshed (path =
-// where the scan found the inode: renames); rows of inodes gone from the roots are marked
-// deleted (their copy's retention starts: gc) or, without a copy, removed.
+// where the scan found the inode: renames; with the inode's file handle); rows of inodes
+// gone from the roots are marked deleted (their copy's retention starts: gc) or, without a
+// copy, removed -- unless the row's handle shows the inode alive elsewhere with its record
+// still naming the copy (a hard link outside the roots): the row then moves to that name.
 //
 // Invariants:
 // - a dry run writes nothing: no xattr, no catalog row;
 // - only 'archived' files are ever opened (released/partial ones are marked: reading
 //   them would recall them);
 // - rows are removed only after a complete scan of their root (an unreadable directory
-//   could hide the file), and only on the filesystem of a scanned root.
+//   could hide the file), and only on the filesystem of a scanned root;
+// - a row whose handle shows a living inode naming its copy is never marked deleted.
 import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
-import { resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import { scanRoot } from '../engine/scan.js';
 import { MARKED_AT_START, rowFromRecord, type CatalogRow } from '../engine/catalog.js';
 import type { FileState } from '../dsl/ast.js';
@@ -25,6 +28,8 @@ import type { FileFacts } from '../engine/facts.js';
 import type { StateRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 import { checkArchivedCopy } from './reconcile-hash.js';
+import { handleAt } from './inode-handle.js';
+import { removeGone } from './reconcile-gone.js';
 
 /** The catalog calls reconcile makes (Catalog has them; a dry run gets a read-only view). */
 export interface ReconcileCatalog {
@@ -36,6 +41,9 @@ export interface ReconcileCatalog {
   /** Starts the row's keep_deleted retention (gc collects its object after it). */
   markDeleted(dev: number, ino: number, now: number): boolean;
   setCtime(dev: number, ino: number, ctimeNs: string | null): void;
+  /** Optional (older callers): without them rows get no handle and a living inode's row is only kept. */
+  setHandle?(dev: number, ino: number, handle: Buffer): void;
+  renamePath?(dev: number, ino: number, to: string): boolean;
 }
 
 export interface ReconcileOptions {
@@ -83,8 +91,6 @@ const same = (a: CatalogRow, b: CatalogRow) =>
   (a.deletedAt ?? null) === (b.deletedAt ?? null) &&
   a.path === b.path && a.state === b.state && a.pinned === b.pinned && a.tier === b.tier && a.key === b.key && a.size === b.size && a.sha256 === b.sha256 && a.archivedAt === b.archivedAt;
 
-const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
-
 export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Promise<ReconcileResult> {
   const r: ReconcileResult = {
     dryRun: opts.dryRun,
@@ -116,7 +122,7 @@ export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Pr
     }
     if (r.scanErrors.length === errorsBefore) complete.add(root);
   }
-  if (cat) removeGone(cat, [...complete], rootDevs, seen, r, write, opts.now ?? Date.now());
+  if (cat) await removeGone(cat, [...complete], rootDevs, seen, r, write, opts.now ?? Date.now(), deps);
   return r;
 }
 
@@ -183,7 +189,12 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
   }
   if (!row) r.rows.added++;
   else if (changed) r.rows.updated++;
-  if (write && changed) cat!.upsert(want);
+  if (write && changed) cat!.upsert({ ...want, handle: handleAt(f.absPath, f.dev, f.ino) });
+  else if (write && row && !row.handle) {
+    // A row from before the handle column (or written without one): give it its handle.
+    const h = handleAt(f.absPath, f.dev, f.ino);
+    if (h) cat!.setHandle?.(f.dev, f.ino, h);
+  }
   if (write && verifiedCtime !== null) cat!.setCtime(f.dev, f.ino, verifiedCtime);
   // Start-up marking goes by the row's path: a released file renamed or unlisted while the
   // daemon was down was not marked; the daemon marks it now. Holes are the record's word
@@ -214,35 +225,5 @@ async function ctimeOf(absPath: string, f: FileFacts): Promise<string | null> {
     return Number(st.ino) === f.ino ? st.ctimeNs.toString() : null;
   } catch {
     return null;
-  }
-}
-
-/**
- * Rows under a completely scanned root whose inode the scan did not find and whose path
- * no longer holds it. A row written after the pass began (a file created and released
- * behind the walker) is left alone: its path still holds its inode.
- */
-function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<number>, seen: Set<string>, r: ReconcileResult, write: boolean, now: number): void {
-  const gone: CatalogRow[] = [];
-  for (const row of cat.all()) {
-    if (row.deletedAt != null) continue; // already deleted: its retention runs
-    if (!devs.has(row.dev) || seen.has(`${row.dev}:${row.ino}`) || !roots.some((root) => under(row.path, root))) continue;
-    gone.push(row); // collected first: no writes while the catalog is being iterated
-  }
-  for (const row of gone) {
-    if (holds(row)) continue;
-    r.rows.removed++;
-    if (!write) continue;
-    if (row.key) cat.markDeleted(row.dev, row.ino, now);
-    else cat.remove(row.dev, row.ino);
-  }
-}
-
-function holds(row: CatalogRow): boolean {
-  try {
-    const st = lstatSync(row.path);
-    return st.dev === row.dev && st.ino === row.ino;
-  } catch {
-    return false;
   }
 }

@@ -258,3 +258,18 @@ export async function within(what: string, capMs: number, cond: () => boolean): 
   }
   return Date.now() - t0;
 }
+
+/** The daemon's first log line matching `pred`, within a generous functional deadline. */
+export function logWithin(dd: DaemonProc, what: string, capMs: number, pred: (l: Record<string, unknown>) => boolean): Promise<unknown> {
+  let t: NodeJS.Timeout | undefined;
+  const cap = new Promise((_, reject) => (t = setTimeout(() => reject(new Error(`not within ${capMs} ms: ${what}`)), capMs)));
+  return Promise.race([dd.waitLog(pred), cap]).finally(() => clearTimeout(t));
+}
+
+/** A shell command in another process (the daemon ignores events its own process causes). */
+export function sh(script: string, ...args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sh ${script}: exit ${code}`))));
+  });
+}

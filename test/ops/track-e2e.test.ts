@@ -15,17 +15,10 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
-import { pattern, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 
 const KEEP_S = 10;
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
-
-function sh(script: string, ...args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sh ${script}: exit ${code}`))));
-  });
-}
 
 function setup(fs: LoopFs, names: string[]): { data: string; state: string; tierDir: string; policy: string; content: Map<string, Buffer> } {
   const data = join(fs.dir, 'data');

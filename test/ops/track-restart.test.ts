@@ -9,33 +9,17 @@
 //   keep_deleted, and after a restart that name reads byte-exact.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { pattern, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { logWithin, pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 
 const MiB = 1 << 20;
 const KEEP_S = 2;
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
-
-/** The daemon's first log line matching `pred`, within a generous functional deadline. */
-function logWithin(dd: DaemonProc, what: string, capMs: number, pred: (l: Record<string, unknown>) => boolean): Promise<unknown> {
-  let t: NodeJS.Timeout | undefined;
-  const cap = new Promise((_, reject) => (t = setTimeout(() => reject(new Error(`not within ${capMs} ms: ${what}`)), capMs)));
-  return Promise.race([dd.waitLog(pred), cap]).finally(() => clearTimeout(t));
-}
-
-/** A shell command in another process (the daemon ignores events its own process causes). */
-function sh(script: string, ...args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', script, 'sh', ...args], { stdio: 'ignore' });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sh ${script}: exit ${code}`))));
-  });
-}
 
 /** Files bigger than one chunk: a write at EOF fills only the last chunk, the rest stays holes. */
 function setup(fs: LoopFs, names: string[]): { data: string; state: string; tierDir: string; policy: string; content: Map<string, Buffer> } {

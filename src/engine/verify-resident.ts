@@ -19,16 +19,15 @@
 import { createHash } from 'node:crypto';
 import { read, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { getWithTimeout } from '../recall/fill.js';
+import { fetchChunkSums, getWithTimeout, SUM_LEN } from '../recall/fill.js';
 import { chunkBytes } from '../recall/ranges.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { ResidentMap } from '../recall/resident.js';
 import { TierError, type Tier } from '../tiers/tier.js';
-import { chunkCount, sumsKey, type StateRecord } from './state-record.js';
+import type { StateRecord } from './state-record.js';
 import { faultPoint } from './fault.js';
 
 const preadAsync = promisify(read);
-const SUM_LEN = 32;
 
 type Copy = NonNullable<StateRecord['copy']>;
 
@@ -41,15 +40,7 @@ export interface CopySource {
 
 /** The copy's per-chunk SHA-256 sums, verified against the record; null for a copy without sums. */
 export async function copySums(s: CopySource): Promise<Buffer | null> {
-  if (!s.copy.sumsSha) return null;
-  const key = sumsKey(s.copy.key);
-  const want = chunkCount(s.copy.size, s.copy.chunk) * SUM_LEN;
-  const sums = await getWithTimeout(s.tier, key, 0, want, s.timeoutMs);
-  if (sums.length !== want) throw new TierError('Corrupt', 'get', s.tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
-  if (createHash('sha256').update(sums).digest('hex') !== s.copy.sumsSha) {
-    throw new TierError('Corrupt', 'get', s.tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
-  }
-  return sums;
+  return s.copy.sumsSha ? fetchChunkSums(s.tier, s.copy, s.timeoutMs) : null;
 }
 
 const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();

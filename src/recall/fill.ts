@@ -67,17 +67,21 @@ export interface FillEnv {
   log?: Logger;
 }
 
-const SUM_LEN = 32;
+/** Bytes of one chunk's SHA-256 in a copy's `${key}.sums` object. */
+export const SUM_LEN = 32;
 let warnedUnsummed = false;
 
-/** Fetches `${key}.sums` and checks it against the record; rejects (EIO) when missing, short or different. */
-async function fetchSums(e: InodeEntry, env: FillEnv): Promise<Buffer> {
-  const key = sumsKey(e.copy.key);
-  const want = chunkCount(e.copy.size, e.copy.chunk) * SUM_LEN;
-  const sums = await getWithTimeout(env.tier, key, 0, want, env.tuning.timeoutMs);
-  if (sums.length !== want) throw new TierError('Corrupt', 'get', env.tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
-  if (createHash('sha256').update(sums).digest('hex') !== e.copy.sumsSha) {
-    throw new TierError('Corrupt', 'get', env.tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
+/**
+ * Fetches a copy's `${key}.sums` and checks it against the record's sumsSha; rejects
+ * (TierError Corrupt: EIO for readers, never a release) when missing, short or different.
+ */
+export async function fetchChunkSums(tier: Tier, copy: InodeEntry['copy'], timeoutMs: number): Promise<Buffer> {
+  const key = sumsKey(copy.key);
+  const want = chunkCount(copy.size, copy.chunk) * SUM_LEN;
+  const sums = await getWithTimeout(tier, key, 0, want, timeoutMs);
+  if (sums.length !== want) throw new TierError('Corrupt', 'get', tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
+  if (createHash('sha256').update(sums).digest('hex') !== copy.sumsSha) {
+    throw new TierError('Corrupt', 'get', tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
   }
   return sums;
 }
@@ -100,7 +104,7 @@ function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
 
 /** Shared by concurrent chunk fetches; not cached on failure, so a later event tries again. */
 function loadSums(e: InodeEntry, env: FillEnv): Promise<Buffer> {
-  e.sumsLoading ??= fetchSums(e, env)
+  e.sumsLoading ??= fetchChunkSums(env.tier, e.copy, env.tuning.timeoutMs)
     .then((b) => (e.sums = b))
     .finally(() => (e.sumsLoading = undefined));
   return e.sumsLoading;

@@ -109,7 +109,7 @@ export class Catalog {
     );
     this.removeStmt = this.db.prepare('DELETE FROM files WHERE dev = ? AND ino = ?');
     this.track = trackStatements(this.db);
-    addCtimeColumn(this.db);
+    addColumn(this.db, 'ctime_ns', 'TEXT');
     addColumn(this.db, 'handle', 'BLOB');
     this.handleSetStmt = this.db.prepare('UPDATE files SET handle = ? WHERE dev = ? AND ino = ?');
     this.reviveAtStmt = this.db.prepare('UPDATE files SET path = ?, deleted_at = NULL WHERE dev = ? AND ino = ? AND tier = ? AND key = ?');
@@ -302,8 +302,7 @@ interface TrackStatements {
 
 /** Change tracking's column (deleted_at, added to older catalogs) and statements. */
 function trackStatements(db: Database.Database): TrackStatements {
-  const cols = db.prepare('PRAGMA table_info(files)').all() as { name: string }[];
-  if (!cols.some((c) => c.name === 'deleted_at')) db.exec('ALTER TABLE files ADD COLUMN deleted_at INTEGER');
+  addColumn(db, 'deleted_at', 'INTEGER');
   db.exec('CREATE INDEX IF NOT EXISTS files_path ON files(path)');
   return {
     revive: db.prepare('UPDATE files SET deleted_at = NULL WHERE dev = ? AND ino = ? AND deleted_at IS NOT NULL'),
@@ -315,12 +314,10 @@ function trackStatements(db: Database.Database): TrackStatements {
   };
 }
 
-/** Migration: catalogs made before ctime_ns get the column (NULL: the next release hashes). */
-function addCtimeColumn(db: Database.Database): void {
-  addColumn(db, 'ctime_ns', 'TEXT');
-}
-
-/** Adds a column older catalogs lack (handle: NULL until the engine next writes the row). */
+/**
+ * Adds a column older catalogs lack: deleted_at (NULL: live), ctime_ns (NULL: the next
+ * release hashes), handle (NULL until the engine next writes the row).
+ */
 function addColumn(db: Database.Database, name: string, type: string): void {
   const cols = db.prepare('PRAGMA table_info(files)').all() as { name: string }[];
   if (cols.some((c) => c.name === name)) return;

@@ -24,8 +24,18 @@ const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
 // Async: the daemon answers recalls of files this test reads, so never block the loop.
 const tier = (...args: string[]) => runCli(args).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 
-
-
+/** Releases files older than 30 days to a local tier with 1 MiB chunks. */
+function writePolicy(policy: string, tierDir: string, data: string): void {
+  writeFileSync(
+    policy,
+    `tier nas { local "${tierDir}" chunk 1MiB }
+fileset d { root "${data}" }
+policy p on d {
+  rule old: last_mod > 30d -> release to nas
+}
+`,
+  );
+}
 
 /** `tier daemon` in the foreground; resolves once it printed `ready`. */
 async function startDaemon(policy: string, state: string, env: Record<string, string> = {}): Promise<ChildProcess> {
@@ -82,15 +92,7 @@ for (const type of ['ext4', 'xfs'] as const) {
         content.set(name, b);
       }
       policy = join(fs.scratch, 'p.hsmpolicy');
-      writeFileSync(
-        policy,
-        `tier nas { local "${join(fs.scratch, 'tier')}" chunk 1MiB }
-fileset d { root "${data}" }
-policy p on d {
-  rule old: last_mod > 30d -> release to nas
-}
-`,
-      );
+      writePolicy(policy, join(fs.scratch, 'tier'), data);
       daemon = await startDaemon(policy, state);
       const acts = await applyActions(policy, state);
       for (const name of content.keys()) assert.equal(acts.get(name)?.status, 'done', JSON.stringify(acts.get(name)));
@@ -209,15 +211,7 @@ describe('kill -9 of the daemon while re-releasing a partial file (ext4)', () =>
     faultFile = join(fs.scratch, 'fault');
     mkdirSync(data);
     policy = join(fs.scratch, 'p.hsmpolicy');
-    writeFileSync(
-      policy,
-      `tier nas { local "${join(fs.scratch, 'tier')}" chunk 1MiB }
-fileset d { root "${data}" }
-policy p on d {
-  rule old: last_mod > 30d -> release to nas
-}
-`,
-    );
+    writePolicy(policy, join(fs.scratch, 'tier'), data);
     daemon = await startDaemon(policy, state, { TIER_FAULT_FILE: faultFile });
   });
   after(async () => {

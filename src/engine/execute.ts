@@ -250,7 +250,9 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     // released before the record says so and the blocks go, or a daemon killed in between
     // leaves a hole nobody marks (zeros; test/reliability/kill-migrate.test.ts). A row
     // ahead of its record is harmless: start-up marking checks the record first.
-    if (mode === 'release') deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now(), fileHandleOfFd(fd))!);
+    const handle = deps.catalog ? fileHandleOfFd(fd) : null; // one name_to_handle_at for both rows
+    const row = () => rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now(), handle)!;
+    if (mode === 'release') deps.catalog?.upsert(row());
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);
     faultPoint('after-xattr');
     let freed = 0;
@@ -271,7 +273,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       if (marker?.markPreLease) await marker.markReleased(fd);
     }
     try {
-      deps.catalog?.upsert(rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, next.state, Date.now(), fileHandleOfFd(fd))!);
+      deps.catalog?.upsert(row());
       // ctime after our last change (xattr; release: futimens), still under the lease:
       // while the file keeps it, the copy is known good without a hash (verify-copy.ts).
       deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(fd, { bigint: true }).ctimeNs.toString());

@@ -11,6 +11,7 @@ import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagno
 import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity } from './tokens.js';
 import { parseDeclaration } from './parser.js';
 import { segment } from './segment.js';
+import { dropCascades, ruleRegions, type RuleRegion } from './cascade.js';
 import { describeToken } from './parse-messages.js';
 import { fileToAst } from './to-ast.js';
 import { validatePolicyFile } from './validate.js';
@@ -36,6 +37,7 @@ export function parsePolicy(text: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const accept = collector(diagnostics);
   let policy: PolicyFile | null = null;
+  const regions: RuleRegion[] = [];
   try {
     if (text.length > MAX_POLICY_CHARS) {
       accept('error', 'file-too-large', `policy file is ${text.length} characters; the limit is ${MAX_POLICY_CHARS}`, at(file, 1, 1));
@@ -56,6 +58,7 @@ export function parsePolicy(text: string, file: string): ParseResult {
       const t = run[0]!;
       accept('error', 'syntax', `unexpected ${describeToken(t)}; expected 'tier', 'fileset', 'policy' or 'recall'`, spanOf(t, file));
     }
+    for (const d of decls) regions.push(...ruleRegions(d.tokens));
     const csts = decls.map((d) => {
       const { cst, errors } = parseDeclaration(d.tokens);
       for (const e of errors) {
@@ -78,7 +81,7 @@ export function parsePolicy(text: string, file: string): ParseResult {
     accept('error', 'internal-error', `internal error while checking the policy: ${(e as Error)?.message ?? String(e)}`, at(file, 1, 1));
     policy = null;
   }
-  return { policy, diagnostics: limit(dedupe(sortDiagnostics(diagnostics))) };
+  return { policy, diagnostics: limit(dedupe(dropCascades(sortDiagnostics(diagnostics), regions))) };
 }
 
 const at = (file: string, line: number, col: number, length = 1): Span => ({ file, line, col, length: Math.max(1, length) });

@@ -180,6 +180,7 @@ export class PolicyParser extends CstParser {
       },
       { ALT: () => this.CONSUME(T.True, { LABEL: 'always' }) },
       { ALT: () => this.CONSUME(T.Star, { LABEL: 'always' }) },
+      { ALT: () => this.SUBRULE(this.membership) },
       { ALT: () => this.SUBRULE(this.comparison) },
     ]);
   });
@@ -188,8 +189,40 @@ export class PolicyParser extends CstParser {
   comparison = this.RULE('comparison', () => {
     this.CONSUME(T.Identifier, { LABEL: 'attr' });
     this.CONSUME(T.CmpOp, { LABEL: 'op' });
-    this.CONSUME(T.Value, { LABEL: 'value' });
+    const value = this.CONSUME(T.Value, { LABEL: 'value' });
+    // `size > 1 gigs`: a word on the same line right after a number can only be a unit
+    // attempt (what may follow a comparison is a keyword or punctuation). Taken here, it
+    // costs one unknown-unit instead of a cascade of syntax errors through the rule.
+    this.OPTION({
+      GATE: () => isUnitAttempt(value, this.LA(1)),
+      DEF: () => this.CONSUME2(T.Identifier, { LABEL: 'unit' }),
+    });
   });
+
+  /** `owner in ("alice", "bob")`, `name not in ("*.tmp")` */
+  membership = this.RULE('membership', () => {
+    this.CONSUME(T.Identifier, { LABEL: 'attr' });
+    this.OPTION(() => this.CONSUME(T.Not, { LABEL: 'not' }));
+    this.CONSUME(T.In, { LABEL: 'op' });
+    this.CONSUME(T.LParen);
+    this.CONSUME(T.Value, { LABEL: 'items' });
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME2(T.Value, { LABEL: 'items' });
+    });
+    this.CONSUME(T.RParen);
+  });
+}
+
+const VERBS = new Set(['keep', 'pin', 'unpin', 'archive', 'release']);
+
+function isUnitAttempt(value: IToken, next: IToken): boolean {
+  return (
+    value?.tokenType === T.NumberLit &&
+    next?.tokenType === T.Identifier &&
+    next.startLine === value.endLine &&
+    !VERBS.has(next.image) // `uid == 5 keep`: a missing '->', not a unit
+  );
 }
 
 // One instance: performSelfAnalysis is the expensive part and the parser is reusable.

@@ -3,11 +3,12 @@
 // else, and every guess it makes is another error: `size > 1 gigs -> release to nas` used to
 // give "expected '->'", "unknown action 'gigs'", "unknown policy option 'release'", ...
 // So after the first breaking error in a rule, nothing else in that rule is reported.
-// Mistakes before it, and in other rules, still are.
+// Mistakes before it, and in other rules, still are. The same holds for the other clauses
+// of a policy that hold expressions: `when`, `order`, `limit`.
 //
-// A rule's region runs from its `rule` keyword to the next `rule`, the `}` closing the
-// policy, or an option keyword starting a line. An error AT that end token is about the
-// unfinished rule (a `rule` keyword is never wrong by itself), so the end belongs to it,
+// A clause's region runs from its keyword to the next `rule`, the `}` closing the policy,
+// or a clause or option keyword starting a line. An error AT that end token is about the
+// unfinished clause (a `rule` keyword is never wrong by itself), so the end belongs to it,
 // for syntax errors only.
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type { Diagnostic } from './diagnostics.js';
@@ -19,7 +20,7 @@ interface Pos {
 }
 
 export interface RuleRegion {
-  start: Pos; // the `rule` keyword, excluded
+  start: Pos; // the clause keyword, excluded
   end?: Pos; // the token ending the rule, included for syntax errors; absent: end of input
 }
 
@@ -30,7 +31,10 @@ const pos = (t: IToken): Pos | undefined =>
 
 const cmp = (a: Pos, b: Pos): number => a.line - b.line || a.col - b.col;
 
-/** The rule regions of one policy declaration's tokens. */
+const CLAUSES = [Rule, When, Order, Limit];
+const startsClause = (t: IToken) => CLAUSES.some((c) => tokenMatcher(t, c));
+
+/** The rule (and clause) regions of one policy declaration's tokens. */
 export function ruleRegions(tokens: readonly IToken[]): RuleRegion[] {
   if (!tokens[0] || !tokenMatcher(tokens[0], Policy)) return [];
   const out: RuleRegion[] = [];
@@ -52,7 +56,7 @@ export function ruleRegions(tokens: readonly IToken[]): RuleRegion[] {
       open.end = p;
       open = undefined;
     }
-    if (depth === 1 && tokenMatcher(t, Rule) && p) out.push((open = { start: p }));
+    if (depth === 1 && p && (tokenMatcher(t, Rule) || (firstOnLine && startsClause(t)))) out.push((open = { start: p }));
   }
   return out;
 }

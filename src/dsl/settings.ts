@@ -13,16 +13,19 @@ export interface Setting {
   keySpan: Span;
   values: Value[];
   span: Span;
+  /** Some value was unreadable (`4 mb`) and is already reported: not also "missing". */
+  broken?: boolean;
 }
 
 export function settingOf(n: CstNode, file: string): Setting | undefined {
   const key = token(n, 'key');
   if (!key) return undefined;
   const vs = node(n, 'values');
-  const values = tokens(vs, 'Literal')
-    .map((t) => literalValue(t, file))
-    .filter((v): v is Value => v !== undefined);
-  return { key: key.image, keySpan: spanOf(key, file), values, span: spanFromTo(key, lastToken(n), file) };
+  const read = tokens(vs, 'Literal').map((t) => literalValue(t, file));
+  const values = read.filter((v): v is Value => v !== undefined);
+  const s: Setting = { key: key.image, keySpan: spanOf(key, file), values, span: spanFromTo(key, lastToken(n), file) };
+  if (values.length < read.length) s.broken = true;
+  return s;
 }
 
 const EXAMPLE: Record<string, string> = {
@@ -34,6 +37,7 @@ const EXAMPLE: Record<string, string> = {
 };
 
 function one(s: Setting, kind: keyof typeof EXAMPLE, accept: Accept): Value | undefined {
+  if (s.broken) return undefined;
   if (s.values.length === 0) {
     accept('error', 'missing-value', `'${s.key}' needs a value, e.g. ${s.key} ${EXAMPLE[kind]}`, s.keySpan);
     return undefined;
@@ -55,7 +59,7 @@ export function readString(s: Setting, accept: Accept): string | undefined {
 }
 
 export function readStrings(s: Setting, accept: Accept): { value: string; span: Span }[] {
-  if (s.values.length === 0) {
+  if (s.values.length === 0 && !s.broken) {
     accept('error', 'missing-value', `'${s.key}' needs one or more strings, e.g. ${s.key} "/srv/data"`, s.keySpan);
     return [];
   }

@@ -37,6 +37,8 @@ function actionOf(n: CstNode | undefined, file: string, accept: Accept): Action 
   const v = verb.image;
   if (v === 'archive' || v === 'release') {
     if (!target) {
+      // `release to` and nothing: the parser already said a name is missing.
+      if (token(n, 'Kw_to')) return undefined;
       accept('error', 'missing-tier', `'${v}' needs a destination: ${v} to TIER`, spanOf(verb, file));
       return undefined;
     }

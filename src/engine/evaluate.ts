@@ -1,5 +1,6 @@
 // Rule evaluation: pure over FileFacts and `now`. Rules are tried in order and the
-// first whose condition holds decides the file; no match leaves it alone.
+// first whose condition holds decides the file; no match leaves it alone. `attr in (...)`
+// holds when any element matches: globs for path and name (as `~`), equality otherwise.
 // `explain` evaluates every rule and every comparison, for `tier explain`.
 import { globMatcher as compile } from './glob.js';
 import type { Attr, CmpOp, Expr, PolicyDecl, Rule, Span, Value } from '../dsl/ast.js';

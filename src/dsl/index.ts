@@ -8,7 +8,7 @@
 import { EOF, type IToken } from 'chevrotain';
 import type { PolicyFile, Span } from './ast.js';
 import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity } from './tokens.js';
+import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity, And, Or, Not, In } from './tokens.js';
 import { parseDeclaration } from './parser.js';
 import { segment } from './segment.js';
 import { dropCascades, ruleRegions, type RuleRegion } from './cascade.js';
@@ -51,6 +51,10 @@ export function parsePolicy(text: string, file: string): ParseResult {
     for (const t of lexed.tokens) {
       if (t.tokenType === UnterminatedString) accept('error', 'unterminated-string', 'string is not closed before the end of the line', spanOf(t, file));
       if (t.tokenType === BadQuantity) accept('error', 'unknown-unit', `unknown unit in '${t.image}'`, spanOf(t, file), unitHint(t.image));
+      if (UPPER_KEYWORDS.has(t.tokenType) && t.image !== t.image.toLowerCase()) {
+        const word = t.image.toLowerCase();
+        accept('error', 'keyword-case', `keywords are lower case: '${t.image}' is written '${word}'`, spanOf(t, file), `write '${word}'`);
+      }
     }
     const tokens = flattenDeepParens(lexed.tokens, file, accept);
     const { decls, junk } = segment(tokens);
@@ -83,6 +87,9 @@ export function parsePolicy(text: string, file: string): ParseResult {
   }
   return { policy, diagnostics: limit(dedupe(dropCascades(sortDiagnostics(diagnostics), regions))) };
 }
+
+/** Lexed in upper case too (GPFS habit) and reported once each; the rule parses on. */
+const UPPER_KEYWORDS = new Set([And, Or, Not, In]);
 
 const at = (file: string, line: number, col: number, length = 1): Span => ({ file, line, col, length: Math.max(1, length) });
 

@@ -24,10 +24,12 @@ export const Identifier = createToken({
   categories: [Literal, Name, Value],
 });
 
-const kw = (word: string, categories: TokenType[] = []): TokenType =>
+const kw = (word: string, categories: TokenType[] = [], upper = false): TokenType =>
   createToken({
     name: `Kw_${word}`,
-    pattern: new RegExp(word),
+    // `upper`: GPFS writes AND, OR, NOT, IN; lexed as the keyword so the rule parses on, and
+    // index.ts reports the case once.
+    pattern: new RegExp(upper ? `${word}|${word.toUpperCase()}` : word),
     longer_alt: Identifier,
     label: `'${word}'`,
     categories: [...categories, Value, ...(word === 'true' || word === 'false' ? [] : [Name])],
@@ -42,11 +44,11 @@ export const Recall = kw('recall', []);
 export const Rule = kw('rule');
 export const On = kw('on');
 export const To = kw('to');
-export const And = kw('and');
-export const Or = kw('or');
-export const Not = kw('not');
+export const And = kw('and', [], true);
+export const Or = kw('or', [], true);
+export const Not = kw('not', [], true);
 /** `owner in ("alice", "bob")`, `uid not in (0, 1)`. */
-export const In = kw('in');
+export const In = kw('in', [], true);
 export const True = kw('true', [Literal]);
 export const False = kw('false', [Literal]);
 
@@ -172,7 +174,7 @@ const keywords: TokenType[] = [
   Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
   Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Include, Exclude, Schedule, Timezone,
   When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
-].sort((a, b) => String(b.PATTERN).length - String(a.PATTERN).length);
+].sort((a, b) => b.name.length - a.name.length); // by word: Kw_order before Kw_or
 
 // Order matters: the first pattern that matches wins, so longer forms come first.
 export const allTokens: TokenType[] = [

@@ -55,6 +55,7 @@ describe('tier check on the forms people write', () => {
     ['rule a: uid in (1000, "bob") -> keep', 'type-mismatch', '4:25', /compare names with owner/],
     ['rule a: size in (1GB, 2GB) -> keep', 'invalid-operator', '4:16', /'in' does not apply to size/],
     ['rule a: owner in ("a", "b" -> keep', 'syntax', '4:30', /expected '\)' but found '->'/],
+    ['rule a: owner IN ("a", "b") -> keep', 'keyword-case', '4:17', /write 'in'/],
   ];
   for (const [rule, code, at, what] of slips) {
     test(`${rule}: exit 1, one ${code} at ${at}`, () => {

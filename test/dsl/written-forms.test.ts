@@ -246,3 +246,19 @@ describe('the absolute-path hint names the pattern relative to the fileset root'
     assert.equal(hintFor('"/scratch"', '/scratch/tmp/**', 'in ("a/**", ', ')'), 'write it relative to the root "/scratch": "tmp/**"');
   });
 });
+
+describe('GPFS habits', () => {
+  test('upper-case AND, OR, NOT, IN: one keyword-case error each, and the rule still parses', () => {
+    const [d] = only(P('  rule a: owner ⟨IN ("a", "b") -> keep'), ['keyword-case']);
+    assert.equal(d!.message, "keywords are lower case: 'IN' is written 'in'");
+    assert.equal(d!.hint, "write 'in'");
+    only(P('  rule a: uid == 1 ⟨AND ⟨NOT uid == 2 -> keep'), ['keyword-case', 'keyword-case']);
+    // the rule went on parsing: separate mistakes after it are still found
+    only(P('  rule a: uid == 1 ⟨OR size > ⟨30d -> release to ⟨glacier'), ['keyword-case', 'type-mismatch', 'unknown-tier']);
+    assert.equal(parsePolicy(P('  rule a: uid == 1 OR uid == 2 -> keep'), 'x').policy, null, 'an error: the file is refused');
+  });
+
+  test('names that merely contain them stay names', () => {
+    ok(`tier INDEX { local "/t" }\nfileset fs { root "/d" }\npolicy p on fs {\n  rule ANDROID: true -> release to INDEX\n}\n`);
+  });
+});

@@ -137,6 +137,8 @@ export function unitHint(image: string): string {
     yrs: 'y',
     bytes: 'B',
     byte: 'B',
+    percent: '%',
+    pct: '%',
   };
   const size = Object.keys(SIZE_UNITS).find((u) => u.toLowerCase() === lower || u.toLowerCase() === lower + 'b');
   const better = guesses[lower] ?? size ?? suggestUnit(lower);

@@ -109,8 +109,8 @@ describe('unit slips: one diagnostic each, at the quantity', () => {
     ['  rule a: last_access > ⟨30 dayz -> keep', 'unknown-unit', /did you mean 30d\?/],
     ['  rule a: last_access > ⟨30days -> keep', 'unknown-unit', /did you mean 30d\?/],
     ['  rule a: last_mod > ⟨5 m -> keep', 'unknown-unit', /did you mean 5min\?/],
-    ['  when usage > ⟨85 pct until usage < 70%\n  rule a: true -> keep', 'unknown-unit', /percentages: 85%/],
-    ['  when usage > 85% until usage < ⟨70 pct\n  rule a: true -> keep', 'unknown-unit', /percentages: 85%/],
+    ['  when usage > ⟨85 pct until usage < 70%\n  rule a: true -> keep', 'unknown-unit', /did you mean 85%\?/],
+    ['  when usage > 85% until usage < ⟨70 percent\n  rule a: true -> keep', 'unknown-unit', /did you mean 70%\?/],
   ];
   for (const [body, code, hint] of cases) {
     test(body.trim().split('\n')[0]!.replace('⟨', ''), () => {

@@ -9,7 +9,7 @@
 // Each declaration is parsed as its own input (segment.ts). With one grammar for the whole
 // file, chevrotain's re-sync recovery treats any token that may start the next top-level
 // item as a sync point, so one bad rule would swallow the rest of its policy.
-import { CstParser, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
+import { CstParser, tokenMatcher, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
 import * as T from './tokens.js';
 import { errorMessageProvider } from './parse-messages.js';
 
@@ -85,10 +85,16 @@ export class PolicyParser extends CstParser {
 
   values = this.RULE('values', () => {
     this.OPTION(() => {
-      this.CONSUME(T.Literal);
+      let last = this.CONSUME(T.Literal);
       this.MANY(() => {
         this.CONSUME(T.Comma);
-        this.CONSUME2(T.Literal);
+        last = this.CONSUME2(T.Literal);
+      });
+      // `chunk 4 megs`: a word after a number, on its line, followed by no value of its own
+      // (so not a misspelt option such as `chnk 4MiB`), is a unit attempt.
+      this.OPTION2({
+        GATE: () => isUnitAttempt(last, this.LA(1)) && !tokenMatcher(this.LA(2), T.Literal) && !tokenMatcher(this.LA(2), T.Comma),
+        DEF: () => this.CONSUME3(T.Identifier, { LABEL: 'unit' }),
       });
     });
   });

@@ -5,7 +5,7 @@ import type { Span, Value } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { firstToken, lastToken, node, nodes, token, tokens } from './cst.js';
 import { suggest } from './suggest.js';
-import { describeValue, literalValue, spanFromTo, spanOf } from './values.js';
+import { describeValue, literalValue, spanFromTo, spanOf, unitHint } from './values.js';
 import { checkPositive, checkCount } from './check-values.js';
 
 export interface Setting {
@@ -17,11 +17,18 @@ export interface Setting {
   broken?: boolean;
 }
 
-export function settingOf(n: CstNode, file: string): Setting | undefined {
+export function settingOf(n: CstNode, file: string, accept?: Accept): Setting | undefined {
   const key = token(n, 'key');
   if (!key) return undefined;
   const vs = node(n, 'values');
-  const read = tokens(vs, 'Literal').map((t) => literalValue(t, file));
+  const lits = tokens(vs, 'Literal');
+  const unit = token(vs, 'unit');
+  const last = lits[lits.length - 1];
+  if (unit && last) {
+    const written = `${last.image} ${unit.image}`;
+    accept?.('error', 'unknown-unit', `unknown unit '${unit.image}' in '${written}'`, spanFromTo(last, unit, file), unitHint(written));
+  }
+  const read = lits.map((t, i) => (unit && i === lits.length - 1 ? undefined : literalValue(t, file)));
   const values = read.filter((v): v is Value => v !== undefined);
   const s: Setting = { key: key.image, keySpan: spanOf(key, file), values, span: spanFromTo(key, lastToken(n), file) };
   if (values.length < read.length) s.broken = true;
@@ -136,7 +143,7 @@ export function blockSettings(block: CstNode | undefined, what: string, allowed:
   const seen = new Map<string, Span>();
   const list = `${what} options: ${allowed.join(', ')}`;
   for (const n of [...nodes(block, 'setting'), ...nodes(block, 'unknownSetting')]) {
-    const s = settingOf(n, file);
+    const s = settingOf(n, file, accept);
     if (!s) continue;
     if (!allowed.includes(s.key)) {
       const near = suggest(s.key, allowed);

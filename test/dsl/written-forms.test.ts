@@ -123,6 +123,13 @@ describe('unit slips: one diagnostic each, at the quantity', () => {
     only(`tier t { local "/t" chunk ⟨4 mb }`, ['unknown-unit']);
   });
 
+  test('in options: any word after a number that has no value of its own is a unit attempt', () => {
+    only(`tier t { local "/t" chunk ⟨4 megs }`, ['unknown-unit']);
+    only(`tier t { local "/t" timeout ⟨30 secondz concurrency 8 }`, ['unknown-unit']);
+    // a misspelt option after a number on the same line stays a misspelt option
+    only(`tier t { local "/t" concurrency 8 ⟨chnk 4MiB }`, ['unknown-option']);
+  });
+
   test('the underline covers number and word', () => {
     const [d] = only(P('  rule a: size > ⟨1 gigs -> keep'), ['unknown-unit']);
     assert.equal(d!.span.length, '1 gigs'.length);

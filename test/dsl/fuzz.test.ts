@@ -64,7 +64,7 @@ describe('fuzz: parsePolicy never throws', () => {
     assert.ok(withErrors > 1500, `only ${withErrors} mutants had errors`);
   });
 
-  test('one unit slip in a valid policy gives exactly one error, at the slip', () => {
+  test('one unit slip in a valid policy (rule or option) gives exactly one error, at the slip', () => {
     const r = prng(4);
     const slips = [' gigs', ' gb', ' months', 'm', ' dayz', ' Days', 'kb', ' fortnights'];
     let tried = 0;

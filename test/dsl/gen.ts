@@ -111,13 +111,13 @@ const VOCAB = [
   'in', 'not in', ' in (', '1 GB', '30 days', ' days', ' gb', '2 months', ' gigs', 'owner in ("a", "b")', ' weeks',
 ];
 
-/** A size or duration written in a rule, outside strings: where a unit slip can go. */
+/** A size or duration outside strings (rules and options; not `limit`): where a unit slip can go. */
 export function quantities(text: string): { at: number; len: number; number: string }[] {
   const out: { at: number; len: number; number: string }[] = [];
   const re = /(?<![\w.])(\d+)[ ]?(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B|min|seconds?|secs?|minutes?|mins|hours?|hrs?|days?|weeks?|years?|s|h|d|w|y)(?![\w%])/g;
   let lineStart = 0;
   for (const line of text.split('\n')) {
-    if (line.trimStart().startsWith('rule ')) {
+    if (!line.trimStart().startsWith('limit ')) {
       for (const m of line.matchAll(re)) {
         const quotes = line.slice(0, m.index).split('"').length - 1;
         if (quotes % 2 === 0) out.push({ at: lineStart + m.index!, len: m[0].length, number: m[1]! });

@@ -8,7 +8,7 @@
 import { EOF, type IToken } from 'chevrotain';
 import type { PolicyFile, Span } from './ast.js';
 import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity, And, Or, Not, In } from './tokens.js';
+import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity, And, Or, Not, In, Star, Match, NotMatch, Comma } from './tokens.js';
 import { parseDeclaration } from './parser.js';
 import { segment } from './segment.js';
 import { dropCascades, ruleRegions, type RuleRegion } from './cascade.js';
@@ -68,7 +68,8 @@ export function parsePolicy(text: string, file: string): ParseResult {
       for (const e of errors) {
         // The segment's end is not the file's end: name the token that really follows.
         const msg = d.next && e.token.tokenType === EOF ? e.message.replace('the end of the file', describeToken(d.next)) : e.message;
-        accept('error', 'syntax', msg, errorSpan(e.token, (e as { previousToken?: IToken }).previousToken, file));
+        const prev = (e as { previousToken?: IToken }).previousToken;
+        accept('error', 'syntax', msg, errorSpan(e.token, prev, file), bareGlobHint(e.token, prev));
       }
       return cst;
     });
@@ -90,6 +91,12 @@ export function parsePolicy(text: string, file: string): ParseResult {
 
 /** Lexed in upper case too (GPFS habit) and reported once each; the rule parses on. */
 const UPPER_KEYWORDS = new Set([And, Or, Not, In]);
+
+/** `name ~ *.log`: a glob written without quotes. */
+function bareGlobHint(t: IToken | undefined, prev: IToken | undefined): string | undefined {
+  const afterMatch = prev && (prev.tokenType === Match || prev.tokenType === NotMatch || prev.tokenType === LParen || prev.tokenType === Comma);
+  return t?.tokenType === Star && afterMatch ? 'a glob is a string: write it in quotes, e.g. "*.log"' : undefined;
+}
 
 const at = (file: string, line: number, col: number, length = 1): Span => ({ file, line, col, length: Math.max(1, length) });
 

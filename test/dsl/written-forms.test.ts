@@ -265,6 +265,13 @@ describe('GPFS habits', () => {
     assert.equal(parsePolicy(P('  rule a: uid == 1 OR uid == 2 -> keep'), 'x').policy, null, 'an error: the file is refused');
   });
 
+  test('a glob without quotes: one syntax error with a hint', () => {
+    const [d] = only(P('  rule a: name ~ ⟨*.log -> keep'), ['syntax']);
+    assert.match(d!.hint!, /write it in quotes/);
+    const [e] = only(P('  rule a: name in (⟨*.h5, "*.nc") -> keep'), ['syntax']);
+    assert.match(e!.hint!, /write it in quotes/);
+  });
+
   test('names that merely contain them stay names', () => {
     ok(`tier INDEX { local "/t" }\nfileset fs { root "/d" }\npolicy p on fs {\n  rule ANDROID: true -> release to INDEX\n}\n`);
   });

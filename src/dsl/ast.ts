@@ -130,6 +130,8 @@ export type Expr =
   | { kind: 'or'; left: Expr; right: Expr; span: Span }
   | { kind: 'not'; operand: Expr; span: Span }
   | { kind: 'cmp'; attr: Attr; attrSpan: Span; op: CmpOp; opSpan?: Span; value: Value; span: Span }
+  /** `attr in (v, ...)`: any element matches (globs for path and name, equality otherwise). */
+  | { kind: 'in'; attr: Attr; attrSpan: Span; negated: boolean; opSpan: Span; values: Value[]; span: Span }
   | { kind: 'true'; span: Span }; // unconditional rule
 
 export type Action =

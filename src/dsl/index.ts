@@ -8,9 +8,10 @@
 import { EOF, type IToken } from 'chevrotain';
 import type { PolicyFile, Span } from './ast.js';
 import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity } from './tokens.js';
+import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity, And, Or, Not, In, Star, Match, NotMatch, Comma } from './tokens.js';
 import { parseDeclaration } from './parser.js';
 import { segment } from './segment.js';
+import { dropCascades, ruleRegions, type RuleRegion } from './cascade.js';
 import { describeToken } from './parse-messages.js';
 import { fileToAst } from './to-ast.js';
 import { validatePolicyFile } from './validate.js';
@@ -36,6 +37,7 @@ export function parsePolicy(text: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const accept = collector(diagnostics);
   let policy: PolicyFile | null = null;
+  const regions: RuleRegion[] = [];
   try {
     if (text.length > MAX_POLICY_CHARS) {
       accept('error', 'file-too-large', `policy file is ${text.length} characters; the limit is ${MAX_POLICY_CHARS}`, at(file, 1, 1));
@@ -49,6 +51,10 @@ export function parsePolicy(text: string, file: string): ParseResult {
     for (const t of lexed.tokens) {
       if (t.tokenType === UnterminatedString) accept('error', 'unterminated-string', 'string is not closed before the end of the line', spanOf(t, file));
       if (t.tokenType === BadQuantity) accept('error', 'unknown-unit', `unknown unit in '${t.image}'`, spanOf(t, file), unitHint(t.image));
+      if (UPPER_KEYWORDS.has(t.tokenType) && t.image !== t.image.toLowerCase()) {
+        const word = t.image.toLowerCase();
+        accept('error', 'keyword-case', `keywords are lower case: '${t.image}' is written '${word}'`, spanOf(t, file), `write '${word}'`);
+      }
     }
     const tokens = flattenDeepParens(lexed.tokens, file, accept);
     const { decls, junk } = segment(tokens);
@@ -56,12 +62,14 @@ export function parsePolicy(text: string, file: string): ParseResult {
       const t = run[0]!;
       accept('error', 'syntax', `unexpected ${describeToken(t)}; expected 'tier', 'fileset', 'policy' or 'recall'`, spanOf(t, file));
     }
+    for (const d of decls) regions.push(...ruleRegions(d.tokens));
     const csts = decls.map((d) => {
       const { cst, errors } = parseDeclaration(d.tokens);
       for (const e of errors) {
         // The segment's end is not the file's end: name the token that really follows.
         const msg = d.next && e.token.tokenType === EOF ? e.message.replace('the end of the file', describeToken(d.next)) : e.message;
-        accept('error', 'syntax', msg, errorSpan(e.token, (e as { previousToken?: IToken }).previousToken, file));
+        const prev = (e as { previousToken?: IToken }).previousToken;
+        accept('error', 'syntax', msg, errorSpan(e.token, prev, file), bareGlobHint(e.token, prev));
       }
       return cst;
     });
@@ -78,7 +86,16 @@ export function parsePolicy(text: string, file: string): ParseResult {
     accept('error', 'internal-error', `internal error while checking the policy: ${(e as Error)?.message ?? String(e)}`, at(file, 1, 1));
     policy = null;
   }
-  return { policy, diagnostics: limit(dedupe(sortDiagnostics(diagnostics))) };
+  return { policy, diagnostics: limit(dedupe(dropCascades(sortDiagnostics(diagnostics), regions))) };
+}
+
+/** Lexed in upper case too (GPFS habit) and reported once each; the rule parses on. */
+const UPPER_KEYWORDS = new Set([And, Or, Not, In]);
+
+/** `name ~ *.log`: a glob written without quotes. */
+function bareGlobHint(t: IToken | undefined, prev: IToken | undefined): string | undefined {
+  const afterMatch = prev && (prev.tokenType === Match || prev.tokenType === NotMatch || prev.tokenType === LParen || prev.tokenType === Comma);
+  return t?.tokenType === Star && afterMatch ? 'a glob is a string: write it in quotes, e.g. "*.log"' : undefined;
 }
 
 const at = (file: string, line: number, col: number, length = 1): Span => ({ file, line, col, length: Math.max(1, length) });

@@ -9,7 +9,7 @@
 // Each declaration is parsed as its own input (segment.ts). With one grammar for the whole
 // file, chevrotain's re-sync recovery treats any token that may start the next top-level
 // item as a sync point, so one bad rule would swallow the rest of its policy.
-import { CstParser, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
+import { CstParser, tokenMatcher, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
 import * as T from './tokens.js';
 import { errorMessageProvider } from './parse-messages.js';
 
@@ -85,10 +85,16 @@ export class PolicyParser extends CstParser {
 
   values = this.RULE('values', () => {
     this.OPTION(() => {
-      this.CONSUME(T.Literal);
+      let last = this.CONSUME(T.Literal);
       this.MANY(() => {
         this.CONSUME(T.Comma);
-        this.CONSUME2(T.Literal);
+        last = this.CONSUME2(T.Literal);
+      });
+      // `chunk 4 megs`: a word after a number, on its line, followed by no value of its own
+      // (so not a misspelt option such as `chnk 4MiB`), is a unit attempt.
+      this.OPTION2({
+        GATE: () => isUnitAttempt(last, this.LA(1)) && !tokenMatcher(this.LA(2), T.Literal) && !tokenMatcher(this.LA(2), T.Comma),
+        DEF: () => this.CONSUME3(T.Identifier, { LABEL: 'unit' }),
       });
     });
   });
@@ -180,6 +186,7 @@ export class PolicyParser extends CstParser {
       },
       { ALT: () => this.CONSUME(T.True, { LABEL: 'always' }) },
       { ALT: () => this.CONSUME(T.Star, { LABEL: 'always' }) },
+      { ALT: () => this.SUBRULE(this.membership) },
       { ALT: () => this.SUBRULE(this.comparison) },
     ]);
   });
@@ -188,8 +195,40 @@ export class PolicyParser extends CstParser {
   comparison = this.RULE('comparison', () => {
     this.CONSUME(T.Identifier, { LABEL: 'attr' });
     this.CONSUME(T.CmpOp, { LABEL: 'op' });
-    this.CONSUME(T.Value, { LABEL: 'value' });
+    const value = this.CONSUME(T.Value, { LABEL: 'value' });
+    // `size > 1 gigs`: a word on the same line right after a number can only be a unit
+    // attempt (what may follow a comparison is a keyword or punctuation). Taken here, it
+    // costs one unknown-unit instead of a cascade of syntax errors through the rule.
+    this.OPTION({
+      GATE: () => isUnitAttempt(value, this.LA(1)),
+      DEF: () => this.CONSUME2(T.Identifier, { LABEL: 'unit' }),
+    });
   });
+
+  /** `owner in ("alice", "bob")`, `name not in ("*.tmp")` */
+  membership = this.RULE('membership', () => {
+    this.CONSUME(T.Identifier, { LABEL: 'attr' });
+    this.OPTION(() => this.CONSUME(T.Not, { LABEL: 'not' }));
+    this.CONSUME(T.In, { LABEL: 'op' });
+    this.CONSUME(T.LParen);
+    this.CONSUME(T.Value, { LABEL: 'items' });
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME2(T.Value, { LABEL: 'items' });
+    });
+    this.CONSUME(T.RParen);
+  });
+}
+
+const VERBS = new Set(['keep', 'pin', 'unpin', 'archive', 'release']);
+
+function isUnitAttempt(value: IToken, next: IToken): boolean {
+  return (
+    value?.tokenType === T.NumberLit &&
+    next?.tokenType === T.Identifier &&
+    next.startLine === value.endLine &&
+    !VERBS.has(next.image) // `uid == 5 keep`: a missing '->', not a unit
+  );
 }
 
 // One instance: performSelfAnalysis is the expensive part and the parser is reusable.

@@ -68,7 +68,7 @@ export function printAction(a: Action): string {
   return a.kind === 'archive' || a.kind === 'release' ? `${a.kind} to ${a.tier}` : a.kind;
 }
 
-const PREC = { or: 1, and: 2, not: 3, cmp: 4, true: 4 } as const;
+const PREC = { or: 1, and: 2, not: 3, cmp: 4, in: 4, true: 4 } as const;
 
 /** Minimal parentheses: only where a looser operator sits under a tighter one. */
 export function printExpr(e: Expr, parent = 0): string {
@@ -78,6 +78,8 @@ export function printExpr(e: Expr, parent = 0): string {
       return 'true';
     case 'cmp':
       return `${e.attr} ${e.op} ${formatValue(e.value)}`;
+    case 'in':
+      return `${e.attr} ${e.negated ? 'not in' : 'in'} (${e.values.map(formatValue).join(', ')})`;
     case 'not':
       s = `not ${printExpr(e.operand, PREC.not)}`;
       break;

@@ -5,7 +5,7 @@ import type { Span, Value } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { firstToken, lastToken, node, nodes, token, tokens } from './cst.js';
 import { suggest } from './suggest.js';
-import { describeValue, literalValue, spanFromTo, spanOf } from './values.js';
+import { describeValue, literalValue, spanFromTo, spanOf, unitHint } from './values.js';
 import { checkPositive, checkCount } from './check-values.js';
 
 export interface Setting {
@@ -13,16 +13,26 @@ export interface Setting {
   keySpan: Span;
   values: Value[];
   span: Span;
+  /** Some value was unreadable (`4 mb`) and is already reported: not also "missing". */
+  broken?: boolean;
 }
 
-export function settingOf(n: CstNode, file: string): Setting | undefined {
+export function settingOf(n: CstNode, file: string, accept?: Accept): Setting | undefined {
   const key = token(n, 'key');
   if (!key) return undefined;
   const vs = node(n, 'values');
-  const values = tokens(vs, 'Literal')
-    .map((t) => literalValue(t, file))
-    .filter((v): v is Value => v !== undefined);
-  return { key: key.image, keySpan: spanOf(key, file), values, span: spanFromTo(key, lastToken(n), file) };
+  const lits = tokens(vs, 'Literal');
+  const unit = token(vs, 'unit');
+  const last = lits[lits.length - 1];
+  if (unit && last) {
+    const written = `${last.image} ${unit.image}`;
+    accept?.('error', 'unknown-unit', `unknown unit '${unit.image}' in '${written}'`, spanFromTo(last, unit, file), unitHint(written));
+  }
+  const read = lits.map((t, i) => (unit && i === lits.length - 1 ? undefined : literalValue(t, file)));
+  const values = read.filter((v): v is Value => v !== undefined);
+  const s: Setting = { key: key.image, keySpan: spanOf(key, file), values, span: spanFromTo(key, lastToken(n), file) };
+  if (values.length < read.length) s.broken = true;
+  return s;
 }
 
 const EXAMPLE: Record<string, string> = {
@@ -34,6 +44,7 @@ const EXAMPLE: Record<string, string> = {
 };
 
 function one(s: Setting, kind: keyof typeof EXAMPLE, accept: Accept): Value | undefined {
+  if (s.broken) return undefined;
   if (s.values.length === 0) {
     accept('error', 'missing-value', `'${s.key}' needs a value, e.g. ${s.key} ${EXAMPLE[kind]}`, s.keySpan);
     return undefined;
@@ -55,7 +66,7 @@ export function readString(s: Setting, accept: Accept): string | undefined {
 }
 
 export function readStrings(s: Setting, accept: Accept): { value: string; span: Span }[] {
-  if (s.values.length === 0) {
+  if (s.values.length === 0 && !s.broken) {
     accept('error', 'missing-value', `'${s.key}' needs one or more strings, e.g. ${s.key} "/srv/data"`, s.keySpan);
     return [];
   }
@@ -132,7 +143,7 @@ export function blockSettings(block: CstNode | undefined, what: string, allowed:
   const seen = new Map<string, Span>();
   const list = `${what} options: ${allowed.join(', ')}`;
   for (const n of [...nodes(block, 'setting'), ...nodes(block, 'unknownSetting')]) {
-    const s = settingOf(n, file);
+    const s = settingOf(n, file, accept);
     if (!s) continue;
     if (!allowed.includes(s.key)) {
       const near = suggest(s.key, allowed);

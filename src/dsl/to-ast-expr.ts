@@ -5,19 +5,22 @@ import type { CstNode } from 'chevrotain';
 import type { Action, Attr, CmpOp, Expr, Rule, Span } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { firstToken, lastToken, node, nodes, token, tokens } from './cst.js';
-import { literalValue, spanFromTo, spanOf } from './values.js';
+import { literalValue, spanFromTo, spanOf, unitHint } from './values.js';
 import { suggest } from './suggest.js';
-import { checkExpr } from './validate.js';
+import { checkActionTier, checkExpr } from './validate.js';
 
 export const MAX_NOT_CHAIN = 64;
 
-export function ruleToAst(n: CstNode, file: string, accept: Accept): Rule | undefined {
+/** `tiers`: the tiers declared in the file, to check the action of a rule whose condition broke. */
+export function ruleToAst(n: CstNode, file: string, accept: Accept, tiers?: ReadonlySet<string>): Rule | undefined {
   const name = token(n, 'name');
   const cond = exprOf(node(n, 'orExpr'), file, accept);
   const action = actionOf(node(n, 'action'), file, accept);
   const kw = token(n, 'Kw_rule');
-  // A rule with a broken action is dropped, but its condition still gets its checks.
+  // A rule with a broken part is dropped, but its other part still gets its checks: a
+  // wrong unit and an unknown tier are two mistakes.
   if (cond && !action) checkExpr(cond, accept);
+  if (!cond && action && tiers) checkActionTier(action, tiers, accept);
   if (!name || !cond || !action || !kw) return undefined;
   return { name: name.image, span: spanFromTo(kw, lastToken(n), file), cond, action };
 }
@@ -34,6 +37,8 @@ function actionOf(n: CstNode | undefined, file: string, accept: Accept): Action 
   const v = verb.image;
   if (v === 'archive' || v === 'release') {
     if (!target) {
+      // `release to` and nothing: the parser already said a name is missing.
+      if (token(n, 'Kw_to')) return undefined;
       accept('error', 'missing-tier', `'${v}' needs a destination: ${v} to TIER`, spanOf(verb, file));
       return undefined;
     }
@@ -104,17 +109,46 @@ function primaryOf(n: CstNode | undefined, file: string, accept: Accept): Expr |
     // The parenthesised span covers the parentheses, so messages point at the group.
     return e && open ? { ...e, span: spanFromTo(open, token(n, 'RParen') ?? lastToken(inner), file) } : e;
   }
-  return comparisonOf(node(n, 'comparison'), file);
+  const m = node(n, 'membership');
+  if (m) return membershipOf(m, file);
+  return comparisonOf(node(n, 'comparison'), file, accept);
+}
+
+/** `attr [not] in (v, ...)`; items the lexer already reported (bad quantities) are left out. */
+function membershipOf(n: CstNode, file: string): Expr | undefined {
+  const attr = token(n, 'attr');
+  const op = token(n, 'op');
+  const items = tokens(n, 'items');
+  if (!attr || !op || items.length === 0) return undefined;
+  const not = token(n, 'not');
+  const values = items.map((t) => literalValue(t, file)).filter((v) => v !== undefined);
+  if (values.length === 0) return undefined;
+  return {
+    kind: 'in',
+    attr: attr.image as Attr,
+    attrSpan: spanOf(attr, file),
+    negated: not !== undefined,
+    opSpan: spanFromTo(not ?? op, op, file),
+    values,
+    span: spanFromTo(attr, token(n, 'RParen') ?? items[items.length - 1], file),
+  };
 }
 
 export function comparisonOf(
   n: CstNode | undefined,
   file: string,
+  accept?: Accept,
 ): Extract<Expr, { kind: 'cmp' }> | undefined {
   const attr = token(n, 'attr');
   const op = token(n, 'op');
   const valueTok = token(n, 'value');
   if (!n || !attr || !op || !valueTok) return undefined;
+  const unit = token(n, 'unit');
+  if (unit) {
+    const written = `${valueTok.image} ${unit.image}`;
+    accept?.('error', 'unknown-unit', `unknown unit '${unit.image}' in '${written}'`, spanFromTo(valueTok, unit, file), unitHint(written));
+    return undefined;
+  }
   let value = literalValue(valueTok, file);
   if (!value) return undefined; // a bad quantity, already reported
   // `size == 0` needs no unit: zero bytes is zero in every unit.

@@ -13,7 +13,8 @@ import { describeValue, literalValue, spanFromTo, spanOf } from './values.js';
 export const POLICY_OPTIONS = ['schedule', 'timezone', 'check_interval', 'cooldown', 'keep_deleted', 'concurrency'] as const;
 export const ORDER_KEYS: readonly OrderKey[] = ['last_access', 'last_mod', 'last_change', 'size'];
 
-export function policyToAst(n: CstNode, file: string, accept: Accept): PolicyDecl | undefined {
+/** `tiers`: tier names declared in the file (see ruleToAst). */
+export function policyToAst(n: CstNode, file: string, accept: Accept, tiers?: ReadonlySet<string>): PolicyDecl | undefined {
   const name = token(n, 'name');
   if (!name) return undefined;
   const span = spanOf(name, file);
@@ -52,8 +53,10 @@ export function policyToAst(n: CstNode, file: string, accept: Accept): PolicyDec
   const order = once('order', nodes(block, 'orderClause'));
   if (order) orderToAst(order, p, file, accept);
   for (const l of nodes(block, 'limitClause')) limitToAst(l, p, file, accept);
+  // Counted on the text, not on the rules built: a broken rule is still a rule, reported once.
+  if (nodes(block, 'ruleDecl').length === 0) accept('error', 'no-rules', `policy '${p.name}' has no rules`, span);
   for (const r of nodes(block, 'ruleDecl')) {
-    const rule = ruleToAst(r, file, accept);
+    const rule = ruleToAst(r, file, accept, tiers);
     if (rule) p.rules.push(rule);
   }
   // Absent options stay absent (not undefined-valued keys) so the AST prints and compares cleanly.
@@ -63,13 +66,14 @@ export function policyToAst(n: CstNode, file: string, accept: Accept): PolicyDec
 
 function watermarkToAst(n: CstNode, p: PolicyDecl, file: string, accept: Accept): void {
   const kw = token(n, 'Kw_when');
-  const high = comparisonOf(node(n, 'high'), file);
-  const low = comparisonOf(node(n, 'low'), file);
+  const high = comparisonOf(node(n, 'high'), file, accept);
+  const low = comparisonOf(node(n, 'low'), file, accept);
   if (!kw || !high) return;
-  if (!token(n, 'Kw_until') || !low) {
+  if (!token(n, 'Kw_until')) {
     accept('error', 'missing-until', "a watermark needs a low mark: when usage > 85% until usage < 70%", spanOf(kw, file));
     return;
   }
+  if (!low) return; // `until` with a broken comparison: reported where it broke
   let ok = true;
   for (const [c, ops] of [
     [high, ['>']],

@@ -62,8 +62,9 @@ export function fileToAst(decls: CstNode[], file: string, accept: Accept, declar
     const f = filesetToAst(n, file, accept);
     if (f) pf.filesets.push(f);
   }
+  const tiers = new Set([...pf.tiers.map((t) => t.name), ...(declared?.tiers ?? [])]);
   for (const n of all('policyDecl')) {
-    const p = policyToAst(n, file, accept);
+    const p = policyToAst(n, file, accept, tiers);
     if (p) pf.policies.push(p);
   }
   for (const n of all('recallDecl')) {

@@ -1,7 +1,9 @@
 // The .hsmpolicy lexer. A keyword gives way to Identifier when the word goes on
 // (longer_alt), so `tiering` is one identifier, not `tier` + `ing`. Quantities carry their
-// unit in the token (4MiB, 30d, 85%); a number followed by letters that are no unit
-// becomes a BadQuantity token so the user gets "unknown unit" instead of two tokens.
+// unit in the token (4MiB, 30d, 85%, and with a space: `1 GB`, `30 days`); a number followed
+// by letters that are no unit (`5m`, `3days`, `2 months`) becomes a BadQuantity token so the
+// user gets one "unknown unit" instead of a cascade of syntax errors. Spaces and tabs may
+// separate a number from its unit, never a line break.
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
 /** Comparison operators, one category so the parser takes any of them. */
@@ -22,10 +24,12 @@ export const Identifier = createToken({
   categories: [Literal, Name, Value],
 });
 
-const kw = (word: string, categories: TokenType[] = []): TokenType =>
+const kw = (word: string, categories: TokenType[] = [], upper = false): TokenType =>
   createToken({
     name: `Kw_${word}`,
-    pattern: new RegExp(word),
+    // `upper`: GPFS writes AND, OR, NOT, IN; lexed as the keyword so the rule parses on, and
+    // index.ts reports the case once.
+    pattern: new RegExp(upper ? `${word}|${word.toUpperCase()}` : word),
     longer_alt: Identifier,
     label: `'${word}'`,
     categories: [...categories, Value, ...(word === 'true' || word === 'false' ? [] : [Name])],
@@ -40,9 +44,11 @@ export const Recall = kw('recall', []);
 export const Rule = kw('rule');
 export const On = kw('on');
 export const To = kw('to');
-export const And = kw('and');
-export const Or = kw('or');
-export const Not = kw('not');
+export const And = kw('and', [], true);
+export const Or = kw('or', [], true);
+export const Not = kw('not', [], true);
+/** `owner in ("alice", "bob")`, `uid not in (0, 1)`. */
+export const In = kw('in', [], true);
 export const True = kw('true', [Literal]);
 export const False = kw('false', [Literal]);
 
@@ -87,6 +93,8 @@ export const KeepDeleted = kw('keep_deleted', OPT);
 export const WholeFileFor = kw('whole_file_for', OPT);
 
 const NUM = String.raw`-?\d+(?:\.\d+)?`;
+/** Duration words, written after a space: `30 days`, `1 year` (values.ts maps them). */
+const DURATION_WORDS = ['seconds', 'second', 'secs', 'sec', 'minutes', 'minute', 'mins', 'min', 'hours', 'hour', 'hrs', 'hr', 'days', 'day', 'weeks', 'week', 'years', 'year', 's', 'h', 'd', 'w', 'y'];
 const END = String.raw`(?![A-Za-z0-9_%])`;
 export const Percent = createToken({
   name: 'Percent',
@@ -94,21 +102,25 @@ export const Percent = createToken({
   label: 'a percentage',
   categories: [Literal, Value],
 });
+const SP = '[ \\t]';
 export const Size = createToken({
   name: 'Size',
-  pattern: new RegExp(`${NUM}(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B)${END}`),
+  pattern: new RegExp(`${NUM}${SP}*(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B)${END}`),
   label: 'a size',
   categories: [Literal, Value],
 });
 export const Duration = createToken({
   name: 'Duration',
-  pattern: new RegExp(`${NUM}(?:min|s|h|d|w|y)${END}`),
+  // Symbols touch or follow a space (`30d`, `30 d`); words follow a space (`30 days`).
+  pattern: new RegExp(`${NUM}(?:(?:min|s|h|d|w|y)|${SP}+(?:${DURATION_WORDS.join('|')}))${END}`),
   label: 'a duration',
   categories: [Literal, Value],
 });
+/** Unit-like words after a space that are no unit: `1 gb`, `2 months`, `5 m` (case-insensitive). */
+const UNIT_SLIPS = ['k', 'kb', 'mb', 'gb', 'tb', 'pb', 'kib', 'mib', 'gib', 'tib', 'pib', 'b', 'bytes?', 'm', 'mo', 'mos', 'mons?', 'months?', 'ms', 'msecs?', 'millis', 'milliseconds?', 'secs?', 'seconds?', 'mins?', 'minutes?', 'h', 'hrs?', 'hours?', 'd', 'days?', 'w', 'wks?', 'weeks?', 'y', 'yrs?', 'years?', 'kilobytes?', 'megabytes?', 'gigabytes?', 'terabytes?'];
 export const BadQuantity = createToken({
   name: 'BadQuantity',
-  pattern: new RegExp(`${NUM}[A-Za-z_][A-Za-z0-9_]*`),
+  pattern: new RegExp(`${NUM}(?:[A-Za-z_][A-Za-z0-9_]*|${SP}+(?:${UNIT_SLIPS.join('|')})${END})`, 'i'),
   label: 'a value',
   categories: [Literal, Value],
 });
@@ -158,11 +170,11 @@ export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: Lexer.SKIPPED });
 
 const keywords: TokenType[] = [
-  Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, True, False,
+  Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, In, True, False,
   Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
   Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Include, Exclude, Schedule, Timezone,
   When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
-].sort((a, b) => String(b.PATTERN).length - String(a.PATTERN).length);
+].sort((a, b) => b.name.length - a.name.length); // by word: Kw_order before Kw_or
 
 // Order matters: the first pattern that matches wins, so longer forms come first.
 export const allTokens: TokenType[] = [
@@ -173,8 +185,8 @@ export const allTokens: TokenType[] = [
   Percent,
   Size,
   Duration,
+  BadQuantity, // before Number: `2 months` is one token, not a number and a name
   NumberLit,
-  BadQuantity,
   Arrow,
   Eq,
   Ne,

@@ -1,6 +1,7 @@
-// Type checks for one comparison `ATTRIBUTE OP VALUE`: is the attribute known, does the
-// operator suit its type, is the value of the attribute's type (with a unit when needed).
-import type { CmpOp, Expr, FileState, Value } from './ast.js';
+// Type checks for one comparison `ATTRIBUTE OP VALUE` or membership `ATTRIBUTE [not] in
+// (V, ...)`: is the attribute known, does the operator suit its type, is each value of the
+// attribute's type (with a unit when needed), each reported at its own span.
+import type { CmpOp, Expr, FileState, Span, Value } from './ast.js';
 import type { Accept } from './diagnostics.js';
 import { describeValue } from './values.js';
 import { checkGlob } from './check-values.js';
@@ -44,14 +45,40 @@ const EXAMPLE: Record<AttrType, string> = {
   bool: 'true or false',
 };
 
-export function checkComparison(c: Extract<Expr, { kind: 'cmp' }>, accept: Accept): void {
+/** What the checks may know about the rule's surroundings: the roots of its fileset. */
+export interface ExprContext {
+  roots?: readonly string[];
+}
+
+function attrType(c: { attr: string; attrSpan: Span }, accept: Accept): AttrType | undefined {
   const type = ATTR_TYPES[c.attr];
   if (!type) {
     const near = suggest(c.attr, Object.keys(ATTR_TYPES));
     const extra = (c.attr as string) === 'usage' ? "usage is only for watermarks: when usage > 85% until usage < 70%" : near ? `did you mean '${near}'?` : undefined;
     accept('error', 'unknown-attribute', `unknown attribute '${c.attr}'; attributes are ${Object.keys(ATTR_TYPES).join(', ')}`, c.attrSpan, extra);
+  }
+  return type;
+}
+
+/** Types a list can hold: `size in (...)` or `pinned in (...)` says nothing `==`/`<` cannot. */
+const IN_TYPES: readonly AttrType[] = ['string', 'number', 'state'];
+
+export function checkMembership(c: Extract<Expr, { kind: 'in' }>, accept: Accept, ctx: ExprContext = {}): void {
+  const type = attrType(c, accept);
+  if (!type) return;
+  const op = c.negated ? 'not in' : 'in';
+  if (!IN_TYPES.includes(type)) {
+    accept('error', 'invalid-operator', `'${op}' does not apply to ${c.attr}; use ${OPS[type].join(' ')}`, c.opSpan);
     return;
   }
+  // Elements of path and name are globs, as with `~`; the others compare with `==`.
+  const as: CmpOp = c.attr === 'path' || c.attr === 'name' ? '~' : '==';
+  for (const v of c.values) checkValue(c.attr, type, as, v, accept, ctx);
+}
+
+export function checkComparison(c: Extract<Expr, { kind: 'cmp' }>, accept: Accept, ctx: ExprContext = {}): void {
+  const type = attrType(c, accept);
+  if (!type) return;
   const opSpan = c.opSpan ?? c.attrSpan;
   if ((c.op as string) === '=') {
     accept('error', 'invalid-operator', "'=' is not a comparison; use '=='", opSpan);
@@ -61,10 +88,10 @@ export function checkComparison(c: Extract<Expr, { kind: 'cmp' }>, accept: Accep
     accept('error', 'invalid-operator', `'${c.op}' does not apply to ${c.attr}; use ${OPS[type].join(' ')}`, opSpan);
     return;
   }
-  checkValue(c.attr, type, c.op, c.value, accept);
+  checkValue(c.attr, type, c.op, c.value, accept, ctx);
 }
 
-function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: Accept): void {
+function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: Accept, ctx: ExprContext): void {
   const bad = (hint?: string) =>
     accept('error', 'type-mismatch', `${attr} compares with ${EXAMPLE[type]}, not ${describeValue(v)}`, v.span, hint);
   switch (type) {
@@ -83,7 +110,7 @@ function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: A
     case 'string':
       if (v.kind === 'string') {
         if (op === '~' || op === '!~') checkGlob(v.value, v.span, accept);
-        checkNeverMatches(attr, v.value, v.span, accept);
+        checkNeverMatches(attr, v.value, v.span, accept, ctx);
         return;
       }
       if (v.kind === 'number' && (attr === 'owner' || attr === 'group')) return bad(`compare numeric ids with ${attr === 'owner' ? 'uid' : 'gid'}`);
@@ -110,10 +137,22 @@ function checkValue(attr: string, type: AttrType, op: CmpOp, v: Value, accept: A
 }
 
 /** Patterns that cannot match what the attribute holds: a likely misunderstanding. */
-function checkNeverMatches(attr: string, pattern: string, span: Value['span'], accept: Accept): void {
+function checkNeverMatches(attr: string, pattern: string, span: Span, accept: Accept, ctx: ExprContext): void {
   if (attr === 'path' && pattern.startsWith('/')) {
-    accept('warning', 'never-matches', `path is relative to the fileset root, so ${JSON.stringify(pattern)} never matches`, span, `drop the leading '/': ${JSON.stringify(pattern.replace(/^\/+/, ''))}`);
+    accept('warning', 'never-matches', `path is relative to the fileset root, so ${JSON.stringify(pattern)} never matches`, span, absolutePathHint(pattern, ctx.roots ?? []));
   } else if (attr === 'name' && pattern.includes('/')) {
     accept('warning', 'never-matches', `name is the last path component and holds no '/', so ${JSON.stringify(pattern)} never matches`, span, 'use path ~ for patterns with directories');
   }
+}
+
+/** `/scratch/projects/**` under root `/scratch` -> `projects/**`; else drop the leading '/'. */
+function absolutePathHint(pattern: string, roots: readonly string[]): string {
+  // The longest root first: with roots /a and /a/b, /a/b/x is x under /a/b.
+  for (const root of [...roots].sort((a, b) => b.length - a.length)) {
+    const base = root.endsWith('/') ? root : root + '/';
+    if (root === '/' || !pattern.startsWith(base)) continue;
+    const rel = pattern.slice(base.length).replace(/^\/+/, '');
+    if (rel !== '') return `write it relative to the root ${JSON.stringify(root)}: ${JSON.stringify(rel)}`;
+  }
+  return `drop the leading '/': ${JSON.stringify(pattern.replace(/^\/+/, ''))}`;
 }

@@ -1,8 +1,8 @@
 // Semantic checks over the whole AST, pure: each `checkXxx(node, ..., accept)` looks at one
 // thing and reports through `accept`. Value-level checks live in check-values.ts.
-import type { Expr, PolicyDecl, PolicyFile, Rule, Span } from './ast.js';
+import type { Action, Expr, PolicyDecl, PolicyFile, Rule, Span } from './ast.js';
 import type { Accept } from './diagnostics.js';
-import { checkComparison } from './validate-expr.js';
+import { checkComparison, checkMembership, type ExprContext } from './validate-expr.js';
 
 /**
  * Whole-file checks: names, references, rules. `declared` adds names whose declarations had
@@ -14,7 +14,8 @@ export function validatePolicyFile(pf: PolicyFile, accept: Accept, declared?: { 
   checkDuplicates(pf.policies, 'policy', accept);
   const tiers = new Set([...pf.tiers.map((t) => t.name), ...(declared?.tiers ?? [])]);
   const filesets = new Set([...pf.filesets.map((f) => f.name), ...(declared?.filesets ?? [])]);
-  for (const p of pf.policies) checkPolicy(p, tiers, filesets, accept);
+  const roots = new Map(pf.filesets.map((f) => [f.name, f.roots]));
+  for (const p of pf.policies) checkPolicy(p, tiers, filesets, accept, { roots: roots.get(p.fileset) ?? [] });
 }
 
 export function checkDuplicates(items: readonly { name: string; span: Span }[], what: string, accept: Accept): void {
@@ -26,11 +27,10 @@ export function checkDuplicates(items: readonly { name: string; span: Span }[], 
   }
 }
 
-export function checkPolicy(p: PolicyDecl, tiers: Set<string>, filesets: Set<string>, accept: Accept): void {
+export function checkPolicy(p: PolicyDecl, tiers: Set<string>, filesets: Set<string>, accept: Accept, ctx: ExprContext = {}): void {
   if (p.fileset !== '' && !filesets.has(p.fileset)) {
     accept('error', 'unknown-fileset', `fileset '${p.fileset}' is not defined`, p.filesetSpan, known(filesets, 'filesets'));
   }
-  if (p.rules.length === 0) accept('error', 'no-rules', `policy '${p.name}' has no rules`, p.span);
   checkDuplicates(p.rules, 'rule', accept);
   let always: Rule | undefined;
   for (const r of p.rules) {
@@ -38,29 +38,33 @@ export function checkPolicy(p: PolicyDecl, tiers: Set<string>, filesets: Set<str
       accept('warning', 'unreachable-rule', `rule '${r.name}' is never reached: rule '${always.name}' (line ${always.span.line}) matches every file`, r.span);
     }
     if (r.cond.kind === 'true' && !always) always = r;
-    checkRule(r, tiers, accept);
+    checkRule(r, tiers, accept, ctx);
   }
 }
 
-export function checkRule(r: Rule, tiers: Set<string>, accept: Accept): void {
-  const a = r.action;
+export function checkRule(r: Rule, tiers: Set<string>, accept: Accept, ctx: ExprContext = {}): void {
+  checkActionTier(r.action, tiers, accept);
+  checkExpr(r.cond, accept, ctx);
+}
+
+export function checkActionTier(a: Action, tiers: ReadonlySet<string>, accept: Accept): void {
   if ((a.kind === 'archive' || a.kind === 'release') && !tiers.has(a.tier)) {
     accept('error', 'unknown-tier', `tier '${a.tier}' is not defined`, a.tierSpan, known(tiers, 'tiers'));
   }
-  checkExpr(r.cond, accept);
 }
 
 /** Iterative walk: the tree is shallow by construction, but a stack costs nothing here. */
-export function checkExpr(e: Expr, accept: Accept): void {
+export function checkExpr(e: Expr, accept: Accept, ctx: ExprContext = {}): void {
   const todo: Expr[] = [e];
   while (todo.length > 0) {
     const x = todo.pop()!;
     if (x.kind === 'and' || x.kind === 'or') todo.push(x.right, x.left);
     else if (x.kind === 'not') todo.push(x.operand);
-    else if (x.kind === 'cmp') checkComparison(x, accept);
+    else if (x.kind === 'cmp') checkComparison(x, accept, ctx);
+    else if (x.kind === 'in') checkMembership(x, accept, ctx);
   }
 }
 
-function known(names: Set<string>, what: string): string {
+function known(names: ReadonlySet<string>, what: string): string {
   return names.size === 0 ? `no ${what} are defined in this file` : `defined ${what}: ${[...names].join(', ')}`;
 }

@@ -18,6 +18,14 @@ export const SIZE_UNITS: Record<string, number> = {
 const DAY = 86_400_000;
 export const DURATION_UNITS: Record<string, number> = { s: 1000, min: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY, y: 365 * DAY };
 
+/** Words accepted after a space (`30 days`); a year is 365 days. No month: it has no fixed length. */
+const DURATION_WORDS: Record<string, string> = {
+  second: 's', seconds: 's', sec: 's', secs: 's',
+  minute: 'min', minutes: 'min', mins: 'min',
+  hour: 'h', hours: 'h', hr: 'h', hrs: 'h',
+  day: 'd', days: 'd', week: 'w', weeks: 'w', year: 'y', years: 'y',
+};
+
 /** Span of one token; tokens inserted by error recovery have no position and get `fallback`. */
 export function spanOf(t: IToken, file: string, fallback?: Span): Span {
   if (!Number.isFinite(t.startLine) || !Number.isFinite(t.startColumn)) {
@@ -38,7 +46,7 @@ export function unescapeString(image: string): string {
   return body.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r' })[c] ?? c);
 }
 
-const QTY = /^(-?\d+(?:\.\d+)?)([A-Za-z%]*)$/;
+const QTY = /^(-?\d+(?:\.\d+)?)[ \t]*([A-Za-z%]*)$/;
 
 /** A typed value, or undefined for tokens that are no value (BadQuantity is reported by the lexer step). */
 export function literalValue(t: IToken, file: string): Value | undefined {
@@ -58,7 +66,8 @@ export function literalValue(t: IToken, file: string): Value | undefined {
   const m = QTY.exec(t.image);
   if (!m) return undefined;
   const n = Number(m[1]);
-  const unit = m[2] ?? '';
+  const written = m[2] ?? '';
+  const unit = DURATION_WORDS[written] ?? written;
   switch (t.tokenType.name) {
     case 'Number':
       return { kind: 'number', value: n, span };
@@ -92,11 +101,15 @@ export function describeValue(v: Value): string {
   }
 }
 
-/** Hint for `5m`, `10kb`, `3days`: the unit the user probably meant. */
+/** Hint for `5m`, `10kb`, `3days`, `2 months`, `1 gigs`: the unit the user probably meant. */
 export function unitHint(image: string): string {
-  const m = /^(-?\d+(?:\.\d+)?)([A-Za-z_][A-Za-z0-9_]*)$/.exec(image);
+  const m = /^(-?\d+(?:\.\d+)?)[ \t]*([A-Za-z_][A-Za-z0-9_]*)$/.exec(image);
   const unit = m?.[2] ?? '';
   const lower = unit.toLowerCase();
+  if (/^(mo|mos|mons?|months?)$/.test(lower)) {
+    const n = Number(m?.[1] ?? '1');
+    return `a month has no fixed length; write days or weeks, e.g. ${formatNumber(n * 30)}d or ${formatNumber(n * 4)}w`;
+  }
   const guesses: Record<string, string> = {
     m: 'min',
     mn: 'min',
@@ -118,12 +131,29 @@ export function unitHint(image: string): string {
     year: 'y',
     years: 'y',
     ms: 's',
+    wk: 'w',
+    wks: 'w',
+    yr: 'y',
+    yrs: 'y',
+    bytes: 'B',
+    byte: 'B',
+    percent: '%',
+    pct: '%',
   };
   const size = Object.keys(SIZE_UNITS).find((u) => u.toLowerCase() === lower || u.toLowerCase() === lower + 'b');
-  const better = guesses[lower] ?? size;
-  const units = 'sizes: B KB MB GB TB KiB MiB GiB TiB; durations: s min h d w y; percentages: 85%';
+  const better = guesses[lower] ?? size ?? suggestUnit(lower);
+  const units = 'sizes: B KB MB GB TB KiB MiB GiB TiB; durations: s min h d w y (or 30 days, 2 weeks); percentages: 85%';
   return better ? `did you mean ${m?.[1]}${better}? (${units})` : units;
 }
+
+/** `1gigs` -> GB, `5 dayz` -> d: a prefix of a size or duration word. */
+function suggestUnit(lower: string): string | undefined {
+  if (lower.length < 2) return undefined;
+  const words: [string, string][] = [['giga', 'GB'], ['mega', 'MB'], ['kilo', 'KB'], ['tera', 'TB'], ['gig', 'GB'], ['meg', 'MB'], ['day', 'd'], ['week', 'w'], ['hour', 'h'], ['minute', 'min'], ['second', 's'], ['year', 'y']];
+  return words.find(([w]) => lower.startsWith(w.slice(0, Math.min(w.length, Math.max(3, lower.length - 1)))))?.[1];
+}
+
+const formatNumber = (n: number): string => String(Math.round(n * 1000) / 1000);
 
 /** Largest unit that divides exactly: 4194304 -> 4MiB, 2000000 -> 2MB, 1500 -> 1500B. */
 export function formatSize(bytes: number): string {

@@ -1,5 +1,6 @@
 // Rule evaluation: pure over FileFacts and `now`. Rules are tried in order and the
-// first whose condition holds decides the file; no match leaves it alone.
+// first whose condition holds decides the file; no match leaves it alone. `attr in (...)`
+// holds when any element matches: globs for path and name (as `~`), equality otherwise.
 // `explain` evaluates every rule and every comparison, for `tier explain`.
 import { globMatcher as compile } from './glob.js';
 import type { Attr, CmpOp, Expr, PolicyDecl, Rule, Span, Value } from '../dsl/ast.js';
@@ -89,6 +90,12 @@ export function compare(actual: Scalar, op: CmpOp, expected: Scalar): boolean {
   }
 }
 
+/** `attr in (...)`: path and name elements are globs, the others compare for equality. */
+export function member(actual: Scalar, attr: Attr, expected: readonly Scalar[]): boolean {
+  const op: CmpOp = attr === 'path' || attr === 'name' ? '~' : '==';
+  return expected.some((x) => compare(actual, op, x));
+}
+
 export function evalExpr(e: Expr, f: FileFacts, now: number): boolean {
   switch (e.kind) {
     case 'true':
@@ -101,6 +108,8 @@ export function evalExpr(e: Expr, f: FileFacts, now: number): boolean {
       return !evalExpr(e.operand, f, now);
     case 'cmp':
       return compare(attrValue(f, e.attr, now), e.op, literal(e.value));
+    case 'in':
+      return member(attrValue(f, e.attr, now), e.attr, e.values.map(literal)) !== e.negated;
   }
 }
 
@@ -113,8 +122,9 @@ export function evaluate(policy: PolicyDecl, f: FileFacts, now: number): Rule | 
 export interface CondTrace {
   span: Span;
   attr: Attr;
-  op: CmpOp;
-  expected: Scalar;
+  op: CmpOp | 'in' | 'not in';
+  /** A list for `in` / `not in`. */
+  expected: Scalar | Scalar[];
   actual: Scalar;
   result: boolean;
 }
@@ -153,6 +163,13 @@ function traceExpr(e: Expr, f: FileFacts, now: number, out: CondTrace[]): boolea
       const expected = literal(e.value);
       const result = compare(actual, e.op, expected);
       out.push({ span: e.span, attr: e.attr, op: e.op, expected, actual, result });
+      return result;
+    }
+    case 'in': {
+      const actual = attrValue(f, e.attr, now);
+      const expected = e.values.map(literal);
+      const result = member(actual, e.attr, expected) !== e.negated;
+      out.push({ span: e.span, attr: e.attr, op: e.negated ? 'not in' : 'in', expected, actual, result });
       return result;
     }
   }

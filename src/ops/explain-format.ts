@@ -40,7 +40,8 @@ function show(attr: Attr, v: number | string | boolean, literal: boolean): strin
 }
 
 function cond(c: CondTrace): string {
-  return `${c.result ? 'yes' : 'no '}  ${c.attr} ${c.op} ${show(c.attr, c.expected, true)}   (${c.attr} = ${show(c.attr, c.actual, false)})`;
+  const expected = Array.isArray(c.expected) ? `(${c.expected.map((x) => show(c.attr, x, true)).join(', ')})` : show(c.attr, c.expected, true);
+  return `${c.result ? 'yes' : 'no '}  ${c.attr} ${c.op} ${expected}   (${c.attr} = ${show(c.attr, c.actual, false)})`;
 }
 
 export function formatExplanation(ex: FileExplanation, now: number): string[] {

@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { formatDiagnostic, hasErrors, parsePolicy, printPolicy, diagnosticToJSON } from '../../src/dsl/index.js';
-import { int, mutate, pick, prng, randomBytes, validPolicy } from './gen.js';
+import { int, mutate, pick, prng, quantities, randomBytes, validPolicy } from './gen.js';
 
 /** What must hold for every input whatsoever. */
 function checkWellFormed(text: string, label: string): ReturnType<typeof parsePolicy> {
@@ -62,6 +62,30 @@ describe('fuzz: parsePolicy never throws', () => {
     }
     // The mutations must actually break things, or this test proves little.
     assert.ok(withErrors > 1500, `only ${withErrors} mutants had errors`);
+  });
+
+  test('one unit slip in a valid policy (rule or option) gives exactly one error, at the slip', () => {
+    const r = prng(4);
+    const slips = [' gigs', ' gb', ' months', 'm', ' dayz', ' Days', 'kb', ' fortnights'];
+    let tried = 0;
+    for (let i = 0; tried < 500 && i < 5000; i++) {
+      const text = validPolicy(r);
+      const qs = quantities(text);
+      if (qs.length === 0) continue;
+      tried++;
+      const q = pick(r, qs);
+      const slipped = text.slice(0, q.at) + q.number + pick(r, slips) + text.slice(q.at + q.len);
+      const res = checkWellFormed(slipped, `slip #${i}`);
+      const errors = res.diagnostics.filter((d) => d.severity === 'error');
+      const line = slipped.slice(0, q.at).split('\n').length;
+      const col = q.at - slipped.lastIndexOf('\n', q.at - 1);
+      assert.deepEqual(
+        errors.map((d) => `${d.span.line}:${d.span.col} ${d.code}`),
+        [`${line}:${col} unknown-unit`],
+        `slip #${i}:\n${slipped.split('\n')[line - 1]}\n${res.diagnostics.map((d) => `${d.span.line}:${d.span.col} ${d.code} ${d.message}`).join('\n')}`,
+      );
+    }
+    assert.equal(tried, 500);
   });
 
   test('1000 random byte strings', () => {

@@ -19,13 +19,17 @@ export const pick = <T>(r: Rand, xs: readonly T[]): T => xs[int(r, xs.length)]!;
 
 const SIZE_U = ['B', 'KB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'];
 const DUR_U = ['s', 'min', 'h', 'd', 'w', 'y'];
-const size = (r: Rand) => `${1 + int(r, 999)}${pick(r, SIZE_U)}`;
-const dur = (r: Rand) => `${1 + int(r, 99)}${pick(r, DUR_U)}`;
+// Also as people write them: a space before the unit, durations in words (issue 16).
+const DUR_WORDS = ['seconds', 'second', 'sec', 'secs', 'minutes', 'minute', 'mins', 'min', 'hours', 'hour', 'hrs', 'hr', 'days', 'day', 'weeks', 'week', 'years', 'year'];
+const size = (r: Rand) => `${1 + int(r, 999)}${r() < 0.25 ? ' ' : ''}${pick(r, SIZE_U)}`;
+const dur = (r: Rand) => (r() < 0.25 ? `${1 + int(r, 99)} ${pick(r, [...DUR_WORDS, ...DUR_U])}` : `${1 + int(r, 99)}${pick(r, DUR_U)}`);
+const list = (r: Rand, item: () => string) => `(${Array.from({ length: 1 + int(r, 3) }, item).join(', ')})`;
+const IN = ['in', 'not in'];
 const globs = ['**', '*.mkv', '**/*.log', 'a/{b,c}/**', '[abc]*.txt', 'projects/current/**', '?x*'];
 const str = (r: Rand) => JSON.stringify(pick(r, globs));
 
 function comparison(r: Rand): string {
-  switch (int(r, 8)) {
+  switch (int(r, 9)) {
     case 0:
       return `size ${pick(r, ['<', '<=', '>', '>=', '==', '!='])} ${size(r)}`;
     case 1:
@@ -40,6 +44,17 @@ function comparison(r: Rand): string {
       return `state ${pick(r, ['==', '!='])} ${pick(r, ['resident', 'archived', 'dirty', 'released', 'partial'])}`;
     case 6:
       return `pinned == ${pick(r, ['true', 'false'])}`;
+    case 7:
+      switch (int(r, 4)) {
+        case 0:
+          return `${pick(r, ['owner', 'group'])} ${pick(r, IN)} ${list(r, () => `"${pick(r, ['root', 'archive', 'alice', 'bob'])}"`)}`;
+        case 1:
+          return `${pick(r, ['path', 'name'])} ${pick(r, IN)} ${list(r, () => str(r))}`;
+        case 2:
+          return `${pick(r, ['uid', 'gid'])} ${pick(r, IN)} ${list(r, () => String(int(r, 70000)))}`;
+        default:
+          return `state ${pick(r, IN)} ${list(r, () => pick(r, ['resident', 'archived', 'dirty', 'released', 'partial']))}`;
+      }
     default:
       return `size == 0`;
   }
@@ -93,7 +108,25 @@ const VOCAB = [
   'tier', 'fileset', 'policy', 'recall', 'rule', 'on', 'to', 'and', 'or', 'not', '(', ')', '{', '}', ':', '->', ',', '==',
   '<', '~', '=', '"', '"x', '#', '\n', ' ', '4MiB', '30d', '85%', '12', '5m', 'size', 'keep', 'release', 'local', 's3',
   'when', 'until', 'order', 'by', 'limit', 'files', '*', 'true', '\u0000', '\ufffd', 'é', '\r\n', '\\',
+  'in', 'not in', ' in (', '1 GB', '30 days', ' days', ' gb', '2 months', ' gigs', 'owner in ("a", "b")', ' weeks',
 ];
+
+/** A size or duration outside strings (rules and options; not `limit`): where a unit slip can go. */
+export function quantities(text: string): { at: number; len: number; number: string }[] {
+  const out: { at: number; len: number; number: string }[] = [];
+  const re = /(?<![\w.])(\d+)[ ]?(?:KiB|MiB|GiB|TiB|KB|MB|GB|TB|B|min|seconds?|secs?|minutes?|mins|hours?|hrs?|days?|weeks?|years?|s|h|d|w|y)(?![\w%])/g;
+  let lineStart = 0;
+  for (const line of text.split('\n')) {
+    if (!line.trimStart().startsWith('limit ')) {
+      for (const m of line.matchAll(re)) {
+        const quotes = line.slice(0, m.index).split('"').length - 1;
+        if (quotes % 2 === 0) out.push({ at: lineStart + m.index!, len: m[0].length, number: m[1]! });
+      }
+    }
+    lineStart += line.length + 1;
+  }
+  return out;
+}
 
 /** One random edit: delete, insert a token, duplicate, truncate, or replace a character. */
 export function mutate(r: Rand, text: string): string {

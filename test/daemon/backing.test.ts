@@ -1,0 +1,183 @@
+// The `backing` gate (issue 12 item 5) with the real daemon on loop-mounted ext4 and xfs:
+// the filesystem is mounted at the backing (under a 0700 directory), the root is an empty
+// directory. Before the daemon and after it stops, a reader of the root gets ENOENT (never
+// zeros); once `ready`, released files read their bytes through the root. A kill -9 of
+// every tier process leaves the bind (a mount outlives its creator): the next daemon
+// detaches it before marking and binds once. A policy without backing mounts nothing.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
+import { connectDaemon } from '../../src/daemon/client.js';
+import { pattern, readAt, releaseByHand, startDaemon, writePolicy } from './harness.js';
+
+const MiB = 1024 * 1024;
+
+/** mountinfo lines whose mount point is `dir`: [optional fields] per mount stacked there. */
+function mountsAt(dir: string): string[][] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[4] === dir)
+    .map((f) => f.slice(6, f.indexOf('-')));
+}
+
+function openErrno(path: string): string | null {
+  try {
+    readFileSync(path);
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'unknown';
+  }
+}
+
+function gatedPolicy(dir: string, root: string, backing: string, tierDir: string): string {
+  const file = join(dir, 'gated.hsmpolicy');
+  writeFileSync(
+    file,
+    `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\n` +
+      `fileset data {\n  root "${root}"\n  backing "${backing}"\n}\n` +
+      `policy p on data {\n  rule all: size >= 0B -> release to slow\n}\n`,
+  );
+  return file;
+}
+
+for (const fsType of ['ext4', 'xfs'] as const) {
+  describe(`backing gate (${fsType})`, () => {
+    let fs: LoopFs;
+    let root: string;
+    let stateDir: string;
+    let tierDir: string;
+    let policy: string;
+    const files: { rel: string; content: Buffer }[] = [];
+
+    before(async () => {
+      fs = mountLoopFs(fsType); // fs.dir (the backing) sits in a 0700 temp dir owned by root
+      root = join(fs.scratch, 'root');
+      stateDir = join(fs.scratch, 'state');
+      tierDir = join(fs.scratch, 'tier');
+      for (const d of [root, tierDir, join(fs.dir, 'data')]) mkdirSync(d);
+      policy = gatedPolicy(fs.scratch, root, fs.dir, tierDir);
+      for (let i = 0; i < 4; i++) {
+        const rel = `data/f${i}.bin`;
+        const content = pattern(2 * MiB + 100 * i + 7, 40 + i);
+        writeFileSync(join(fs.dir, rel), content);
+        // Released through the backing; the catalog has the root path, as the engine would.
+        await releaseByHand(join(fs.dir, rel), 'slow', tierDir, stateDir, 1 << 20, join(root, rel));
+        files.push({ rel, content });
+      }
+    });
+
+    after(() => {
+      // A failed test must not leave a bind behind (it would keep the loop device busy).
+      while (mountsAt(root).length > 0) execFileSync('umount', ['-l', root]);
+      fs?.unmount();
+    });
+
+    test('before the daemon the root is empty: ENOENT, not zeros', () => {
+      assert.deepEqual(readdirSync(root), []);
+      assert.equal(openErrno(join(root, files[0]!.rel)), 'ENOENT');
+    });
+
+    test('ready: released files read right through the root; SIGTERM: the root is empty again', async () => {
+      const d = startDaemon([policy], stateDir);
+      try {
+        await d.ready;
+        const binds = mountsAt(root);
+        assert.equal(binds.length, 1, 'one bind at the root');
+        assert.ok(!binds[0]!.some((o) => o.startsWith('shared:')), `the bind is private: ${binds[0]}`);
+        const status = await (await connectDaemon(stateDir))!.status();
+        assert.equal(status.startup.marked, files.length, 'every released file was marked through the backing');
+        assert.equal(status.startup.skipped, 0);
+        const f = files[0]!;
+        assert.ok(readFileSync(join(root, f.rel)).equals(f.content), 'whole file through the root');
+        const g = files[1]!;
+        assert.ok((await readAt(join(root, g.rel), MiB + 5, 4096)).equals(g.content.subarray(MiB + 5, MiB + 5 + 4096)), 'a range through the root');
+      } finally {
+        const { code } = await d.stop();
+        assert.equal(code, 0, d.stderrText());
+      }
+      assert.deepEqual(mountsAt(root), [], 'detached at stop');
+      assert.deepEqual(readdirSync(root), []);
+      assert.equal(openErrno(join(root, files[2]!.rel)), 'ENOENT', 'after a stop: ENOENT, not zeros');
+    });
+
+    test('restart: a new daemon binds again and serves', async () => {
+      const d = startDaemon([policy], stateDir);
+      try {
+        await d.ready;
+        assert.equal(mountsAt(root).length, 1);
+        const f = files[2]!;
+        assert.ok(readFileSync(join(root, f.rel)).equals(f.content));
+      } finally {
+        assert.equal((await d.stop()).code, 0, d.stderrText());
+      }
+      assert.deepEqual(mountsAt(root), []);
+    });
+
+    test('kill -9 of every tier process leaves the bind; the next daemon detaches it first and binds once', async () => {
+      const d = startDaemon([policy], stateDir);
+      await d.ready;
+      const workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
+      process.kill(d.proc.pid!, 'SIGKILL');
+      process.kill(workerPid, 'SIGKILL');
+      await d.exited;
+      // The gap this test documents (docs/daemon.md, Backing): the bind outlives the daemon
+      // and no group marks the files, so until the next daemon starts (under systemd,
+      // ExecStopPost detaches it at once) a new reader of a released file reads zeros.
+      assert.equal(mountsAt(root).length, 1, 'the bind survives its creator');
+      const never = files[3]!;
+      const leftover = readFileSync(join(root, never.rel));
+      assert.equal(leftover.length, never.content.length);
+      assert.ok(leftover.every((b) => b === 0), 'released and never recalled: zeros through the leftover bind');
+
+      const d2 = startDaemon([policy], stateDir);
+      try {
+        await d2.ready;
+        await d2.waitLog((l) => l.msg === 'detached a bind left by a daemon that did not stop' && l.path === root);
+        assert.equal(mountsAt(root).length, 1, 'not stacked on the leftover');
+        assert.ok(readFileSync(join(root, never.rel)).equals(never.content), 'marked again: right bytes');
+      } finally {
+        assert.equal((await d2.stop()).code, 0, d2.stderrText());
+      }
+      assert.deepEqual(mountsAt(root), []);
+    });
+
+    test('refuses to start when the backing can be reached by other users', async () => {
+      const base = join(fs.dir, '..');
+      chmodSync(base, 0o755);
+      try {
+        const d = startDaemon([policy], stateDir);
+        const { code } = await d.exited;
+        assert.equal(code, 1);
+        assert.match(d.stderrText(), /can be reached by other users/);
+        assert.deepEqual(mountsAt(root), [], 'nothing bound');
+      } finally {
+        chmodSync(base, 0o700);
+      }
+    });
+
+    test('a policy without backing mounts nothing and serves as before', async () => {
+      // Same files, now reached at the filesystem's own mount: the catalog rows name root
+      // paths, so this daemon has its own state dir and catalog.
+      const plainState = join(fs.scratch, 'state-plain');
+      const plain = writePolicy(fs.scratch, join(fs.dir, 'data'), tierDir, 'size >= 0B -> release to slow', '', 'plain.hsmpolicy');
+      const path = join(fs.dir, 'data', 'plain.bin');
+      const content = pattern(MiB + 3, 77);
+      writeFileSync(path, content);
+      await releaseByHand(path, 'slow', tierDir, plainState);
+      const d = startDaemon([plain], plainState);
+      try {
+        await d.ready;
+        // (Other mounts on this machine come and go: look only at ours.)
+        assert.deepEqual(mountsAt(root), [], 'no bind at the gated root');
+        assert.equal(mountsAt(fs.dir).length, 1, 'nothing stacked on the filesystem');
+        assert.ok(readFileSync(path).equals(content));
+      } finally {
+        assert.equal((await d.stop()).code, 0, d.stderrText());
+      }
+    });
+  });
+}

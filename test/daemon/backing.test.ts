@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { pattern, readAt, releaseByHand, startDaemon, writePolicy } from './harness.js';
+import { pattern, readAt, releaseByHand, runCli, startDaemon, writePolicy } from './harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -76,9 +76,12 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       fs?.unmount();
     });
 
-    test('before the daemon the root is empty: ENOENT, not zeros', () => {
+    test('before the daemon the root is empty: ENOENT, not zeros; doctor finds the layout right', async () => {
       assert.deepEqual(readdirSync(root), []);
       assert.equal(openErrno(join(root, files[0]!.rel)), 'ENOENT');
+      const r = await runCli(['doctor', fs.dir, '--config', policy, '--state-dir', stateDir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /ok {4}backing {11}every fileset holding released files has a backing/);
     });
 
     test('ready: released files read right through the root; SIGTERM: the root is empty again', async () => {
@@ -175,6 +178,10 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.deepEqual(mountsAt(root), [], 'no bind at the gated root');
         assert.equal(mountsAt(fs.dir).length, 1, 'nothing stacked on the filesystem');
         assert.ok(readFileSync(path).equals(content));
+        // doctor takes the filesets from the running daemon and warns (exit 0 all the same).
+        const r = await runCli(['doctor', fs.dir, '--state-dir', plainState]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /warn {2}backing {11}fileset 'data' holds \d+ released files? and has no backing/);
       } finally {
         assert.equal((await d.stop()).code, 0, d.stderrText());
       }

@@ -3,7 +3,8 @@
 // directory. Before the daemon and after it stops, a reader of the root gets ENOENT (never
 // zeros); once `ready`, released files read their bytes through the root. A kill -9 of
 // every tier process leaves the bind (a mount outlives its creator): the next daemon
-// detaches it before marking and binds once. A policy without backing mounts nothing.
+// detaches it before marking and binds once, and `tier unbind` (systemd's ExecStopPost)
+// detaches it at once. A policy without backing mounts nothing.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -146,6 +147,27 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.equal((await d2.stop()).code, 0, d2.stderrText());
       }
       assert.deepEqual(mountsAt(root), []);
+    });
+
+    test('tier unbind (ExecStopPost) detaches what a killed daemon left; refused while a daemon runs', async () => {
+      const d = startDaemon([policy], stateDir);
+      await d.ready;
+      const busy = await runCli(['unbind', policy, '--state-dir', stateDir]);
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, /another tier daemon \(pid \d+\) uses .*detaches its roots when it stops/);
+      assert.equal(mountsAt(root).length, 1, 'a running daemon keeps its bind');
+      const workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
+      process.kill(d.proc.pid!, 'SIGKILL');
+      process.kill(workerPid, 'SIGKILL');
+      await d.exited;
+      assert.equal(mountsAt(root).length, 1);
+      const r = await runCli(['unbind', policy, '--state-dir', stateDir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${root}: detached\n`);
+      assert.deepEqual(mountsAt(root), []);
+      assert.equal(openErrno(join(root, files[3]!.rel)), 'ENOENT', 'ENOENT again, not zeros');
+      const again = await runCli(['unbind', policy, '--state-dir', stateDir]);
+      assert.equal(again.stdout, `${root}: not bound\n`);
     });
 
     test('refuses to start when the backing can be reached by other users', async () => {

@@ -8,13 +8,28 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { pattern, readAt, releaseByHand, runCli, startDaemon, writePolicy } from './harness.js';
+import { pattern, readAt, releaseByHand, runCli, startDaemon, within, writePolicy } from './harness.js';
 
 const MiB = 1024 * 1024;
+
+/**
+ * True once `pid` runs nothing any more: gone, or a zombie with no thread left (a killed
+ * worker whose parent died is reparented and may stay a zombie here). Until then its
+ * threads may still be tearing the fanotify group down, and a reader arriving then can
+ * wait forever (kernel-facts.md: closing a group while readers wait; issue 12 item 2).
+ */
+function finished(pid: number): boolean {
+  try {
+    const state = (t: string) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1]![0];
+    return readdirSync(`/proc/${pid}/task`).every((t) => state(t) === 'Z' || state(t) === 'X');
+  } catch {
+    return true; // gone
+  }
+}
 
 /** mountinfo lines whose mount point is `dir`: [optional fields] per mount stacked there. */
 function mountsAt(dir: string): string[][] {
@@ -48,6 +63,7 @@ function gatedPolicy(dir: string, root: string, backing: string, tierDir: string
 for (const fsType of ['ext4', 'xfs'] as const) {
   describe(`backing gate (${fsType})`, () => {
     let fs: LoopFs;
+    let shared: string;
     let root: string;
     let stateDir: string;
     let tierDir: string;
@@ -56,7 +72,13 @@ for (const fsType of ['ext4', 'xfs'] as const) {
 
     before(async () => {
       fs = mountLoopFs(fsType); // fs.dir (the backing) sits in a 0700 temp dir owned by root
-      root = join(fs.scratch, 'root');
+      // The root's parent is a shared mount, as / is under systemd: services in their own
+      // mount namespaces (slaves) must see the bind come and go.
+      shared = join(fs.scratch, 'shared');
+      mkdirSync(shared);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tier-test', shared]);
+      execFileSync('mount', ['--make-shared', shared]);
+      root = join(shared, 'root');
       stateDir = join(fs.scratch, 'state');
       tierDir = join(fs.scratch, 'tier');
       for (const d of [root, tierDir, join(fs.dir, 'data')]) mkdirSync(d);
@@ -73,7 +95,8 @@ for (const fsType of ['ext4', 'xfs'] as const) {
 
     after(() => {
       // A failed test must not leave a bind behind (it would keep the loop device busy).
-      while (mountsAt(root).length > 0) execFileSync('umount', ['-l', root]);
+      while (root && mountsAt(root).length > 0) execFileSync('umount', ['-l', root]);
+      if (shared && mountsAt(shared).length > 0) execFileSync('umount', ['-l', shared]);
       fs?.unmount();
     });
 
@@ -86,9 +109,16 @@ for (const fsType of ['ext4', 'xfs'] as const) {
     });
 
     test('ready: released files read right through the root; SIGTERM: the root is empty again', async () => {
+      // A service in its own mount namespace, made before the daemon (a slave, as systemd's
+      // PrivateTmp/ProtectSystem units are).
+      const observer = spawn('unshare', ['-m', '--propagation', 'slave', 'sleep', '600'], { stdio: 'ignore' });
       const d = startDaemon([policy], stateDir);
       try {
         await d.ready;
+        const seen = () => readFileSync(`/proc/${observer.pid}/mountinfo`, 'utf8').split('\n').filter((l) => l.split(' ')[4] === root).length;
+        assert.equal(seen(), 1, 'the bind propagated into the slave namespace');
+        const viaNs = execFileSync('nsenter', ['-t', String(observer.pid), '-m', 'cat', join(root, files[2]!.rel)]);
+        assert.ok(viaNs.equals(files[2]!.content), 'right bytes inside the other namespace too');
         const binds = mountsAt(root);
         assert.equal(binds.length, 1, 'one bind at the root');
         assert.ok(!binds[0]!.some((o) => o.startsWith('shared:')), `the bind is private: ${binds[0]}`);
@@ -104,18 +134,28 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.equal(code, 0, d.stderrText());
       }
       assert.deepEqual(mountsAt(root), [], 'detached at stop');
+      const inNs = readFileSync(`/proc/${observer.pid}/mountinfo`, 'utf8').split('\n').filter((l) => l.split(' ')[4] === root).length;
+      observer.kill();
+      assert.equal(inNs, 0, 'and from the slave namespace');
       assert.deepEqual(readdirSync(root), []);
       assert.equal(openErrno(join(root, files[2]!.rel)), 'ENOENT', 'after a stop: ENOENT, not zeros');
     });
 
-    test('restart: a new daemon binds again and serves', async () => {
+    test('restart: a new daemon binds again and serves; SIGHUP cannot change a backing', async () => {
       const d = startDaemon([policy], stateDir);
+      const text = readFileSync(policy, 'utf8');
       try {
         await d.ready;
         assert.equal(mountsAt(root).length, 1);
-        const f = files[2]!;
+        const f = files[1]!;
         assert.ok(readFileSync(join(root, f.rel)).equals(f.content));
+        writeFileSync(policy, text.replace(`backing "${fs.dir}"`, `backing "${join(fs.dir, 'data')}"`));
+        d.proc.kill('SIGHUP');
+        const l = await d.waitLog((x) => x.msg === 'reload rejected, the previous policies keep running');
+        assert.match(String(l.reason), /backing was added, removed or changed; restart the daemon/);
+        assert.equal(mountsAt(root).length, 1, 'the bind is unchanged');
       } finally {
+        writeFileSync(policy, text);
         assert.equal((await d.stop()).code, 0, d.stderrText());
       }
       assert.deepEqual(mountsAt(root), []);
@@ -128,6 +168,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       process.kill(d.proc.pid!, 'SIGKILL');
       process.kill(workerPid, 'SIGKILL');
       await d.exited;
+      await within('the killed worker has torn its groups down', 30_000, () => finished(workerPid));
       // The gap this test documents (docs/daemon.md, Backing): the bind outlives the daemon
       // and no group marks the files, so until the next daemon starts (under systemd,
       // ExecStopPost detaches it at once) a new reader of a released file reads zeros.
@@ -160,6 +201,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       process.kill(d.proc.pid!, 'SIGKILL');
       process.kill(workerPid, 'SIGKILL');
       await d.exited;
+      await within('the killed worker has torn its groups down', 30_000, () => finished(workerPid));
       assert.equal(mountsAt(root).length, 1);
       const r = await runCli(['unbind', policy, '--state-dir', stateDir]);
       assert.equal(r.code, 0, r.stderr);

@@ -161,7 +161,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       assert.deepEqual(mountsAt(root), []);
     });
 
-    test('kill -9 of every tier process leaves the bind; the next daemon detaches it first and binds once', async () => {
+    test('kill -9 of every tier process leaves the bind; the next daemon detaches it first and binds once; a worker crash keeps it', async () => {
       const d = startDaemon([policy], stateDir);
       await d.ready;
       const workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
@@ -183,6 +183,11 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         await d2.ready;
         await d2.waitLog((l) => l.msg === 'detached a bind left by a daemon that did not stop' && l.path === root);
         assert.equal(mountsAt(root).length, 1, 'not stacked on the leftover');
+        // A worker crash now: the bind and the marks stay, the next worker serves.
+        const first = (await (await connectDaemon(stateDir))!.status()).pid;
+        process.kill(first, 'SIGKILL');
+        await d2.waitLog((l) => l.msg === 'worker ready' && l.workerPid !== first);
+        assert.equal(mountsAt(root).length, 1, 'still bound once after a worker crash');
         assert.ok(readFileSync(join(root, never.rel)).equals(never.content), 'marked again: right bytes');
       } finally {
         assert.equal((await d2.stop()).code, 0, d2.stderrText());

@@ -170,8 +170,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     process.off('SIGHUP', onHup);
     drain.stop();
     if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
-    // Stop step "detach roots": the worker is gone (it answered or drained every file it
-    // served); readers arriving now get ENOENT from the empty roots, before the group closes.
+    // Stop step "detach roots" (final stop only: a daemon that hands its group to a
+    // successor leaves the bind to it). The worker is gone (it answered or drained every
+    // event it read); readers arriving now get ENOENT from the empty roots, and it must
+    // come before the marks go with the group.
     detachBackings(gate.backings, o.log);
     // Closing the group lets any reader that arrives from now on through: nothing is
     // blocked on us any more (stale events were answered, the rest drained).

@@ -4,15 +4,18 @@
 # releasing the old files to a local-directory tier, then a released file read back:
 # first a few bytes (only the touched chunk is fetched), then whole (byte-exact).
 #
+# The filesystem is mounted at $FS (the fileset's backing, inside the 0700 $BASE); the
+# daemon shows its data directory at $DATA only while it serves: before it starts and
+# after it stops, $DATA is empty (a reader gets ENOENT, never the zeros of a released file).
 # Idempotent: a previous run's daemon is stopped and its filesystem unmounted first.
-# Never leaves the filesystem mounted without the daemon: a released file read with no
-# daemon running reads zeros.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=/var/lib/tier-demo
 MNT=/mnt/tier-demo
 IMG=$BASE/fs.img
+FS=$BASE/fs
+SRC=$FS/data
 STATE=$BASE/state
 TIERDIR=$BASE/tier
 POLICY=policies/demo.hsmpolicy
@@ -48,38 +51,41 @@ stop_daemon() {
 
 cleanup() {
   stop_daemon
-  if mountpoint -q "$MNT"; then umount "$MNT"; fi
+  while mountpoint -q "$DATA" 2>/dev/null; do umount -l "$DATA"; done # a bind left by a killed daemon
+  if mountpoint -q "$FS" 2>/dev/null; then umount "$FS"; fi
+  if mountpoint -q "$MNT"; then umount "$MNT"; fi # an older demo mounted the image here
 }
 
 # --- a clean slate -------------------------------------------------------------------
 cleanup
 rm -rf "$BASE"
-mkdir -p "$BASE" "$TIERDIR" "$MNT"
+mkdir -p -m 0700 "$BASE"
+mkdir -p "$TIERDIR" "$FS" "$DATA"
 trap cleanup EXIT
 
-say "a 256 MiB ext4 filesystem at $MNT (loop image $IMG)"
+say "a 256 MiB ext4 filesystem at $FS, the backing (loop image $IMG); $DATA is empty"
 truncate -s 256M "$IMG"
 mkfs.ext4 -q -F -I 512 "$IMG"   # 512-byte inodes keep the xattr record in the inode
-mount -o loop "$IMG" "$MNT"
+mount -o loop "$IMG" "$FS"
 
 say "sample files (old ones with old mtimes)"
-mkdir -p "$DATA/videos" "$DATA/docs" "$DATA/logs" "$DATA/keep"
-head -c $((48 * 1024 * 1024)) /dev/urandom > "$BIG"
-head -c $((3 * 1024 * 1024)) /dev/urandom > "$DATA/docs/report-2021.pdf"
-head -c $((512 * 1024)) /dev/urandom > "$DATA/logs/app.log"
-head -c $((1024 * 1024)) /dev/urandom > "$DATA/keep/contract.pdf"
-head -c $((2 * 1024 * 1024)) /dev/urandom > "$DATA/docs/draft-today.odt"
-echo "small files stay" > "$DATA/notes.txt"
-cp "$BIG" "$BASE/original.mkv" # kept aside (another filesystem) for the byte-exact check
+mkdir -p "$SRC/videos" "$SRC/docs" "$SRC/logs" "$SRC/keep"
+head -c $((48 * 1024 * 1024)) /dev/urandom > "$SRC/videos/holiday-2019.mkv"
+head -c $((3 * 1024 * 1024)) /dev/urandom > "$SRC/docs/report-2021.pdf"
+head -c $((512 * 1024)) /dev/urandom > "$SRC/logs/app.log"
+head -c $((1024 * 1024)) /dev/urandom > "$SRC/keep/contract.pdf"
+head -c $((2 * 1024 * 1024)) /dev/urandom > "$SRC/docs/draft-today.odt"
+echo "small files stay" > "$SRC/notes.txt"
+cp "$SRC/videos/holiday-2019.mkv" "$BASE/original.mkv" # kept aside (another filesystem) for the byte-exact check
 # After the copy: touch sets atime too, and reading for the copy would have refreshed it.
-touch -d '400 days ago' "$BIG" "$DATA/docs/report-2021.pdf" "$DATA/keep/contract.pdf" "$DATA/notes.txt"
-touch -d '3 hours ago' "$DATA/logs/app.log"
+touch -d '400 days ago' "$SRC/videos/holiday-2019.mkv" "$SRC/docs/report-2021.pdf" "$SRC/keep/contract.pdf" "$SRC/notes.txt"
+touch -d '3 hours ago' "$SRC/logs/app.log"
 sync
-ls -l --time-style=+%F "$DATA"/*/ "$DATA"/notes.txt
+ls -l --time-style=+%F "$SRC"/*/ "$SRC"/notes.txt
 
 say "allocated vs apparent size before"
-du -sh --apparent-size "$DATA" | sed 's/^/apparent  /'
-du -sh "$DATA" | sed 's/^/allocated /'
+du -sh --apparent-size "$SRC" | sed 's/^/apparent  /'
+du -sh "$SRC" | sed 's/^/allocated /'
 
 say "tier daemon $POLICY --state-dir $STATE (background, waits for 'ready')"
 # Started directly (not through a shell function) so that $! is the daemon's own pid.
@@ -93,7 +99,8 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 grep -qx ready "$BASE/daemon.out" || { echo "demo: the daemon did not become ready" >&2; exit 1; }
-echo "daemon ready (pid $(cat "$PIDFILE"), log $BASE/daemon.log)"
+echo "daemon ready (pid $(cat "$PIDFILE"), log $BASE/daemon.log); $DATA now shows $SRC:"
+ls "$DATA"
 
 say "tier apply $POLICY (runs inside the daemon)"
 tier apply "$POLICY" --state-dir "$STATE"
@@ -122,8 +129,10 @@ else
 fi
 tier status "$BIG"
 
-say "stopping the daemon, then unmounting"
+say "stopping the daemon: $DATA is empty again (ENOENT, not zeros), then unmounting"
 stop_daemon
-umount "$MNT"
+echo "$DATA holds $(ls -A "$DATA" | wc -l) entries"
+cat "$BIG" 2>&1 | head -1 || true
+umount "$FS"
 trap - EXIT
 echo "demo done: image $IMG, tier $TIERDIR, state $STATE (run again to start over)"

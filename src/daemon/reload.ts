@@ -2,16 +2,26 @@
 // the old policies keep running. New tiers are added to the live registry (the recall
 // service shares the Map); a tier whose storage changed under the same name is refused,
 // since released files name their tier in their records: that needs a restart. Rate
-// limits (bwlimit, tpslimit) of open tiers take the new values at once.
+// limits (bwlimit, tpslimit) of open tiers take the new values at once. Fileset backings
+// cannot change either: start-up marking went through the ones bound now.
 import type { Logger } from '../log.js';
 import type { TierDecl } from '../dsl/ast.js';
 import type { WorkerState } from './handlers.js';
 import { parsePolicyFiles, sameTier } from './policies.js';
+import { backingsOf, sameBackings } from './backing.js';
 
 export function reloadPolicies(s: WorkerState, log: Logger): boolean {
   const parsed = parsePolicyFiles(s.cfg.policyFiles);
   if (!parsed.ok) {
     log.error('reload rejected, the previous policies keep running', { op: 'reload', diagnostics: parsed.message });
+    return false;
+  }
+  const gate = backingsOf(parsed.policies);
+  if (gate.problems.length > 0 || !sameBackings(gate.backings, s.cfg.backings)) {
+    log.error('reload rejected, the previous policies keep running', {
+      op: 'reload',
+      reason: gate.problems.join('; ') || 'a fileset backing was added, removed or changed; restart the daemon to change backings (its files are marked at start)',
+    });
     return false;
   }
   const current = new Map<string, TierDecl>();

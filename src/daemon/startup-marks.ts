@@ -25,6 +25,8 @@ import type { Logger } from '../log.js';
 
 export interface ReleasedRow {
   path: string;
+  /** Where to open it when that is not `path`: through the fileset's backing, before the root is bound. */
+  openPath?: string;
   /** The catalog's state; 'dirty': mark only if the record says released/partial, silently skip otherwise. */
   state?: string;
   /** The inode the catalog recorded, when it has one. */
@@ -67,7 +69,7 @@ export function markReleasedFiles(
 function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string | null {
   let pathFd: number;
   try {
-    pathFd = openSync(row.path, PATH_FLAGS);
+    pathFd = openSync(row.openPath ?? row.path, PATH_FLAGS);
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message;
   }

@@ -10,7 +10,10 @@
 //   why that matters), every permission event it had read and not answered is answered
 //   FAN_DENY_ERRNO(EIO) here (stale-events.ts), before the next worker starts, and the
 //   in-flight record is then removed: the next worker finds nothing to answer (exactly once).
-// - `ready` is printed on stdout once, when the first worker has marked every released file.
+// - `ready` is printed on stdout once, when the first worker has marked every released file
+//   and bound every fileset's backing onto its root.
+// - At stop, the roots are detached (backing.ts) after the worker is gone and before the
+//   group closes: from then on readers get ENOENT, not zeros.
 // - A ready worker that stops sending heartbeats (its event loop is stuck, so every reader
 //   waits behind it) is SIGKILLed and replaced.
 // - A worker that fails before its first ready (bad policy, unusable state dir) ends the
@@ -26,6 +29,8 @@ import { lockStateDir, StateDirBusy } from './state-lock.js';
 import type { WorkerConfig } from './worker-config.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
+import { backingsOf, detachBackings, type Backing } from './backing.js';
+import { parsePolicyFiles } from './policies.js';
 
 export interface SupervisorOptions {
   policyFiles: string[];
@@ -62,6 +67,13 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     throw e;
   }
   const inflightPath = join(stateDir, 'inflight');
+  const policyFiles = o.policyFiles.map((p) => resolve(p));
+  const gate = readBackings(policyFiles);
+  if (gate.problems.length > 0) {
+    o.err(`tier daemon: ${gate.problems.join('\n')}`);
+    unlock();
+    return 1;
+  }
   const { fd: groupFd, mode } = openGroup(o.log);
 
   let child: ChildProcess | null = null; // the worker serving (or starting), if any
@@ -76,8 +88,9 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const done = new Promise<number>((r) => (finish = r));
 
   const config: WorkerConfig = {
-    policyFiles: o.policyFiles.map((p) => resolve(p)),
+    policyFiles,
     stateDir,
+    backings: gate.backings,
     logLevel: o.logLevel,
     mode,
     groupFd: 3,
@@ -157,6 +170,11 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     process.off('SIGHUP', onHup);
     drain.stop();
     if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
+    // Stop step "detach roots" (final stop only: a daemon that hands its group to a
+    // successor leaves the bind to it). The worker is gone (it answered or drained every
+    // event it read); readers arriving now get ENOENT from the empty roots, and it must
+    // come before the marks go with the group.
+    detachBackings(gate.backings, o.log);
     // Closing the group lets any reader that arrives from now on through: nothing is
     // blocked on us any more (stale events were answered, the rest drained).
     closeSync(groupFd);
@@ -204,6 +222,16 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const code = await done;
   if (killTimer) clearTimeout(killTimer);
   return code;
+}
+
+/**
+ * The backings to bind and detach, read once here: the supervisor detaches them at stop
+ * whatever state the worker is in. Invalid policy files give none: the worker refuses them
+ * with the diagnostics.
+ */
+function readBackings(policyFiles: string[]): { backings: Backing[]; problems: string[] } {
+  const parsed = parsePolicyFiles(policyFiles);
+  return parsed.ok ? backingsOf(parsed.policies) : { backings: [], problems: [] };
 }
 
 function openGroup(log: Logger): { fd: number; mode: GroupMode } {

@@ -1,6 +1,7 @@
 // What the supervisor hands the worker (one JSON argument) and what the worker tells it
 // back over the IPC channel.
 import type { GroupMode } from '../kernel/fanotify.js';
+import type { Backing } from './backing.js';
 
 export interface WorkerConfig {
   policyFiles: string[]; // absolute
@@ -17,6 +18,11 @@ export interface WorkerConfig {
    * the mask, its own synchronous open() would wait for an answer only it can give.
    */
   freshGroup: boolean;
+  /**
+   * The filesets' backings as the supervisor read them at start: every worker of the group
+   * binds these (a reload cannot change them: the marks were placed for these).
+   */
+  backings: Backing[];
   /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
   metricsListen?: string;
   /** Reconciliation passes: every this many ms after one at start; 0: none (default 24 h). */

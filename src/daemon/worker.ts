@@ -3,8 +3,9 @@
 // errors), opens the tiers (each behind its rate limiter: recalls interactive, runs and
 // gc batch), the catalog and the recall log, starts the recall service
 // (which first answers what a dead predecessor left, then serves), marks every
-// released/partial file the catalog knows (first worker of a group only), opens the
-// control socket, starts the schedules, and only then tells the supervisor `ready`.
+// released/partial file the catalog knows (first worker of a group only; through the
+// filesets' backings), binds each backing onto its root (backing.ts), opens the control
+// socket, starts the schedules, and only then tells the supervisor `ready`.
 // Stops on SIGTERM from the supervisor; SIGINT is the supervisor's to handle.
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -18,6 +19,7 @@ import { loadPolicies } from './policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
+import { bindBackings, prepareBackings, throughBacking } from './backing.js';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
@@ -37,6 +39,10 @@ export async function runWorker(
   const loaded = await loadPolicies(cfg.policyFiles);
   if (!loaded.ok) throw new StartError(loaded.message);
   const { tiers: views, settings } = loaded;
+  if (cfg.freshGroup) {
+    const problems = prepareBackings(cfg.backings, log);
+    if (problems.length > 0) throw new StartError(`cannot gate the roots:\n${problems.join('\n')}`);
+  }
   const tiers = views.batch; // engine and gc; recalls go through views.interactive
   const catalog = openCatalog(join(cfg.stateDir, 'catalog.db'));
   let control: ControlServer | null = null;
@@ -88,9 +94,20 @@ export async function runWorker(
 
   if (cfg.freshGroup) {
     const t0 = Date.now();
-    state.startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log);
+    // The roots are not bound yet: open each file through its backing.
+    const rows = (function* () {
+      for (const r of catalog.releasedFiles()) yield { ...r, openPath: throughBacking(r.path, cfg.backings) };
+    })();
+    state.startup = markReleasedFiles(rows, (fd) => recall.markReleased(fd), log);
     log.info('start-up marks placed', { ...state.startup, ms: Date.now() - t0 });
   } else log.info('marks inherited from the previous worker');
+  // Every released file is marked: show the filesystems at their roots. Before change
+  // tracking and reconcile start, which work on the roots.
+  try {
+    bindBackings(cfg.backings, log);
+  } catch (e) {
+    throw new StartError(`cannot bind a backing onto its root: ${(e as Error).message}`);
+  }
 
   const server: ControlServer = new ControlServer(
     socketPath(cfg.stateDir),

@@ -74,6 +74,11 @@ export interface FilesetDecl {
   name: string;
   span: Span;
   roots: string[]; // absolute
+  /**
+   * Where the admin mounts the managed filesystem (private, mode 0700 above it); the daemon
+   * bind-mounts it onto the one root once every released file is marked. Absent: none.
+   */
+  backing?: { path: string; span: Span };
   include: string[]; // globs relative to the root; ['**'] when absent
   exclude: string[];
 }

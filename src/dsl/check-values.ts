@@ -26,6 +26,23 @@ export function checkRoot(root: string, span: Span, accept: Accept, what = 'root
   }
 }
 
+/**
+ * `backing` is bind-mounted onto the fileset's root: one root only, and neither may hold
+ * the other (a bind onto a directory inside its own source, or a root hidden by it).
+ */
+export function checkBacking(backing: string, roots: string[], span: Span, accept: Accept): void {
+  if (!backing.startsWith('/')) return; // reported by checkRoot
+  if (roots.length !== 1) {
+    accept('error', 'invalid-backing', `'backing' needs exactly one root (the fileset has ${roots.length}): the backing is mounted onto it`, span, 'split the fileset, one fileset per root');
+    return;
+  }
+  const root = roots[0]!;
+  const inside = (a: string, b: string) => b === '/' || a.startsWith(`${b}/`);
+  if (backing === root) accept('error', 'invalid-backing', `backing "${backing}" is the root itself; it must be another directory, where the filesystem is mounted`, span);
+  else if (inside(backing, root)) accept('error', 'invalid-backing', `backing "${backing}" is inside root "${root}"`, span, 'put it outside, e.g. beside the root under a 0700 directory');
+  else if (inside(root, backing)) accept('error', 'invalid-backing', `root "${root}" is inside backing "${backing}"`, span, 'the root must be an empty directory outside the managed filesystem');
+}
+
 /** Unbalanced [] or {}, a trailing backslash or an empty pattern. */
 export function checkGlob(glob: string, span: Span, accept: Accept): void {
   const problem = globProblem(glob);

@@ -37,6 +37,7 @@ function printTier(t: TierDecl): string[] {
 function printFileset(f: FilesetDecl): string[] {
   const lines = [`fileset ${f.name} {`];
   lines.push(`  root ${f.roots.map(quote).join(', ')}`);
+  if (f.backing) lines.push(`  backing ${quote(f.backing.path)}`);
   lines.push(`  include ${f.include.map(quote).join(', ')}`);
   if (f.exclude.length > 0) lines.push(`  exclude ${f.exclude.map(quote).join(', ')}`);
   lines.push('}');

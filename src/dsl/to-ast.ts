@@ -15,7 +15,7 @@ import {
 import type { Accept } from './diagnostics.js';
 import { node, nodes, token } from './cst.js';
 import { blockSettings, readBool, readCount, readEnum, readFlag, readQuantity, readString, readStrings } from './settings.js';
-import { checkGlob, checkRoot } from './check-values.js';
+import { checkBacking, checkGlob, checkRoot } from './check-values.js';
 import { policyToAst } from './to-ast-policy.js';
 import { spanOf } from './values.js';
 
@@ -38,7 +38,7 @@ export const TIER_OPTIONS = [
   'tpslimit',
 ] as const;
 const S3_ONLY = new Set(['bucket', 'prefix', 'endpoint', 'region', 'storage_class', 'profile', 'path_style', 'checksum']);
-export const FILESET_OPTIONS = ['root', 'include', 'exclude'] as const;
+export const FILESET_OPTIONS = ['root', 'backing', 'include', 'exclude'] as const;
 export const RECALL_OPTIONS = ['whole_file_for'] as const;
 
 /** Names declared in the file, including declarations too broken to build. */
@@ -165,6 +165,14 @@ function filesetToAst(n: CstNode, file: string, accept: Accept): FilesetDecl | u
   const span = spanOf(name, file);
   const f: FilesetDecl = { name: name.image, span, roots: [], include: [], exclude: [] };
   for (const s of blockSettings(node(n, 'block'), 'fileset', FILESET_OPTIONS, file, accept)) {
+    if (s.key === 'backing') {
+      const path = readString(s, accept);
+      if (path === undefined) continue;
+      const vs = s.values[0]!.span;
+      checkRoot(path, vs, accept, 'backing');
+      f.backing = { path: path.length > 1 ? path.replace(/\/+$/, '') : path, span: vs };
+      continue;
+    }
     for (const { value, span: vs } of readStrings(s, accept)) {
       if (s.key === 'root') {
         checkRoot(value, vs, accept);
@@ -176,6 +184,7 @@ function filesetToAst(n: CstNode, file: string, accept: Accept): FilesetDecl | u
     }
   }
   if (f.roots.length === 0) accept('error', 'missing-root', `fileset '${name.image}' needs at least one root "/absolute/path"`, span);
+  else if (f.backing) checkBacking(f.backing.path, f.roots, f.backing.span, accept);
   if (f.include.length === 0) f.include.push('**');
   return f;
 }

@@ -74,6 +74,7 @@ export const Tpslimit = kw('tpslimit', OPT);
 
 // Fileset options.
 export const Root = kw('root', OPT);
+export const Backing = kw('backing', OPT);
 export const Include = kw('include', OPT);
 export const Exclude = kw('exclude', OPT);
 
@@ -172,7 +173,7 @@ export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, grou
 const keywords: TokenType[] = [
   Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, In, True, False,
   Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
-  Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Include, Exclude, Schedule, Timezone,
+  Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Backing, Include, Exclude, Schedule, Timezone,
   When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
 ].sort((a, b) => b.name.length - a.name.length); // by word: Kw_order before Kw_or
 

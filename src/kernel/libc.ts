@@ -1,5 +1,6 @@
 // The only koffi importer: thin libc bindings for what Node's fs lacks (fanotify,
-// leases, fallocate, xattrs, nanosecond futimens, nonblocking read on the group fd).
+// leases, fallocate, xattrs, nanosecond futimens, nonblocking read on the group fd,
+// the bind mount of a fileset's backing).
 //
 // Invariants:
 // - errno is read with koffi.errno() immediately after the failing call, before any
@@ -32,6 +33,8 @@ const c = {
   name_to_handle_at: lib.func('int name_to_handle_at(int dirfd, const char *pathname, _Inout_ void *handle, _Out_ int *mount_id, int flags)'),
   getxattr: lib.func('intptr_t getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   statfs: lib.func('int statfs(const char *path, _Out_ void *buf)'),
+  mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
+  umount2: lib.func('int umount2(const char *target, int flags)'),
 };
 
 export interface SysError extends Error {
@@ -252,6 +255,21 @@ export function pollReadable(fd: number, cb: () => void): PollHandle {
     ref: () => h.ref(),
     unref: () => h.unref(),
   };
+}
+
+export const MS_BIND = 0x1000;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_DETACH = 2;
+export const UMOUNT_NOFOLLOW = 8;
+
+/** mount(2) without a filesystem type or data: binds and propagation changes only. */
+export function mountFlags(source: string | null, target: string, flags: number): void {
+  check(c.mount(source, target, null, flags, null), 'mount', target);
+}
+
+/** umount2(2); `flags` e.g. MNT_DETACH | UMOUNT_NOFOLLOW. */
+export function umount2(target: string, flags: number): void {
+  check(c.umount2(target, flags), 'umount2', target);
 }
 
 export const EAGAIN = 11;

@@ -149,8 +149,11 @@ export function writePolicy(
   return file;
 }
 
-/** Releases `path` without the engine: object on the tier, whole-file punch, record, catalog row. */
-export async function releaseByHand(path: string, tierName: string, tierDir: string, stateDir: string, chunk = 1 << 20): Promise<void> {
+/**
+ * Releases `path` without the engine: object on the tier, whole-file punch, record, catalog
+ * row (under `catalogPath` when given: a root path for a file reached through its backing).
+ */
+export async function releaseByHand(path: string, tierName: string, tierDir: string, stateDir: string, chunk = 1 << 20, catalogPath = path): Promise<void> {
   const data = readFileSync(path);
   const sha256 = createHash('sha256').update(data).digest('hex');
   const fd = openSync(path, constants.O_RDWR | constants.O_NOATIME);
@@ -182,7 +185,7 @@ export async function releaseByHand(path: string, tierName: string, tierDir: str
       cat.upsert({
         dev: Number(st.dev),
         ino: Number(st.ino),
-        path,
+        path: catalogPath,
         state: 'released',
         pinned: false,
         tier: tierName,

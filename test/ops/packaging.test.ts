@@ -16,7 +16,9 @@ describe('packaging', () => {
     assert.match(directive('ExecStartPost')[0]!, /tier wait-ready/);
     assert.match(directive('Before')[0]!, /nfs-server\.service/);
     assert.deepEqual(directive('ExecReload').slice(-1), ['/bin/kill -HUP $MAINPID'], 'reload = SIGHUP, after tier check');
-    assert.match(unit, /reads\n# ZEROS/);
+    assert.match(unit, /reads ZEROS/);
+    assert.match(unit, /backing "\/srv\/\.tier\/projects"/, 'the unit shows the backing layout');
+    assert.match(directive('ExecStopPost')[0]!, /exec \/usr\/local\/bin\/tier unbind --state-dir "\$TIER_STATE_DIR" \/etc\/tier\/policies\/\*\.hsmpolicy'$/);
   });
 
   test('systemd-analyze verify accepts the units', (t) => {

@@ -10,6 +10,7 @@ import { connectDaemon } from '../../daemon/client.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { UserError, EXIT } from '../io.js';
 import type { RegisterCommand } from './types.js';
+import { checkBackings } from './doctor-backing.js';
 
 const FS_TYPES: Record<number, string> = {
   0xef53: 'ext4',
@@ -27,6 +28,7 @@ const PRE_CONTENT_FS = new Set(['ext4', 'xfs', 'btrfs']);
 interface Check {
   name: string;
   ok: boolean;
+  warn?: boolean;
   detail: string;
 }
 
@@ -36,8 +38,9 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .description('check whether tier can release and recall files on DIR, and in which mode')
     .argument('[dir]', 'a directory on the filesystem to check', '.')
     .option('--state-dir <dir>', 'where to look for a running daemon', DEFAULT_STATE_DIR)
+    .option('--config <file...>', 'policy files whose filesets to check for a backing (default: the running daemon\'s)')
     .option('--json', 'print the checks as a JSON object')
-    .action(async (dirArg: string, opts: { stateDir: string; json?: boolean }) => {
+    .action(async (dirArg: string, opts: { stateDir: string; json?: boolean; config?: string[] }) => {
       const dir = resolve(dirArg);
       let fsType: string;
       try {
@@ -55,10 +58,11 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         checkLeaseBreak(),
         await checkDaemon(resolve(opts.stateDir)),
       ];
-      const usable = checks.filter((c) => c.name !== 'daemon' && c.name !== 'lease-break-time').every((c) => c.ok);
+      checks.push(checkBackings(opts.config?.map((f) => resolve(f)) ?? (await daemonPolicyFiles(resolve(opts.stateDir))), resolve(opts.stateDir)));
+      const usable = checks.filter((c) => c.name !== 'daemon' && c.name !== 'lease-break-time' && c.name !== 'backing').every((c) => c.ok);
       if (opts.json) printer.out(JSON.stringify({ usable, checks }));
       else {
-        for (const c of checks) printer.out(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(17)} ${c.detail}`);
+        for (const c of checks) printer.out(`${c.ok ? 'ok  ' : c.warn ? 'warn' : 'FAIL'}  ${c.name.padEnd(17)} ${c.detail}`);
         printer.out(usable ? `tier can work on ${dir}` : `tier cannot work on ${dir} (see FAIL lines)`);
       }
       setExitCode(usable ? EXIT.ok : EXIT.failed);
@@ -141,5 +145,13 @@ async function checkDaemon(stateDir: string): Promise<Check> {
     return { name: 'daemon', ok: true, detail: `running (worker pid ${s.pid}, mode ${s.mode}, state dir ${stateDir})` };
   } catch (e) {
     return { name: 'daemon', ok: false, detail: (e as Error).message };
+  }
+}
+
+async function daemonPolicyFiles(stateDir: string): Promise<string[]> {
+  try {
+    return (await (await connectDaemon(stateDir))?.status())?.policyFiles ?? [];
+  } catch {
+    return [];
   }
 }

@@ -5,7 +5,8 @@
 // nothing; a partial sparse file is re-released; a dense copy keeps the older format.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { leaseSafeMarker } from '../../src/engine/marker.js';
@@ -16,6 +17,7 @@ import { silentLogger } from '../../src/log.js';
 import type { Tier } from '../../src/tiers/tier.js';
 import { createTier } from '../../src/tiers/index.js';
 import { freshBucket, s3TestDecl } from '../helpers/rgw.js';
+import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { pattern, run, startHarness, stateOf, type Harness } from '../recall/harness.js';
 
 const MiB = 1 << 20;
@@ -214,3 +216,42 @@ function suite(type: 'ext4' | 'xfs', tierKind: 'local' | 's3') {
 suite('ext4', 'local');
 suite('xfs', 'local');
 if (process.env.TIER_TEST_S3_ENDPOINT) suite('ext4', 's3');
+
+describe('tier apply: a file with no allocated data is skipped with the reason', () => {
+  const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
+  const tierCli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', cwd: join(import.meta.dirname, '../..') });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  let fs: LoopFs;
+  before(() => {
+    fs = mountLoopFs('ext4', 32);
+  });
+  after(() => fs?.unmount());
+
+  test('--dry-run and a real run both show it per file; nothing is uploaded', () => {
+    const data = join(fs.dir, 'data');
+    mkdirSync(data);
+    makeSparse(join(data, 'claim20g'), 20 * GiB, [], []);
+    writeFileSync(join(data, 'real.bin'), pattern(100_000));
+    const policy = join(fs.scratch, 'p.hsmpolicy');
+    writeFileSync(policy, `tier nas { local "${join(fs.scratch, 'tier')}" }\nfileset d { root "${data}" }\npolicy p on d {\n  rule all: size > 0 -> release to nas\n}\n`);
+    const state = join(fs.scratch, 'state');
+    const dry = tierCli('apply', policy, '--dry-run', '--state-dir', state);
+    assert.equal(dry.code, 0, dry.err);
+    assert.match(dry.out, /^skipped\s+release\s+nas\s+20 GiB .*rule all .*claim20g\s+\(holds no data: 21474836480 bytes claimed, no block allocated \(st_blocks 0\); releasing it would free nothing\)$/m);
+    assert.match(dry.out, /^plan\s+release\s+nas .*real\.bin$/m);
+    assert.match(dry.out, /no action: 1 nodata/);
+    assert.match(dry.out, /would release: 1 file, 98 KiB/);
+    // A real run (no daemon: the release of real.bin fails) skips the claim the same way.
+    const real = tierCli('apply', policy, '--json', '--state-dir', state);
+    const ev = real.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; path?: string; status?: string; message?: string })
+      .find((e) => e.type === 'action' && e.path === 'claim20g');
+    assert.equal(ev?.status, 'skipped');
+    assert.match(ev?.message ?? '', /holds no data/);
+    assert.equal(statSync(join(data, 'claim20g')).size, 20 * GiB);
+  });
+});

@@ -23,7 +23,7 @@ import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
-import { punchHole } from '../kernel/punch.js';
+import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import type { CachedResident } from '../recall/inode.js';
 import type { Logger } from '../log.js';
@@ -265,7 +265,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
       freed = Number(st0.blocks) * 512;
       // Round the hole up past EOF: an unaligned tail block is only zeroed, not freed,
       // and KEEP_SIZE keeps the size (also frees any preallocation beyond EOF).
-      punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+      punchWhole(fd, size, PUNCH_ALIGN, absPath);
       faultPoint('after-punch');
       // Punching moved mtime; restore both times exactly (age rules must not see a change).
       futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);

@@ -25,7 +25,7 @@ import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, o
 import { promisify } from 'node:util';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
-import { punchHole } from '../kernel/punch.js';
+import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import type { ResidentMap } from '../recall/resident.js';
@@ -124,7 +124,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     // (zeros). No event can refill it before F_UNLCK: its event fd would break the lease.
     nn.forget(id);
     const freed = Number(st0.blocks) * 512;
-    punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+    punchWhole(fd, size, PUNCH_ALIGN, absPath);
     faultPoint('partial-after-punch');
     futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
     return { status: 'done', uploaded: 0, freed, key: copy.key };

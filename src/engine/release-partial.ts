@@ -178,7 +178,7 @@ async function completeAsDirty(
   // root reserve stays the admin's. Margin 1/64 for the filesystem's own metadata.
   const fsStat = statfsSync(absPath, { bigint: true });
   const block = Number(fsStat.bsize);
-  const missing = missingBytes(resident, src.copy, block);
+  const missing = missingBytes(resident, src.copy, block, sums);
   const free = Number(fsStat.bavail) * block;
   if (missing + Math.ceil(missing / 64) > free) {
     deps.log.warn('partially recalled file differs from its copy; not enough free space to recall the rest: left partial', { ...fields, missing, free });

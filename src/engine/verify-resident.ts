@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { read, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { fetchChunkSums, fetchCopyChunk } from '../engine/copy-chunk.js';
-import { sumOf, type CopyIndex } from './extent-map.js';
+import { piecesOf, sumOf, type CopyIndex } from './extent-map.js';
 import { chunkBytes } from '../recall/ranges.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { ResidentMap } from '../recall/resident.js';
@@ -79,13 +79,15 @@ export async function firstStaleChunk(fd: number, resident: ResidentMap, s: Copy
   return null;
 }
 
-/** Bytes of the chunks `resident` calls missing, each rounded up to whole `block`s: what filling them allocates. */
-export function missingBytes(resident: ResidentMap, copy: Copy, block: number): number {
+/** Bytes of the chunks `resident` calls missing, each rounded up to whole `block`s: what filling them allocates (a sparse copy: its data pieces only). */
+export function missingBytes(resident: ResidentMap, copy: Copy, block: number, sums: CopyIndex | null = null): number {
   let n = 0;
+  const up = (len: number) => Math.ceil(len / block) * block;
   for (let i = 0; i < resident.chunks; i++) {
     if (resident.has(i)) continue;
     const b = chunkBytes(i, copy.chunk, copy.size);
-    n += Math.ceil((b.end - b.start) / block) * block;
+    if (!sums?.map) n += up(b.end - b.start);
+    else if (sumOf(sums, i)) for (const p of piecesOf(sums.map, b.start, b.end)) if (p.kind === 'data') n += up(p.len);
   }
   return n;
 }

@@ -18,7 +18,7 @@ import type { Tier } from '../../src/tiers/tier.js';
 import { createTier } from '../../src/tiers/index.js';
 import { freshBucket, s3TestDecl } from '../helpers/rgw.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, run, startHarness, stateOf, type Harness } from '../recall/harness.js';
+import { makeReleased, pattern, run, startHarness, stateOf, type Harness } from '../recall/harness.js';
 
 const MiB = 1 << 20;
 const GiB = 2 ** 30;
@@ -180,6 +180,53 @@ function suite(type: 'ext4' | 'xfs', tierKind: 'local' | 's3') {
       assert.equal(again.uploaded, 0);
       assert.equal((await stateOf(m.path))?.state, 'released');
       for (let off = 0; off < m.size; off += 3 * MiB + 777) assert.deepEqual(await readRange(m.path, off, 70_000), expected(m, off, 70_000), `at ${off}`);
+    });
+
+    test('a partial sparse file written in place, mtime put back: completed as dirty (its data only), not refused for space', async () => {
+      // 20 GiB claimed on a 256 MiB filesystem: completing it whole would need 20 GiB.
+      const m = makeSparse(join(h.fs.dir, 'stale20g'), 20 * GiB, [MiB, 11 * GiB], [2 * MiB, MiB]);
+      assert.equal((await migrate(m.path, h.tier.name, 'release', deps)).status, 'done');
+      const rec = (await stateOf(m.path)) as StateRecord;
+      assert.deepEqual(await readRange(m.path, MiB, 4096), expected(m, MiB, 4096));
+      assert.equal((await stateOf(m.path))?.state, 'partial');
+      // Rewrite resident bytes in place with one write (a child: the file is marked; a second
+      // write would find mtime moved and the service would finish the file itself), then put
+      // mtime back (touch -h: utimensat, no open for the service to see).
+      const w = await run('sh', ['-c', `printf 'NEW BYTES' | dd of=${m.path} bs=9 count=1 seek=${MiB + 100} oflag=seek_bytes conv=notrunc status=none`]);
+      assert.equal(w.code, 0, w.stderr);
+      const ns = BigInt(rec.copy!.mtimeNs);
+      const t = await run('touch', ['-h', '-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, m.path]);
+      assert.equal(t.code, 0, t.stderr);
+      const out = await migrate(m.path, h.tier.name, 'release', deps);
+      assert.equal(out.status, 'skipped', out.message);
+      assert.match(out.message ?? '', /written in place since its partial recall/);
+      assert.equal((await stateOf(m.path))?.state, 'dirty');
+      Buffer.from('NEW BYTES').copy(m.parts[0]!.data, 100);
+      for (const [off, len] of [[MiB, 2 * MiB], [11 * GiB - 5, MiB + 10], [5 * GiB, 9000]] as const) assert.deepEqual(await readRange(m.path, off, len), expected(m, off, len));
+      assert.ok(statSync(m.path).blocks * 512 < 8 * MiB, `completed with its data only: ${statSync(m.path).blocks} blocks`);
+    });
+
+    test('a file with no data at all, released by hand: 0 bytes stored, reads zeros, nothing fetched', async () => {
+      const m = makeSparse(join(h.fs.dir, 'nothing'), 5 * GiB + 3, [], []);
+      const out = await migrate(m.path, h.tier.name, 'release', deps);
+      assert.equal(out.status, 'done', out.message);
+      assert.equal(out.uploaded, 0);
+      const rec = (await stateOf(m.path)) as StateRecord;
+      assert.deepEqual(rec.copy?.sparse, { stored: 0, sumsLen: 24 });
+      assert.equal((await tierBytes(h.tier, rec.copy!.key)).object, 0);
+      const f0 = h.svc.stats().bytesFetched;
+      assert.deepEqual(await readRange(m.path, 5 * GiB - 10, 100), Buffer.alloc(13));
+      assert.deepEqual(await readRange(m.path, 1234567, 4096), Buffer.alloc(4096));
+      assert.equal(h.svc.stats().bytesFetched, f0);
+    });
+
+    test('copies made by the previous format (dense sums, and no sums at all) still recall', async () => {
+      const data = pattern(5 * MiB + 17, 3);
+      for (const sums of [true, false]) {
+        const p = await makeReleased(h, `old-${sums}`, data, 0o644, undefined, { sums });
+        assert.deepEqual(await readRange(p, 4 * MiB - 5, 1 * MiB + 22), data.subarray(4 * MiB - 5));
+        assert.deepEqual(await readRange(p, 0, data.length), data);
+      }
     });
 
     test('a dense file keeps the older record format (no map)', async () => {

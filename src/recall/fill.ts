@@ -5,6 +5,9 @@
 // checked against the record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
 // (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
 // persist the map. A chunk whose bit is not set is fetched again, never served.
+// A sparse copy (engine/extent-map.ts): the chunk is rebuilt from its data pieces with
+// zeros in the holes, checked, and only the data pieces are written: holes stay holes; a
+// chunk with no data needs no GET, no write and no fdatasync.
 // No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
 // user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
 // after a crash can then never overwrite a durable user write.

@@ -25,15 +25,16 @@ import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, o
 import { promisify } from 'node:util';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
-import { punchHole } from '../kernel/punch.js';
+import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import type { ResidentMap } from '../recall/resident.js';
-import { chunkCount, decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
+import type { CopyIndex } from './extent-map.js';
 import { copySums, fillMissing, firstStaleChunk, missingBytes, type CopySource } from './verify-resident.js';
 import { residentToVerify } from './resident-union.js';
 
@@ -104,7 +105,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     }
 
     const info = await tier.stat(copy.key, ac.signal);
-    if (!info || info.size !== copy.size) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
+    if (!info || info.size !== storedSize(copy)) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
 
     // Last look before anything destructive.
     if (lease.broken || getLease(fd, absPath) !== 'write') return none('busy', 'lease broken: another process opened the file');
@@ -123,7 +124,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     // (zeros). No event can refill it before F_UNLCK: its event fd would break the lease.
     nn.forget(id);
     const freed = Number(st0.blocks) * 512;
-    punchHole(fd, 0, Math.ceil(size / PUNCH_ALIGN) * PUNCH_ALIGN, absPath);
+    punchWhole(fd, size, PUNCH_ALIGN, absPath);
     faultPoint('partial-after-punch');
     futimens(fd, nsToTimespec(st0.atimeNs), nsToTimespec(st0.mtimeNs), absPath);
     return { status: 'done', uploaded: 0, freed, key: copy.key };
@@ -161,7 +162,7 @@ async function completeAsDirty(
   st0: BigIntStats,
   resident: ResidentMap,
   src: CopySource,
-  sums: Buffer | null,
+  sums: CopyIndex | null,
   stale: number,
   mayWrite: () => boolean,
   deps: ExecDeps,
@@ -177,7 +178,7 @@ async function completeAsDirty(
   // root reserve stays the admin's. Margin 1/64 for the filesystem's own metadata.
   const fsStat = statfsSync(absPath, { bigint: true });
   const block = Number(fsStat.bsize);
-  const missing = missingBytes(resident, src.copy, block);
+  const missing = missingBytes(resident, src.copy, block, sums);
   const free = Number(fsStat.bavail) * block;
   if (missing + Math.ceil(missing / 64) > free) {
     deps.log.warn('partially recalled file differs from its copy; not enough free space to recall the rest: left partial', { ...fields, missing, free });

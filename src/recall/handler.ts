@@ -20,7 +20,7 @@ import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
-import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
+import { fillChunk, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { commOf } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
@@ -173,7 +173,8 @@ export class RecallHandler {
   /** Fills every missing chunk under the byte range; resolves when all are durable. */
   private async fill(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): Promise<void> {
     if (bytes.end <= bytes.start) return;
-    const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk));
+    // A sparse copy's all-hole chunks need nothing (fill.ts skipHoleChunks).
+    const missing = await skipHoleChunks(e, e.resident.missing(chunkSpan(bytes, e.copy.chunk)), ref.fd, env);
     if (missing.length === 0) return;
     const results = await Promise.allSettled(missing.map((i) => fillChunk(e, i, ref, env)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { classify, planPolicy } from '../../src/engine/plan.js';
+import { classify, noDataMessage, planPolicy } from '../../src/engine/plan.js';
 import { evaluate } from '../../src/engine/evaluate.js';
 import type { PolicyDecl } from '../../src/dsl/ast.js';
 import type { FileFacts, FsUsage } from '../../src/engine/facts.js';
@@ -36,6 +36,12 @@ describe('classify: no-ops are dropped so a second run does no new work', () => 
     ['release partial pinned', { state: 'partial', mtimeNs: '0', pinned: true, record: rec('partial', 'cold', { pinned: true }) }, rel, 'pinned'],
     ['release released', { state: 'released', record: rec('released') }, rel, 'noop'],
     ['release pinned', { pinned: true }, rel, 'pinned'],
+    // A sparse claim: nothing allocated, nothing to free (issue 18).
+    ['release a file with no allocated data', { size: 20 * 2 ** 30, blocks: 0 }, rel, 'nodata'],
+    ['release an empty file (nothing claimed)', { size: 0, blocks: 0 }, rel, 'release'],
+    ['release an archived file with no data', { state: 'archived', record: rec('archived'), blocks: 0 }, rel, 'nodata'],
+    ['release a file whose data is tiny next to its size', { size: 20 * 2 ** 30, blocks: 8 }, rel, 'release'],
+    ['archive a file with no allocated data (nothing to upload but its map)', { size: 20 * 2 ** 30, blocks: 0 }, arc, 'archive'],
     ['archive resident', {}, arc, 'archive'],
     ['archive archived same tier', { state: 'archived', record: rec('archived') }, arc, 'noop'],
     ['archive archived other tier', { state: 'archived', record: rec('archived', 'nas') }, arc, 'archive'],
@@ -65,6 +71,15 @@ describe('classify: no-ops are dropped so a second run does no new work', () => 
     assert.deepEqual(c.reason, { policy: 'pol', rule: 'r', span: F.sp(7) });
     assert.equal(c.tier, 'cold');
   });
+});
+
+test('no-data releases are counted and listed with their rule, never planned', () => {
+  const p = policy([rule('r', F.always, F.release('cold'), 4)]);
+  const plan = run(p, [facts('bomb', { size: 2 ** 44, blocks: 0 }), facts('real', { size: MiB })]);
+  assert.deepEqual(plan.actions.map((a) => a.file.path), ['real']);
+  assert.equal(plan.skipped.nodata, 1);
+  assert.deepEqual(plan.noData.map((a) => [a.file.path, a.kind, a.tier, a.reason.rule, a.freed]), [['bomb', 'release', 'cold', 'r', 0]]);
+  assert.match(noDataMessage(plan.noData[0]!.file), /holds no data: 17592186044416 bytes claimed, no block allocated/);
 });
 
 describe('order and limits', () => {

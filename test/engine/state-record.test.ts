@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, encodeRecord, storedSize, type StateRecord } from '../../src/engine/state-record.js';
 
 const full: StateRecord = {
   v: 1,
@@ -54,4 +54,22 @@ test('chunk sums: a record without them (older format) still decodes, without su
   for (const bad of ['1', '"short"', '"' + '!'.repeat(43) + '"']) {
     assert.equal(decodeRecord(Buffer.from('[1,"released",0,2,["t","ab/k",10,"5","x",1,4194304,' + bad + ']]')), null, bad);
   }
+});
+
+test('sparse copies: [stored, sumsLen] as a 9th element; dense copies keep exactly the older form', () => {
+  const dense: StateRecord = { ...full, copy: { ...full.copy!, sumsSha: 'f0'.repeat(31) + '0e' } };
+  const d = JSON.parse(encodeRecord(dense).toString()) as unknown[][];
+  assert.equal(d[4]!.length, 8, 'no map element for a dense copy');
+  const sparse: StateRecord = { ...dense, copy: { ...dense.copy!, size: 16 * 2 ** 40, sparse: { stored: 3 << 20, sumsLen: 24 + 16 * 3 + 32 * 3 } } };
+  const enc = encodeRecord(sparse);
+  assert.deepEqual(decodeRecord(enc), sparse);
+  // Fits a 512-byte ext4 inode's in-inode xattr space (and XFS's local attr fork) with room.
+  assert.ok(enc.length < 280, String(enc.length));
+  assert.equal(storedSize(sparse.copy!), 3 << 20);
+  assert.equal(storedSize(dense.copy!), dense.copy!.size);
+  const pre = '[1,"released",0,2,["t","ab/k",100,"5","x",1,4194304,"' + 'A'.repeat(43) + '",';
+  for (const bad of ['1', '[1]', '[101,10]', '[-1,10]', '[10,0]', '[10.5,10]', '["10",10]']) {
+    assert.equal(decodeRecord(Buffer.from(pre + bad + ']]')), null, bad);
+  }
+  assert.equal(decodeRecord(Buffer.from('[1,"released",0,2,["t","ab/k",100,"5","x",1,4194304,0,[10,10]]]')), null, 'map without sums');
 });

@@ -49,6 +49,9 @@ export interface Plan {
   noData: PlannedAction[];
 }
 
+/** Holes are the record's word: a released file written past its end derives 'dirty'. */
+const holdsRemoteData = (f: FileFacts): boolean => f.record?.state === 'released' || f.record?.state === 'partial';
+
 /** The action a rule asks for on this file, or why there is none. */
 export function classify(f: FileFacts, rule: Rule | null, policy: string): PlannedAction | SkipKind {
   if (!rule) return 'unmatched';
@@ -62,11 +65,8 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       return f.pinned ? 'noop' : { kind: 'pin', file: f, reason, freed: 0 };
     case 'unpin':
       return f.pinned ? { kind: 'unpin', file: f, reason, freed: 0 } : 'noop';
-    case 'recall': {
-      // Holes are the record's word: a released file written past its end derives 'dirty'.
-      const holes = f.record?.state === 'released' || f.record?.state === 'partial';
-      return holes ? { kind: 'recall', file: f, reason, freed: 0 } : 'noop';
-    }
+    case 'recall':
+      return holdsRemoteData(f) ? { kind: 'recall', file: f, reason, freed: 0 } : 'noop';
     case 'archive':
       // A copy elsewhere of a released file cannot be re-made without a recall: leave it.
       if (f.state === 'released' || f.state === 'partial') return 'noop';
@@ -82,7 +82,9 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       if (f.state === 'partial' && (copyTier !== a.tier || f.record?.copy?.mtimeNs !== f.mtimeNs)) return 'noop';
       if (f.pinned) return 'pinned';
       // A sparse claim with no data (20 GiB of nothing) frees nothing: nothing to move either.
-      if (f.blocks === 0 && f.size > 0) return 'nodata';
+      // Not a file whose record says its data is on the tier (a released file written past
+      // its end derives 'dirty' but holds its bytes in the copy): the copy must be recalled.
+      if (f.blocks === 0 && f.size > 0 && !holdsRemoteData(f)) return 'nodata';
       // resident/dirty upload first; archived and partial reuse their copy.
       return { kind: 'release', tier: a.tier, file: f, reason, freed: freedByRelease(f) };
   }

@@ -110,7 +110,9 @@ export async function runApplyRequest(
 
 /** The engine's dependencies inside the daemon: its tiers, catalog and lease-safe marks. */
 function execDeps(s: WorkerState): ExecDeps {
-  return { tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
+  // Paths given by hand must lie beneath one of the daemon's filesets (kernel/beneath.ts).
+  const roots = [...new Set(s.policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
+  return { roots, tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
 }
 
 /**

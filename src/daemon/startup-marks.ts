@@ -11,7 +11,9 @@
 // - A file whose record no longer says released/partial, or whose inode is not the one
 //   the catalog saw, is skipped (logged): something else replaced it.
 // - A missing file is logged and skipped, never fatal: the rest must still be marked.
-// - The path is first opened O_PATH (no event, no lease break) and its inode checked
+// - The path is resolved beneath the daemon's filesets with no symlink in any component
+//   and no mount crossed (kernel/beneath.ts; a row whose path now leads through a
+//   user's symlink is skipped), first opened O_PATH (no event, no lease break) and its inode checked
 //   against the row before the real open, which goes through /proc/self/fd (the same inode,
 //   whatever the path does meanwhile). A stale row whose path now names a file marked
 //   earlier in this pass (a hard link or a rename made while the daemon was down) would
@@ -20,6 +22,7 @@
 //   skipped at once, not waited on for lease-break-time (reconcile marks it later).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { fgetxattr } from '../kernel/libc.js';
+import { locate, resolveBeneath } from '../kernel/beneath.js';
 import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 
@@ -39,8 +42,6 @@ export interface MarkResult {
   inherited: boolean;
 }
 
-const O_PATH = 0o10000000;
-const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW;
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK;
 const NOT_RELEASED = 'record is not released/partial';
 
@@ -48,11 +49,17 @@ export function markReleasedFiles(
   rows: Iterable<ReleasedRow>,
   markReleased: (fd: number) => void,
   log: Logger,
+  /**
+   * The filesets in force: a row beneath one is resolved beneath it (no mount crossed).
+   * A row outside all of them is still marked (its fileset may have left the policy, its
+   * holes have not), resolved with no symlink in any component; inode and record checked.
+   */
+  roots?: readonly string[],
 ): MarkResult {
   let marked = 0;
   let skipped = 0;
   for (const row of rows) {
-    const why = markOne(row, markReleased);
+    const why = markOne(row, markReleased, roots);
     if (why === null) marked++;
     else if (why === NOT_RELEASED && row.state === 'dirty') continue; // written archived file: nothing to mark
     else {
@@ -63,11 +70,20 @@ export function markReleasedFiles(
   return { marked, skipped, inherited: false };
 }
 
+function rootOf(path: string, roots?: readonly string[]): string | null {
+  if (!roots) return null;
+  try {
+    return locate(path, roots).root;
+  } catch {
+    return null;
+  }
+}
+
 /** Returns null when marked, else why not. */
-function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string | null {
+function markOne(row: ReleasedRow, markReleased: (fd: number) => void, roots?: readonly string[]): string | null {
   let pathFd: number;
   try {
-    pathFd = openSync(row.path, PATH_FLAGS);
+    pathFd = resolveBeneath(row.path, rootOf(row.path, roots));
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message;
   }

@@ -14,7 +14,7 @@ import { DaemonOps } from '../ops/daemon-ops.js';
 import { markFoundReleased } from '../ops/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
-import { loadPolicies } from './policies.js';
+import { filesetRoots, loadPolicies } from './policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
@@ -55,8 +55,9 @@ export async function runWorker(
       ),
     metricsListen: cfg.metricsListen,
     reconcileIntervalMs: cfg.reconcileIntervalMs,
-    markFound: async (path) => {
-      if (await markFoundReleased(path, (fd) => recall.markReleased(fd))) log.info('released file found by reconcile: marked', { op: 'reconcile', path });
+    markFound: async (path, expect) => {
+      // Beneath the filesets in force, the inode reconcile saw (kernel/beneath.ts).
+      if (await markFoundReleased(path, (fd) => recall.markReleased(fd), expect, filesetRoots(state.policies))) log.info('released file found by reconcile: marked', { op: 'reconcile', path });
     },
     gcTiers: tiers,
     catalog,
@@ -88,7 +89,7 @@ export async function runWorker(
 
   if (cfg.freshGroup) {
     const t0 = Date.now();
-    state.startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log);
+    state.startup = markReleasedFiles(catalog.releasedFiles(), (fd) => recall.markReleased(fd), log, filesetRoots(state.policies));
     log.info('start-up marks placed', { ...state.startup, ms: Date.now() - t0 });
   } else log.info('marks inherited from the previous worker');
 

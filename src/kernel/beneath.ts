@@ -106,29 +106,35 @@ export function checkInode(fd: number, st: BigIntStats, expect: Expected | undef
 }
 
 /**
- * Resolves absPath beneath `root` (null: no fileset known, symlinks still refused in every
- * component) into an O_PATH fd of a regular file, the inode `expect` names when given.
+ * O_PATH fd of whatever absPath names under the rules: beneath `root` (null: no fileset
+ * known, symlinks still refused in every component). No type or inode check.
  */
-export function pinBeneath(absPath: string, root: string | null, expect?: Expected): Pinned {
-  let fd: number;
+export function resolveBeneath(absPath: string, root: string | null): number {
   if (root === null) {
     if (!isAbsolute(absPath)) throw new BeneathError(`${absPath}: not an absolute path`, 'EINVAL');
     const rootFd = openSync('/', PATH_FLAGS | constants.O_DIRECTORY);
     try {
-      fd = openat2(rootFd, normalize(absPath).slice(1) || '.', PATH_FLAGS, NO_LINKS, absPath);
+      return openat2(rootFd, normalize(absPath).slice(1) || '.', PATH_FLAGS, NO_LINKS, absPath);
     } catch (e) {
       throw explain(e, absPath);
     } finally {
       closeSync(rootFd);
     }
-  } else {
-    const rootFd = openRootFd(root);
-    try {
-      fd = pathFdBeneath(rootFd, locate(absPath, [root]).rel, absPath);
-    } finally {
-      closeSync(rootFd);
-    }
   }
+  const rootFd = openRootFd(root);
+  try {
+    return pathFdBeneath(rootFd, locate(absPath, [root]).rel, absPath);
+  } finally {
+    closeSync(rootFd);
+  }
+}
+
+/**
+ * Resolves absPath beneath `root` (null: no fileset known, symlinks still refused in every
+ * component) into an O_PATH fd of a regular file, the inode `expect` names when given.
+ */
+export function pinBeneath(absPath: string, root: string | null, expect?: Expected): Pinned {
+  const fd = resolveBeneath(absPath, root);
   try {
     const st = fstatSync(fd, { bigint: true });
     if (st.isSymbolicLink()) throw new BeneathError(`${absPath}: is a symlink (not followed)`, 'ELOOP');

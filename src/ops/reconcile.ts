@@ -66,7 +66,8 @@ export interface ReconcileDeps {
   catalog: ReconcileCatalog | null;
   log: Logger;
   /** A released/partial file the catalog did not list at this path (the daemon marks it). */
-  onReleasedFound?(absPath: string): Promise<void>;
+  /** `expect`: the inode reconcile found there; the daemon marks it only if the path still leads to it. */
+  onReleasedFound?(absPath: string, expect?: { dev: number; ino: number }): Promise<void>;
 }
 
 export type DirtyHow = 'size/mtime' | 'hash';
@@ -158,7 +159,7 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
           r.unverified++;
           r.skipped.push({ path: f.absPath, why: 'not hashed: the engine is migrating' });
         } else if (opts.hash && (opts.hashMaxBytes === undefined || f.size <= opts.hashMaxBytes)) {
-          const h = await checkArchivedCopy(f.absPath, { dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal, opts.yieldTo);
+          const h = await checkArchivedCopy(f.absPath, { root: f.root, dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal, opts.yieldTo);
           if (h.kind === 'skipped') {
             r.unverified++;
             r.skipped.push({ path: f.absPath, why: h.why });
@@ -203,7 +204,7 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
   const holes = rec.state === 'released' || rec.state === 'partial';
   const listed = row !== null && row.path === f.absPath && row.deletedAt == null && MARKED_AT_START.includes(row.state);
   if (holes && !listed && !opts.dryRun && deps.onReleasedFound) {
-    await deps.onReleasedFound(f.absPath).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path: f.absPath, err: e }));
+    await deps.onReleasedFound(f.absPath, { dev: f.dev, ino: f.ino }).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path: f.absPath, err: e }));
   }
 }
 

@@ -160,3 +160,36 @@ export function pinBeneath(absPath: string, root: string | null, expect?: Expect
 export function pinInFilesets(absPath: string, roots: readonly string[] | undefined, expect?: Expected): Pinned {
   return pinBeneath(absPath, roots ? locate(absPath, roots).root : null, expect);
 }
+
+/**
+ * Runs fn with a path for lstat/lgetxattr that names absPath's last component inside its
+ * parent directory, the parent resolved under the rules (`/proc/self/fd/N/name`, the
+ * scan's form): what it sees is what that directory holds, never reached through a
+ * symlink, and a last component that is a symlink is seen as one. No open of the file
+ * itself, so no fanotify event: for readers (status, explain, gc, reconcile checks).
+ */
+export function atBeneath<T>(absPath: string, root: string | null, fn: (at: string) => T): T {
+  const p = normalize(absPath);
+  const slash = p.lastIndexOf('/');
+  const name = p.slice(slash + 1);
+  if (slash < 0 || name === '' || name === '.' || name === '..') throw new BeneathError(`${absPath}: not a file path`, 'EINVAL');
+  const dirFd = resolveBeneath(p.slice(0, slash) || '/', root);
+  try {
+    return fn(`/proc/self/fd/${dirFd}/${name}`);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+/** atBeneath, with the root found among `roots` when the path lies beneath one (else: no symlink rule only). */
+export function atInFilesets<T>(absPath: string, roots: readonly string[] | undefined, fn: (at: string) => T): T {
+  let root: string | null = null;
+  if (roots) {
+    try {
+      root = locate(absPath, roots).root;
+    } catch {
+      root = null;
+    }
+  }
+  return atBeneath(absPath, root, fn);
+}

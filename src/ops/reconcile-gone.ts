@@ -10,6 +10,7 @@ import type { CatalogRow } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import { InodeProbe } from './inode-handle.js';
 import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
+import { atInFilesets } from '../kernel/beneath.js';
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
@@ -31,7 +32,7 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
     // No await in this loop: `gone` is a snapshot, and the engine (same thread in the
     // daemon) must not write rows between a check and the write it justifies.
     for (const row of gone) {
-      if (holds(row)) continue;
+      if (holds(row, roots)) continue;
       if (probe && livesOn(probe, cat, row, r, write, deps.log, toMark)) continue;
       r.rows.removed++;
       if (!write) continue;
@@ -73,9 +74,9 @@ function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: R
   return true;
 }
 
-function holds(row: CatalogRow): boolean {
+function holds(row: CatalogRow, roots: string[]): boolean {
   try {
-    const st = lstatSync(row.path);
+    const st = atInFilesets(row.path, roots, (at) => lstatSync(at)); // no symlink (kernel/beneath.ts)
     return st.dev === row.dev && st.ino === row.ino;
   } catch {
     return false;

@@ -22,6 +22,7 @@ import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
 import { resolve } from 'node:path';
 import { scanRoot } from '../engine/scan.js';
+import { atBeneath } from '../kernel/beneath.js';
 import { MARKED_AT_START, rowFromRecord, type CatalogRow } from '../engine/catalog.js';
 import type { FileState } from '../dsl/ast.js';
 import type { FileFacts } from '../engine/facts.js';
@@ -211,9 +212,12 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
 /** Same inode, size, mtime and record as the scan saw (synchronous: see the caller). */
 function stillAsSeen(f: FileFacts, rec: StateRecord | null): boolean {
   try {
-    const st = lstatSync(f.absPath, { bigint: true });
-    if (Number(st.ino) !== f.ino || Number(st.size) !== f.size || st.mtimeNs.toString() !== f.mtimeNs) return false;
-    return JSON.stringify(decodeRecord(lgetxattr(f.absPath, XATTR_STATE))) === JSON.stringify(rec);
+    // Beneath the scan's root, no symlink (kernel/beneath.ts): the inode the scan saw, or false.
+    return atBeneath(f.absPath, f.root, (at) => {
+      const st = lstatSync(at, { bigint: true });
+      if (Number(st.dev) !== f.dev || Number(st.ino) !== f.ino || Number(st.size) !== f.size || st.mtimeNs.toString() !== f.mtimeNs) return false;
+      return JSON.stringify(decodeRecord(lgetxattr(at, XATTR_STATE))) === JSON.stringify(rec);
+    });
   } catch {
     return false;
   }
@@ -222,8 +226,8 @@ function stillAsSeen(f: FileFacts, rec: StateRecord | null): boolean {
 /** The exact ctime (ns) of an archived file; null when it vanished meanwhile. */
 async function ctimeOf(absPath: string, f: FileFacts): Promise<string | null> {
   try {
-    const st = await lstat(absPath, { bigint: true });
-    return Number(st.ino) === f.ino ? st.ctimeNs.toString() : null;
+    const st = atBeneath(absPath, f.root, (at) => lstatSync(at, { bigint: true }));
+    return Number(st.dev) === f.dev && Number(st.ino) === f.ino ? st.ctimeNs.toString() : null;
   } catch {
     return null;
   }

@@ -85,7 +85,8 @@ function markOne(row: ReleasedRow, markReleased: (fd: number) => void, roots?: r
   try {
     pathFd = resolveBeneath(row.path, rootOf(row.path, roots));
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'is a symlink now, or has one in its path (not followed)' : (e as Error).message;
   }
   let fd: number;
   try {

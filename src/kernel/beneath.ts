@@ -24,6 +24,9 @@ export const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV |
 /** For callers with no fileset at hand (library use in tests): no symlink, still no mount rule. */
 const NO_LINKS = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW | O_CLOEXEC;
+// For openat2: without O_NOFOLLOW, RESOLVE_NO_SYMLINKS makes a symlink as last component
+// ELOOP too (with it, O_PATH would open the link itself).
+const AT2_FLAGS = O_PATH | O_CLOEXEC;
 
 /** Why a path was refused: `code` is the errno (ELOOP, EXDEV, ENOENT) or REPLACED / OUTSIDE. */
 export class BeneathError extends Error {
@@ -68,7 +71,7 @@ export function openRootFd(root: string): number {
 function explain(e: unknown, what: string): BeneathError {
   const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
   const why =
-    code === 'ELOOP' ? 'a symlink in the path (not followed)'
+    code === 'ELOOP' ? 'a symlink, or one in its path (not followed)'
     : code === 'EXDEV' ? 'the path leaves the fileset or crosses a mount'
     : code === 'ENOENT' ? 'no such file'
     : (e as Error).message;
@@ -78,7 +81,7 @@ function explain(e: unknown, what: string): BeneathError {
 /** O_PATH fd of `rel` beneath dirFd under BENEATH rules (a single name or a relative path). */
 export function pathFdBeneath(dirFd: number, rel: string, what: string, extra = 0): number {
   try {
-    return openat2(dirFd, rel, PATH_FLAGS | extra, BENEATH, what);
+    return openat2(dirFd, rel, AT2_FLAGS | extra, BENEATH, what);
   } catch (e) {
     throw explain(e, what);
   }
@@ -114,7 +117,7 @@ export function resolveBeneath(absPath: string, root: string | null): number {
     if (!isAbsolute(absPath)) throw new BeneathError(`${absPath}: not an absolute path`, 'EINVAL');
     const rootFd = openSync('/', PATH_FLAGS | constants.O_DIRECTORY);
     try {
-      return openat2(rootFd, normalize(absPath).slice(1) || '.', PATH_FLAGS, NO_LINKS, absPath);
+      return openat2(rootFd, normalize(absPath).slice(1) || '.', AT2_FLAGS, NO_LINKS, absPath);
     } catch (e) {
       throw explain(e, absPath);
     } finally {

@@ -60,7 +60,7 @@ function tierHashes(tierDir: string): Set<string> {
 }
 
 /** A child, running as nobody, swapping `d` (a directory) and `d.l` (a symlink) until killed. */
-function startSwapper(dirs: string[]): Promise<ChildProcess> {
+function startSwapper(dirs: string[], pause = 0): Promise<ChildProcess> {
   // renameat2(RENAME_EXCHANGE): `d` is always either the directory or the symlink, never absent.
   const child = spawn(
     '/usr/bin/python3',
@@ -68,16 +68,18 @@ function startSwapper(dirs: string[]): Promise<ChildProcess> {
       '-c',
       `import ctypes, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
-ds = [d.encode() for d in sys.argv[1:]]
+pause = float(sys.argv[1])
+ds = [d.encode() for d in sys.argv[2:]]
 first = True
 while True:
     for d in ds:
         if libc.renameat2(-100, d, -100, d + b'.l', 2) != 0:
             sys.exit('renameat2: errno %d' % ctypes.get_errno())
-    time.sleep(0.0001)  # leaves the CPU to the daemon now and then (2 vCPUs); each state still lasts ~0.1 ms
+    if pause: time.sleep(pause)  # leaves the CPU to the CLI runs now and then (2 vCPUs)
     if first:
         first = False
         print('go', flush=True)`,
+      String(pause),
       ...dirs,
     ],
     { uid: NOBODY, gid: NOGROUP, stdio: ['ignore', 'pipe', 'inherit'] },
@@ -111,8 +113,6 @@ describe('hostile users: swaps race every path-based operation', () => {
   let outside: string;
   let elsewhere: string;
   let priv: string;
-  let before0: Map<string, string>;
-  let privBefore: Map<string, string>;
   let outsideShas: Set<string>;
   let round = 0;
 
@@ -173,9 +173,7 @@ describe('hostile users: swaps race every path-based operation', () => {
     // path would change their record or blocks.
     await (await client()).apply({ policyFile: policy, dryRun: false });
     for (let i = 0; i < FILES; i++) assert.equal(recordOf(join(priv, `f${i}.bin`))?.state, 'released');
-    before0 = snapshot([outside, elsewhere], true);
-    privBefore = snapshot([priv], false);
-    outsideShas = new Set([...before0.values()].map((v) => v.split(' ')[0]!));
+    outsideShas = new Set([...snapshot([outside, elsewhere], true).values()].map((v) => v.split(' ')[0]!));
   });
 
   after(async () => {
@@ -184,16 +182,21 @@ describe('hostile users: swaps race every path-based operation', () => {
     fs?.unmount();
   });
 
-  /** Nothing of root's changed, and no object in the tier holds an outside file's bytes. */
-  function assertUntouched(what: string): void {
-    const changed = [...diff(before0, snapshot([outside, elsewhere], true)), ...diff(privBefore, snapshot([priv], false))];
-    const leaked = [...tierHashes(tierDir)].filter((h) => outsideShas.has(h));
+  /** Root's files now: compared after each test, so each test proves itself. */
+  const leakedNow = () => [...tierHashes(tierDir)].filter((h) => outsideShas.has(h));
+  const baseline = () => ({ files: snapshot([outside, elsewhere], true), priv: snapshot([priv], false), leaked: new Set(leakedNow()) });
+
+  /** Nothing of root's changed since `base`, and no object in the tier holds an outside file's bytes. */
+  function assertUntouched(what: string, base: ReturnType<typeof baseline>): void {
+    const changed = [...diff(base.files, snapshot([outside, elsewhere], true)), ...diff(base.priv, snapshot([priv], false))];
+    const leaked = leakedNow().filter((h) => !base.leaked.has(h));
     console.log(`${what}: ${changed.length} root files changed, ${leaked.length} tier objects hold root's bytes`);
     assert.deepEqual(changed, [], `${what}: root's files changed`);
     assert.equal(leaked.length, 0, `${what}: the tier holds copies of root's files`);
   }
 
   test('tier apply (release) while nobody swaps directories for symlinks', async () => {
+    const base = baseline();
     let seen = 0;
     const outcomes = new Map<string, number>();
     for (const target of [outside, elsewhere, priv]) {
@@ -218,10 +221,11 @@ describe('hostile users: swaps race every path-based operation', () => {
     }
     console.log('apply outcomes', JSON.stringify([...outcomes]));
     assert.ok(seen > 0, 'the applies met the swapped files');
-    assertUntouched('apply');
+    assertUntouched('apply', base);
   });
 
   test('archive, release, recall by path (daemon) while nobody swaps', async () => {
+    const base = baseline();
     const ds = [victimDir(outside), victimDir(priv), victimDir(elsewhere)];
     const paths = ds.flatMap((d) => Array.from({ length: FILES }, (_, i) => join(d, `f${i}.bin`)));
     const swapper = await startSwapper(ds);
@@ -238,13 +242,14 @@ describe('hostile users: swaps race every path-based operation', () => {
     }
     for (const d of ds) settle(d);
     console.log('refusals, e.g.', refused.slice(0, 3));
-    assertUntouched('manual ops');
+    assertUntouched('manual ops', base);
   });
 
-  test('tier CLI (archive, pin, unpin in-process; status; explain) by path while nobody swaps', async () => {
+  test('tier CLI (archive, pin in-process; status; explain) by path while nobody swaps', async () => {
+    const base = baseline();
     const ds = [victimDir(priv), victimDir(outside)];
     const paths = ds.flatMap((d) => Array.from({ length: FILES }, (_, i) => join(d, `f${i}.bin`)));
-    const swapper = await startSwapper(ds);
+    const swapper = await startSwapper(ds, 0.0001);
     try {
       // In-process runs: stop the daemon's socket from taking them by pointing at a state dir with none.
       const noDaemon = join(fs.scratch, 'state-cli');
@@ -260,7 +265,7 @@ describe('hostile users: swaps race every path-based operation', () => {
       await stopSwapper(swapper);
     }
     for (const d of ds) settle(d);
-    assertUntouched('cli');
+    assertUntouched('cli', base);
   });
 
   test('reconcile (with --hash) and gc while nobody swaps', async () => {
@@ -269,6 +274,7 @@ describe('hostile users: swaps race every path-based operation', () => {
     const ds = [victimDir(outside), victimDir(priv)];
     await (await client()).manual('archive', { paths: ds.flatMap((d) => Array.from({ length: FILES }, (_, i) => join(d, `f${i}.bin`))) });
     for (const d of ds) for (let i = 0; i < FILES; i++) chmodSync(join(d, `f${i}.bin`), 0o640);
+    const base = baseline();
     const swapper = await startSwapper(ds);
     try {
       for (let i = 0; i < 2; i++) {
@@ -280,7 +286,7 @@ describe('hostile users: swaps race every path-based operation', () => {
       await stopSwapper(swapper);
     }
     for (const d of ds) settle(d);
-    assertUntouched('reconcile+gc');
+    assertUntouched('reconcile+gc', base);
   });
 });
 

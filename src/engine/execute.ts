@@ -8,6 +8,9 @@
 //   F_WRLCK and fstat unchanged -> write the record -> punch -> catalog ->
 //   futimens(atime, mtime) -> F_UNLCK -> close.
 // Invariants:
+// - The path is resolved once, beneath its fileset root with no symlink and no mount
+//   crossed, into an O_PATH fd checked against the scan's inode (kernel/beneath.ts); every
+//   open, xattr and mark after that goes through that inode, never through the path.
 // - Never open the file again while holding the lease (we would block ourselves 45 s).
 // - Never read or punch under the lease through an fd that can raise a pre-content event:
 //   the fd comes from openUnmarked (open-unmarked.ts: opened while the inode had no mark).
@@ -126,9 +129,9 @@ export interface ScannedTarget extends Expected {
 }
 
 /** A path refused before anything was opened: replaced since the scan (busy, next run) or outside the rules. */
-function refused(mode: string, absPath: string, e: unknown): Outcome {
+function refused(mode: string, absPath: string, e: unknown, scanned: boolean): Outcome {
   if (e instanceof BeneathError && e.code === 'REPLACED') return { status: 'busy', uploaded: 0, freed: 0, message: `${e.message}: next run` };
-  if (e instanceof BeneathError && e.code === 'ENOENT') return { status: 'skipped', uploaded: 0, freed: 0, message: 'gone since the scan' };
+  if (scanned && e instanceof BeneathError && e.code === 'ENOENT') return { status: 'skipped', uploaded: 0, freed: 0, message: 'gone since the scan' };
   if (e instanceof BeneathError && e.code === 'EFTYPE') return { status: 'skipped', uploaded: 0, freed: 0, message: 'not a regular file' };
   return { status: 'failed', uploaded: 0, freed: 0, message: `${mode} ${e instanceof BeneathError ? e.message : `${absPath}: ${(e as Error).message}`}` };
 }
@@ -153,7 +156,7 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
   try {
     pin = pinInFilesets(absPath, target ? [target.root] : deps.roots, target);
   } catch (e) {
-    return refused(mode, absPath, e);
+    return refused(mode, absPath, e, target !== undefined);
   }
   try {
     return await migratePinned(pin, absPath, tierName, mode, deps);

@@ -21,7 +21,7 @@
 //   start-up would hang. O_NONBLOCK: a file leased by someone else (Samba, knfsd) is
 //   skipped at once, not waited on for lease-break-time (reconcile marks it later).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { fgetxattr } from '../kernel/libc.js';
+import { fgetxattr, fileHandleOfFd } from '../kernel/libc.js';
 import { locate, resolveBeneath } from '../kernel/beneath.js';
 import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
@@ -33,6 +33,8 @@ export interface ReleasedRow {
   /** The inode the catalog recorded, when it has one. */
   dev?: number | bigint | null;
   ino?: number | bigint | null;
+  /** The catalog's file handle: checked too when present (an inode number can be reused). */
+  handle?: Buffer | null;
 }
 
 export interface MarkResult {
@@ -95,6 +97,10 @@ function markOne(row: ReleasedRow, markReleased: (fd: number) => void, roots?: r
     if (!st.isFile()) return 'not a regular file';
     if (row.ino != null && BigInt(row.ino) !== st.ino) return `inode changed (catalog ${row.ino}, file ${st.ino})`;
     if (row.dev != null && BigInt(row.dev) !== st.dev) return `device changed (catalog ${row.dev}, file ${st.dev})`;
+    if (row.handle && row.handle.length > 0) {
+      const h = fileHandleOfFd(pathFd);
+      if (h && !h.equals(row.handle)) return 'inode changed (file handle differs from the catalog)';
+    }
     fd = openSync(`/proc/self/fd/${pathFd}`, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

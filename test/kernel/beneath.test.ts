@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { atBeneath, BeneathError, locate, pinBeneath, pinInFilesets } from '../../src/kernel/beneath.js';
 import { addInodeMark, createGroup, decodeEvents, FAN_ALLOW, FAN_OPEN_PERM, FAN_PRE_ACCESS, respond } from '../../src/kernel/fanotify.js';
-import { readNb } from '../../src/kernel/libc.js';
+import { fileHandleOfFd, readNb } from '../../src/kernel/libc.js';
 
 const code = (f: () => unknown): string => {
   try {
@@ -60,6 +60,15 @@ describe('beneath: resolving under a fileset root', () => {
       pin.close();
     }
     assert.equal(code(() => pinBeneath(join(root, 'a/b/f'), root, { dev: st.dev, ino: st.ino + 1 })), 'REPLACED');
+    // The catalog's file handle (taken through a normal fd) matches the O_PATH fd's; another's does not.
+    const fd = openSync(join(root, 'a/b/f'), 'r');
+    const handle = fileHandleOfFd(fd)!;
+    closeSync(fd);
+    assert.ok(handle.length > 8);
+    assert.equal(code(() => pinBeneath(join(root, 'a/b/f'), root, { dev: st.dev, ino: st.ino, handle }).close()), 'ok');
+    const wrong = Buffer.from(handle);
+    wrong[wrong.length - 1]! ^= 0xff;
+    assert.equal(code(() => pinBeneath(join(root, 'a/b/f'), root, { dev: st.dev, ino: st.ino, handle: wrong })), 'REPLACED');
   });
 
   test('a symlink in any component, `..` out of the root, a mount inside: refused', () => {

@@ -22,7 +22,7 @@
 //   skipped at once, not waited on for lease-break-time (reconcile marks it later).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { fgetxattr, fileHandleOfFd } from '../kernel/libc.js';
-import { locate, resolveBeneath } from '../kernel/beneath.js';
+import { resolveBeneath, rootIn } from '../kernel/beneath.js';
 import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 
@@ -72,20 +72,11 @@ export function markReleasedFiles(
   return { marked, skipped, inherited: false };
 }
 
-function rootOf(path: string, roots?: readonly string[]): string | null {
-  if (!roots) return null;
-  try {
-    return locate(path, roots).root;
-  } catch {
-    return null;
-  }
-}
-
 /** Returns null when marked, else why not. */
 function markOne(row: ReleasedRow, markReleased: (fd: number) => void, roots?: readonly string[]): string | null {
   let pathFd: number;
   try {
-    pathFd = resolveBeneath(row.path, rootOf(row.path, roots));
+    pathFd = resolveBeneath(row.path, rootIn(row.path, roots));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'is a symlink now, or has one in its path (not followed)' : (e as Error).message;

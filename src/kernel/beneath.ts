@@ -184,15 +184,17 @@ export function atBeneath<T>(absPath: string, root: string | null, fn: (at: stri
   }
 }
 
+/** The root among `roots` holding absPath, or null (none holds it, or no roots given). */
+export function rootIn(absPath: string, roots: readonly string[] | undefined): string | null {
+  if (!roots) return null;
+  try {
+    return locate(absPath, roots).root;
+  } catch {
+    return null;
+  }
+}
+
 /** atBeneath, with the root found among `roots` when the path lies beneath one (else: no symlink rule only). */
 export function atInFilesets<T>(absPath: string, roots: readonly string[] | undefined, fn: (at: string) => T): T {
-  let root: string | null = null;
-  if (roots) {
-    try {
-      root = locate(absPath, roots).root;
-    } catch {
-      root = null;
-    }
-  }
-  return atBeneath(absPath, root, fn);
+  return atBeneath(absPath, rootIn(absPath, roots), fn);
 }

@@ -23,7 +23,7 @@
 // - Per-inode lock: while we hold it no other migration in this process can mark the
 //   inode between our unmark and our second open (marks come only from migrations and
 //   from start-up marking, which runs before any migration).
-import { closeSync, constants, fstatSync, lstatSync, open, read, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, open, read, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
 import { deriveState } from './facts.js';
@@ -34,16 +34,6 @@ const openAsync = promisify(open);
 const preadAsync = promisify(read);
 
 const busyInodes = new Set<string>();
-
-/** dev:ino of a path (lstat, no open), or null. */
-export function inodeKeyOfPath(absPath: string): string | null {
-  try {
-    const st = lstatSync(absPath, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return null;
-  }
-}
 
 /** A migration of this inode runs in this process. */
 export const inodeLocked = (key: string): boolean => busyInodes.has(key);

@@ -12,7 +12,7 @@ import { recallFile } from '../engine/actions.js';
 import { leaseSafeMarker } from '../engine/marker.js';
 import { cooldownHoldBack } from '../ops/cooldown.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
-import { parsePolicyFiles, sameTier } from './policies.js';
+import { filesetRoots, parsePolicyFiles, sameTier } from './policies.js';
 import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import type { MarkResult } from './startup-marks.js';
 import type { WorkerConfig } from './worker-config.js';
@@ -110,7 +110,8 @@ export async function runApplyRequest(
 
 /** The engine's dependencies inside the daemon: its tiers, catalog and lease-safe marks. */
 function execDeps(s: WorkerState): ExecDeps {
-  return { tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
+  // Paths given by hand must lie beneath one of the daemon's filesets (kernel/beneath.ts).
+  return { roots: filesetRoots(s.policies), tiers: s.tiers, catalog: s.catalog, marker: leaseSafeMarker(s.cfg.groupFd, s.cfg.mode, s.recall), log: s.log };
 }
 
 /**

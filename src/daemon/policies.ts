@@ -64,3 +64,8 @@ function where(d: TierDecl): unknown {
 function at(d: TierDecl): string {
   return `${d.span.file}:${d.span.line}:${d.span.col}`;
 }
+
+/** Every fileset root of the policies in force: paths acted on must lie beneath one (kernel/beneath.ts). */
+export function filesetRoots(policies: readonly PolicyFile[]): string[] {
+  return [...new Set(policies.flatMap((pf) => pf.filesets.flatMap((f) => f.roots)))];
+}

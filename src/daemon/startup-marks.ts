@@ -11,7 +11,9 @@
 // - A file whose record no longer says released/partial, or whose inode is not the one
 //   the catalog saw, is skipped (logged): something else replaced it.
 // - A missing file is logged and skipped, never fatal: the rest must still be marked.
-// - The path is first opened O_PATH (no event, no lease break) and its inode checked
+// - The path is resolved beneath the daemon's filesets with no symlink in any component
+//   and no mount crossed (kernel/beneath.ts; a row whose path now leads through a
+//   user's symlink is skipped), first opened O_PATH (no event, no lease break) and its inode checked
 //   against the row before the real open, which goes through /proc/self/fd (the same inode,
 //   whatever the path does meanwhile). A stale row whose path now names a file marked
 //   earlier in this pass (a hard link or a rename made while the daemon was down) would
@@ -19,7 +21,8 @@
 //   start-up would hang. O_NONBLOCK: a file leased by someone else (Samba, knfsd) is
 //   skipped at once, not waited on for lease-break-time (reconcile marks it later).
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { fgetxattr } from '../kernel/libc.js';
+import { fgetxattr, fileHandleOfFd } from '../kernel/libc.js';
+import { resolveBeneath, rootIn } from '../kernel/beneath.js';
 import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 
@@ -32,6 +35,8 @@ export interface ReleasedRow {
   /** The inode the catalog recorded, when it has one. */
   dev?: number | bigint | null;
   ino?: number | bigint | null;
+  /** The catalog's file handle: checked too when present (an inode number can be reused). */
+  handle?: Buffer | null;
 }
 
 export interface MarkResult {
@@ -41,8 +46,6 @@ export interface MarkResult {
   inherited: boolean;
 }
 
-const O_PATH = 0o10000000;
-const PATH_FLAGS = O_PATH | constants.O_NOFOLLOW;
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK;
 const NOT_RELEASED = 'record is not released/partial';
 
@@ -50,11 +53,17 @@ export function markReleasedFiles(
   rows: Iterable<ReleasedRow>,
   markReleased: (fd: number) => void,
   log: Logger,
+  /**
+   * The filesets in force: a row beneath one is resolved beneath it (no mount crossed).
+   * A row outside all of them is still marked (its fileset may have left the policy, its
+   * holes have not), resolved with no symlink in any component; inode and record checked.
+   */
+  roots?: readonly string[],
 ): MarkResult {
   let marked = 0;
   let skipped = 0;
   for (const row of rows) {
-    const why = markOne(row, markReleased);
+    const why = markOne(row, markReleased, roots);
     if (why === null) marked++;
     else if (why === NOT_RELEASED && row.state === 'dirty') continue; // written archived file: nothing to mark
     else {
@@ -66,12 +75,14 @@ export function markReleasedFiles(
 }
 
 /** Returns null when marked, else why not. */
-function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string | null {
+function markOne(row: ReleasedRow, markReleased: (fd: number) => void, roots?: readonly string[]): string | null {
   let pathFd: number;
   try {
-    pathFd = openSync(row.openPath ?? row.path, PATH_FLAGS);
+    const at = row.openPath ?? row.path;
+    pathFd = resolveBeneath(at, rootIn(at, roots));
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'missing' : code === 'ELOOP' ? 'is a symlink now, or has one in its path (not followed)' : (e as Error).message;
   }
   let fd: number;
   try {
@@ -80,6 +91,10 @@ function markOne(row: ReleasedRow, markReleased: (fd: number) => void): string |
     if (!st.isFile()) return 'not a regular file';
     if (row.ino != null && BigInt(row.ino) !== st.ino) return `inode changed (catalog ${row.ino}, file ${st.ino})`;
     if (row.dev != null && BigInt(row.dev) !== st.dev) return `device changed (catalog ${row.dev}, file ${st.dev})`;
+    if (row.handle && row.handle.length > 0) {
+      const h = fileHandleOfFd(pathFd);
+      if (h && !h.equals(row.handle)) return 'inode changed (file handle differs from the catalog)';
+    }
     fd = openSync(`/proc/self/fd/${pathFd}`, OPEN_FLAGS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

@@ -15,7 +15,7 @@ import { DaemonOps } from '../ops/daemon-ops.js';
 import { markFoundReleased } from '../ops/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
-import { loadPolicies } from './policies.js';
+import { filesetRoots, loadPolicies } from './policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
@@ -61,8 +61,9 @@ export async function runWorker(
       ),
     metricsListen: cfg.metricsListen,
     reconcileIntervalMs: cfg.reconcileIntervalMs,
-    markFound: async (path) => {
-      if (await markFoundReleased(path, (fd) => recall.markReleased(fd))) log.info('released file found by reconcile: marked', { op: 'reconcile', path });
+    markFound: async (path, expect) => {
+      // Beneath the filesets in force, the inode reconcile saw (kernel/beneath.ts).
+      if (await markFoundReleased(path, (fd) => recall.markReleased(fd), expect, filesetRoots(state.policies))) log.info('released file found by reconcile: marked', { op: 'reconcile', path });
     },
     gcTiers: tiers,
     catalog,
@@ -98,7 +99,8 @@ export async function runWorker(
     const rows = (function* () {
       for (const r of catalog.releasedFiles()) yield { ...r, openPath: throughBacking(r.path, cfg.backings) };
     })();
-    state.startup = markReleasedFiles(rows, (fd) => recall.markReleased(fd), log);
+    const roots = filesetRoots(state.policies).map((r) => throughBacking(r, cfg.backings));
+    state.startup = markReleasedFiles(rows, (fd) => recall.markReleased(fd), log, roots);
     log.info('start-up marks placed', { ...state.startup, ms: Date.now() - t0 });
   } else log.info('marks inherited from the previous worker');
   // Every released file is marked: show the filesystems at their roots. Before change

@@ -1,27 +1,45 @@
 // The small actions: pin/unpin (a flag in the record) and recall (read the whole file
 // through a normal fd so the recall service fills it), and the dispatcher that runs one
-// planned action.
+// planned action. Every path is resolved beneath its fileset and its inode checked
+// (kernel/beneath.ts) before any open; opens go through the checked inode's magic link.
 import { closeSync, constants, fstatSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { fgetxattr, fremovexattr, fsetxattr, lgetxattr } from '../kernel/libc.js';
+import { fgetxattr, fremovexattr, fsetxattr, getxattr } from '../kernel/libc.js';
+import { BeneathError, pinInFilesets, type Pinned } from '../kernel/beneath.js';
 import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord } from './catalog.js';
-import { migrate, NO_RECALL_SERVICE, openAsync, OPEN_FLAGS, type ExecDeps, type Outcome, type OutcomeStatus } from './execute.js';
+import { migrate, NO_RECALL_SERVICE, openAsync, OPEN_FLAGS, type ExecDeps, type Outcome, type OutcomeStatus, type ScannedTarget } from './execute.js';
 import type { PlannedAction } from './plan.js';
 import { withMarkedIo } from './marked-io.js';
 
 const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
 
+/** Resolves absPath beneath its fileset (kernel/beneath.ts); a refusal is the outcome. */
+function pinFor(op: string, absPath: string, deps: Pick<ExecDeps, 'roots'>, target?: ScannedTarget): Pinned | Outcome {
+  try {
+    return pinInFilesets(absPath, target ? [target.root] : deps.roots, target);
+  } catch (e) {
+    if (e instanceof BeneathError && e.code === 'REPLACED') return none('busy', `${e.message}: next run`);
+    return none('failed', `${op} ${e instanceof BeneathError ? e.message : `${absPath}: ${(e as Error).message}`}`);
+  }
+}
+const isPinned = (x: Pinned | Outcome): x is Pinned => 'proc' in x;
+/** Opening the checked inode through its magic link: O_NOFOLLOW would refuse the link itself. */
+const VIA_PROC = OPEN_FLAGS & ~constants.O_NOFOLLOW;
+
 /** Sets or clears the pinned flag. A resident, unpinned file ends with no record at all. */
-export async function setPinned(absPath: string, pinned: boolean, deps: Pick<ExecDeps, 'catalog'>): Promise<Outcome> {
+export async function setPinned(absPath: string, pinned: boolean, deps: Pick<ExecDeps, 'catalog' | 'roots'>, target?: ScannedTarget): Promise<Outcome> {
   const op = pinned ? 'pin' : 'unpin';
+  const pin = pinFor(op, absPath, deps, target);
+  if (!isPinned(pin)) return pin;
   let fd: number;
   try {
-    fd = await openAsync(absPath, OPEN_FLAGS);
+    fd = await openAsync(pin.proc, VIA_PROC);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    return none('failed', `${op} ${absPath}: open: ${err.code === 'ELOOP' ? 'is a symlink' : err.message}`);
+    return none('failed', `${op} ${absPath}: open: ${(e as Error).message}`);
+  } finally {
+    pin.close();
   }
   try {
     const st = fstatSync(fd, { bigint: true });
@@ -52,23 +70,29 @@ export async function setPinned(absPath: string, pinned: boolean, deps: Pick<Exe
  * the recall service answers. Without a recall service the reads would return zeros, so
  * it is refused. Reads are async: the service may run on this very event loop.
  */
-export async function recallFile(absPath: string, deps: Pick<ExecDeps, 'marker'>, signal?: AbortSignal): Promise<Outcome> {
-  let rec: StateRecord | null;
+export async function recallFile(absPath: string, deps: Pick<ExecDeps, 'marker' | 'roots'>, signal?: AbortSignal, target?: ScannedTarget): Promise<Outcome> {
+  const pin = pinFor('recall', absPath, deps, target);
+  if (!isPinned(pin)) return pin;
   try {
-    rec = decodeRecord(lgetxattr(absPath, XATTR_STATE));
-  } catch (e) {
-    return none('failed', `recall ${absPath}: ${(e as Error).message}`);
+    let rec: StateRecord | null;
+    try {
+      rec = decodeRecord(getxattr(pin.proc, XATTR_STATE));
+    } catch (e) {
+      return none('failed', `recall ${absPath}: ${(e as Error).message}`);
+    }
+    if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return none('skipped', `not released (${rec?.state ?? 'resident'})`);
+    if (!deps.marker) return none('failed', `recall ${absPath}: ${NO_RECALL_SERVICE}`);
+    // Each open/read below holds a threadpool thread until our own service answers: capped.
+    return await withMarkedIo(() => readWhole(absPath, pin.proc, signal));
+  } finally {
+    pin.close();
   }
-  if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return none('skipped', `not released (${rec?.state ?? 'resident'})`);
-  if (!deps.marker) return none('failed', `recall ${absPath}: ${NO_RECALL_SERVICE}`);
-  // Each open/read below holds a threadpool thread until our own service answers: capped.
-  return withMarkedIo(() => readWhole(absPath, signal));
 }
 
-async function readWhole(absPath: string, signal?: AbortSignal): Promise<Outcome> {
+async function readWhole(absPath: string, at: string, signal?: AbortSignal): Promise<Outcome> {
   let fh;
   try {
-    fh = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NOATIME);
+    fh = await open(at, constants.O_RDONLY | constants.O_NOATIME);
   } catch (e) {
     return none('failed', `recall ${absPath}: open: ${(e as Error).message}`);
   }
@@ -91,16 +115,18 @@ async function readWhole(absPath: string, signal?: AbortSignal): Promise<Outcome
 
 /** Runs one planned action; never throws (per-file failures are outcomes). */
 export async function runAction(a: PlannedAction, deps: ExecDeps, signal?: AbortSignal): Promise<Outcome> {
+  // The inode the scan saw, under the root it was scanned from: nothing else is touched.
+  const target: ScannedTarget = { root: a.file.root, dev: a.file.dev, ino: a.file.ino };
   try {
     switch (a.kind) {
       case 'archive':
       case 'release':
-        return await migrate(a.file.absPath, a.tier!, a.kind, deps);
+        return await migrate(a.file.absPath, a.tier!, a.kind, deps, target);
       case 'pin':
       case 'unpin':
-        return await setPinned(a.file.absPath, a.kind === 'pin', deps);
+        return await setPinned(a.file.absPath, a.kind === 'pin', deps, target);
       case 'recall':
-        return await recallFile(a.file.absPath, deps, signal);
+        return await recallFile(a.file.absPath, deps, signal, target);
     }
   } catch (e) {
     return none('failed', `${a.kind} ${a.file.absPath}: ${(e as Error).message}`);

@@ -8,6 +8,9 @@
 //   F_WRLCK and fstat unchanged -> write the record -> punch -> catalog ->
 //   futimens(atime, mtime) -> F_UNLCK -> close.
 // Invariants:
+// - The path is resolved once, beneath its fileset root with no symlink and no mount
+//   crossed, into an O_PATH fd checked against the scan's inode (kernel/beneath.ts); every
+//   open, xattr and mark after that goes through that inode, never through the path.
 // - Never open the file again while holding the lease (we would block ourselves 45 s).
 // - Never read or punch under the lease through an fd that can raise a pre-content event:
 //   the fd comes from openUnmarked (open-unmarked.ts: opened while the inode had no mark).
@@ -17,11 +20,11 @@
 // - Nothing is punched without a verified copy; a dirty file is uploaded again first.
 // - SIGIO (an opener is waiting) unlocks at once, in the signal listener, then aborts.
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
-import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
+import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, getxattr, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
@@ -32,7 +35,8 @@ import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
 import { copyStillValid, recordedCtime } from './verify-copy.js';
-import { inodeKeyOfPath, inodeLocked, lockInode, openUnmarked } from './open-unmarked.js';
+import { inodeLocked, lockInode, openUnmarked } from './open-unmarked.js';
+import { BeneathError, pinInFilesets, type Expected, type Pinned } from '../kernel/beneath.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 // fallocate(PUNCH_HOLE) needs a writable fd (EBADF on O_RDONLY, measured), and the punch
@@ -74,6 +78,12 @@ export interface NoNotifyAccess {
 }
 
 export interface ExecDeps {
+  /**
+   * The fileset roots a path given without its root (manual actions) must lie beneath;
+   * outside all of them it is refused. Absent (library use): no fileset rule, but no
+   * symlink is followed in any component either (kernel/beneath.ts).
+   */
+  roots?: readonly string[];
   tiers: Map<string, Tier>;
   catalog: Catalog | null;
   marker: Marker | null;
@@ -96,20 +106,34 @@ export const NO_RECALL_SERVICE = 'no recall service running: start `tier daemon`
 
 class Abort extends Error {}
 
-function peekRecord(absPath: string): StateRecord | null {
+/** The record of the pinned inode, read through its O_PATH fd's magic link (no open, no event). */
+function peekRecord(pin: Pinned): StateRecord | null {
   try {
-    return decodeRecord(lgetxattr(absPath, XATTR_STATE));
+    return decodeRecord(getxattr(pin.proc, XATTR_STATE));
   } catch {
     return null;
   }
 }
 
-function statSafe(absPath: string): BigIntStats | null {
+function statSafe(fd: number): BigIntStats | null {
   try {
-    return lstatSync(absPath, { bigint: true });
+    return fstatSync(fd, { bigint: true });
   } catch {
     return null;
   }
+}
+
+/** What a planned action knows of its file: the root it was scanned under and the inode seen. */
+export interface ScannedTarget extends Expected {
+  root: string;
+}
+
+/** A path refused before anything was opened: replaced since the scan (busy, next run) or outside the rules. */
+function refused(mode: string, absPath: string, e: unknown, scanned: boolean): Outcome {
+  if (e instanceof BeneathError && e.code === 'REPLACED') return { status: 'busy', uploaded: 0, freed: 0, message: `${e.message}: next run` };
+  if (scanned && e instanceof BeneathError && e.code === 'ENOENT') return { status: 'skipped', uploaded: 0, freed: 0, message: 'gone since the scan' };
+  if (e instanceof BeneathError && e.code === 'EFTYPE') return { status: 'skipped', uploaded: 0, freed: 0, message: 'not a regular file' };
+  return { status: 'failed', uploaded: 0, freed: 0, message: `${mode} ${e instanceof BeneathError ? e.message : `${absPath}: ${(e as Error).message}`}` };
 }
 
 export const newKey = (): string => {
@@ -121,38 +145,57 @@ function sameFile(a: BigIntStats, b: BigIntStats): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino;
 }
 
-/** Archive (copy, keep data) or release (copy if needed, then free the blocks). */
-export async function migrate(absPath: string, tierName: string, mode: 'archive' | 'release', deps: ExecDeps): Promise<Outcome> {
+/**
+ * Archive (copy, keep data) or release (copy if needed, then free the blocks). The path is
+ * resolved once, beneath its fileset root (`target.root`, else the one of deps.roots
+ * holding it), into an O_PATH fd whose inode must be `target`'s (the scan's): every later
+ * step works on that inode through it, never on the path again (kernel/beneath.ts).
+ */
+export async function migrate(absPath: string, tierName: string, mode: 'archive' | 'release', deps: ExecDeps, target?: ScannedTarget): Promise<Outcome> {
+  let pin: Pinned;
+  try {
+    pin = pinInFilesets(absPath, target ? [target.root] : deps.roots, target);
+  } catch (e) {
+    return refused(mode, absPath, e, target !== undefined);
+  }
+  try {
+    return await migratePinned(pin, absPath, tierName, mode, deps);
+  } finally {
+    pin.close();
+  }
+}
+
+async function migratePinned(pin: Pinned, absPath: string, tierName: string, mode: 'archive' | 'release', deps: ExecDeps): Promise<Outcome> {
   const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
   const tier = deps.tiers.get(tierName);
   if (!tier) return none('failed', `${mode} ${absPath}: unknown tier "${tierName}"`);
   if (mode === 'release' && !deps.marker) return none('failed', `release ${absPath}: ${NO_RECALL_SERVICE}`);
 
   // Idempotent runs must not even open released files (an open raises an event).
-  const pre = peekRecord(absPath);
+  const pre = peekRecord(pin);
   if (pre?.state === 'released' || pre?.state === 'partial') {
-    const st = statSafe(absPath);
+    const st = statSafe(pin.fd);
     const now = st && deriveState(pre, { size: Number(st.size), mtimeNs: st.mtimeNs.toString() });
     if (now === 'released') return none('skipped', 'already released');
     // Already marked: only a no-notify fd may punch it (release-partial.ts).
     if (now === 'partial') {
       if (mode !== 'release') return none('skipped', 'partially recalled: the copy is already in the tier');
-      const unlockInode = lockInode(inodeKeyOfPath(absPath) ?? absPath); // no normal migration opens it meanwhile
+      const unlockInode = lockInode(`${pin.st.dev}:${pin.st.ino}`); // no normal migration opens it meanwhile
       if (!unlockInode) return none('busy', 'busy: another action is migrating it');
       try {
-        return await releasePartial(absPath, tier, deps);
+        return await releasePartial(absPath, tier, deps, pin.proc);
       } finally {
         unlockInode();
       }
     }
   }
   // Not even opened while another action migrates it (our open would break its lease).
-  const key0 = inodeKeyOfPath(absPath);
-  if (key0 && inodeLocked(key0)) return none('busy', 'busy: another action is migrating it');
+  if (inodeLocked(`${pin.st.dev}:${pin.st.ino}`)) return none('busy', 'busy: another action is migrating it');
   const marker = deps.marker;
   // Async opens (a marked file's open raises an event this process may have to answer),
   // and an fd no pre-content event can come from (open-unmarked.ts).
   const opened = await openUnmarked(absPath, {
+    at: pin.proc,
     flags: mode === 'release' ? RELEASE_FLAGS : OPEN_FLAGS,
     wasMarked: pre?.state === 'released' || pre?.state === 'partial',
     ...(marker?.clearMark ? { clearMark: (f: number) => marker.clearMark!(f) } : {}),

@@ -23,7 +23,7 @@
 // - Per-inode lock: while we hold it no other migration in this process can mark the
 //   inode between our unmark and our second open (marks come only from migrations and
 //   from start-up marking, which runs before any migration).
-import { closeSync, constants, fstatSync, lstatSync, open, read, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, open, read, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
 import { deriveState } from './facts.js';
@@ -34,16 +34,6 @@ const openAsync = promisify(open);
 const preadAsync = promisify(read);
 
 const busyInodes = new Set<string>();
-
-/** dev:ino of a path (lstat, no open), or null. */
-export function inodeKeyOfPath(absPath: string): string | null {
-  try {
-    const st = lstatSync(absPath, { bigint: true });
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return null;
-  }
-}
 
 /** A migration of this inode runs in this process. */
 export const inodeLocked = (key: string): boolean => busyInodes.has(key);
@@ -61,6 +51,8 @@ export function lockInode(key: string): (() => void) | null {
 
 export interface UnmarkedOptions {
   flags: number;
+  /** What to open instead of absPath: the caller's checked inode as `/proc/self/fd/N` (kernel/beneath.ts). */
+  at?: string;
   /** The record peeked by path before opening said released/partial (the inode was marked). */
   wasMarked: boolean;
   /** Removes any mark of our group on the inode behind fd (absent: no group in this process). */
@@ -78,6 +70,9 @@ const isMarkedState = (r: StateRecord | null): boolean => r?.state === 'released
 const O_ACCMODE = 3; // not in node:fs constants
 const lookFlags = (flags: number): number => (flags & ~O_ACCMODE) | constants.O_RDONLY;
 
+/** O_NOFOLLOW would refuse the magic link `/proc/self/fd/N` itself (ELOOP): the inode behind it was checked. */
+const openFlags = (o: UnmarkedOptions): number => (o.at ? o.flags & ~constants.O_NOFOLLOW : o.flags);
+
 /** Async: a marked file's open raises an event that the recall service, maybe on this event loop, answers. */
 async function openFile(absPath: string, flags: number): Promise<number | Failure> {
   try {
@@ -91,7 +86,7 @@ async function openFile(absPath: string, flags: number): Promise<number | Failur
 /** Opens absPath for the release protocol: see the top of this file. */
 export async function openUnmarked(absPath: string, o: UnmarkedOptions): Promise<Unmarked> {
   // A marked file's open waits on a threadpool thread for our own handler (marked-io.ts).
-  const look = () => openFile(absPath, lookFlags(o.flags));
+  const look = () => openFile(o.at ?? absPath, lookFlags(openFlags(o)));
   const probe = await (o.wasMarked ? withMarkedIo(look) : look());
   if (typeof probe !== 'number') return probe;
   let st: BigIntStats;
@@ -155,7 +150,7 @@ async function settle(absPath: string, probe: number, st: BigIntStats, o: Unmark
   } finally {
     if (!keep) closeSync(probe);
   }
-  const fd = await openFile(absPath, o.flags);
+  const fd = await openFile(o.at ?? absPath, openFlags(o));
   if (typeof fd !== 'number') return fd;
   try {
     const st2 = fstatSync(fd, { bigint: true });

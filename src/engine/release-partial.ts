@@ -21,7 +21,7 @@
 // reads normally); after the punch the record says released, so every read is recalled.
 // Any fetch of this inode holds an O_RDWR event fd, so a taken lease also proves that no
 // fill can write into the file while we punch it.
-import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, statfsSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fdatasync as fdatasyncCb, fstatSync, lstatSync, open, statfsSync, statSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
@@ -51,13 +51,16 @@ export function unchanged(copy: Copy, st: { size: bigint; mtimeNs: bigint }): bo
   return BigInt(copy.size) === st.size && copy.mtimeNs === st.mtimeNs.toString();
 }
 
-/** Release of a file whose record says 'partial' (caller checked, by path). */
-export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps): Promise<Outcome> {
+/**
+ * Release of a file whose record says 'partial' (caller checked). `at` opens it: the
+ * caller's `/proc/self/fd/N` of the inode it resolved and checked (kernel/beneath.ts).
+ */
+export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps, at = absPath): Promise<Outcome> {
   const none = (status: OutcomeStatus, message: string): Outcome => ({ status, uploaded: 0, freed: 0, message });
   const nn = deps.marker?.noNotify;
   if (!nn) return none('skipped', 'partially recalled: the copy is already in the tier (no recall service to re-release it)');
 
-  const fd = await noNotifyFd(absPath, nn).catch((e: Error) => e);
+  const fd = await noNotifyFd(at, nn).catch((e: Error) => e);
   if (fd instanceof Error) return fd instanceof Busy ? none('busy', fd.message) : none('failed', `release ${absPath}: ${fd.message}`);
 
   let lease: LeaseGuard | null = null;
@@ -176,7 +179,7 @@ async function completeAsDirty(
   }
   // Give up before the first write rather than run into ENOSPC half-way. f_bavail: the
   // root reserve stays the admin's. Margin 1/64 for the filesystem's own metadata.
-  const fsStat = statfsSync(absPath, { bigint: true });
+  const fsStat = statfsSync(`/proc/self/fd/${fd}`, { bigint: true }); // this inode's filesystem, whatever the path names now
   const block = Number(fsStat.bsize);
   const missing = missingBytes(resident, src.copy, block, sums);
   const free = Number(fsStat.bavail) * block;
@@ -208,14 +211,15 @@ async function completeAsDirty(
  * Opens the file (async: the answer comes from this event loop) while the recall service
  * captures that open's event fd; returns the no-notify dup, our own HSM-mode fd closed.
  */
-async function noNotifyFd(absPath: string, nn: NoNotifyAccess): Promise<number> {
-  const st = lstatSync(absPath, { bigint: true });
+async function noNotifyFd(at: string, nn: NoNotifyAccess): Promise<number> {
+  const proc = at.startsWith('/proc/self/fd/'); // the caller's checked inode: the magic link is followed
+  const st = proc ? statSync(at, { bigint: true }) : lstatSync(at, { bigint: true });
   if (!st.isFile()) throw new Error('not a regular file');
   const cap = nn.captureOwnOpen(`${st.dev}:${st.ino}`);
   if (!cap) throw new Busy('busy: another action is releasing it');
   let own: number;
   try {
-    own = await withMarkedIo(() => openAsync(absPath, OWN_OPEN_FLAGS)); // waits for our own service
+    own = await withMarkedIo(() => openAsync(at, proc ? OWN_OPEN_FLAGS & ~constants.O_NOFOLLOW : OWN_OPEN_FLAGS)); // waits for our own service
   } catch (e) {
     if (cap.fd !== null) closeSync(cap.fd);
     const err = e as NodeJS.ErrnoException;

@@ -1,11 +1,16 @@
 // Streaming walk of a fileset: yields FileFacts one by one, memory flat whatever the
-// tree size (one open directory handle per level, a bounded batch of lstat calls).
+// tree size (one open directory handle at a time, a bounded batch of lstat calls).
 // Never follows symlinks, never leaves the root's filesystem (st_dev), regular files
 // only, include/exclude globs relative to the root, dotfiles included. The record is
 // read with lgetxattr by path: opening the file could raise fanotify open events.
+// Users rename their directories while we walk (issue 18): each directory is opened as an
+// O_PATH fd beneath the root fd (openat2: no symlink in any component, no mount crossed,
+// kernel/beneath.ts), and read, lstat'ed and getxattr'ed through `/proc/self/fd/N/name`,
+// so a directory swapped for a symlink mid-walk can never take the walk outside.
 import { opendir, lstat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
+import { openRootFd, pathFdBeneath } from '../kernel/beneath.js';
 import { globMatcher } from './glob.js';
 import type { FilesetDecl } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
@@ -42,9 +47,9 @@ function dirPruner(exclude: string[]): Matcher {
 
 const nsToMs = (ns: bigint) => Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6;
 
-/** Facts for one regular file from its lstat and record. */
-export function factsFrom(root: string, rel: string, abs: string, st: BigIntStats): FileFacts {
-  const record = decodeRecord(lgetxattr(abs, XATTR_STATE));
+/** Facts for one regular file from its lstat and record (read at `at`: the scan's `/proc/self/fd/N/name`). */
+export function factsFrom(root: string, rel: string, abs: string, st: BigIntStats, at = abs): FileFacts {
+  const record = decodeRecord(lgetxattr(at, XATTR_STATE));
   const size = Number(st.size);
   const mtimeNs = st.mtimeNs.toString();
   const uid = Number(st.uid);
@@ -88,60 +93,94 @@ export async function* scanRoot(
   const pruned = dirPruner(exclude);
   const rootSt = await lstat(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
-  const dev = rootSt.dev;
-
-  // Depth-first over pending directories: only directory paths wait here, files stream.
-  const pending: string[] = [''];
-  while (pending.length > 0) {
-    const relDir = pending.pop()!;
-    const absDir = relDir === '' ? root : join(root, relDir);
-    let dir;
-    try {
-      dir = await opendir(absDir, { bufferSize: 256 });
-    } catch (e) {
-      report({ path: absDir, op: 'opendir', error: e as Error });
-      continue;
+  const rootFd = openRootFd(root);
+  try {
+    const dev = fstatSync(rootFd, { bigint: true }).dev;
+    // Depth-first over pending directories: only directory paths wait here, files stream.
+    const pending: string[] = [''];
+    while (pending.length > 0) {
+      const relDir = pending.pop()!;
+      const absDir = relDir === '' ? root : join(root, relDir);
+      let dirFd: number;
+      try {
+        dirFd = relDir === '' ? rootFd : pathFdBeneath(rootFd, relDir, absDir, O_DIRECTORY);
+      } catch (e) {
+        report({ path: absDir, op: 'open', error: e as Error }); // e.g. swapped for a symlink since listed
+        continue;
+      }
+      try {
+        yield* scanDir(root, relDir, `/proc/self/fd/${dirFd}`, dev, pending, { report, batch, included, excluded, pruned });
+      } finally {
+        if (dirFd !== rootFd) closeSync(dirFd);
+      }
     }
-    let names: string[] = [];
-    const flush = async function* (): AsyncGenerator<FileFacts> {
-      const sts = await Promise.all(
-        names.map((rel) =>
-          lstat(join(root, rel), { bigint: true }).catch((e: Error) => {
-            report({ path: join(root, rel), op: 'lstat', error: e });
-            return null;
-          }),
-        ),
-      );
-      for (let i = 0; i < names.length; i++) {
-        const st = sts[i];
-        const rel = names[i]!;
-        if (!st || st.dev !== dev) continue; // another filesystem mounted here
-        if (st.isDirectory()) {
-          if (!pruned(rel)) pending.push(rel);
-        } else if (st.isFile() && included(rel) && !excluded(rel)) {
-          try {
-            yield factsFrom(root, rel, join(root, rel), st);
-          } catch (e) {
-            report({ path: join(root, rel), op: 'lgetxattr', error: e as Error });
-          }
+  } finally {
+    closeSync(rootFd);
+  }
+}
+
+const O_DIRECTORY = 0o200000;
+
+interface DirCtx {
+  report: (e: ScanError) => void;
+  batch: number;
+  included: Matcher;
+  excluded: Matcher;
+  pruned: Matcher;
+}
+
+/** One directory, read through `at` (its O_PATH fd's magic link): files yielded, subdirectories pushed to pending. */
+async function* scanDir(root: string, relDir: string, at: string, dev: bigint, pending: string[], c: DirCtx): AsyncGenerator<FileFacts> {
+  const { report, batch, included, excluded, pruned } = c;
+  const absDir = relDir === '' ? root : join(root, relDir);
+  let dir;
+  try {
+    dir = await opendir(at, { bufferSize: 256 });
+  } catch (e) {
+    report({ path: absDir, op: 'opendir', error: e as Error });
+    return;
+  }
+  let names: string[] = [];
+  const relOf = (name: string) => (relDir === '' ? name : `${relDir}/${name}`);
+  const flush = async function* (): AsyncGenerator<FileFacts> {
+    const sts = await Promise.all(
+      names.map((name) =>
+        lstat(`${at}/${name}`, { bigint: true }).catch((e: Error) => {
+          report({ path: join(absDir, name), op: 'lstat', error: e });
+          return null;
+        }),
+      ),
+    );
+    for (let i = 0; i < names.length; i++) {
+      const st = sts[i];
+      const name = names[i]!;
+      const rel = relOf(name);
+      if (!st || st.dev !== dev) continue; // another filesystem mounted here
+      if (st.isDirectory()) {
+        if (!pruned(rel)) pending.push(rel);
+      } else if (st.isFile() && included(rel) && !excluded(rel)) {
+        try {
+          yield factsFrom(root, rel, join(root, rel), st, `${at}/${name}`);
+        } catch (e) {
+          report({ path: join(root, rel), op: 'lgetxattr', error: e as Error });
         }
       }
-      names = [];
-    };
-    try {
-      for await (const d of dir) {
-        const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
-        // Symlinks, sockets, devices, fifos are never managed; lstat decides the rest
-        // (also for file systems that report DT_UNKNOWN).
-        if (d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isBlockDevice() || d.isCharacterDevice()) continue;
-        if (d.isDirectory() && pruned(rel)) continue;
-        names.push(rel);
-        if (names.length >= batch) yield* flush();
-      }
-      yield* flush();
-    } catch (e) {
-      report({ path: absDir, op: 'readdir', error: e as Error });
     }
+    names = [];
+  };
+  try {
+    for await (const d of dir) {
+      const rel = relOf(d.name);
+      // Symlinks, sockets, devices, fifos are never managed; lstat decides the rest
+      // (also for file systems that report DT_UNKNOWN).
+      if (d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isBlockDevice() || d.isCharacterDevice()) continue;
+      if (d.isDirectory() && pruned(rel)) continue;
+      names.push(d.name);
+      if (names.length >= batch) yield* flush();
+    }
+    yield* flush();
+  } catch (e) {
+    report({ path: absDir, op: 'readdir', error: e as Error });
   }
 }
 

@@ -36,6 +36,7 @@ const c = {
   statfs: lib.func('int statfs(const char *path, _Out_ void *buf)'),
   mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
   umount2: lib.func('int umount2(const char *target, int flags)'),
+  syscall: lib.func('long syscall(long number, ...)'),
 };
 
 export interface SysError extends Error {
@@ -192,6 +193,24 @@ export function statfsFsid(path: string): string {
   const buf = Buffer.alloc(120); // struct statfs on x86_64/aarch64: f_fsid at offset 56
   check(c.statfs(path, buf), 'statfs', path);
   return fsidAt(buf, 56);
+}
+
+const SYS_openat2 = 437; // one number on every architecture (the unified table, Linux 5.6+)
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+
+/**
+ * openat2(2): opens `path` relative to dirfd under the RESOLVE_* restrictions (struct
+ * open_how {u64 flags; u64 mode; u64 resolve}). `what` names the file in errors. Synchronous:
+ * callers use it with O_PATH, which raises no fanotify event and breaks no lease.
+ */
+export function openat2(dirfd: number, path: string, flags: number, resolve: number, what?: string): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
+  how.writeBigUInt64LE(BigInt(resolve >>> 0), 16);
+  return check(c.syscall(SYS_openat2, 'int', dirfd, 'const char *', path, 'void *', how, 'size_t', 24), 'openat2', what ?? path);
 }
 
 export function fsetxattr(fd: number, name: string, value: Buffer, path?: string, flags = 0): void {

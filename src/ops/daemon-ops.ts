@@ -59,7 +59,7 @@ export interface DaemonOpsOptions {
   /** Background passes hash archived files up to this size. Default 256 MiB. */
   reconcileHashMaxBytes?: number;
   /** Marks a released file a reconcile found where the catalog did not list it (the recall service). */
-  markFound?(absPath: string): Promise<void>;
+  markFound?(absPath: string, expect?: { dev: number; ino: number }): Promise<void>;
 }
 
 const STATE_TOTALS_TTL_MS = 10_000;

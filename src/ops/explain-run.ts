@@ -3,9 +3,9 @@
 // and prints what explain.ts concludes. Read-only: opens nothing that could raise a
 // fanotify event (lstat and lgetxattr by path only).
 import { existsSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { realpathSync } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
+import { atBeneath } from '../kernel/beneath.js';
 import { factsFrom } from '../engine/scan.js';
 import type { Printer } from '../cli/io.js';
 import { UserError, EXIT } from '../cli/io.js';
@@ -32,14 +32,20 @@ export async function gatherExplanation(path: string, opts: ExplainOptions): Pro
   } catch {
     // lstat below names the problem
   }
-  let st;
-  try {
-    st = await lstat(abs, { bigint: true });
-  } catch (e) {
-    throw new UserError(`explain ${abs}: lstat: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.usage);
-  }
-  if (!st.isFile()) throw new UserError(`explain ${abs}: not a regular file; only regular files are managed`, EXIT.usage);
-  const facts = factsFrom(dirname(abs), abs.slice(dirname(abs).length + 1), abs, st);
+  // From here no symlink in any component (kernel/beneath.ts): a swap after realpath is refused.
+  const name = abs.slice(dirname(abs).length + 1);
+  const facts = (() => {
+    try {
+      return atBeneath(abs, null, (at) => {
+        const st = lstatSync(at, { bigint: true });
+        if (!st.isFile()) throw new UserError(`explain ${abs}: not a regular file; only regular files are managed`, EXIT.usage);
+        return factsFrom(dirname(abs), name, abs, st, at);
+      });
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`explain ${abs}: lstat: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.usage);
+    }
+  })();
 
   const usage = new Map<string, number>();
   for (const fs of pf.filesets) {

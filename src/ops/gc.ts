@@ -31,6 +31,7 @@ import type { Tier } from '../tiers/tier.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { scanRoot } from '../engine/scan.js';
+import { atInFilesets } from '../kernel/beneath.js';
 import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
 import { InodeProbe } from './inode-handle.js';
@@ -98,11 +99,11 @@ function addRef(refs: Refs, tier: string | null | undefined, key: string | null 
   s.add(key);
 }
 
-/** Is `key` still named by the record of the file at `path` (the path stored with the object)? */
-function referencedAt(path: string | undefined, tier: string, key: string): boolean {
+/** Is `key` still named by the record of the file at `path` (the path stored with the object)? No symlink followed (kernel/beneath.ts). */
+function referencedAt(path: string | undefined, tier: string, key: string, roots: readonly string[]): boolean {
   if (!path) return false;
   try {
-    const rec = decodeRecord(lgetxattr(path, XATTR_STATE));
+    const rec = decodeRecord(atInFilesets(path, roots, (at) => lgetxattr(at, XATTR_STATE)));
     return rec?.copy?.tier === tier && rec.copy.key === key;
   } catch {
     return false;
@@ -132,7 +133,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const probe = new InodeProbe(o.roots);
   for (const r of o.catalogRefs) {
     const deleted = r.deletedAt !== undefined && r.deletedAt !== null;
-    const vouched = !deleted && (r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path));
+    const vouched = !deleted && (r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path, o.roots));
     if (!vouched && r.handle && livingReference(probe, r, revive, log)) {
       addRef(refs, r.tier, r.key);
       continue;
@@ -184,7 +185,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
         if (!complete) orphan.fate = 'kept: scan incomplete';
         else if (o.now - firstSeen >= keep && age >= keep) {
           const info = (base !== obj.key ? await tier.stat(base) : null) ?? (await tier.stat(obj.key));
-          if (referencedAt(info?.meta?.path, name, base)) {
+          if (referencedAt(info?.meta?.path, name, base, o.roots)) {
             tr.referenced++; // moved out of the roots, still in use
             continue;
           }
@@ -228,9 +229,10 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   return result;
 }
 
-function existsLstat(p: string): boolean {
+/** Something is at p (reached with no symlink: a swapped-in link says "unsure", so the row is kept). */
+function existsLstat(p: string, roots: readonly string[]): boolean {
   try {
-    lstatSync(p);
+    atInFilesets(p, roots, (at) => lstatSync(at));
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== 'ENOENT'; // unsure: keep

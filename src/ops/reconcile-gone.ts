@@ -10,6 +10,7 @@ import type { CatalogRow } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import { InodeProbe } from './inode-handle.js';
 import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
+import { atInFilesets } from '../kernel/beneath.js';
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
@@ -26,12 +27,12 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
     gone.push(row); // collected first: no writes while the catalog is being iterated
   }
   const probe = gone.some((row) => row.handle) ? new InodeProbe(roots) : null;
-  const toMark: string[] = [];
+  const toMark: { path: string; dev: number; ino: number }[] = [];
   try {
     // No await in this loop: `gone` is a snapshot, and the engine (same thread in the
     // daemon) must not write rows between a check and the write it justifies.
     for (const row of gone) {
-      if (holds(row)) continue;
+      if (holds(row, roots)) continue;
       if (probe && livesOn(probe, cat, row, r, write, deps.log, toMark)) continue;
       r.rows.removed++;
       if (!write) continue;
@@ -43,8 +44,8 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
   }
   // Start-up marking went by the rows' old names: these inodes may carry no mark, and a
   // reader of their holes would get zeros. The daemon marks them now (by path, record checked).
-  for (const path of deps.onReleasedFound ? toMark : []) {
-    await deps.onReleasedFound!(path).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path, err: e }));
+  for (const { path, dev, ino } of deps.onReleasedFound ? toMark : []) {
+    await deps.onReleasedFound!(path, { dev, ino }).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path, err: e }));
   }
 }
 
@@ -53,7 +54,7 @@ export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: S
  * the row's copy: the row follows it to its current name (a hard link the scan does not
  * see), or, when the probe failed or the inode has no path, stays as it is.
  */
-function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, log: Logger, toMark: string[]): boolean {
+function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: ReconcileResult, write: boolean, log: Logger, toMark: { path: string; dev: number; ino: number }[]): boolean {
   const l = probe.inodeAlive(row);
   const fields = { op: 'reconcile', path: row.path, tier: row.tier ?? undefined, key: row.key ?? undefined };
   if (l.kind === 'unsure') {
@@ -69,13 +70,13 @@ function livesOn(probe: InodeProbe, cat: ReconcileCatalog, row: CatalogRow, r: R
   r.rows.updated++;
   if (write) cat.renamePath?.(row.dev, row.ino, l.path);
   log.info('managed file lost the name its row had and lives on elsewhere: row moved', { ...fields, path: l.path, from: row.path });
-  if (write && l.holes) toMark.push(l.path);
+  if (write && l.holes) toMark.push({ path: l.path, dev: row.dev, ino: row.ino });
   return true;
 }
 
-function holds(row: CatalogRow): boolean {
+function holds(row: CatalogRow, roots: string[]): boolean {
   try {
-    const st = lstatSync(row.path);
+    const st = atInFilesets(row.path, roots, (at) => lstatSync(at)); // no symlink (kernel/beneath.ts)
     return st.dev === row.dev && st.ino === row.ino;
   } catch {
     return false;

@@ -5,6 +5,8 @@
 // Invariants:
 // - only a file whose record says 'archived' is read: a released/partial file is marked
 //   and reading it would recall it. The record is re-read through our fd before reading.
+// - the path is resolved beneath the scan's root, no symlink, and the scan's inode checked
+//   (kernel/beneath.ts) before the open, which goes through that inode's magic link.
 // - the open is asynchronous (thread pool) and O_NONBLOCK: a file the engine holds a
 //   lease on gives EAGAIN at once instead of waiting for (or breaking) that lease; a
 //   synchronous open on the daemon's main thread could wait for a lease break only that
@@ -16,6 +18,7 @@
 import { close, constants, fstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { fgetxattr, fsetxattr } from '../kernel/libc.js';
+import { BeneathError, pinBeneath, type Pinned } from '../kernel/beneath.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
 import { GaveUp, hashAsCopy } from '../engine/verify-copy.js';
@@ -31,6 +34,8 @@ export type HashCheck =
 
 /** What the scan saw; the file must still be exactly this when hashed. */
 export interface Expected {
+  /** The fileset root the scan walked: the path is resolved beneath it (kernel/beneath.ts). */
+  root?: string;
   dev: number;
   ino: number;
   size: number;
@@ -48,11 +53,19 @@ const sameRecord = (r: StateRecord | null, e: StateRecord) =>
 /** `yieldTo`: checked before the lease and between chunks; true: give the file up (skipped). */
 export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: boolean, signal?: AbortSignal, yieldTo?: () => boolean): Promise<HashCheck> {
   let fd: number;
+  let pin: Pinned;
   try {
-    fd = await openAsync(absPath, FLAGS);
+    pin = pinBeneath(absPath, e.root ?? null, { dev: e.dev, ino: e.ino });
+  } catch (err) {
+    return { kind: 'skipped', why: err instanceof BeneathError && err.code === 'REPLACED' ? 'changed since the scan' : (err as Error).message };
+  }
+  try {
+    fd = await openAsync(pin.proc, FLAGS & ~constants.O_NOFOLLOW); // the checked inode's magic link
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { kind: 'skipped', why: code === 'EAGAIN' || code === 'EWOULDBLOCK' ? 'busy: leased by the engine' : `open: ${code ?? (err as Error).message}` };
+  } finally {
+    pin.close();
   }
   let leased = false;
   let stop = () => {};

@@ -22,6 +22,7 @@ import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
 import { resolve } from 'node:path';
 import { scanRoot } from '../engine/scan.js';
+import { atBeneath } from '../kernel/beneath.js';
 import { MARKED_AT_START, rowFromRecord, type CatalogRow } from '../engine/catalog.js';
 import type { FileState } from '../dsl/ast.js';
 import type { FileFacts } from '../engine/facts.js';
@@ -66,7 +67,8 @@ export interface ReconcileDeps {
   catalog: ReconcileCatalog | null;
   log: Logger;
   /** A released/partial file the catalog did not list at this path (the daemon marks it). */
-  onReleasedFound?(absPath: string): Promise<void>;
+  /** `expect`: the inode reconcile found there; the daemon marks it only if the path still leads to it. */
+  onReleasedFound?(absPath: string, expect?: { dev: number; ino: number }): Promise<void>;
 }
 
 export type DirtyHow = 'size/mtime' | 'hash';
@@ -158,7 +160,7 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
           r.unverified++;
           r.skipped.push({ path: f.absPath, why: 'not hashed: the engine is migrating' });
         } else if (opts.hash && (opts.hashMaxBytes === undefined || f.size <= opts.hashMaxBytes)) {
-          const h = await checkArchivedCopy(f.absPath, { dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal, opts.yieldTo);
+          const h = await checkArchivedCopy(f.absPath, { root: f.root, dev: f.dev, ino: f.ino, size: f.size, mtimeNs: f.mtimeNs, ctimeNs, record: rec }, opts.dryRun, opts.signal, opts.yieldTo);
           if (h.kind === 'skipped') {
             r.unverified++;
             r.skipped.push({ path: f.absPath, why: h.why });
@@ -203,16 +205,19 @@ async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, 
   const holes = rec.state === 'released' || rec.state === 'partial';
   const listed = row !== null && row.path === f.absPath && row.deletedAt == null && MARKED_AT_START.includes(row.state);
   if (holes && !listed && !opts.dryRun && deps.onReleasedFound) {
-    await deps.onReleasedFound(f.absPath).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path: f.absPath, err: e }));
+    await deps.onReleasedFound(f.absPath, { dev: f.dev, ino: f.ino }).catch((e: unknown) => deps.log.warn('reconcile: marking a released file failed', { op: 'mark', path: f.absPath, err: e }));
   }
 }
 
 /** Same inode, size, mtime and record as the scan saw (synchronous: see the caller). */
 function stillAsSeen(f: FileFacts, rec: StateRecord | null): boolean {
   try {
-    const st = lstatSync(f.absPath, { bigint: true });
-    if (Number(st.ino) !== f.ino || Number(st.size) !== f.size || st.mtimeNs.toString() !== f.mtimeNs) return false;
-    return JSON.stringify(decodeRecord(lgetxattr(f.absPath, XATTR_STATE))) === JSON.stringify(rec);
+    // Beneath the scan's root, no symlink (kernel/beneath.ts): the inode the scan saw, or false.
+    return atBeneath(f.absPath, f.root, (at) => {
+      const st = lstatSync(at, { bigint: true });
+      if (Number(st.dev) !== f.dev || Number(st.ino) !== f.ino || Number(st.size) !== f.size || st.mtimeNs.toString() !== f.mtimeNs) return false;
+      return JSON.stringify(decodeRecord(lgetxattr(at, XATTR_STATE))) === JSON.stringify(rec);
+    });
   } catch {
     return false;
   }
@@ -221,8 +226,8 @@ function stillAsSeen(f: FileFacts, rec: StateRecord | null): boolean {
 /** The exact ctime (ns) of an archived file; null when it vanished meanwhile. */
 async function ctimeOf(absPath: string, f: FileFacts): Promise<string | null> {
   try {
-    const st = await lstat(absPath, { bigint: true });
-    return Number(st.ino) === f.ino ? st.ctimeNs.toString() : null;
+    const st = atBeneath(absPath, f.root, (at) => lstatSync(at, { bigint: true }));
+    return Number(st.dev) === f.dev && Number(st.ino) === f.ino ? st.ctimeNs.toString() : null;
   } catch {
     return null;
   }

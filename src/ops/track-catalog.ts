@@ -12,6 +12,7 @@ import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 import type { DeletedFile, DirtyFile, LiveFile, RenamedEntry } from './change-events.js';
+import { atBeneath } from '../kernel/beneath.js';
 
 /** An archived file was written: its row turns dirty. False when it was known dirty already (a writer still going). */
 export function trackDirty(catalog: Catalog, f: DirtyFile, now: number, log: Logger): boolean {
@@ -88,7 +89,7 @@ export interface TrackFs {
 export const realFs: TrackFs = {
   holds(path, dev, ino) {
     try {
-      const st = lstatSync(path);
+      const st = atBeneath(path, null, (at) => lstatSync(at)); // no symlink in any component (kernel/beneath.ts)
       return st.isFile() && st.dev === dev && st.ino === ino;
     } catch {
       return false;
@@ -96,7 +97,7 @@ export const realFs: TrackFs = {
   },
   keyAt(path) {
     try {
-      return decodeRecord(lgetxattr(path, XATTR_STATE))?.copy?.key ?? null;
+      return decodeRecord(atBeneath(path, null, (at) => lgetxattr(at, XATTR_STATE)))?.copy?.key ?? null;
     } catch {
       return null;
     }

@@ -36,7 +36,7 @@ export const register: RegisterCommand = (program: Command, printer, setExitCode
       .command(op)
       .description(WHAT[op])
       .argument('<paths...>', 'files')
-      .option('--config <policyfile>', 'policy file declaring the tiers (archive, release)')
+      .option('--config <policyfile>', 'policy file declaring the tiers (archive, release) and filesets (paths outside them are refused)')
       .option('--tier <name>', 'tier to use (default: the policy file’s only tier)')
       .option('--state-dir <dir>', 'catalog and control socket', DEFAULT_STATE_DIR)
       .action(async (paths: string[], opts: ManualOptions) => setExitCode(await runManual(op, paths, opts, printer)));
@@ -52,7 +52,10 @@ export async function runManual(op: Op, paths: string[], opts: ManualOptions, pr
     if (!opts.config) throw new UserError(`tier ${op}: --config POLICYFILE is required (it declares the tiers)`, EXIT.usage);
     pf = await loadPolicyForRun(opts.config, printer);
     tier = pickTier(pf, opts.tier);
-  }
+  } else if (opts.config) pf = await loadPolicyForRun(opts.config, printer);
+  // With a policy file, paths outside its filesets are refused; without one (pin, unpin),
+  // paths are still resolved with no symlink in any component (kernel/beneath.ts).
+  const roots = pf ? [...new Set(pf.filesets.flatMap((f) => f.roots))] : undefined;
   let failed = 0;
   const show = (path: string, out: Outcome) => {
     if (out.status === 'failed') failed++;
@@ -86,7 +89,7 @@ export async function runManual(op: Op, paths: string[], opts: ManualOptions, pr
   const tiers = pf ? createTiers(pf) : new Map();
   try {
     for (const p of abs) {
-      const out = op === 'archive' ? await migrate(p, tier!, 'archive', { tiers, catalog, marker: null, log: silentLogger }) : await setPinned(p, op === 'pin', { catalog });
+      const out = op === 'archive' ? await migrate(p, tier!, 'archive', { ...(roots ? { roots } : {}), tiers, catalog, marker: null, log: silentLogger }) : await setPinned(p, op === 'pin', { catalog, ...(roots ? { roots } : {}) });
       show(p, out);
     }
   } finally {

@@ -8,6 +8,7 @@ import type { RegisterCommand } from './types.js';
 import { EXIT, type Printer } from '../io.js';
 import type { FileState } from '../../dsl/ast.js';
 import { lgetxattr } from '../../kernel/libc.js';
+import { atBeneath } from '../../kernel/beneath.js';
 import { decodeRecord, XATTR_STATE } from '../../engine/state-record.js';
 import { deriveState, residentBytes } from '../../engine/facts.js';
 import { humanSize, showPath } from '../engine-cli.js';
@@ -33,9 +34,12 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
 
 export function statusOf(path: string): StatusRow {
   const abs = resolve(path);
-  const st = lstatSync(abs, { bigint: true });
-  if (!st.isFile()) throw new Error(st.isSymbolicLink() ? 'is a symlink (not followed)' : 'not a regular file');
-  const rec = decodeRecord(lgetxattr(abs, XATTR_STATE));
+  // No symlink in any component (kernel/beneath.ts): what a user swaps in is not reported as theirs.
+  const { st, rec } = atBeneath(abs, null, (at) => {
+    const st = lstatSync(at, { bigint: true });
+    if (!st.isFile()) throw new Error(st.isSymbolicLink() ? 'is a symlink (not followed)' : 'not a regular file');
+    return { st, rec: decodeRecord(lgetxattr(at, XATTR_STATE)) };
+  });
   const size = Number(st.size);
   return {
     path: abs,

@@ -24,7 +24,11 @@ export interface RecallSettings {
   span?: Span;
 }
 
-export const DEFAULT_WHOLE_FILE_FOR = ['cp', 'mv', 'install', 'tar', 'rsync', 'bsdtar', 'cpio'];
+/**
+ * Programs that look for data with SEEK_DATA/SEEK_HOLE (no event: a released file looks
+ * all hole) or that check ctime while they read. qemu-*: image conversion and export.
+ */
+export const DEFAULT_WHOLE_FILE_FOR = ['cp', 'mv', 'install', 'tar', 'rsync', 'bsdtar', 'cpio', 'qemu-img', 'qemu-nbd', 'qemu-storage-daemon'];
 
 export interface TierTuning {
   chunk: number; // bytes, default 4 MiB

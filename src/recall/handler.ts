@@ -22,7 +22,7 @@ import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
-import { commOf } from './proc.js';
+import { commOf, namedIn } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
 
@@ -149,14 +149,16 @@ export class RecallHandler {
 
     const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
     const wholeAtOpen =
-      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || this.d.settings.wholeFileFor.includes(commOf(ev.pid)));
+      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || namedIn(this.d.settings.wholeFileFor, commOf(ev.pid)));
     if (e.diverged || e.mapUnstorable || wholeAtOpen || (!isOpen && !ev.range)) {
       out.whole = true;
       await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     } else if (isOpen) {
       return FAN_ALLOW; // content untouched yet: the reads will say what they need
     } else {
-      const r = ev.range!;
+      // A count of 0 is "to end of file": a clone of the whole file (FICLONE, FICLONERANGE
+      // with src_length 0) raises one such event (a 0-byte read() too: it costs a recall).
+      const r = ev.range!.count === 0 ? { offset: ev.range!.offset, count: Math.max(0, size - ev.range!.offset) } : ev.range!;
       const want = clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;

@@ -3,7 +3,8 @@
 //
 // Rules (why: docs/recall.md):
 // - Open events (FAN_OPEN_PERM): allow at once, except an exec open or an opener named
-//   in `wholeFileFor` (sparse-aware copiers): recall the whole file first. Content mode:
+//   in `wholeFileFor` (sparse-aware copiers; not tar opening its own archive: opener.ts):
+//   recall the whole file first. Content mode:
 //   every open recalls the whole file.
 // - FAN_PRE_ACCESS: reads and writes look alike. If the file still has the copy's size
 //   and mtime, fill the chunks under the page-rounded range (+ read-ahead), allow.
@@ -22,7 +23,8 @@ import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
-import { commOf, namedIn } from './proc.js';
+import { wholeFileForOpener } from './opener.js';
+import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
 
@@ -149,7 +151,7 @@ export class RecallHandler {
 
     const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
     const wholeAtOpen =
-      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || namedIn(this.d.settings.wholeFileFor, commOf(ev.pid)));
+      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || wholeFileForOpener(this.d.settings.wholeFileFor, commOf(ev.pid), ev.pid, () => pathOfFd(fd)));
     if (e.diverged || e.mapUnstorable || wholeAtOpen || (!isOpen && !ev.range)) {
       out.whole = true;
       await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });

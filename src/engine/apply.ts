@@ -5,7 +5,7 @@ import { lstatSync, statfsSync } from 'node:fs';
 import type { FilesetDecl, PolicyDecl, PolicyFile, Rule, Span } from '../dsl/ast.js';
 import type { FileFacts, FsUsage } from './facts.js';
 import { evaluate } from './evaluate.js';
-import { planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
+import { noDataMessage, planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
 import { scanFileset } from './scan.js';
 import { runAction } from './actions.js';
 import { recordedCtime } from './verify-copy.js';
@@ -159,6 +159,7 @@ export async function runApply(
       if (message !== undefined) ev.message = message;
       progress(ev);
     };
+    for (const a of plan.noData) report(a, 'skipped', 0, 0, noDataMessage(a.file));
     if (opts.dryRun) {
       for (const a of plan.actions) report(a, 'planned', 0, a.freed);
       continue;

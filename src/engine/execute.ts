@@ -27,7 +27,7 @@ import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import type { CachedResident } from '../recall/inode.js';
 import type { Logger } from '../log.js';
-import { decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
@@ -225,14 +225,14 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     let uploaded = 0;
     if (reuse) {
       const info = await tier.stat(copy!.key, ac.signal);
-      if (!info || info.size !== size) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
+      if (!info || info.size !== storedSize(copy!)) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
     } else {
       const key = newKey();
       const chunk = tier.tuning?.chunk ?? DEFAULT_CHUNK;
-      const { sha256, sumsSha } = await upload(fd, tier, key, size, chunk, st0, absPath, ac.signal);
-      uploaded = size;
+      const { sha256, sumsSha, stored, sparse } = await upload(fd, tier, key, size, chunk, st0, absPath, ac.signal);
+      uploaded = stored;
       faultPoint('after-verify');
-      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk, sumsSha };
+      copy = { tier: tierName, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk, sumsSha, ...(sparse ? { sparse } : {}) };
     }
 
     // Last look before anything destructive: lease unbroken, file unchanged.

@@ -24,7 +24,12 @@ export interface PlannedAction {
 }
 
 /** Why a matched or unmatched file gets no action. */
-export type SkipKind = 'unmatched' | 'keep' | 'noop' | 'pinned' | 'limit' | 'watermark';
+export type SkipKind = 'unmatched' | 'keep' | 'noop' | 'pinned' | 'limit' | 'watermark' | 'nodata';
+
+/** Why a release of a file with no allocated data is skipped (plan.noData). */
+export function noDataMessage(f: Pick<FileFacts, 'size'>): string {
+  return `holds no data: ${f.size} bytes claimed, no block allocated (st_blocks 0); releasing it would free nothing`;
+}
 
 export interface WatermarkState {
   dev: number;
@@ -40,6 +45,8 @@ export interface Plan {
   actions: PlannedAction[];
   skipped: Record<SkipKind, number>;
   watermarks: WatermarkState[];
+  /** Releases skipped because the file holds no data (st_blocks 0): shown per file, never run. */
+  noData: PlannedAction[];
 }
 
 /** The action a rule asks for on this file, or why there is none. */
@@ -74,6 +81,8 @@ export function classify(f: FileFacts, rule: Rule | null, policy: string): Plann
       // recall service: the copy may no longer hold its local bytes.
       if (f.state === 'partial' && (copyTier !== a.tier || f.record?.copy?.mtimeNs !== f.mtimeNs)) return 'noop';
       if (f.pinned) return 'pinned';
+      // A sparse claim with no data (20 GiB of nothing) frees nothing: nothing to move either.
+      if (f.blocks === 0 && f.size > 0) return 'nodata';
       // resident/dirty upload first; archived and partial reuse their copy.
       return { kind: 'release', tier: a.tier, file: f, reason, freed: freedByRelease(f) };
   }
@@ -109,7 +118,7 @@ export function orderActions(actions: PlannedAction[], policy: PolicyDecl): Plan
 }
 
 export function emptySkipped(): Record<SkipKind, number> {
-  return { unmatched: 0, keep: 0, noop: 0, pinned: 0, limit: 0, watermark: 0 };
+  return { unmatched: 0, keep: 0, noop: 0, pinned: 0, limit: 0, watermark: 0, nodata: 0 };
 }
 
 /**
@@ -123,9 +132,13 @@ export function planPolicy(
 ): Plan {
   const skipped = emptySkipped();
   const candidates: PlannedAction[] = [];
+  const noData: PlannedAction[] = [];
   for (const { file, rule } of decisions) {
     const c = classify(file, rule, policy.name);
-    if (typeof c === 'string') skipped[c]++;
+    if (c === 'nodata' && rule?.action.kind === 'release') {
+      skipped.nodata++;
+      noData.push({ kind: 'release', tier: rule.action.tier, file, reason: { policy: policy.name, rule: rule.name, span: rule.span }, freed: 0 });
+    } else if (typeof c === 'string') skipped[c]++;
     else candidates.push(c);
   }
   orderActions(candidates, policy);
@@ -172,5 +185,5 @@ export function planPolicy(
     }
   }
   const watermarks = [...byDev.values()].map(({ used: _u, avail: _a, ...w }) => w);
-  return { policy: policy.name, actions, skipped, watermarks };
+  return { policy: policy.name, actions, skipped, watermarks, noData };
 }

@@ -29,11 +29,12 @@ import { punchHole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import type { ResidentMap } from '../recall/resident.js';
-import { chunkCount, decodeRecord, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
+import type { CopyIndex } from './extent-map.js';
 import { copySums, fillMissing, firstStaleChunk, missingBytes, type CopySource } from './verify-resident.js';
 import { residentToVerify } from './resident-union.js';
 
@@ -104,7 +105,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     }
 
     const info = await tier.stat(copy.key, ac.signal);
-    if (!info || info.size !== copy.size) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
+    if (!info || info.size !== storedSize(copy)) throw new Error(`tier ${tier.name}: object ${JSON.stringify(copy.key)} is missing or short; not releasing`);
 
     // Last look before anything destructive.
     if (lease.broken || getLease(fd, absPath) !== 'write') return none('busy', 'lease broken: another process opened the file');
@@ -161,7 +162,7 @@ async function completeAsDirty(
   st0: BigIntStats,
   resident: ResidentMap,
   src: CopySource,
-  sums: Buffer | null,
+  sums: CopyIndex | null,
   stale: number,
   mayWrite: () => boolean,
   deps: ExecDeps,

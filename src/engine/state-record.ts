@@ -32,6 +32,10 @@ export interface StateRecord {
     /** SHA-256 (hex) of the `${key}.sums` object (32-byte SHA-256 per chunk). Absent in records
      *  made before per-chunk sums: those recalls verify only a whole-object GET. */
     sumsSha?: string;
+    /** A sparse file's copy (extent-map.ts): only the data extents are stored, packed; the map
+     *  heads the sums object. `sha256` is then the content digest SHA-256(map ‖ packed data),
+     *  not the object's own. Absent: dense copy, the object is the file. */
+    sparse?: { stored: number; sumsLen: number };
   };
   /** Bumped on every archive, so a late writer can tell records apart. */
   gen: number;
@@ -44,12 +48,27 @@ export interface StateRecord {
 // an attribute value up to ~250 bytes inside the inode (measured: 250 in, 260 out), so a
 // released file there has st_blocks 0; the named-field form needed an attribute block.
 // (ext4 with 256-byte inodes holds only ~60 bytes in-inode: one xattr block remains.)
-// decodeRecord also accepts the named-field JSON object form.
+// decodeRecord also accepts the named-field JSON object form. A sparse file's copy adds a 9th
+// element [stored, sumsLen] (object bytes, sums object bytes); dense copies never have it.
 export function encodeRecord(r: StateRecord): Buffer {
   const c = r.copy;
   const copy: unknown[] | 0 = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
   if (c?.sumsSha && copy) copy.push(Buffer.from(c.sumsSha, 'hex').toString('base64url'));
+  if (c?.sparse && c.sumsSha && copy) copy.push([c.sparse.stored, c.sparse.sumsLen]);
   return Buffer.from(JSON.stringify([r.v, r.state, r.pinned ? 1 : 0, r.gen, copy]));
+}
+
+function validSparse(v: unknown, size: number): { stored: number; sumsLen: number } | null {
+  if (!Array.isArray(v) || v.length !== 2) return null;
+  const [stored, sumsLen] = v as unknown[];
+  if (!Number.isSafeInteger(stored) || !Number.isSafeInteger(sumsLen)) return null;
+  if ((stored as number) < 0 || (stored as number) > size || (sumsLen as number) <= 0) return null;
+  return { stored: stored as number, sumsLen: sumsLen as number };
+}
+
+/** Bytes of the copy's object: the packed data of a sparse copy, else the whole file. */
+export function storedSize(copy: NonNullable<StateRecord['copy']>): number {
+  return copy.sparse ? copy.sparse.stored : copy.size;
 }
 
 const STATES = new Set(['resident', 'archived', 'dirty', 'released', 'partial']);
@@ -59,13 +78,18 @@ function fromArray(a: unknown[]): StateRecord | null {
   if (v !== 1 || typeof state !== 'string' || !STATES.has(state) || typeof gen !== 'number') return null;
   const r: StateRecord = { v: 1, state: state as StateRecord['state'], pinned: pinned === 1, gen };
   if (Array.isArray(copy)) {
-    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums] = copy as unknown[];
+    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums, sparse] = copy as unknown[];
     if (typeof tier !== 'string' || typeof key !== 'string' || typeof size !== 'number' || typeof mtimeNs !== 'string') return null;
     if (typeof sha256 !== 'string' || typeof archivedAt !== 'number' || typeof chunk !== 'number') return null;
     r.copy = { tier, key, size, mtimeNs, sha256, archivedAt, chunk };
     if (sums !== undefined) {
       if (typeof sums !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sums)) return null;
       r.copy.sumsSha = Buffer.from(sums, 'base64url').toString('hex');
+    }
+    if (sparse !== undefined) {
+      const sp = validSparse(sparse, size);
+      if (!sp || sums === undefined) return null;
+      r.copy.sparse = sp;
     }
   } else if (copy !== 0) return null;
   return r;
@@ -81,6 +105,10 @@ export function decodeRecord(buf: Buffer | null | undefined): StateRecord | null
     if (!r || r.v !== 1 || typeof r.state !== 'string' || typeof r.gen !== 'number') return null;
     if (r.copy && (typeof r.copy.key !== 'string' || typeof r.copy.size !== 'number')) return null;
     if (r.copy?.sumsSha !== undefined && !/^[0-9a-f]{64}$/.test(r.copy.sumsSha)) return null;
+    if (r.copy?.sparse !== undefined) {
+      const sp = validSparse([r.copy.sparse?.stored, r.copy.sparse?.sumsLen], r.copy.size);
+      if (!sp || !r.copy.sumsSha) return null;
+    }
     return r;
   } catch {
     return null;

@@ -4,6 +4,9 @@
 // then verification against what the tier reports (put result, stat size, stored
 // checksum), then the per-chunk sums object `${key}.sums` (the recall service checks
 // every chunk it fetches against it: a corrupt object gives EIO, never wrong bytes).
+// A file with holes (SEEK_DATA/SEEK_HOLE through the same fd, extent-scan.ts) uploads only
+// its data extents, packed, and its map heads the sums object (extent-map.ts); its chunk
+// sums stay over the logical bytes (holes as zeros), for the chunks that touch data.
 import { createHash } from 'node:crypto';
 import { read, type BigIntStats } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
@@ -11,6 +14,8 @@ import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
 import { faultPoint } from './fault.js';
 import { sumsKey } from './state-record.js';
+import { encodeMap, encodeSums, isDense, type Extent } from './extent-map.js';
+import { scanExtents } from './extent-scan.js';
 
 const preadAsync = promisify(read);
 
@@ -27,6 +32,26 @@ class FdSource {
   ) {}
   stream(): Readable {
     return Readable.from(this.gen(), { objectMode: false });
+  }
+  /** Only these extents, in order, each piece handed to `seen` with its logical offset first. */
+  extents(list: readonly Extent[], seen: (at: number, b: Buffer) => void): Readable {
+    return Readable.from(this.genExtents(list, seen), { objectMode: false });
+  }
+  private async *genExtents(list: readonly Extent[], seen: (at: number, b: Buffer) => void): AsyncGenerator<Buffer> {
+    for (const e of list) {
+      for (let pos = e.off; pos < e.off + e.len; ) {
+        const buf = Buffer.allocUnsafe(Math.min(this.chunk, e.off + e.len - pos));
+        const p = preadAsync(this.fd, buf, 0, buf.length, pos);
+        this.inflight = p;
+        const { bytesRead } = await p;
+        this.inflight = null;
+        if (bytesRead === 0) throw new Error(`file ended at ${pos} inside its data extent ${e.off}+${e.len}`);
+        const b = buf.subarray(0, bytesRead);
+        seen(pos, b);
+        pos += bytesRead;
+        yield b;
+      }
+    }
   }
   private async *gen(): AsyncGenerator<Buffer> {
     let pos = 0;
@@ -73,14 +98,70 @@ export class ChunkSums {
   }
 }
 
+const ZEROS = Buffer.alloc(1 << 20);
+
+/**
+ * SHA-256 of every `chunk`-sized piece of the logical file that touches data, fed with
+ * the data pieces in order (each with its offset); the holes between hash as zeros.
+ * Chunks with no data get no sum (extent-map.ts dataChunks: the same chunks, in order).
+ */
+export class LogicalSums {
+  private readonly sums: Buffer[] = [];
+  private cur: ReturnType<typeof createHash> | null = null;
+  private curChunk = -1;
+  private pos = 0;
+  constructor(
+    private readonly chunk: number,
+    private readonly size: number,
+  ) {}
+  private zeros(n: number): void {
+    for (; n > 0; n -= ZEROS.length) this.cur!.update(n >= ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
+  }
+  private finish(): void {
+    if (!this.cur) return;
+    this.zeros(Math.min(this.size, (this.curChunk + 1) * this.chunk) - this.pos);
+    this.sums.push(this.cur.digest());
+    this.cur = null;
+  }
+  update(at: number, b: Buffer): void {
+    while (b.length > 0) {
+      const c = Math.floor(at / this.chunk);
+      if (c !== this.curChunk) {
+        this.finish();
+        this.cur = createHash('sha256');
+        this.curChunk = c;
+        this.pos = c * this.chunk;
+      }
+      this.zeros(at - this.pos);
+      const n = Math.min(b.length, (c + 1) * this.chunk - at);
+      this.cur!.update(b.subarray(0, n));
+      at += n;
+      this.pos = at;
+      b = b.subarray(n);
+    }
+  }
+  digest(): Buffer {
+    this.finish();
+    return Buffer.concat(this.sums);
+  }
+}
+
 export interface Uploaded {
   sha256: string;
   /** SHA-256 (hex) of the sums object, for the record. */
   sumsSha: string;
+  /** Bytes stored (the packed data of a sparse file, else its size). */
+  stored: number;
+  /** A sparse file's copy: what the record keeps (state-record.ts copy.sparse). */
+  sparse?: { stored: number; sumsLen: number };
 }
+
+type Meta = { path: string; mode: number; uid: number; gid: number; mtimeMs: number };
 
 /** Streams the file through `fd` (no second open) to the tier, then its chunk sums; returns the verified checksums. */
 export async function upload(fd: number, tier: Tier, key: string, size: number, chunkSize: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
+  const map = scanExtents(fd, size, absPath, signal);
+  if (!isDense(map)) return uploadSparse(fd, tier, key, map, chunkSize, st, absPath, signal);
   const hash = createHash('sha256');
   const sums = new ChunkSums(chunkSize);
   let seen = 0;
@@ -112,11 +193,51 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
   const info = await tier.stat(key, signal);
   if (!info || info.size !== size) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${size}`);
   if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
-  return { sha256: sha, sumsSha: await putSums(tier, key, sums.digest(), meta, signal) };
+  return { sha256: sha, sumsSha: await putSums(tier, key, sums.digest(), meta, signal), stored: size };
+}
+
+/**
+ * A file with holes: only its data extents go to the tier, packed in order. The record's
+ * `sha256` is the content digest SHA-256(map ‖ packed data), so a later hash of the file
+ * (verify-copy.ts) sees a changed layout as a changed file; the object's own metadata
+ * describes what was stored (its size and SHA-256).
+ */
+async function uploadSparse(fd: number, tier: Tier, key: string, map: ReturnType<typeof scanExtents>, chunkSize: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
+  const packed = createHash('sha256');
+  const content = createHash('sha256').update(encodeMap(map));
+  const sums = new LogicalSums(chunkSize, map.size);
+  let seen = 0;
+  const source = new FdSource(fd);
+  const body = source.extents(map.extents, (at, b) => {
+    packed.update(b);
+    content.update(b);
+    sums.update(at, b);
+    seen += b.length;
+    faultPoint('upload-chunk');
+  });
+  const meta = { sha256: '', size: map.stored, path: absPath, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), mtimeMs: Number(st.mtimeMs) };
+  let res;
+  try {
+    res = await tier.put(key, body, map.stored, meta, signal);
+    faultPoint('after-put');
+  } finally {
+    body.destroy();
+    await source.settle();
+  }
+  const sha = packed.digest('hex');
+  const what = `tier ${tier.name}: put ${JSON.stringify(key)}`;
+  if (seen !== map.stored || res.size !== map.stored) throw new Error(`${what}: sent ${seen} bytes, stored ${res.size}, data extents hold ${map.stored}`);
+  if (res.sha256 !== sha) throw new Error(`${what}: checksum mismatch (tier ${res.sha256}, data ${sha})`);
+  const info = await tier.stat(key, signal);
+  if (!info || info.size !== map.stored) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${map.stored}`);
+  if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
+  const obj = encodeSums(map, sums.digest());
+  const sumsSha = await putSums(tier, key, obj, meta, signal);
+  return { sha256: content.digest('hex'), sumsSha, stored: map.stored, sparse: { stored: map.stored, sumsLen: obj.length } };
 }
 
 /** Writes `${key}.sums` after its data object (before the record); returns its verified SHA-256. */
-async function putSums(tier: Tier, key: string, sums: Buffer, meta: { path: string; mode: number; uid: number; gid: number; mtimeMs: number }, signal: AbortSignal): Promise<string> {
+async function putSums(tier: Tier, key: string, sums: Buffer, meta: Meta, signal: AbortSignal): Promise<string> {
   const skey = sumsKey(key);
   const sha = createHash('sha256').update(sums).digest('hex');
   const res = await tier.put(skey, Readable.from([sums]), sums.length, { ...meta, sha256: sha, size: sums.length }, signal);

@@ -18,6 +18,10 @@ import { fstatSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Catalog } from './catalog.js';
 import type { StateRecord } from './state-record.js';
+import { encodeMap } from './extent-map.js';
+import { scanExtents } from './extent-scan.js';
+
+type Copy = NonNullable<StateRecord['copy']>;
 import type { Logger } from '../log.js';
 
 const preadAsync = promisify(read);
@@ -46,6 +50,31 @@ export async function hashFd(fd: number, signal?: AbortSignal, giveUp?: () => bo
   // A break during the last read (the one at EOF) must not pass for a complete hash.
   signal?.throwIfAborted();
   return { sha256: hash.digest('hex'), bytes: pos };
+}
+
+/**
+ * The file hashed the way its copy was made: SHA-256 of the whole file for a dense copy;
+ * for a sparse copy the content digest SHA-256(map ‖ data extents) of its layout now
+ * (upload.ts), so a file whose data moved hashes differently. `bytes`: the logical bytes covered.
+ */
+export async function hashAsCopy(fd: number, copy: Copy | undefined, signal?: AbortSignal, giveUp?: () => boolean): Promise<{ sha256: string; bytes: number }> {
+  if (!copy?.sparse) return hashFd(fd, signal, giveUp);
+  const size = Number(fstatSync(fd, { bigint: true }).size);
+  const map = scanExtents(fd, size, undefined, signal);
+  const hash = createHash('sha256').update(encodeMap(map));
+  const buf = Buffer.allocUnsafe(HASH_CHUNK);
+  for (const e of map.extents) {
+    for (let pos = e.off; pos < e.off + e.len; ) {
+      signal?.throwIfAborted();
+      if (giveUp?.()) throw new GaveUp();
+      const { bytesRead } = await preadAsync(fd, buf, 0, Math.min(buf.length, e.off + e.len - pos), pos);
+      if (bytesRead === 0) return { sha256: hash.digest('hex'), bytes: pos };
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  }
+  signal?.throwIfAborted();
+  return { sha256: hash.digest('hex'), bytes: size };
 }
 
 /** The catalog's ctime for the inode, or null when none can be had (then: hash). */
@@ -82,7 +111,7 @@ export async function copyStillValid(
   const ctimeNs = st.ctimeNs.toString();
   const recorded = recordedCtime(deps.catalog, Number(st.dev), Number(st.ino));
   if (recorded === ctimeNs) return { valid: true, ctimeNs };
-  const { sha256, bytes } = await hashFd(fd, signal);
+  const { sha256, bytes } = await hashAsCopy(fd, copy, signal);
   const fields = { path: absPath, op, tier: copy.tier, key: copy.key, ctimeNs, recordedCtimeNs: recorded, bytes };
   if (sha256 === copy.sha256 && bytes === copy.size) {
     deps.log.debug('ctime moved, content hashed: the copy is still valid', fields);

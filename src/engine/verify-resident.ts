@@ -19,11 +19,12 @@
 import { createHash } from 'node:crypto';
 import { read, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { fetchChunkSums, getWithTimeout, SUM_LEN } from '../recall/fill.js';
+import { fetchChunkSums, fetchCopyChunk } from '../engine/copy-chunk.js';
+import { sumOf, type CopyIndex } from './extent-map.js';
 import { chunkBytes } from '../recall/ranges.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { ResidentMap } from '../recall/resident.js';
-import { TierError, type Tier } from '../tiers/tier.js';
+import type { Tier } from '../tiers/tier.js';
 import type { StateRecord } from './state-record.js';
 import { faultPoint } from './fault.js';
 
@@ -38,26 +39,26 @@ export interface CopySource {
   signal: AbortSignal;
 }
 
-/** The copy's per-chunk SHA-256 sums, verified against the record; null for a copy without sums. */
-export async function copySums(s: CopySource): Promise<Buffer | null> {
+/** The copy's per-chunk SHA-256 sums (and data map), verified against the record; null for a copy without sums. */
+export async function copySums(s: CopySource): Promise<CopyIndex | null> {
   return s.copy.sumsSha ? fetchChunkSums(s.tier, s.copy, s.timeoutMs) : null;
 }
 
 const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
-/** The copy's bytes of chunk i, checked against its sum when there are sums. */
-async function copyChunk(s: CopySource, sums: Buffer | null, i: number): Promise<Buffer> {
-  const b = chunkBytes(i, s.copy.chunk, s.copy.size);
-  const data = await getWithTimeout(s.tier, s.copy.key, b.start, b.end - b.start, s.timeoutMs);
-  if (data.length !== b.end - b.start) throw new TierError('ShortObject', 'get', s.tier.name, s.copy.key, `range ${b.start}+${b.end - b.start} returned ${data.length} bytes`);
-  if (sums && !sha(data).equals(sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
-    throw new TierError('Corrupt', 'get', s.tier.name, s.copy.key, `SHA-256 of chunk ${i} differs from its sum`);
-  }
-  return data;
+/** The copy's logical bytes of chunk i (zeros in its holes), checked against its sum when there are sums. */
+async function copyChunk(s: CopySource, sums: CopyIndex | null, i: number) {
+  return fetchCopyChunk(s.tier, s.copy, sums, i, s.timeoutMs);
+}
+
+/** Chunk i's expected SHA-256: its sum; an all-hole chunk of a sparse copy has none (zeros). */
+async function wantedSum(s: CopySource, sums: CopyIndex | null, i: number, len: number): Promise<Buffer> {
+  if (!sums) return sha((await copyChunk(s, null, i)).data);
+  return sumOf(sums, i) ?? sha(Buffer.alloc(len));
 }
 
 /** Index of the first resident chunk whose local bytes differ from the copy's; null: all equal. */
-export async function firstStaleChunk(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null): Promise<number | null> {
+export async function firstStaleChunk(fd: number, resident: ResidentMap, s: CopySource, sums: CopyIndex | null): Promise<number | null> {
   const buf = Buffer.allocUnsafe(s.copy.chunk);
   for (let i = 0; i < resident.chunks; i++) {
     if (!resident.has(i)) continue;
@@ -72,7 +73,7 @@ export async function firstStaleChunk(fd: number, resident: ResidentMap, s: Copy
     }
     if (got !== len) return i; // shorter than the copy: not the copy's bytes
     const local = sha(buf.subarray(0, len));
-    const want = sums ? sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN) : sha(await copyChunk(s, null, i));
+    const want = await wantedSum(s, sums, i, len);
     if (!local.equals(want)) return i;
   }
   return null;
@@ -96,21 +97,23 @@ export function missingBytes(resident: ResidentMap, copy: Copy, block: number): 
  * fails part-way (ENOSPC): whatever stops the fill, the file keeps its user's mtime.
  * Returns bytes written; the caller fdatasyncs.
  */
-export async function fillMissing(fd: number, resident: ResidentMap, s: CopySource, sums: Buffer | null, mayWrite: () => boolean, mtimeNs: bigint): Promise<number> {
+export async function fillMissing(fd: number, resident: ResidentMap, s: CopySource, sums: CopyIndex | null, mayWrite: () => boolean, mtimeNs: bigint): Promise<number> {
   let written = 0;
   for (let i = 0; i < resident.chunks; i++) {
     if (resident.has(i)) continue;
     s.signal.throwIfAborted();
-    const data = await copyChunk(s, sums, i);
+    const { data, pieces } = await copyChunk(s, sums, i);
     if (!mayWrite()) throw new Error('lease broken: another process opened the file');
     const at = chunkBytes(i, s.copy.chunk, s.copy.size).start;
-    // Nothing below awaits until the mtime is back.
+    // Nothing below awaits until the mtime is back. Only the copy's data: its holes stay holes.
     try {
-      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, at + off);
+      for (const p of pieces) {
+        for (let off = 0; off < p.len; ) off += writeSync(fd, data, p.at - at + off, p.len - off, p.at + off);
+        written += p.len;
+      }
     } finally {
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, nsToTimespec(mtimeNs));
     }
-    written += data.length;
     faultPoint('partial-after-fill-chunk');
   }
   return written;

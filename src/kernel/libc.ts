@@ -20,6 +20,7 @@ const c = {
   ),
   fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
   fallocate: lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
+  lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   fgetxattr: lib.func('intptr_t fgetxattr(int fd, const char *name, _Out_ void *value, size_t size)'),
   lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   fsetxattr: lib.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)'),
@@ -82,6 +83,18 @@ export function fcntl(fd: number, cmd: number, arg?: number, path?: string): num
 
 export function fallocate(fd: number, mode: number, offset: number, len: number, path?: string): void {
   check(c.fallocate(fd, mode, BigInt(offset), BigInt(len)), 'fallocate', path);
+}
+
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+
+/** lseek(SEEK_DATA|SEEK_HOLE): the next data or hole offset at or after `offset`; null for ENXIO (none before EOF). Raises no fanotify event. */
+export function seekDataHole(fd: number, offset: number, whence: typeof SEEK_DATA | typeof SEEK_HOLE, path?: string): number | null {
+  const ret = Number(c.lseek(fd, BigInt(offset), whence));
+  if (ret >= 0) return ret;
+  const errno = koffi.errno();
+  if (errno === 6 /* ENXIO */) return null;
+  throw sysError(errno, whence === SEEK_DATA ? 'lseek(SEEK_DATA)' : 'lseek(SEEK_HOLE)', path);
 }
 
 /** Returns the attribute's value, or null when it is absent (ENODATA). */

@@ -4,7 +4,7 @@
 // Inputs are facts (stat + record, usage, last recall, now); no I/O here.
 import type { PolicyDecl, PolicyFile, Span } from '../dsl/ast.js';
 import { explain, type RuleTrace } from '../engine/evaluate.js';
-import { classify } from '../engine/plan.js';
+import { classify, noDataMessage } from '../engine/plan.js';
 import type { FileFacts } from '../engine/facts.js';
 import { filesetMembership } from './membership.js';
 import { nextRun } from './cron.js';
@@ -109,6 +109,7 @@ function nextAction(p: PolicyDecl, f: FileFacts, res: PolicyExplanation): NextAc
       pinned: 'the file is pinned: it is never released',
       limit: 'over the run limit',
       watermark: 'watermark not reached',
+      nodata: noDataMessage(f),
     };
     return { action: 'none', ...base, why: why[c] };
   }

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { fgetxattr, fsetxattr } from '../kernel/libc.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
-import { GaveUp, hashFd } from '../engine/verify-copy.js';
+import { GaveUp, hashAsCopy } from '../engine/verify-copy.js';
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
@@ -76,7 +76,7 @@ export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: bo
     });
     let hashed;
     try {
-      hashed = await hashFd(fd, ac.signal, yieldTo);
+      hashed = await hashAsCopy(fd, e.record.copy, ac.signal, yieldTo);
     } catch (err) {
       if (err instanceof GaveUp) return { kind: 'skipped', why: 'not hashed: the engine is migrating' };
       if (ac.signal.aborted) return { kind: 'skipped', why: `interrupted: ${(ac.signal.reason as Error)?.message ?? 'aborted'}` };

@@ -8,17 +8,16 @@
 // No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
 // user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
 // after a crash can then never overwrite a durable user write.
-import { createHash } from 'node:crypto';
 import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
-import { chunkCount, sumsKey } from '../engine/state-record.js';
-import { TierError, type Tier } from '../tiers/tier.js';
+import type { Tier } from '../tiers/tier.js';
+import { chunkRange, fetchChunkSums, readCopyChunk, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
+import type { CopyIndex } from '../engine/extent-map.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
-import { chunkBytes } from './ranges.js';
 
 const fdatasync = promisify(fdatasyncCb);
 
@@ -42,22 +41,7 @@ export class Semaphore {
   }
 }
 
-/** tier.get bounded by the tier timeout even if the tier ignores its signal. */
-export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number): Promise<Buffer> {
-  const ac = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ac.abort();
-      reject(new TierError('Timeout', 'get', tier.name, key, `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([tier.get(key, { offset, length }, ac.signal), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { getWithTimeout, fetchChunkSums, SUM_LEN } from '../engine/copy-chunk.js';
 
 export interface FillEnv {
   tier: Tier;
@@ -67,27 +51,10 @@ export interface FillEnv {
   log?: Logger;
 }
 
-/** Bytes of one chunk's SHA-256 in a copy's `${key}.sums` object. */
-export const SUM_LEN = 32;
 let warnedUnsummed = false;
 
-/**
- * Fetches a copy's `${key}.sums` and checks it against the record's sumsSha; rejects
- * (TierError Corrupt: EIO for readers, never a release) when missing, short or different.
- */
-export async function fetchChunkSums(tier: Tier, copy: InodeEntry['copy'], timeoutMs: number): Promise<Buffer> {
-  const key = sumsKey(copy.key);
-  const want = chunkCount(copy.size, copy.chunk) * SUM_LEN;
-  const sums = await getWithTimeout(tier, key, 0, want, timeoutMs);
-  if (sums.length !== want) throw new TierError('Corrupt', 'get', tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
-  if (createHash('sha256').update(sums).digest('hex') !== copy.sumsSha) {
-    throw new TierError('Corrupt', 'get', tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
-  }
-  return sums;
-}
-
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
-function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
+function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
   if (!e.copy.sumsSha) {
     if (!warnedUnsummed) {
       warnedUnsummed = true;
@@ -103,7 +70,7 @@ function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
 }
 
 /** Shared by concurrent chunk fetches; not cached on failure, so a later event tries again. */
-function loadSums(e: InodeEntry, env: FillEnv): Promise<Buffer> {
+function loadSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex> {
   e.sumsLoading ??= fetchChunkSums(env.tier, e.copy, env.tuning.timeoutMs)
     .then((b) => (e.sums = b))
     .finally(() => (e.sumsLoading = undefined));
@@ -127,40 +94,40 @@ export function fillChunk(e: InodeEntry, i: number, ref: FdRef, env: FillEnv): P
 
 async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv): Promise<void> {
   if (e.resident.has(i)) return;
-  const b = chunkBytes(i, e.copy.chunk, e.copy.size);
-  const want = b.end - b.start;
-  const [sums, data] = await Promise.all([chunkSums(e, env), getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs)]);
-  if (data.length !== want) {
-    throw new TierError('ShortObject', 'get', env.tier.name, e.copy.key, `range ${b.start}+${want} returned ${data.length} bytes`);
+  // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
+  const sumsP = chunkSums(e, env);
+  let sums: CopyIndex | null;
+  let chunk: CopyChunk;
+  if (e.copy.sparse) {
+    sums = await sumsP;
+    chunk = await readCopyChunk(env.tier, e.copy, sums?.map ?? null, i, env.tuning.timeoutMs);
+  } else {
+    [sums, chunk] = await Promise.all([sumsP, readCopyChunk(env.tier, e.copy, null, i, env.tuning.timeoutMs)]);
   }
-  // A replaced or corrupt object gives EIO, never wrong bytes (test/reliability/tier-faults.test.ts):
-  // every chunk is checked against its sum; a record without sums (older versions) can
-  // only check a GET of the whole object against the file's SHA-256.
-  const digest = createHash('sha256').update(data).digest();
-  if (sums) {
-    if (!digest.equals(sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
-      throw new TierError('Corrupt', 'get', env.tier.name, e.copy.key, `SHA-256 of chunk ${i} (range ${b.start}+${want}) differs from its sum`);
-    }
-  } else if (b.start === 0 && want === e.copy.size && e.copy.sha256 && digest.toString('hex') !== e.copy.sha256) {
-    throw new TierError('Corrupt', 'get', env.tier.name, e.copy.key, `SHA-256 of the object differs from the file's record`);
-  }
-  env.onBytes(data.length);
+  verifyCopyChunk(env.tier, e.copy, sums, i, chunk);
+  const { data, pieces } = chunk;
+  env.onBytes(chunk.fetched);
   if (e.resident.has(i)) return; // filled meanwhile by a whole-file pass
   // Commit: nothing below awaits until the mtime is restored.
   const st = fstatSync(fd, { bigint: true });
   if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) {
     throw new StaleFileError(`file changed during recall (size ${st.size}, mtime ${st.mtimeNs})`);
   }
-  // Never extend a file that was truncated: write only what lies below its size.
-  const len = Math.min(want, e.expect.size - b.start);
-  let off = 0;
+  // Only the copy's data pieces are written: its holes stay holes. Never extend a file
+  // that was truncated: write only what lies below its size.
+  const base = pieces[0] ? chunkRange(i, e.copy.chunk, e.copy.size).start : 0;
+  let wrote = false;
   try {
-    while (off < len) off += writeSync(fd, data, off, len - off, b.start + off);
+    for (const p of pieces) {
+      const len = Math.min(p.len, e.expect.size - p.at);
+      for (let off = 0; off < len; ) off += writeSync(fd, data, p.at - base + off, len - off, p.at + off);
+      wrote ||= len > 0;
+    }
   } finally {
     // Also after a short write (ENOSPC): the user's mtime must never become our write time.
-    futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+    if (wrote || pieces.length > 0) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
-  await fdatasync(fd);
+  if (wrote) await fdatasync(fd);
   e.resident.set(i);
   try {
     persistResident(fd, e);

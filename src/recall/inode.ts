@@ -16,6 +16,7 @@ import {
   encodeRecord,
   type StateRecord,
 } from '../engine/state-record.js';
+import type { CopyIndex } from '../engine/extent-map.js';
 import { initialReadahead, type ReadaheadState } from './readahead.js';
 import { ResidentMap } from './resident.js';
 
@@ -34,9 +35,9 @@ export interface InodeEntry {
   ra: ReadaheadState;
   /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
   fetching: Map<number, Promise<void>>;
-  /** The copy's per-chunk SHA-256 sums, once fetched and verified (fill.ts); a failed fetch is not cached. */
-  sums?: Buffer;
-  sumsLoading?: Promise<Buffer>;
+  /** The copy's per-chunk SHA-256 sums (and a sparse copy's data map), once fetched and verified (fill.ts); a failed fetch is not cached. */
+  sums?: CopyIndex;
+  sumsLoading?: Promise<CopyIndex>;
 }
 
 /** What the engine may see of a cached entry (engine/resident-union.ts): copies, never the live map. */

@@ -22,7 +22,7 @@ const action = (path: string, status: ActionEvent['status'], message?: string): 
 });
 const result: ApplyResult = {
   dryRun: false,
-  policies: [{ policy: 'p', scanned: 5, planned: 2, skipped: { unmatched: 3, keep: 0, noop: 0, pinned: 0, limit: 0, watermark: 0 }, held: 0, watermarks: [] }],
+  policies: [{ policy: 'p', scanned: 5, planned: 2, skipped: { unmatched: 3, keep: 0, noop: 0, pinned: 0, limit: 0, watermark: 0, nodata: 0 }, held: 0, watermarks: [] }],
   actions: { release: { files: 1, bytes: 1 << 20 } },
   status: { planned: 0, done: 1, skipped: 0, busy: 0, failed: 1 },
   uploaded: 1 << 20,

@@ -1,4 +1,5 @@
-// Fetching one chunk from its tier and making it durable through an event fd.
+// Fetching chunks (one, or a run with one GET) from their tier and making them durable
+// through an event fd.
 //
 // Order (crash-safe resident map): ranged GET (bounded by the tier timeout) -> SHA-256
 // against the chunk's sum (the copy's `${key}.sums` object, fetched once per inode and
@@ -14,7 +15,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyChunk, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
 import type { CopyIndex } from '../engine/extent-map.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
@@ -79,62 +80,77 @@ function loadSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex> {
 
 /** Fetches chunk i (shared with any concurrent reader of it) and makes it durable. */
 export function fillChunk(e: InodeEntry, i: number, ref: FdRef, env: FillEnv): Promise<void> {
-  const running = e.fetching.get(i);
-  if (running) return running;
+  return e.fetching.get(i) ?? fillRun(e, i, i + 1, ref, env);
+}
+
+/**
+ * Fetches chunks [first, last) with one GET and makes them durable with one fdatasync;
+ * every chunk of the run is registered as fetching (a reader of any of them waits on it).
+ * The caller passes chunks that are neither resident nor fetching.
+ */
+export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, env: FillEnv): Promise<void> {
   ref.retain();
   const p = env.sem
-    .run(() => fetchAndCommit(e, i, ref.fd, env))
+    .run(() => fetchAndCommit(e, first, last, ref.fd, env))
     .finally(() => {
-      e.fetching.delete(i);
+      for (let i = first; i < last; i++) if (e.fetching.get(i) === p) e.fetching.delete(i);
       ref.release();
     });
-  e.fetching.set(i, p);
+  for (let i = first; i < last; i++) e.fetching.set(i, p);
   return p;
 }
 
-async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv): Promise<void> {
-  if (e.resident.has(i)) return;
+async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
+  if (e.resident.missing({ start: first, end: last }).length === 0) return;
   // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
   const sumsP = chunkSums(e, env);
   let sums: CopyIndex | null;
-  let chunk: CopyChunk;
+  let chunks: CopyChunk[];
   if (e.copy.sparse) {
     sums = await sumsP;
-    chunk = await readCopyChunk(env.tier, e.copy, sums?.map ?? null, i, env.tuning.timeoutMs);
+    chunks = await readCopyRun(env.tier, e.copy, sums?.map ?? null, first, last, env.tuning.timeoutMs);
   } else {
-    [sums, chunk] = await Promise.all([sumsP, readCopyChunk(env.tier, e.copy, null, i, env.tuning.timeoutMs)]);
+    [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
   }
-  verifyCopyChunk(env.tier, e.copy, sums, i, chunk);
-  const { data, pieces } = chunk;
-  env.onBytes(chunk.fetched);
-  if (e.resident.has(i)) return; // filled meanwhile by a whole-file pass
+  chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
+  env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));
+  if (e.resident.missing({ start: first, end: last }).length === 0) return; // filled meanwhile by a whole-file pass
   // Commit: nothing below awaits until the mtime is restored.
   const st = fstatSync(fd, { bigint: true });
   if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) {
     throw new StaleFileError(`file changed during recall (size ${st.size}, mtime ${st.mtimeNs})`);
   }
-  // Only the copy's data pieces are written: its holes stay holes. Never extend a file
-  // that was truncated: write only what lies below its size.
-  const base = pieces[0] ? chunkRange(i, e.copy.chunk, e.copy.size).start : 0;
+  // Only chunks still missing are written (one filled meanwhile by a whole-file pass may
+  // hold a user's write by now), and only the copy's data pieces: its holes stay holes.
+  // Never extend a file that was truncated: write only what lies below its size.
+  const done: number[] = [];
   let wrote = false;
+  let touched = false;
   try {
-    for (const p of pieces) {
-      const len = Math.min(p.len, e.expect.size - p.at);
-      for (let off = 0; off < len; ) off += writeSync(fd, data, p.at - base + off, len - off, p.at + off);
-      wrote ||= len > 0;
-    }
+    chunks.forEach((c, k) => {
+      const i = first + k;
+      if (e.resident.has(i)) return;
+      done.push(i);
+      const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
+      for (const p of c.pieces) {
+        touched = true;
+        const len = Math.min(p.len, e.expect.size - p.at);
+        for (let off = 0; off < len; ) off += writeSync(fd, c.data, p.at - base + off, len - off, p.at + off);
+        wrote ||= len > 0;
+      }
+    });
   } finally {
     // Also after a short write (ENOSPC): the user's mtime must never become our write time.
-    if (wrote || pieces.length > 0) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+    if (touched) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
   if (wrote) await fdatasync(fd);
-  e.resident.set(i);
+  for (const i of done) e.resident.set(i);
   try {
     persistResident(fd, e);
   } catch (err) {
     // A bit only in memory would let a write into this chunk through while the disk map
     // says missing: a later fill (or partial re-release) would put the copy's bytes over it.
-    e.resident.clear(i);
+    for (const i of done) e.resident.clear(i);
     throw err;
   }
 }

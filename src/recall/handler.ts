@@ -21,7 +21,7 @@ import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
-import { fillChunk, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
+import { fillRun, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -45,6 +45,8 @@ export interface Outcome {
 }
 
 const MAX_STALE_RETRIES = 4;
+/** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
+const RUN_BYTES = 2 * 1024 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
 const MAX_CACHED = 20_000;
 
@@ -179,19 +181,43 @@ export class RecallHandler {
     if (bytes.end <= bytes.start) return;
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk));
     if (missing.length === 0) return;
-    const results = await Promise.allSettled(missing.map((i) => fillChunk(e, i, ref, env)));
+    const results = await Promise.allSettled(this.startRuns(e, missing, ref, env));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
+  /**
+   * The fetches that cover `missing` (ascending chunk indices): those already under way,
+   * and new runs of consecutive chunks, one GET and one sync each, of at most RUN_BYTES
+   * (several in flight, up to the tier's concurrency).
+   */
+  private startRuns(e: InodeEntry, missing: number[], ref: FdRef, env: FillEnv): Promise<void>[] {
+    const out = new Set<Promise<void>>();
+    const most = Math.max(1, Math.floor(RUN_BYTES / e.copy.chunk));
+    for (let k = 0; k < missing.length; ) {
+      const i = missing[k]!;
+      const running = e.fetching.get(i);
+      if (running) {
+        out.add(running);
+        k++;
+        continue;
+      }
+      let j = k + 1;
+      while (j < missing.length && j - k < most && missing[j] === missing[j - 1]! + 1 && !e.fetching.has(missing[j]!)) j++;
+      out.add(fillRun(e, i, missing[j - 1]! + 1, ref, env));
+      k = j;
+    }
+    return [...out];
+  }
+
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
   private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
-    for (const i of e.resident.missing(chunkSpan(bytes, e.copy.chunk))) {
-      if (e.fetching.has(i)) continue;
+    const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
+    for (const run of this.startRuns(e, missing, ref, env)) {
       ref.retain();
-      const p: Promise<void> = fillChunk(e, i, ref, env)
+      const p: Promise<void> = run
         .then(() => this.finishIfComplete(e, ref.fd))
-        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, chunk: i, err }))
+        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }))
         .finally(() => {
           ref.release();
           this.background.delete(p);

@@ -213,6 +213,10 @@ export class RecallHandler {
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
   private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
+    // Like the kernel's async marker: top the window up only once a good part of it is
+    // consumed, so each GET (and sync) is a run, not the chunk or two a read uncovered.
+    const least = Math.min(RUN_BYTES, Math.floor((bytes.end - bytes.start) / 2));
+    if (missing.length * e.copy.chunk < least && bytes.end < e.copy.size) return;
     for (const run of this.startRuns(e, missing, ref, env)) {
       ref.retain();
       const p: Promise<void> = run

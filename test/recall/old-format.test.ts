@@ -45,7 +45,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       const path = await makeReleased(h, 'old-bad.bin', data, 0o644, undefined, { chunk: OLD_CHUNK });
       // Replace the object with one whose chunk 2 differs (same size): its sum no longer matches.
       const bad = Buffer.from(data);
-      bad[8 * MiB + 5] ^= 0xff;
+      bad[8 * MiB + 5] = bad[8 * MiB + 5]! ^ 0xff;
       const { Readable } = await import('node:stream');
       await h.tier.put('k/old-bad.bin', Readable.from([bad]), bad.length, { sha256: createHash('sha256').update(bad).digest('hex'), size: bad.length, path, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
       const ok = await run('dd', [`if=${path}`, 'bs=4096', 'count=1', 'status=none']);

@@ -1,26 +1,24 @@
-// Fetching chunks (one, or a run with one GET) from their tier and making them durable
-// through an event fd.
+// Fetching chunks (one, or a run with one GET) from their tier and writing them into a
+// file through an event fd.
 //
-// Order (crash-safe resident map): ranged GET (bounded by the tier timeout) -> SHA-256
-// against the chunk's sum (the copy's `${key}.sums` object, fetched once per inode and
-// checked against the record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
-// (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
-// persist the map. A chunk whose bit is not set is fetched again, never served.
-// No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
-// user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
-// after a crash can then never overwrite a durable user write.
-import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
-import { promisify } from 'node:util';
+// Order: ranged GET (bounded by the tier timeout) -> SHA-256 against each chunk's sum
+// (the copy's `${key}.sums` object, fetched once per inode and checked against the
+// record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has
+// the expected size and mtime -> pwrite (a chunk a crash took: into its holes only) -> restore mtime
+// (same tick: no user write can slip in between) -> set the chunk bits -> persist the
+// map. No fdatasync per chunk: the filesystem is the witness of what survived a crash
+// (engine/fs-resident.ts: a bit is believed only over data, a re-fetch never writes
+// over data), and the handler syncs a file once before recording it complete.
+import { fstatSync, writeSync } from 'node:fs';
 import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
 import type { CopyIndex } from '../engine/extent-map.js';
+import { holesIn, lostChunks } from '../engine/fs-resident.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
-
-const fdatasync = promisify(fdatasyncCb);
 
 /** The file changed under us (write, truncate, O_TRUNC): the caller re-decides. */
 export class StaleFileError extends Error {}
@@ -78,13 +76,40 @@ function loadSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex> {
   return e.sumsLoading;
 }
 
+/**
+ * Once per loaded entry: drops resident bits whose bytes a crash took (the file has a hole
+ * under the copy's data there; engine/fs-resident.ts), so those chunks are fetched again.
+ * A sparse copy needs its data map (its sums object) for that; a dense one does not.
+ */
+export async function dropLostChunks(e: InodeEntry, fd: number, env: FillEnv, size: number): Promise<number[]> {
+  if (e.fsChecked) return [];
+  if (e.resident.count() === 0) {
+    e.fsChecked = true;
+    return [];
+  }
+  const map = e.copy.sparse ? ((await chunkSums(e, env))?.map ?? null) : null;
+  if (e.fsChecked) return [];
+  const lost = lostChunks(fd, e.copy, map, e.resident, size);
+  for (const i of lost) e.resident.clear(i);
+  if (lost.length > 0) e.lost = new Set(lost);
+  e.fsChecked = true;
+  if (lost.length > 0) {
+    try {
+      persistResident(fd, e);
+    } catch (err) {
+      env.log?.warn('resident map not stored after dropping lost chunks (they are fetched again either way)', { op: 'recall', key: e.copy.key, err });
+    }
+  }
+  return lost;
+}
+
 /** Fetches chunk i (shared with any concurrent reader of it) and makes it durable. */
 export function fillChunk(e: InodeEntry, i: number, ref: FdRef, env: FillEnv): Promise<void> {
   return e.fetching.get(i) ?? fillRun(e, i, i + 1, ref, env);
 }
 
 /**
- * Fetches chunks [first, last) with one GET and makes them durable with one fdatasync;
+ * Fetches chunks [first, last) with one GET and writes them into the file;
  * every chunk of the run is registered as fetching (a reader of any of them waits on it).
  * The caller passes chunks that are neither resident nor fetching.
  */
@@ -124,7 +149,6 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   // hold a user's write by now), and only the copy's data pieces: its holes stay holes.
   // Never extend a file that was truncated: write only what lies below its size.
   const done: number[] = [];
-  let wrote = false;
   let touched = false;
   try {
     chunks.forEach((c, k) => {
@@ -134,17 +158,27 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
       const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
       for (const p of c.pieces) {
         touched = true;
-        const len = Math.min(p.len, e.expect.size - p.at);
-        for (let off = 0; off < len; ) off += writeSync(fd, c.data, p.at - base + off, len - off, p.at + off);
-        wrote ||= len > 0;
+        const end = Math.min(p.at + p.len, e.expect.size);
+        // A chunk a crash took: only into the file's holes (data there is ours from before
+        // the crash, or a user's write). Any other missing chunk is written whole: data in
+        // it can only be zeros of the block an O_APPEND write put at EOF (its event names
+        // offset 0, not EOF: kernel-facts.md), where the copy's bytes belong.
+        const spans = e.lost?.has(i) ? holesIn(fd, p.at, end) : [{ start: p.at, end }];
+        for (const h of spans) {
+          for (let at = h.start; at < h.end; ) at += writeSync(fd, c.data, at - base, h.end - at, at);
+        }
       }
     });
   } finally {
     // Also after a short write (ENOSPC): the user's mtime must never become our write time.
     if (touched) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
-  if (wrote) await fdatasync(fd);
-  for (const i of done) e.resident.set(i);
+  // No fdatasync: a crash turns bytes not yet on disk into holes, and a bit is believed
+  // only over data (engine/fs-resident.ts). The file is synced once, when it is complete.
+  for (const i of done) {
+    e.resident.set(i);
+    e.lost?.delete(i);
+  }
   try {
     persistResident(fd, e);
   } catch (err) {

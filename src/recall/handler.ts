@@ -14,14 +14,15 @@
 // - All chunks resident: state 'archived' (or 'dirty'), resident map dropped, unmarked.
 // - A record that says nothing needs recalling: unmark, allow. A released record without
 //   a usable copy: EIO (never ALLOW over a hole that should hold data).
-import { fstatSync } from 'node:fs';
+import { fdatasync as fdatasyncCb, fstatSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
-import { fillRun, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
+import { dropLostChunks, fillRun, mtimeSpec, Semaphore, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -44,6 +45,7 @@ export interface Outcome {
   whole: boolean;
 }
 
+const fdatasync = promisify(fdatasyncCb);
 const MAX_STALE_RETRIES = 4;
 /** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
 const RUN_BYTES = 2 * 1024 * 1024;
@@ -138,6 +140,8 @@ export class RecallHandler {
     const env: FillEnv = { tier, tuning, sem, onBytes, log: this.d.log };
 
     const size = Number(st.size);
+    const lost = await dropLostChunks(e, fd, env, size);
+    if (lost.length > 0) this.d.log.warn('resident chunks lost by a crash (hole under the copy\'s data): fetched again', { op: 'recall', key: e.copy.key, chunks: lost.length });
     if (!e.diverged && (size !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs)) {
       this.d.log.info('released file was written or truncated: recalling the rest, it becomes dirty', {
         op: 'recall',
@@ -172,7 +176,7 @@ export class RecallHandler {
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     }
-    this.finishIfComplete(e, fd);
+    await this.finishIfComplete(e, fd);
     return FAN_ALLOW;
   }
 
@@ -230,11 +234,33 @@ export class RecallHandler {
     }
   }
 
-  /** All data local: record the final state and drop the mark (later reads raise no event). */
-  private finishIfComplete(e: InodeEntry, fd: number): void {
+  /**
+   * All data local: sync it (fills are not synced one by one: fill.ts), then record the
+   * final state and drop the mark (later reads raise no event).
+   */
+  private async finishIfComplete(e: InodeEntry, fd: number): Promise<void> {
     const limit = Math.min(e.expect.size, e.copy.size);
-    const done = limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0;
-    if (!done || this.cache.get(e.id) !== e) return;
+    const isDone = () => (limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0);
+    if (!isDone() || this.cache.get(e.id) !== e) return;
+    // One sync per file; a reader whose event completes it waits for the record too.
+    if (e.finishing) return e.finishing;
+    const synced = fdatasync(fd).then(
+      () => true,
+      (err: unknown) => {
+        this.d.log.warn('recall complete but fdatasync failed: left partial', { op: 'recall', key: e.copy.key, err });
+        return false;
+      },
+    );
+    e.finishing = synced.then((ok) => {
+      e.finishing = undefined;
+      if (ok) this.recordComplete(e, fd, isDone);
+    });
+    return e.finishing;
+  }
+
+  /** After the sync: re-decided in one tick with the record write. */
+  private recordComplete(e: InodeEntry, fd: number, isDone: () => boolean): void {
+    if (!isDone() || this.cache.get(e.id) !== e) return;
     if (!e.diverged) {
       const st = fstatSync(fd, { bigint: true });
       if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) return; // re-decided next event

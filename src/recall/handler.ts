@@ -140,7 +140,7 @@ export class RecallHandler {
     const env: FillEnv = { tier, tuning, sem, onBytes, log: this.d.log };
 
     const size = Number(st.size);
-    const lost = await dropLostChunks(e, fd, env, size);
+    const lost = e.fsChecked ? [] : await dropLostChunks(e, fd, env, size); // once per loaded entry
     if (lost.length > 0) this.d.log.warn('resident chunks lost by a crash (hole under the copy\'s data): fetched again', { op: 'recall', key: e.copy.key, chunks: lost.length });
     if (!e.diverged && (size !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs)) {
       this.d.log.info('released file was written or truncated: recalling the rest, it becomes dirty', {

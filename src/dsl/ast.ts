@@ -24,10 +24,14 @@ export interface RecallSettings {
   span?: Span;
 }
 
-export const DEFAULT_WHOLE_FILE_FOR = ['cp', 'mv', 'install', 'tar', 'rsync', 'bsdtar', 'cpio'];
+/**
+ * Programs that look for data with SEEK_DATA/SEEK_HOLE (no event: a released file looks
+ * all hole) or that check ctime while they read. qemu-*: image conversion and export.
+ */
+export const DEFAULT_WHOLE_FILE_FOR = ['cp', 'mv', 'install', 'tar', 'rsync', 'bsdtar', 'cpio', 'qemu-img', 'qemu-nbd', 'qemu-storage-daemon'];
 
 export interface TierTuning {
-  chunk: number; // bytes, default 4 MiB
+  chunk: number; // bytes, default 64 KiB (new copies of big files get more: copyChunkFor)
   readahead: number; // bytes, default 16 MiB
   timeoutMs: number; // default 30 s
   concurrency: number; // default 8
@@ -38,7 +42,7 @@ export interface TierTuning {
 }
 
 export const DEFAULT_TUNING: TierTuning = {
-  chunk: 4 * 1024 * 1024,
+  chunk: 64 * 1024,
   readahead: 16 * 1024 * 1024,
   timeoutMs: 30_000,
   concurrency: 8,

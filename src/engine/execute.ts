@@ -30,7 +30,8 @@ import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import type { CachedResident } from '../recall/inode.js';
 import type { Logger } from '../log.js';
-import { decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { DEFAULT_TUNING } from '../dsl/ast.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type Catalog } from './catalog.js';
 import { releasePartial } from './release-partial.js';
@@ -43,7 +44,6 @@ export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O
 // must go through the pre-mark fd: release opens read-write. Nothing is written through it
 // but the hole.
 const RELEASE_FLAGS = constants.O_RDWR | constants.O_NOATIME | constants.O_NOFOLLOW;
-const DEFAULT_CHUNK = 4 * 1024 * 1024;
 export const openAsync = promisify(open);
 const PUNCH_ALIGN = 64 * 1024; // a multiple of every block size we meet
 
@@ -271,7 +271,7 @@ async function migratePinned(pin: Pinned, absPath: string, tierName: string, mod
       if (!info || info.size !== storedSize(copy!)) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
     } else {
       const key = newKey();
-      const chunk = tier.tuning?.chunk ?? DEFAULT_CHUNK;
+      const chunk = copyChunkFor(tier.tuning?.chunk ?? DEFAULT_TUNING.chunk, size);
       const { sha256, sumsSha, stored, sparse } = await upload(fd, tier, key, size, chunk, st0, absPath, ac.signal);
       uploaded = stored;
       faultPoint('after-verify');

@@ -37,6 +37,7 @@ import { withMarkedIo } from './marked-io.js';
 import type { CopyIndex } from './extent-map.js';
 import { copySums, fillMissing, firstStaleChunk, missingBytes, type CopySource } from './verify-resident.js';
 import { residentToVerify } from './resident-union.js';
+import { lostChunks } from './fs-resident.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -101,6 +102,11 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     }
     const src: CopySource = { tier, copy, timeoutMs: (tier.tuning ?? DEFAULT_TUNING).timeoutMs, signal: ac.signal };
     const sums = await copySums(src);
+    // A bit whose bytes a crash took (fills are not synced one by one): hashing the hole
+    // would call the file written. The recall service drops such bits and fetches the
+    // chunks again at their next read (fs-resident.ts); until then, leave the file alone.
+    const lost = lostChunks(fd, copy, sums?.map ?? null, resident, Number(st0.size));
+    if (lost.length > 0) return none('skipped', `partially recalled; ${lost.length} resident chunk(s) lost by a crash are fetched again at their next read: next run`);
     const stale = await firstStaleChunk(fd, resident, src, sums);
     if (stale !== null) {
       const mayWrite = () => !ac.signal.aborted && !lease!.broken && getLease(fd, absPath) === 'write';

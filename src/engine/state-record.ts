@@ -122,3 +122,17 @@ export const sumsKey = (key: string): string => key + SUMS_SUFFIX;
 export function chunkCount(size: number, chunk: number): number {
   return size === 0 ? 0 : Math.ceil(size / chunk);
 }
+
+/** Most chunks a new copy gets: its resident bitmap stays <= 2 KiB, inside one xattr block. */
+export const MAX_COPY_CHUNKS = 16384;
+
+/**
+ * The chunk (verified unit and resident-map unit) of a new copy of `size` bytes: the
+ * tier's `chunk`, doubled until the file has at most MAX_COPY_CHUNKS of them (a bigger
+ * map would not fit an xattr and the file would be recalled whole). Pure.
+ */
+export function copyChunkFor(tierChunk: number, size: number): number {
+  let c = tierChunk;
+  while (Math.ceil(size / c) > MAX_COPY_CHUNKS) c *= 2;
+  return c;
+}

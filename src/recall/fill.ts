@@ -1,28 +1,27 @@
-// Fetching one chunk from its tier and making it durable through an event fd.
+// Fetching chunks (one, or a run with one GET) from their tier and writing them into a
+// file through an event fd.
 //
-// Order (crash-safe resident map): ranged GET (bounded by the tier timeout) -> SHA-256
-// against the chunk's sum (the copy's `${key}.sums` object, fetched once per inode and
-// checked against the record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
-// (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
-// persist the map. A chunk whose bit is not set is fetched again, never served.
+// Order: ranged GET (bounded by the tier timeout) -> SHA-256 against each chunk's sum
+// (the copy's `${key}.sums` object, fetched once per inode and checked against the
+// record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has
+// the expected size and mtime -> pwrite (a chunk a crash took: into its holes only) -> restore mtime
+// (same tick: no user write can slip in between) -> set the chunk bits -> persist the
+// map. No fdatasync per chunk: the filesystem is the witness of what survived a crash
+// (engine/fs-resident.ts: a bit is believed only over data, a re-fetch never writes
+// over data), and the handler syncs a file once before recording it complete.
 // A sparse copy (engine/extent-map.ts): the chunk is rebuilt from its data pieces with
 // zeros in the holes, checked, and only the data pieces are written: holes stay holes; a
-// chunk with no data needs no GET, no write and no fdatasync.
-// No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
-// user makes durable (their write's fsync) carries our earlier bit with it; a re-fetch
-// after a crash can then never overwrite a durable user write.
-import { fdatasync as fdatasyncCb, fstatSync, writeSync } from 'node:fs';
-import { promisify } from 'node:util';
+// chunk with no data needs no GET and no write (skipHoleChunks).
+import { fstatSync, writeSync } from 'node:fs';
 import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyChunk, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
 import { sumIndex, type CopyIndex } from '../engine/extent-map.js';
+import { holesIn, lostChunks } from '../engine/fs-resident.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
-
-const fdatasync = promisify(fdatasyncCb);
 
 /** The file changed under us (write, truncate, O_TRUNC): the caller re-decides. */
 export class StaleFileError extends Error {}
@@ -110,64 +109,115 @@ export async function skipHoleChunks(e: InodeEntry, list: number[], fd: number, 
   return need;
 }
 
+/**
+ * Once per loaded entry: drops resident bits whose bytes a crash took (the file has a hole
+ * under the copy's data there; engine/fs-resident.ts), so those chunks are fetched again.
+ * A sparse copy needs its data map (its sums object) for that; a dense one does not.
+ */
+export async function dropLostChunks(e: InodeEntry, fd: number, env: FillEnv, size: number): Promise<number[]> {
+  if (e.fsChecked) return [];
+  if (e.resident.count() === 0) {
+    e.fsChecked = true;
+    return [];
+  }
+  const map = e.copy.sparse ? ((await chunkSums(e, env))?.map ?? null) : null;
+  if (e.fsChecked) return [];
+  const lost = lostChunks(fd, e.copy, map, e.resident, size);
+  for (const i of lost) e.resident.clear(i);
+  if (lost.length > 0) e.lost = new Set(lost);
+  e.fsChecked = true;
+  if (lost.length > 0) {
+    try {
+      persistResident(fd, e);
+    } catch (err) {
+      env.log?.warn('resident map not stored after dropping lost chunks (they are fetched again either way)', { op: 'recall', key: e.copy.key, err });
+    }
+  }
+  return lost;
+}
+
 /** Fetches chunk i (shared with any concurrent reader of it) and makes it durable. */
 export function fillChunk(e: InodeEntry, i: number, ref: FdRef, env: FillEnv): Promise<void> {
-  const running = e.fetching.get(i);
-  if (running) return running;
+  return e.fetching.get(i) ?? fillRun(e, i, i + 1, ref, env);
+}
+
+/**
+ * Fetches chunks [first, last) with one GET and writes them into the file;
+ * every chunk of the run is registered as fetching (a reader of any of them waits on it).
+ * The caller passes chunks that are neither resident nor fetching.
+ */
+export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, env: FillEnv): Promise<void> {
   ref.retain();
   const p = env.sem
-    .run(() => fetchAndCommit(e, i, ref.fd, env))
+    .run(() => fetchAndCommit(e, first, last, ref.fd, env))
     .finally(() => {
-      e.fetching.delete(i);
+      for (let i = first; i < last; i++) if (e.fetching.get(i) === p) e.fetching.delete(i);
       ref.release();
     });
-  e.fetching.set(i, p);
+  for (let i = first; i < last; i++) e.fetching.set(i, p);
   return p;
 }
 
-async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv): Promise<void> {
-  if (e.resident.has(i)) return;
+async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
+  if (e.resident.missing({ start: first, end: last }).length === 0) return;
   // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
   const sumsP = chunkSums(e, env);
   let sums: CopyIndex | null;
-  let chunk: CopyChunk;
+  let chunks: CopyChunk[];
   if (e.copy.sparse) {
     sums = await sumsP;
-    chunk = await readCopyChunk(env.tier, e.copy, sums?.map ?? null, i, env.tuning.timeoutMs);
+    chunks = await readCopyRun(env.tier, e.copy, sums?.map ?? null, first, last, env.tuning.timeoutMs);
   } else {
-    [sums, chunk] = await Promise.all([sumsP, readCopyChunk(env.tier, e.copy, null, i, env.tuning.timeoutMs)]);
+    [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
   }
-  verifyCopyChunk(env.tier, e.copy, sums, i, chunk);
-  const { data, pieces } = chunk;
-  env.onBytes(chunk.fetched);
-  if (e.resident.has(i)) return; // filled meanwhile by a whole-file pass
+  chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
+  env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));
+  if (e.resident.missing({ start: first, end: last }).length === 0) return; // filled meanwhile by a whole-file pass
   // Commit: nothing below awaits until the mtime is restored.
   const st = fstatSync(fd, { bigint: true });
   if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) {
     throw new StaleFileError(`file changed during recall (size ${st.size}, mtime ${st.mtimeNs})`);
   }
-  // Only the copy's data pieces are written: its holes stay holes. Never extend a file
-  // that was truncated: write only what lies below its size.
-  const base = pieces[0] ? chunkRange(i, e.copy.chunk, e.copy.size).start : 0;
-  let wrote = false;
+  // Only chunks still missing are written (one filled meanwhile by a whole-file pass may
+  // hold a user's write by now), and only the copy's data pieces: its holes stay holes.
+  // Never extend a file that was truncated: write only what lies below its size.
+  const done: number[] = [];
+  let touched = false;
   try {
-    for (const p of pieces) {
-      const len = Math.min(p.len, e.expect.size - p.at);
-      for (let off = 0; off < len; ) off += writeSync(fd, data, p.at - base + off, len - off, p.at + off);
-      wrote ||= len > 0;
-    }
+    chunks.forEach((c, k) => {
+      const i = first + k;
+      if (e.resident.has(i)) return;
+      done.push(i);
+      const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
+      for (const p of c.pieces) {
+        touched = true;
+        const end = Math.min(p.at + p.len, e.expect.size);
+        // A chunk a crash took: only into the file's holes (data there is ours from before
+        // the crash, or a user's write). Any other missing chunk is written whole: data in
+        // it can only be zeros of the block an O_APPEND write put at EOF (its event names
+        // offset 0, not EOF: kernel-facts.md), where the copy's bytes belong.
+        const spans = e.lost?.has(i) ? holesIn(fd, p.at, end) : [{ start: p.at, end }];
+        for (const h of spans) {
+          for (let at = h.start; at < h.end; ) at += writeSync(fd, c.data, at - base, h.end - at, at);
+        }
+      }
+    });
   } finally {
     // Also after a short write (ENOSPC): the user's mtime must never become our write time.
-    if (wrote || pieces.length > 0) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+    if (touched) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
-  if (wrote) await fdatasync(fd);
-  e.resident.set(i);
+  // No fdatasync: a crash turns bytes not yet on disk into holes, and a bit is believed
+  // only over data (engine/fs-resident.ts). The file is synced once, when it is complete.
+  for (const i of done) {
+    e.resident.set(i);
+    e.lost?.delete(i);
+  }
   try {
     persistResident(fd, e);
   } catch (err) {
     // A bit only in memory would let a write into this chunk through while the disk map
     // says missing: a later fill (or partial re-release) would put the copy's bytes over it.
-    e.resident.clear(i);
+    for (const i of done) e.resident.clear(i);
     throw err;
   }
 }

@@ -3,7 +3,8 @@
 //
 // Rules (why: docs/recall.md):
 // - Open events (FAN_OPEN_PERM): allow at once, except an exec open or an opener named
-//   in `wholeFileFor` (sparse-aware copiers): recall the whole file first. Content mode:
+//   in `wholeFileFor` (sparse-aware copiers; not tar opening its own archive: opener.ts):
+//   recall the whole file first. Content mode:
 //   every open recalls the whole file.
 // - FAN_PRE_ACCESS: reads and writes look alike. If the file still has the copy's size
 //   and mtime, fill the chunks under the page-rounded range (+ read-ahead), allow.
@@ -13,16 +14,18 @@
 // - All chunks resident: state 'archived' (or 'dirty'), resident map dropped, unmarked.
 // - A record that says nothing needs recalling: unmark, allow. A released record without
 //   a usable copy: EIO (never ALLOW over a hole that should hold data).
-import { fstatSync } from 'node:fs';
+import { fdatasync as fdatasyncCb, fstatSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
-import { fillChunk, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
+import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
-import { commOf } from './proc.js';
+import { wholeFileForOpener } from './opener.js';
+import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
 
@@ -42,7 +45,10 @@ export interface Outcome {
   whole: boolean;
 }
 
+const fdatasync = promisify(fdatasyncCb);
 const MAX_STALE_RETRIES = 4;
+/** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
+const RUN_BYTES = 2 * 1024 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
 const MAX_CACHED = 20_000;
 
@@ -134,6 +140,8 @@ export class RecallHandler {
     const env: FillEnv = { tier, tuning, sem, onBytes, log: this.d.log };
 
     const size = Number(st.size);
+    const lost = e.fsChecked ? [] : await dropLostChunks(e, fd, env, size); // once per loaded entry
+    if (lost.length > 0) this.d.log.warn('resident chunks lost by a crash (hole under the copy\'s data): fetched again', { op: 'recall', key: e.copy.key, chunks: lost.length });
     if (!e.diverged && (size !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs)) {
       this.d.log.info('released file was written or truncated: recalling the rest, it becomes dirty', {
         op: 'recall',
@@ -149,14 +157,16 @@ export class RecallHandler {
 
     const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
     const wholeAtOpen =
-      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || this.d.settings.wholeFileFor.includes(commOf(ev.pid)));
+      isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || wholeFileForOpener(this.d.settings.wholeFileFor, commOf(ev.pid), ev.pid, () => pathOfFd(fd)));
     if (e.diverged || e.mapUnstorable || wholeAtOpen || (!isOpen && !ev.range)) {
       out.whole = true;
       await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     } else if (isOpen) {
       return FAN_ALLOW; // content untouched yet: the reads will say what they need
     } else {
-      const r = ev.range!;
+      // A count of 0 is "to end of file": a clone of the whole file (FICLONE, FICLONERANGE
+      // with src_length 0) raises one such event (a 0-byte read() too: it costs a recall).
+      const r = ev.range!.count === 0 ? { offset: ev.range!.offset, count: Math.max(0, size - ev.range!.offset) } : ev.range!;
       const want = clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
@@ -166,7 +176,7 @@ export class RecallHandler {
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     }
-    this.finishIfComplete(e, fd);
+    await this.finishIfComplete(e, fd);
     return FAN_ALLOW;
   }
 
@@ -176,19 +186,47 @@ export class RecallHandler {
     // A sparse copy's all-hole chunks need nothing (fill.ts skipHoleChunks).
     const missing = await skipHoleChunks(e, e.resident.missing(chunkSpan(bytes, e.copy.chunk)), ref.fd, env);
     if (missing.length === 0) return;
-    const results = await Promise.allSettled(missing.map((i) => fillChunk(e, i, ref, env)));
+    const results = await Promise.allSettled(this.startRuns(e, missing, ref, env));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
+  /**
+   * The fetches that cover `missing` (ascending chunk indices): those already under way,
+   * and new runs of consecutive chunks, one GET and one sync each, of at most RUN_BYTES
+   * (several in flight, up to the tier's concurrency).
+   */
+  private startRuns(e: InodeEntry, missing: number[], ref: FdRef, env: FillEnv): Promise<void>[] {
+    const out = new Set<Promise<void>>();
+    const most = Math.max(1, Math.floor(RUN_BYTES / e.copy.chunk));
+    for (let k = 0; k < missing.length; ) {
+      const i = missing[k]!;
+      const running = e.fetching.get(i);
+      if (running) {
+        out.add(running);
+        k++;
+        continue;
+      }
+      let j = k + 1;
+      while (j < missing.length && j - k < most && missing[j] === missing[j - 1]! + 1 && !e.fetching.has(missing[j]!)) j++;
+      out.add(fillRun(e, i, missing[j - 1]! + 1, ref, env));
+      k = j;
+    }
+    return [...out];
+  }
+
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
   private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
-    for (const i of e.resident.missing(chunkSpan(bytes, e.copy.chunk))) {
-      if (e.fetching.has(i)) continue;
+    const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
+    // Like the kernel's async marker: top the window up only once a good part of it is
+    // consumed, so each GET (and sync) is a run, not the chunk or two a read uncovered.
+    const least = Math.min(RUN_BYTES, Math.floor((bytes.end - bytes.start) / 2));
+    if (missing.length * e.copy.chunk < least && bytes.end < e.copy.size) return;
+    for (const run of this.startRuns(e, missing, ref, env)) {
       ref.retain();
-      const p: Promise<void> = fillChunk(e, i, ref, env)
+      const p: Promise<void> = run
         .then(() => this.finishIfComplete(e, ref.fd))
-        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, chunk: i, err }))
+        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }))
         .finally(() => {
           ref.release();
           this.background.delete(p);
@@ -197,11 +235,33 @@ export class RecallHandler {
     }
   }
 
-  /** All data local: record the final state and drop the mark (later reads raise no event). */
-  private finishIfComplete(e: InodeEntry, fd: number): void {
+  /**
+   * All data local: sync it (fills are not synced one by one: fill.ts), then record the
+   * final state and drop the mark (later reads raise no event).
+   */
+  private async finishIfComplete(e: InodeEntry, fd: number): Promise<void> {
     const limit = Math.min(e.expect.size, e.copy.size);
-    const done = limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0;
-    if (!done || this.cache.get(e.id) !== e) return;
+    const isDone = () => (limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0);
+    if (!isDone() || this.cache.get(e.id) !== e) return;
+    // One sync per file; a reader whose event completes it waits for the record too.
+    if (e.finishing) return e.finishing;
+    const synced = fdatasync(fd).then(
+      () => true,
+      (err: unknown) => {
+        this.d.log.warn('recall complete but fdatasync failed: left partial', { op: 'recall', key: e.copy.key, err });
+        return false;
+      },
+    );
+    e.finishing = synced.then((ok) => {
+      e.finishing = undefined;
+      if (ok) this.recordComplete(e, fd, isDone);
+    });
+    return e.finishing;
+  }
+
+  /** After the sync: re-decided in one tick with the record write. */
+  private recordComplete(e: InodeEntry, fd: number, isDone: () => boolean): void {
+    if (!isDone() || this.cache.get(e.id) !== e) return;
     if (!e.diverged) {
       const st = fstatSync(fd, { bigint: true });
       if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) return; // re-decided next event

@@ -37,6 +37,12 @@ export interface InodeEntry {
   fetching: Map<number, Promise<void>>;
   /** The copy's per-chunk SHA-256 sums (and a sparse copy's data map), once fetched and verified (fill.ts); a failed fetch is not cached. */
   sums?: CopyIndex;
+  /** The loaded bits were checked against the file's data (engine/fs-resident.ts lostChunks). */
+  fsChecked?: boolean;
+  /** Chunks whose bit a crash made a lie: re-fetched into their holes only (fill.ts). */
+  lost?: Set<number>;
+  /** finishIfComplete is syncing the file and then records it complete (one at a time). */
+  finishing?: Promise<void>;
   sumsLoading?: Promise<CopyIndex>;
 }
 

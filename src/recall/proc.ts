@@ -10,6 +10,11 @@ export function commOf(pid: number): string {
   }
 }
 
+/** Whether `comm` is one of `names`; the kernel cuts comm to 15 bytes, so longer names match their first 15. */
+export function namedIn(names: readonly string[], comm: string): boolean {
+  return comm !== '' && names.some((n) => n === comm || (n.length > 15 && n.slice(0, 15) === comm));
+}
+
 /** The path an fd of this process refers to, for messages ('' when unknown). */
 export function pathOfFd(fd: number): string {
   try {

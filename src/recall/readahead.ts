@@ -1,7 +1,9 @@
 // Sequential-access detection and a read-ahead window that grows with what the reader
 // has consumed, like the kernel's: nothing for a lone read or a few small ones; once a
-// stream has read `minRun` bytes in order, fetch ahead twice what it has read (whole
-// chunks), up to the tier's `readahead`. A jump starts a new stream. Pure.
+// stream has read `minRun` bytes in order, fetch ahead as much as it has read (whole
+// chunks), up to the tier's `readahead`: a reader that stops has been fetched at most
+// about twice what it read (`head -c 1M`), one that goes on finds its next bytes there
+// and the window doubles with every window it reads. A jump starts a new stream. Pure.
 
 export interface ReadaheadState {
   prevStart: number;
@@ -30,7 +32,7 @@ export function feed(s: ReadaheadState, start: number, end: number, o: Readahead
   const run = end - runStart;
   let window = 0;
   if (sequential && o.max > 0 && run >= (o.minRun ?? 64 * 1024)) {
-    window = Math.min(o.max, Math.ceil((2 * run) / o.chunk) * o.chunk);
+    window = Math.min(o.max, Math.ceil(run / o.chunk) * o.chunk);
   }
   return { state: { prevStart: start, prevEnd: end, runStart, window }, ahead: { offset: end, length: window } };
 }

@@ -31,6 +31,7 @@ describe('tier doctor', () => {
     assert.equal(check(rep, 'trusted xattrs').ok, true);
     assert.match(check(rep, 'kernel').detail, /^\d+\.\d+/);
     assert.match(check(rep, 'lease-break-time').detail, /^\d+ s/);
+    assert.match(check(rep, 'hole-skippers').detail, /SEEK_DATA.*whole_file_for \(default: cp, .*qemu-img/);
     assert.equal(check(rep, 'daemon').ok, false);
     assert.match(check(rep, 'daemon').detail, /not running/);
     assert.deepEqual(readdirSync(fs.dir).filter((n) => n.startsWith('.tier')), [], 'probe files removed');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, storedSize, type StateRecord } from '../../src/engine/state-record.js';
+import { copyChunkFor, decodeRecord, encodeRecord, MAX_COPY_CHUNKS, storedSize, type StateRecord } from '../../src/engine/state-record.js';
 
 const full: StateRecord = {
   v: 1,
@@ -72,4 +72,14 @@ test('sparse copies: [stored, sumsLen] as a 9th element; dense copies keep exact
     assert.equal(decodeRecord(Buffer.from(pre + bad + ']]')), null, bad);
   }
   assert.equal(decodeRecord(Buffer.from('[1,"released",0,2,["t","ab/k",100,"5","x",1,4194304,0,[10,10]]]')), null, 'map without sums');
+});
+
+test('copyChunkFor: the tier chunk, doubled until the resident map has at most MAX_COPY_CHUNKS bits', () => {
+  const K = 1024;
+  assert.equal(copyChunkFor(64 * K, 0), 64 * K);
+  assert.equal(copyChunkFor(64 * K, 1 << 30), 64 * K, '1 GiB: 16384 chunks of 64 KiB');
+  assert.equal(copyChunkFor(64 * K, (1 << 30) + 1), 128 * K);
+  assert.equal(copyChunkFor(64 * K, 100 * (1 << 30)), 8 * K * K);
+  assert.equal(copyChunkFor(4 * K * K, 1 << 30), 4 * K * K, 'a bigger tier chunk is kept');
+  for (const size of [1, 12345, 3 << 30, 2 ** 40 + 7]) assert.ok(Math.ceil(size / copyChunkFor(64 * K, size)) <= MAX_COPY_CHUNKS);
 });

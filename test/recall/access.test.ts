@@ -2,7 +2,7 @@
 // ext4 and xfs, with the local tier. Readers are real child processes.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allocated, makeReleased, pattern, run, startHarness, stateOf, type Harness } from './harness.js';
 
@@ -135,6 +135,51 @@ for (const type of ['ext4', 'xfs'] as const) {
       const x = await run('tar', ['-xOf', archive, 'tar.bin']);
       assert.equal(x.code, 0, x.stderr);
       assert.ok(x.stdout.equals(data));
+    });
+
+    test('tar reading its own released archive (tvf | head, -t --file, xf) fetches what it reads, not the whole archive', async () => {
+      // 40 members of 512 KiB (20 MiB): tar lists by seeking from header to header.
+      const src = join(h.fs.scratch, `tar-src-${type}`);
+      mkdirSync(src);
+      for (let i = 0; i < 40; i++) writeFileSync(join(src, `m${String(i).padStart(2, '0')}`), pattern(512 * 1024, 100 + i));
+      const built = join(h.fs.scratch, `built-${type}.tar`);
+      assert.equal((await run('tar', ['-cf', built, '-C', src, '.'])).code, 0);
+      const data = readFileSync(built);
+      const path = await makeReleased(h, 'list.tar', data);
+      const f0 = h.svc.stats().bytesFetched;
+      const r = await run('sh', ['-c', 'tar tvf "$0" | head -3', path]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString().trim().split('\n').length, 3);
+      const listed = h.svc.stats().bytesFetched - f0;
+      // Headers only: a few chunks (256 KiB) and read-ahead (1 MiB), far from 20 MiB.
+      assert.ok(listed <= 4 * 1024 * 1024, `tar tvf | head fetched ${listed} bytes of ${data.length}`);
+      assert.equal((await stateOf(path))?.state, 'partial');
+      // Relative operand, long option: the same archive, still ranged.
+      const rel = await run('sh', ['-c', 'cd "$(dirname "$0")" && tar -t --file=list.tar | head -1', path]);
+      assert.equal(rel.code, 0, rel.stderr);
+      assert.ok(h.svc.stats().bytesFetched - f0 < data.length, 'still partial after tar -t --file=REL');
+      // Extraction reads it all, in order; every member byte-exact.
+      const out = join(h.fs.scratch, `tar-out-${type}`);
+      mkdirSync(out);
+      const x = await run('tar', ['xf', path, '-C', out]);
+      assert.equal(x.code, 0, x.stderr);
+      for (let i = 0; i < 40; i++) assert.ok(readFileSync(join(out, `m${String(i).padStart(2, '0')}`)).equals(pattern(512 * 1024, 100 + i)), `member ${i}`);
+    });
+
+    test('tar creating an archive of released files gets each member whole: byte-exact, exit 0 (no "file changed as we read it")', async () => {
+      const a = pattern(3 * 256 * 1024 + 7, 61);
+      const b = pattern(256 * 1024, 62);
+      await makeReleased(h, 'mem-a.bin', a);
+      await makeReleased(h, 'mem-b.bin', b);
+      const archive = join(h.fs.scratch, `c-${type}.tar`);
+      const r = await run('sh', ['-c', 'cd "$0" && tar --sparse -cvf "$1" mem-a.bin mem-b.bin', h.fs.dir, archive]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /changed as we read/);
+      for (const [n, d] of [['mem-a.bin', a], ['mem-b.bin', b]] as const) {
+        const x = await run('tar', ['-xOf', archive, n]);
+        assert.ok(x.stdout.equals(d), n);
+        assert.equal((await stateOf(join(h.fs.dir, n)))?.state, 'archived', `${n} recalled whole at tar's open`);
+      }
     });
 
     test('concurrent readers of one file share fetches and all get exact bytes', async () => {

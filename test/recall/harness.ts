@@ -108,7 +108,7 @@ export async function makeReleased(
   data: Buffer,
   fileMode = 0o644,
   mark: (fd: number) => void = (fd) => h.svc.markReleased(fd),
-  opts: { sums?: boolean } = {},
+  opts: { sums?: boolean; chunk?: number } = {},
 ): Promise<string> {
   const path = join(h.fs.dir, name);
   writeFileSync(path, data, { mode: fileMode });
@@ -118,7 +118,7 @@ export async function makeReleased(
   await h.tier.put(key, Readable.from([data]), data.length, meta);
   let sumsSha: string | undefined;
   if (opts.sums !== false) {
-    const cs = new ChunkSums(h.tuning.chunk);
+    const cs = new ChunkSums(opts.chunk ?? h.tuning.chunk);
     cs.update(data);
     const sums = cs.digest();
     sumsSha = createHash('sha256').update(sums).digest('hex');
@@ -135,7 +135,7 @@ export async function makeReleased(
       state: 'released',
       pinned: false,
       gen: 1,
-      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: h.tuning.chunk, ...(sumsSha ? { sumsSha } : {}) },
+      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: opts.chunk ?? h.tuning.chunk, ...(sumsSha ? { sumsSha } : {}) },
     };
     fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
     futimens(fd, nsToTimespec(MTIME_NS), nsToTimespec(MTIME_NS), path);

@@ -35,11 +35,12 @@ describe('read-ahead', () => {
     const steps: [number, number, number][] = [
       // start, end, expected window after
       [0, 2, 0], // first access: no history
-      [2, 3, 8], // run 3 >= minRun: twice the run (6), rounded up to whole chunks
-      [3, 5, 12], // run 5 -> 10 -> 12
-      [5, 9, 16], // run 9 -> 18, capped at 16
+      [2, 3, 4], // run 3 >= minRun: as much as the run (3), rounded up to whole chunks
+      [3, 5, 8], // run 5 -> 8
+      [5, 13, 16], // run 13 -> 16
+      [13, 21, 16], // run 21 -> 24, capped at 16
       [100, 102, 0], // jump: a new stream
-      [101, 104, 8], // an overlapping odd-sized read continues it: run 4 -> 8
+      [101, 105, 8], // an overlapping odd-sized read continues it: run 5 -> 8
     ];
     for (const [a, b, w] of steps) {
       const r = feed(s, a, b, o);

@@ -4,6 +4,7 @@
 import { closeSync, openSync, rmSync, statfsSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DEFAULT_WHOLE_FILE_FOR } from '../../dsl/ast.js';
 import { detectMode } from '../../kernel/detect.js';
 import { fgetxattr, fremovexattr, fsetxattr } from '../../kernel/libc.js';
 import { connectDaemon } from '../../daemon/client.js';
@@ -56,10 +57,11 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         checkMode(dir, fsType),
         checkXattr(dir),
         checkLeaseBreak(),
+        checkHoleSkippers(),
         await checkDaemon(resolve(opts.stateDir)),
       ];
       checks.push(checkBackings(opts.config?.map((f) => resolve(f)) ?? (await daemonPolicyFiles(resolve(opts.stateDir))), resolve(opts.stateDir)));
-      const usable = checks.filter((c) => c.name !== 'daemon' && c.name !== 'lease-break-time' && c.name !== 'backing').every((c) => c.ok);
+      const usable = checks.filter((c) => c.name !== 'daemon' && c.name !== 'lease-break-time' && c.name !== 'backing' && c.name !== 'hole-skippers').every((c) => c.ok);
       if (opts.json) printer.out(JSON.stringify({ usable, checks }));
       else {
         for (const c of checks) printer.out(`${c.ok ? 'ok  ' : c.warn ? 'warn' : 'FAIL'}  ${c.name.padEnd(17)} ${c.detail}`);
@@ -135,6 +137,17 @@ function checkLeaseBreak(): Check {
   } catch (e) {
     return { name: 'lease-break-time', ok: false, detail: (e as Error).message };
   }
+}
+
+/** The one copy path tier cannot see (docs/recall.md "mmap, exec, copiers"): said here, not hidden. */
+function checkHoleSkippers(): Check {
+  return {
+    name: 'hole-skippers',
+    ok: true,
+    detail:
+      `a program that finds data with SEEK_DATA/SEEK_HOLE (no fanotify event) copies a released file as holes unless its name is in ` +
+      `whole_file_for (default: ${DEFAULT_WHOLE_FILE_FOR.join(', ')}); add any other such program there`,
+  };
 }
 
 async function checkDaemon(stateDir: string): Promise<Check> {

@@ -17,13 +17,14 @@
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createGroup, type GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { answerStaleEvents } from './stale-events.js';
 import { lockStateDir, StateDirBusy } from './state-lock.js';
-import type { WorkerConfig } from './worker-config.js';
+import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
+import { closeGroup } from './close-group.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 
@@ -43,7 +44,7 @@ export interface SupervisorOptions {
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 const STABLE_MS = 60_000; // a worker up this long resets the backoff
-const STOP_GRACE_MS = 20_000; // then SIGKILL
+const STOP_GRACE_MS = 60_000; // then SIGKILL (the worker's stop may recall held-open files: 20 s budget)
 
 /** Runs until SIGTERM/SIGINT (exit 0) or a worker that cannot start (exit 1). */
 export async function runSupervisor(o: SupervisorOptions): Promise<number> {
@@ -61,6 +62,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     }
     throw e;
   }
+  spareFromOom(o.log);
   const inflightPath = join(stateDir, 'inflight');
   const { fd: groupFd, mode } = openGroup(o.log);
 
@@ -83,6 +85,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     groupFd: 3,
     inflightPath,
     freshGroup: true,
+    supervisorPid: process.pid,
     metricsListen: o.metricsListen,
     ...(o.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: o.reconcileIntervalMs } : {}),
   };
@@ -157,9 +160,9 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     process.off('SIGHUP', onHup);
     drain.stop();
     if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
-    // Closing the group lets any reader that arrives from now on through: nothing is
-    // blocked on us any more (stale events were answered, the rest drained).
-    closeSync(groupFd);
+    // Marks flushed, queued events answered, then closed: a close with readers waiting
+    // would hang here and let them read zeros (close-group.ts).
+    closeGroup(groupFd, o.log);
     unlock();
     o.log.info('daemon stopped', { code });
     finish(code);
@@ -177,7 +180,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     stopping = true;
     exitCode = 0;
     if (!c) return maybeFinish();
-    c.kill('SIGTERM');
+    // The final stop (held-open files, flush: stop-sequence.ts); a bare SIGTERM would
+    // only make the worker give way to a successor.
+    if (c.connected) c.send({ type: 'stop' } satisfies SupervisorMessage);
+    else c.kill('SIGTERM');
     killTimer = setTimeout(() => {
       o.log.error('worker did not stop in time: killing it', { workerPid: c.pid, graceMs: STOP_GRACE_MS });
       c.kill('SIGKILL');
@@ -204,6 +210,18 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const code = await done;
   if (killTimer) clearTimeout(killTimer);
   return code;
+}
+
+/**
+ * The OOM killer must not pick this process: it holds the group, and the worker that
+ * does the work (and the allocating) sets itself back to 0 (worker-main.ts).
+ */
+function spareFromOom(log: Logger): void {
+  try {
+    writeFileSync('/proc/self/oom_score_adj', '-1000');
+  } catch (e) {
+    log.warn('cannot lower oom_score_adj', { err: e });
+  }
 }
 
 function openGroup(log: Logger): { fd: number; mode: GroupMode } {

@@ -19,6 +19,8 @@ export interface WorkerConfig {
   freshGroup: boolean;
   /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
   metricsListen?: string;
+  /** The supervisor's pid (its fds are ours, not a reader's). */
+  supervisorPid?: number;
   /** Reconciliation passes: every this many ms after one at start; 0: none (default 24 h). */
   reconcileIntervalMs?: number;
 }
@@ -31,6 +33,11 @@ export type WorkerMessage =
   | { type: 'quiesced' }
   /** The worker cannot start (bad policy, state dir...): the message is for the user. */
   | { type: 'fatal'; message: string };
+
+/** What the supervisor tells the worker. */
+export type SupervisorMessage =
+  /** The daemon ends: serve held-open files, flush the marks, answer all, exit 0. */
+  { type: 'stop' };
 
 export const HEARTBEAT_MS = 1_000;
 /**

@@ -18,13 +18,20 @@ import { loadPolicies } from './policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
+import { closeGroup } from './close-group.js';
+import { finalStop } from './stop-sequence.js';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
 export class StartError extends Error {}
 
 export interface RunningWorker {
-  stop(): Promise<void>;
+  /**
+   * final: the daemon ends (held-open files recalled, marks flushed: stop-sequence.ts);
+   * otherwise this worker only makes way for another (restart), marks stay.
+   * closeGroup: this process is the group's last holder (no supervisor): close it safely.
+   */
+  stop(o?: { final?: boolean; closeGroup?: boolean }): Promise<void>;
   /** SIGHUP: re-read the policy files; false (logged) when they were rejected. */
   reload(): boolean;
 }
@@ -105,10 +112,12 @@ export async function runWorker(
 
   return {
     reload: () => reloadPolicies(state, log),
-    async stop() {
+    async stop(o = {}) {
       clearInterval(heartbeat);
       await server.close();
+      if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
       await recall.stop();
+      if (o.closeGroup) closeGroup(cfg.groupFd, log);
       // Closing the change tracker's group can wait on events pending in ours (see
       // worker-process.ts): the supervisor answers those from now on.
       send({ type: 'quiesced' });

@@ -25,6 +25,8 @@ import { answerStaleEvents } from './stale-events.js';
 import { lockStateDir, StateDirBusy } from './state-lock.js';
 import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
 import { closeGroup } from './close-group.js';
+import { FilesystemBusy, lockFilesystems, managedFilesystems, type FsLocks, type LockOwner } from './fs-lock.js';
+import { parsePolicyFiles } from './policies.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 
@@ -62,11 +64,32 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     }
     throw e;
   }
+  let locks: FsLocks;
+  let child: ChildProcess | null = null; // the worker serving (or starting), if any
+  const lockFds: Record<string, number> = {}; // device -> fd number in the worker
+  try {
+    locks = await lockManagedFilesystems(o.policyFiles, () => ({
+      supervisorPid: process.pid,
+      workerPid: child?.pid ?? null,
+      stateDir,
+      groupFd: 3,
+      lockFds,
+    }));
+  } catch (e) {
+    unlock();
+    if (e instanceof FilesystemBusy) {
+      o.log.error(e.message, { holder: e.owner });
+      o.err(`tier daemon: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  let slot = 5; // after stdin/out/err, the group (3) and the IPC channel (4)
+  for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
   spareFromOom(o.log);
   const inflightPath = join(stateDir, 'inflight');
   const { fd: groupFd, mode } = openGroup(o.log);
 
-  let child: ChildProcess | null = null; // the worker serving (or starting), if any
   const dying = new Set<ChildProcess>(); // gone (answers nothing more) but not exited yet
   const drain = new Drain(groupFd, o.log);
   let stopping = false;
@@ -86,6 +109,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     inflightPath,
     freshGroup: true,
     supervisorPid: process.pid,
+    lockFds,
     metricsListen: o.metricsListen,
     ...(o.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: o.reconcileIntervalMs } : {}),
   };
@@ -96,7 +120,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     drain.stop(); // the new worker must be the group's only reader
     const startedAt = Date.now();
     let fatal: string | null = null;
-    const c: ChildProcess = startWorker(config, groupFd, o.log, {
+    const c: ChildProcess = startWorker(config, groupFd, [...locks.fds.values()], o.log, {
       ready(m) {
         o.log.info('worker ready', { workerPid: c.pid, marked: m.marked, skipped: m.skipped });
         if (!everReady) {
@@ -163,6 +187,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     // Marks flushed, queued events answered, then closed: a close with readers waiting
     // would hang here and let them read zeros (close-group.ts).
     closeGroup(groupFd, o.log);
+    locks.close();
     unlock();
     o.log.info('daemon stopped', { code });
     finish(code);
@@ -210,6 +235,13 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const code = await done;
   if (killTimer) clearTimeout(killTimer);
   return code;
+}
+
+/** Locks the filesystems the policy files manage (unparsable files: the worker reports them). */
+async function lockManagedFilesystems(files: string[], owner: () => LockOwner): Promise<FsLocks> {
+  const parsed = parsePolicyFiles(files);
+  const devs = parsed.ok ? managedFilesystems(parsed.policies) : new Map<number, string>();
+  return lockFilesystems(devs, owner);
 }
 
 /**

@@ -19,6 +19,8 @@ export interface WorkerConfig {
   freshGroup: boolean;
   /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
   metricsListen?: string;
+  /** Inherited filesystem locks (fs-lock.ts): device -> fd number in the worker. */
+  lockFds?: Record<string, number>;
   /** The supervisor's pid (its fds are ours, not a reader's). */
   supervisorPid?: number;
   /** Reconciliation passes: every this many ms after one at start; 0: none (default 24 h). */

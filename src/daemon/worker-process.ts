@@ -30,12 +30,13 @@ export interface WorkerEvents {
 const WATCH_MS = 100;
 const PF_EXITING = 0x4;
 
-export function startWorker(config: WorkerConfig, groupFd: number, log: Logger, ev: WorkerEvents): ChildProcess {
+/** lockFds: the filesystem locks (fs-lock.ts), inherited as fds 5, 6, ... (config.lockFds). */
+export function startWorker(config: WorkerConfig, groupFd: number, lockFds: number[], log: Logger, ev: WorkerEvents): ChildProcess {
   // execArgv carries `--import tsx` when running from source.
   const c = spawn(process.execPath, [...process.execArgv, workerEntry(), JSON.stringify(config)], {
     // fd 3 in the child is the group; the worker's stdout goes to our stderr so that
     // only the supervisor ever writes to stdout.
-    stdio: ['ignore', 2, 2, groupFd, 'ipc'],
+    stdio: ['ignore', 2, 2, groupFd, 'ipc', ...lockFds],
   });
   let ready = false;
   let lastAlive = Date.now();

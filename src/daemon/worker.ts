@@ -20,6 +20,7 @@ import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
 import { closeGroup } from './close-group.js';
 import { finalStop } from './stop-sequence.js';
+import { serveInheritedLocks } from './fs-lock.js';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
@@ -106,6 +107,16 @@ export async function runWorker(
   );
   control = server;
   await server.listen();
+  // Answer "who serves this filesystem" on the inherited locks too: after a supervisor
+  // death this process alone holds them (and the group).
+  const lockFds = cfg.lockFds ?? {};
+  const lockServers = serveInheritedLocks(Object.values(lockFds), () => ({
+    supervisorPid: process.connected ? (cfg.supervisorPid ?? null) : null,
+    workerPid: process.pid,
+    stateDir: cfg.stateDir,
+    groupFd: cfg.groupFd,
+    lockFds,
+  }));
   await ops.start();
   send({ type: 'ready', marked: state.startup.marked, skipped: state.startup.skipped });
   const heartbeat = setInterval(() => send({ type: 'alive' }), HEARTBEAT_MS);
@@ -115,6 +126,7 @@ export async function runWorker(
     async stop(o = {}) {
       clearInterval(heartbeat);
       await server.close();
+      for (const l of lockServers) l.close();
       if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
       await recall.stop();
       if (o.closeGroup) closeGroup(cfg.groupFd, log);

@@ -113,6 +113,24 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       }
     });
 
+    test('a second daemon on the same filesystem is refused, naming the running one', async () => {
+      await released('two.bin', 64 * 1024, 31);
+      const d = startDaemon([policy], stateDir);
+      try {
+        await d.ready;
+        const other = join(fs.scratch, 'state-two');
+        const second = startDaemon([policy], other);
+        const { code } = await second.exited;
+        assert.equal(code, 1, 'refused');
+        assert.match(second.stderrText(), new RegExp(`another tier daemon \\(pid ${d.proc.pid}\\), state dir ${stateDir}, already serves the filesystem of`));
+        assert.ok(!second.stderrText().includes('    at '), 'no stack trace');
+        assert.equal(second.stdout.includes('ready'), false);
+      } finally {
+        const { code } = await d.stop();
+        assert.equal(code, 0, d.stderrText());
+      }
+    });
+
     test('SIGKILL of the supervisor with readers blocked: the worker serves on, no zeros, no hang; SIGTERM ends it', async () => {
       const f = await released('sup.bin', 4 * MiB, 21);
       const h = await released('sup-held.bin', 8 * MiB, 22);
@@ -143,6 +161,10 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         // New reads are still served by it.
         const again = await onceReader(f.path, f.original, 3 * MiB, 4096);
         assert.equal(again.ok, true);
+        // It still holds the filesystem: a daemon with another state dir is refused.
+        const second = startDaemon([policy], join(fs.scratch, 'state-three'));
+        assert.equal((await second.exited).code, 1);
+        assert.match(second.stderrText(), new RegExp(`supervisor died \\(pid ${workerPid}\\), state dir ${stateDir}`));
 
         // The orphan is the group's last holder: SIGTERM is the daemon's end. A reader
         // blocked in a recall at that moment is served (held open: recalled whole before

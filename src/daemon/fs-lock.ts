@@ -8,6 +8,7 @@
 import { statSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import type { PolicyFile } from '../dsl/ast.js';
+import type { GroupMode } from '../kernel/fanotify.js';
 
 export interface LockOwner {
   supervisorPid: number | null; // null: the supervisor is gone (an orphaned worker answers)
@@ -15,6 +16,7 @@ export interface LockOwner {
   stateDir: string;
   /** The fd numbers in the worker: the group, and each lock by device (for a takeover). */
   groupFd?: number;
+  mode?: GroupMode;
   lockFds?: Record<string, number>;
 }
 
@@ -124,6 +126,12 @@ export async function lockFilesystems(devs: Map<number, string>, owner: () => Lo
     fds.set(dev, (server as unknown as { _handle: { fd: number } })._handle.fd);
   }
   return { fds, close };
+}
+
+/** Serves the lock on fds taken over from another daemon (takeover.ts). */
+export function adoptLocks(fds: Map<number, number>, owner: () => LockOwner): FsLocks {
+  const servers = [...fds.values()].map((fd) => serve(owner).listen({ fd }));
+  return { fds, close: () => servers.forEach((s) => s.close()) };
 }
 
 /** In the worker: answers on inherited lock fds too, so an orphaned worker can be found. */

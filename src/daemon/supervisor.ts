@@ -17,16 +17,15 @@
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createGroup, type GroupMode } from '../kernel/fanotify.js';
+import type { GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { answerStaleEvents } from './stale-events.js';
-import { lockStateDir, StateDirBusy } from './state-lock.js';
 import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
 import { closeGroup } from './close-group.js';
-import { FilesystemBusy, lockFilesystems, managedFilesystems, type FsLocks, type LockOwner } from './fs-lock.js';
-import { parsePolicyFiles } from './policies.js';
+import { acquire, CannotStart, type Acquired } from './acquire.js';
+import { requestHandover } from './takeover.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 
@@ -36,6 +35,8 @@ export interface SupervisorOptions {
   logLevel: string;
   metricsListen?: string;
   reconcileIntervalMs?: number;
+  /** Take over the daemon running on the same filesystems (its group, marks and state dir). */
+  takeover?: boolean;
   log: Logger;
   /** Writes one line to stdout (the `ready` line). */
   out(line: string): void;
@@ -51,44 +52,34 @@ const STOP_GRACE_MS = 60_000; // then SIGKILL (the worker's stop may recall held
 /** Runs until SIGTERM/SIGINT (exit 0) or a worker that cannot start (exit 1). */
 export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const stateDir = resolve(o.stateDir);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
-  let unlock: () => void;
-  try {
-    unlock = lockStateDir(stateDir);
-  } catch (e) {
-    if (e instanceof StateDirBusy) {
-      o.log.error(e.message);
-      o.err(`tier daemon: ${e.message}`);
-      return 1;
-    }
-    throw e;
-  }
-  let locks: FsLocks;
   let child: ChildProcess | null = null; // the worker serving (or starting), if any
   const lockFds: Record<string, number> = {}; // device -> fd number in the worker
+  let mode: GroupMode | undefined;
+  let got: Acquired;
   try {
-    locks = await lockManagedFilesystems(o.policyFiles, () => ({
-      supervisorPid: process.pid,
-      workerPid: child?.pid ?? null,
+    got = await acquire({
+      policyFiles: o.policyFiles,
       stateDir,
-      groupFd: 3,
-      lockFds,
-    }));
+      takeover: o.takeover ?? false,
+      log: o.log,
+      owner: () => ({ supervisorPid: process.pid, workerPid: child?.pid ?? null, stateDir, groupFd: 3, mode, lockFds }),
+    });
   } catch (e) {
-    unlock();
-    if (e instanceof FilesystemBusy) {
-      o.log.error(e.message, { holder: e.owner });
-      o.err(`tier daemon: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    if (!(e instanceof CannotStart)) throw e;
+    o.log.error(e.message);
+    o.err(`tier daemon: ${e.message}`);
+    return 1;
   }
+  const { unlock, locks, groupFd, taken } = got;
+  mode = got.mode;
   let slot = 5; // after stdin/out/err, the group (3) and the IPC channel (4)
   for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
   spareFromOom(o.log);
   const inflightPath = join(stateDir, 'inflight');
-  const { fd: groupFd, mode } = openGroup(o.log);
+  // shared: another daemon's worker serves this group (we took it, it has not handed over
+  // yet); handedOver: we gave it away. Either way: no flush, no sweep, no drain here.
+  let shared = taken !== null;
+  let handedOver = false;
 
   const dying = new Set<ChildProcess>(); // gone (answers nothing more) but not exited yet
   const drain = new Drain(groupFd, o.log);
@@ -107,7 +98,8 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     mode,
     groupFd: 3,
     inflightPath,
-    freshGroup: true,
+    freshGroup: taken === null,
+    standby: taken !== null,
     supervisorPid: process.pid,
     lockFds,
     metricsListen: o.metricsListen,
@@ -131,10 +123,48 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       fatal(message) {
         fatal = message;
       },
+      standby() {
+        // Our worker is ready to read: ask the old one to stop reading, then let ours.
+        const t0 = Date.now();
+        requestHandover(stateDir).then(
+          (r) => {
+            shared = false;
+            o.log.info('took over the group: the old worker handed over', { oldWorkerPid: r.pid, ms: Date.now() - t0 });
+            c.send({ type: 'serve' } satisfies SupervisorMessage);
+          },
+          (e: unknown) => {
+            const msg = `takeover failed, the running daemon keeps serving: ${(e as Error).message}`;
+            o.log.error(msg);
+            o.err(`tier daemon: ${msg}`);
+            exitCode = 1;
+            stopping = true;
+            c.kill('SIGKILL');
+          },
+        );
+      },
+      handingOver() {
+        // A new daemon took the group and is about to read it: from now on nothing here
+        // touches the group (no sweep, no drain, no flush); we exit with our worker.
+        handedOver = true;
+        stopping = true;
+        exitCode = 0;
+        if (restartTimer) clearTimeout(restartTimer);
+        o.log.info('handing the group over to a new daemon', { workerPid: c.pid });
+      },
       quiesced() {
-        if (stopping) drain.start();
+        if (stopping && !handedOver) drain.start();
       },
       gone() {
+        if (handedOver || shared) {
+          // The group is served by another daemon's worker: its fd numbers are not ours to sweep.
+          if (child === c) child = null;
+          dying.add(c);
+          if (!stopping) {
+            exitCode = 1;
+            stopping = true;
+          }
+          return;
+        }
         // Answer what it left, then keep answering (EIO) until the next worker reads.
         const stale = answerStaleEvents(groupFd, inflightPath, o.log);
         if (stale.answered > 0) o.log.warn('answered stale events with EIO', { workerPid: c.pid, count: stale.answered });
@@ -160,6 +190,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       },
     });
     config.freshGroup = false; // every later worker inherits the marks
+    config.standby = false;
     child = c;
     o.log.info('worker started', { workerPid: c.pid, mode });
     c.on('error', (e) => {
@@ -186,7 +217,8 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
     // Marks flushed, queued events answered, then closed: a close with readers waiting
     // would hang here and let them read zeros (close-group.ts).
-    closeGroup(groupFd, o.log);
+    if (handedOver || shared) closeSync(groupFd);
+    else closeGroup(groupFd, o.log);
     locks.close();
     unlock();
     o.log.info('daemon stopped', { code });
@@ -196,6 +228,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   let killTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     o.log.info('stopping', { signal: sig });
+    if (handedOver) return; // the worker is already leaving
     if (restartTimer) clearTimeout(restartTimer);
     const c = child as ChildProcess | null;
     if (stopping) {
@@ -237,13 +270,6 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   return code;
 }
 
-/** Locks the filesystems the policy files manage (unparsable files: the worker reports them). */
-async function lockManagedFilesystems(files: string[], owner: () => LockOwner): Promise<FsLocks> {
-  const parsed = parsePolicyFiles(files);
-  const devs = parsed.ok ? managedFilesystems(parsed.policies) : new Map<number, string>();
-  return lockFilesystems(devs, owner);
-}
-
 /**
  * The OOM killer must not pick this process: it holds the group, and the worker that
  * does the work (and the allocating) sets itself back to 0 (worker-main.ts).
@@ -253,16 +279,5 @@ function spareFromOom(log: Logger): void {
     writeFileSync('/proc/self/oom_score_adj', '-1000');
   } catch (e) {
     log.warn('cannot lower oom_score_adj', { err: e });
-  }
-}
-
-function openGroup(log: Logger): { fd: number; mode: GroupMode } {
-  try {
-    return { fd: createGroup('pre-content'), mode: 'pre-content' };
-  } catch (e) {
-    log.warn('pre-content fanotify unavailable, falling back to whole-file recall at open', {
-      err: (e as Error).message,
-    });
-    return { fd: createGroup('content'), mode: 'content' };
   }
 }

@@ -45,8 +45,11 @@ const stop = async (why: string, final: boolean) => {
 };
 
 process.on('SIGTERM', () => void stop('SIGTERM', orphan));
+let onServe!: () => void;
+const serve = new Promise<void>((r) => (onServe = r));
 process.on('message', (m: SupervisorMessage) => {
   if (m?.type === 'stop') void stop('daemon stopping', true);
+  else if (m?.type === 'serve') onServe();
 });
 // A closed log pipe must not take recalls down with it.
 process.stderr.on('error', () => {});
@@ -71,7 +74,14 @@ process.on('uncaughtException', (e) => {
   process.exit(70);
 });
 
-runWorker(cfg, log, send).then(
+const handedOver = () => {
+  stopping = true;
+  log.info('worker leaving after the handover');
+  // Our fd of the group closes with us; the new daemon holds it (and the marks).
+  process.exit(0);
+};
+
+runWorker(cfg, log, send, { serve, handedOver }).then(
   (w) => {
     running = w;
   },

@@ -20,6 +20,10 @@ import { WEDGED_MS, type WorkerConfig, type WorkerMessage } from './worker-confi
 export interface WorkerEvents {
   ready(m: { marked: number; skipped: number }): void;
   fatal(message: string): void;
+  /** Started in standby (takeover): ready to read once the old worker handed over. */
+  standby(): void;
+  /** A new daemon took the group: this worker stopped reading for it and leaves. */
+  handingOver(): void;
   /** Stopping: it reads no more events (answered all it read). */
   quiesced(): void;
   /** The worker will answer no more events (called once, before or at exit). */
@@ -64,6 +68,8 @@ export function startWorker(config: WorkerConfig, groupFd: number, lockFds: numb
       ev.ready(m);
     } else if (m?.type === 'fatal') ev.fatal(m.message);
     else if (m?.type === 'quiesced') ev.quiesced();
+    else if (m?.type === 'standby') ev.standby();
+    else if (m?.type === 'handing-over') ev.handingOver();
   });
   c.on('exit', (code, signal) => {
     clearInterval(watch);

@@ -37,10 +37,18 @@ export interface RunningWorker {
   reload(): boolean;
 }
 
+export interface WorkerHooks {
+  /** Resolves on the supervisor's `serve` (standby workers: takeover.ts). */
+  serve?: Promise<void>;
+  /** This worker handed the group over to a new daemon (its answer is sent): leave now. */
+  handedOver?(): void;
+}
+
 export async function runWorker(
   cfg: WorkerConfig,
   log: Logger,
-  send: (m: WorkerMessage) => void,
+  send: (m: WorkerMessage, then?: () => void) => void,
+  hooks: WorkerHooks = {},
 ): Promise<RunningWorker> {
   const loaded = await loadPolicies(cfg.policyFiles);
   if (!loaded.ok) throw new StartError(loaded.message);
@@ -92,6 +100,13 @@ export async function runWorker(
     startedAt: Date.now(),
     ops,
   };
+  if (cfg.standby) {
+    // Takeover: the old daemon's worker still reads the group. Only one reader at a time
+    // (responses are matched by fd number): wait until it has handed over.
+    send({ type: 'standby' });
+    await hooks.serve;
+    log.info('serving the group taken over from the previous daemon');
+  }
   await recall.start();
 
   if (cfg.freshGroup) {
@@ -115,8 +130,25 @@ export async function runWorker(
     workerPid: process.pid,
     stateDir: cfg.stateDir,
     groupFd: cfg.groupFd,
+    mode: cfg.mode,
     lockFds,
   }));
+  server.handover = {
+    // A new daemon took the group (takeover.ts): stop reading it, every event read
+    // answered. Nothing else is stopped here: closing the change tracker's group waits
+    // until every reader blocked on our group is answered (worker-process.ts), which
+    // only the new worker can do once it reads; so we leave by exiting after the answer,
+    // and the kernel closes the tracker then. A release cut short by that exit is safe
+    // (docs/engine.md: every step survives a kill).
+    async prepare() {
+      clearInterval(heartbeat);
+      await new Promise<void>((r) => send({ type: 'handing-over' }, r));
+      for (const l of lockServers) l.close();
+      await recall.stop();
+      log.info('handed the group over to a new daemon');
+    },
+    done: () => hooks.handedOver?.(),
+  };
   await ops.start();
   send({ type: 'ready', marked: state.startup.marked, skipped: state.startup.skipped });
   const heartbeat = setInterval(() => send({ type: 'alive' }), HEARTBEAT_MS);

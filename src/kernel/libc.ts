@@ -32,7 +32,28 @@ const c = {
   name_to_handle_at: lib.func('int name_to_handle_at(int dirfd, const char *pathname, _Inout_ void *handle, _Out_ int *mount_id, int flags)'),
   getxattr: lib.func('intptr_t getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   statfs: lib.func('int statfs(const char *path, _Out_ void *buf)'),
+  syscall: lib.func('long syscall(long number, ...)'),
+  close: lib.func('int close(int fd)'),
 };
+
+// Same numbers on x86_64 and arm64 (the generic table): no libc wrappers in Debian's glibc.
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+
+/** A pidfd for `pid` (Linux 5.3+). */
+export function pidfdOpen(pid: number): number {
+  return check(c.syscall(SYS_pidfd_open, 'int', pid, 'unsigned int', 0), 'pidfd_open');
+}
+
+/** A duplicate of fd `targetFd` of the process behind `pidfd`, in this process (O_CLOEXEC; Linux 5.6+, ptrace rights). */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check(c.syscall(SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'unsigned int', 0), 'pidfd_getfd');
+}
+
+/** close(2) for an fd that Node does not own (e.g. a pidfd). */
+export function closeFd(fd: number): void {
+  check(c.close(fd), 'close');
+}
 
 export interface SysError extends Error {
   code: string;

@@ -131,6 +131,73 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       }
     });
 
+    test('--takeover: the new daemon takes the group and its marks; readers during the handover get right bytes, no errors', async () => {
+      const f = await released('take.bin', 8 * MiB, 41);
+      const flag = join(fs.scratch, 'hang-take');
+      const env = { TIER_FAULT_HANG: flag };
+      const nodeArgs = ['--import', './test/daemon/fault-hang-tier.ts'];
+      const a = startDaemon([policy], stateDir, [], { nodeArgs, env });
+      let b: ReturnType<typeof startDaemon> | null = null;
+      try {
+        await a.ready;
+        const before = await (await connectDaemon(stateDir))!.status();
+        writeFileSync(flag, '');
+        // Held in the old worker's recall when the takeover starts.
+        const early = [onceReader(f.path, f.original, 0, 4096), onceReader(f.path, f.original, 2 * MiB, 4096)];
+        while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
+        b = startDaemon([policy], stateDir, ['--takeover'], { nodeArgs, env });
+        await a.waitLog((l) => l.msg === 'handing the group over to a new daemon');
+        // Arrive while nobody reads the group: they wait in its queue for the new worker.
+        const late = [onceReader(f.path, f.original, 5 * MiB, 4096), onceReader(f.path, f.original, 7 * MiB + 1, 9000)];
+        await sleep(200);
+        rmSync(flag);
+        await b.ready;
+        for (const r of await Promise.all([...early, ...late])) {
+          assert.equal(r.mismatch, false, 'no zeros');
+          assert.equal(r.ok, true, 'right bytes');
+          assert.equal(r.eio, 0, 'no error during the handover');
+        }
+        const { code } = await a.exited;
+        assert.equal(code, 0, 'the old daemon exits by itself');
+        const after = await (await connectDaemon(stateDir))!.status();
+        assert.notEqual(after.pid, before.pid);
+        assert.equal(after.supervisorPid, b.proc.pid);
+        assert.equal(after.startup.inherited, true, 'marks inherited, not placed again');
+        // The marks came along: a chunk never read before is recalled by the new daemon.
+        const r = await onceReader(f.path, f.original, 4 * MiB - 3, 4096);
+        assert.equal(r.ok, true);
+        assert.ok(readFileSync(f.path).equals(readFileSync(f.original)));
+      } finally {
+        rmSync(flag, { force: true });
+        rmSync(`${flag}.log`, { force: true });
+        await a.stop();
+        if (b) assert.equal((await b.stop()).code, 0, b.stderrText());
+      }
+    });
+
+    test('SIGKILL of the supervisor, then a new tier daemon takes over from the surviving worker', async () => {
+      const f = await released('orphan.bin', 4 * MiB, 51);
+      const a = startDaemon([policy], stateDir);
+      let b: ReturnType<typeof startDaemon> | null = null;
+      let workerPid = 0;
+      try {
+        await a.ready;
+        workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
+        a.proc.kill('SIGKILL');
+        await a.exited;
+        b = startDaemon([policy], stateDir); // no flag needed: the orphan is taken over
+        await b.ready;
+        await within('the orphan leaves', 10_000, () => procState(workerPid) === null || procState(workerPid) === 'Z');
+        const r = await onceReader(f.path, f.original, 3 * MiB, 4096);
+        assert.equal(r.ok, true, 'served by the new daemon with the old marks');
+        assert.equal(r.eio, 0);
+        assert.ok(b.logs.some((l) => l.msg === 'taking over the worker of a daemon whose supervisor died'));
+      } finally {
+        if (workerPid && procState(workerPid) !== null) process.kill(workerPid, 'SIGKILL');
+        if (b) assert.equal((await b.stop()).code, 0, b?.stderrText());
+      }
+    });
+
     test('SIGKILL of the supervisor with readers blocked: the worker serves on, no zeros, no hang; SIGTERM ends it', async () => {
       const f = await released('sup.bin', 4 * MiB, 21);
       const h = await released('sup-held.bin', 8 * MiB, 22);

@@ -3,7 +3,11 @@
 // one, or the running daemon's (takeover.ts) when the running one is an orphaned worker
 // (its supervisor was killed) or when --takeover asks for it. Anything else that holds one
 // of those filesystems is refused with a message naming it.
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { answerStaleEvents } from './stale-events.js';
+import { groupFromFdStore } from './fd-store.js';
 import { createGroup, type GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { adoptLocks, devName, FilesystemBusy, lockFilesystems, managedFilesystems, type FsLocks, type LockOwner } from './fs-lock.js';
@@ -21,6 +25,8 @@ export interface Acquired {
   mode: GroupMode;
   /** Set when the group was taken from a running daemon: it serves until it hands over. */
   taken: Taken | null;
+  /** The group came back from systemd's fd store (fd-store.ts): marks kept, stale events possible. */
+  restored: boolean;
 }
 
 export interface AcquireOptions {
@@ -40,7 +46,9 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
   const devs = parsed.ok ? managedFilesystems(parsed.policies) : new Map<number, string>();
 
   let taken: Taken | null = null;
+  const stored = groupFromFdStore();
   const running = await runningOwner(devs);
+  if (running && stored) closeSync(stored.fd); // a live daemon's group wins
   if (running) {
     const { owner, dev, dir } = running;
     const orphan = owner.supervisorPid === null;
@@ -61,6 +69,14 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
     });
   }
 
+  if (stored && !running) {
+    // The old daemon's processes are dead or dying (none answers on the locks). A dying
+    // worker can hang in exit, closing its other fanotify group, until the events it read
+    // are answered, and holds our locks meanwhile: answer them now (nobody reads this group).
+    const stale = answerStaleEvents(stored.fd, join(o.stateDir, 'inflight'), o.log);
+    if (stale.answered > 0) o.log.warn('answered stale events of the previous daemon with EIO', { count: stale.answered });
+  }
+
   let unlock: () => void;
   try {
     unlock = lockStateDir(o.stateDir, taken !== null);
@@ -73,16 +89,34 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
     const adopted = new Map([...(taken?.lockFds ?? new Map<number, number>())].filter(([dev]) => devs.has(dev)));
     const rest = new Map([...devs].filter(([dev]) => !adopted.has(dev)));
     const a = adoptLocks(adopted, o.owner);
-    const b = await lockFilesystems(rest, o.owner);
+    const b = await lockWithRetry(rest, o.owner);
     locks = { fds: new Map([...a.fds, ...b.fds]), close: () => (a.close(), b.close()) };
   } catch (e) {
     unlock();
     if (e instanceof FilesystemBusy) throw new CannotStart(e.message);
     throw e;
   }
-  if (taken) return { unlock, locks, groupFd: taken.groupFd, mode: taken.mode, taken };
+  if (taken) return { unlock, locks, groupFd: taken.groupFd, mode: taken.mode, taken, restored: false };
+  if (stored) {
+    o.log.info('fanotify group restored from the service manager fd store: marks kept', { mode: stored.mode });
+    return { unlock, locks, groupFd: stored.fd, mode: stored.mode, taken: null, restored: true };
+  }
   const { fd, mode } = openGroup(o.log);
-  return { unlock, locks, groupFd: fd, mode, taken: null };
+  return { unlock, locks, groupFd: fd, mode, taken: null, restored: false };
+}
+
+/** A lock held by a process that does not answer (a daemon dying) is retried for a while. */
+async function lockWithRetry(devs: Map<number, string>, owner: () => LockOwner, waitMs = 10_000): Promise<FsLocks> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      return await lockFilesystems(devs, owner);
+    } catch (e) {
+      const silent = e instanceof FilesystemBusy && e.owner.supervisorPid === null && e.owner.workerPid === null;
+      if (!silent || Date.now() - t0 > waitMs) throw e;
+      await sleep(200);
+    }
+  }
 }
 
 function openGroup(log: Logger): { fd: number; mode: GroupMode } {

@@ -26,6 +26,7 @@ import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
 import { closeGroup } from './close-group.js';
 import { acquire, CannotStart, type Acquired } from './acquire.js';
 import { requestHandover } from './takeover.js';
+import { storeGroup, unstoreGroup } from './fd-store.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 
@@ -70,7 +71,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     o.err(`tier daemon: ${e.message}`);
     return 1;
   }
-  const { unlock, locks, groupFd, taken } = got;
+  const { unlock, locks, groupFd, taken, restored } = got;
   mode = got.mode;
   let slot = 5; // after stdin/out/err, the group (3) and the IPC channel (4)
   for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
@@ -98,7 +99,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     mode,
     groupFd: 3,
     inflightPath,
-    freshGroup: taken === null,
+    freshGroup: taken === null && !restored,
     standby: taken !== null,
     supervisorPid: process.pid,
     lockFds,
@@ -218,7 +219,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     // Marks flushed, queued events answered, then closed: a close with readers waiting
     // would hang here and let them read zeros (close-group.ts).
     if (handedOver || shared) closeSync(groupFd);
-    else closeGroup(groupFd, o.log);
+    else {
+      unstoreGroup(got.mode, o.log); // its marks go now: a stored group must have them
+      closeGroup(groupFd, o.log);
+    }
     locks.close();
     unlock();
     o.log.info('daemon stopped', { code });
@@ -263,7 +267,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   process.on('uncaughtException', onBug);
 
   // A stale record from a previous daemon run holds fd numbers of a group that is gone.
-  answerStaleEvents(-1, inflightPath, o.log);
+  // (A group restored from systemd's fd store had its stale events answered in acquire();
+  // a taken group is still served by its old worker: nothing of it is ours to answer.)
+  if (!taken && !restored) answerStaleEvents(-1, inflightPath, o.log);
+  storeGroup(groupFd, got.mode, o.log);
   start();
   const code = await done;
   if (killTimer) clearTimeout(killTimer);

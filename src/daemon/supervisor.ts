@@ -16,6 +16,11 @@
 // - A worker that fails before its first ready (bad policy, unusable state dir) ends the
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
+// - The group is closed only through close-group.ts (marks flushed, queue answered), and
+//   only when no other daemon serves it: while a taken group is still served by its old
+//   worker, or after we handed ours over, nothing here flushes, sweeps or drains it.
+// - What the supervisor holds first (state dir, filesystem locks, a new, taken or
+//   systemd-restored group) is acquire.ts's; the worker inherits the locks as fds 5...
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -7,6 +7,7 @@ import { chmodSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { answerStaleEvents } from './stale-events.js';
+import { denyQueued } from './close-group.js';
 import { groupFromFdStore } from './fd-store.js';
 import { createGroup, type GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
@@ -53,11 +54,13 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
     const { owner, dev, dir } = running;
     const orphan = owner.supervisorPid === null;
     if (!orphan && !o.takeover) throw new CannotStart(new FilesystemBusy(owner, dir, dev).message);
-    if (owner.stateDir !== o.stateDir)
+    if (owner.stateDir !== o.stateDir) {
+      const who = orphan ? `the worker (pid ${owner.workerPid}) of a tier daemon whose supervisor died` : `a tier daemon (pid ${owner.supervisorPid})`;
       throw new CannotStart(
-        `a tier daemon (worker pid ${owner.workerPid}) with state dir ${owner.stateDir} serves the filesystem of ${dir} ` +
-          `(dev ${devName(dev)}); a takeover keeps its state: start with --state-dir ${owner.stateDir}`,
+        `${who}, state dir ${owner.stateDir}, serves the filesystem of ${dir} (dev ${devName(dev)}); ` +
+          `a takeover keeps its state: start with --state-dir ${owner.stateDir}`,
       );
+    }
     try {
       taken = takeFds(owner);
     } catch (e) {
@@ -89,7 +92,9 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
     const adopted = new Map([...(taken?.lockFds ?? new Map<number, number>())].filter(([dev]) => devs.has(dev)));
     const rest = new Map([...devs].filter(([dev]) => !adopted.has(dev)));
     const a = adoptLocks(adopted, o.owner);
-    const b = await lockWithRetry(rest, o.owner);
+    // A restored group has no reader until our worker starts: answer what queues on it
+    // meanwhile (a dying old worker's exit can wait on those readers, holding the locks).
+    const b = await lockWithRetry(rest, o.owner, stored && !running ? () => denyQueued(stored.fd, o.log) : () => {});
     locks = { fds: new Map([...a.fds, ...b.fds]), close: () => (a.close(), b.close()) };
   } catch (e) {
     unlock();
@@ -106,9 +111,10 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
 }
 
 /** A lock held by a process that does not answer (a daemon dying) is retried for a while. */
-async function lockWithRetry(devs: Map<number, string>, owner: () => LockOwner, waitMs = 10_000): Promise<FsLocks> {
+async function lockWithRetry(devs: Map<number, string>, owner: () => LockOwner, meanwhile: () => void, waitMs = 10_000): Promise<FsLocks> {
   const t0 = Date.now();
   for (;;) {
+    meanwhile();
     try {
       return await lockFilesystems(devs, owner);
     } catch (e) {

@@ -27,6 +27,10 @@ export class FilesystemBusy extends Error {
     readonly dev: number,
   ) {
     const pid = owner.supervisorPid ?? owner.workerPid;
+    if (pid === null) {
+      super(`the tier daemon lock of the filesystem of ${dir} (dev ${devName(dev)}) is held by a process that does not answer (a daemon exiting?): try again`);
+      return;
+    }
     const what = owner.supervisorPid === null ? `the worker of a tier daemon whose supervisor died (pid ${owner.workerPid})` : `another tier daemon (pid ${pid})`;
     super(
       `${what}, state dir ${owner.stateDir}, already serves the filesystem of ${dir} (dev ${devName(dev)}); ` +
@@ -119,7 +123,7 @@ export async function lockFilesystems(devs: Map<number, string>, owner: () => Lo
       close();
       if (err.code !== 'EADDRINUSE') throw err;
       const holder = await queryOwner(dev);
-      throw new FilesystemBusy(holder ?? { supervisorPid: null, workerPid: null, stateDir: '(unknown: it does not answer)' }, dir, dev);
+      throw new FilesystemBusy(holder ?? { supervisorPid: null, workerPid: null, stateDir: '' }, dir, dev);
     }
     servers.push(server);
     // Node keeps the fd of a listening pipe on its handle; it is ours to pass at spawn.

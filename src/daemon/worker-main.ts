@@ -10,6 +10,8 @@
 import { writeFileSync } from 'node:fs';
 import { jsonLogger, type LogLevel } from '../log.js';
 import { tagged } from './log-tag.js';
+import { closeGroup } from './close-group.js';
+import { answerStaleEvents } from './stale-events.js';
 import { runWorker, StartError, type RunningWorker } from './worker.js';
 import type { SupervisorMessage, WorkerConfig, WorkerMessage } from './worker-config.js';
 
@@ -68,9 +70,20 @@ process.on('disconnect', () => {
   log.error('supervisor gone: serving on alone until a new tier daemon takes over', { supervisorPid: cfg.supervisorPid });
 });
 // A handler must never let an exception take the group's events down with it unanswered:
-// log and die; the supervisor answers the stale events and restarts us.
+// log and die; the supervisor answers the stale events and restarts us. Alone (orphan) we
+// are the group's last holder: answer our own pending events EIO (they are our fd
+// numbers), then close the group safely; exiting with them pending would hang the exit
+// and then let their readers read zeros.
 process.on('uncaughtException', (e) => {
   log.error('worker crashed', { err: e, stack: e.stack });
+  if (orphan) {
+    try {
+      answerStaleEvents(cfg.groupFd, cfg.inflightPath, log);
+      closeGroup(cfg.groupFd, log);
+    } catch (e2) {
+      log.error('closing the group after a crash failed', { err: e2 });
+    }
+  }
   process.exit(70);
 });
 

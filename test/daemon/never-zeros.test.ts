@@ -231,7 +231,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         // It still holds the filesystem: a daemon with another state dir is refused.
         const second = startDaemon([policy], join(fs.scratch, 'state-three'));
         assert.equal((await second.exited).code, 1);
-        assert.match(second.stderrText(), new RegExp(`supervisor died \\(pid ${workerPid}\\), state dir ${stateDir}`));
+        assert.match(second.stderrText(), new RegExp(`the worker \\(pid ${workerPid}\\) of a tier daemon whose supervisor died, state dir ${stateDir}, serves the filesystem of .*start with --state-dir ${stateDir}`));
 
         // The orphan is the group's last holder: SIGTERM is the daemon's end. A reader
         // blocked in a recall at that moment is served (held open: recalled whole before

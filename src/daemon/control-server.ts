@@ -36,9 +36,16 @@ export class RequestError extends Error {
 
 const MAX_BODY = 16 * 1024 * 1024; // a path list for a large manual release
 
+/** POST /handover (takeover.ts): prepare() stops reading the group; done() once answered. */
+export interface Handover {
+  prepare(): Promise<void>;
+  done(): void;
+}
+
 export class ControlServer {
   private server: Server | null = null;
   private active = 0;
+  handover: Handover | null = null;
 
   constructor(
     private readonly path: string,
@@ -86,6 +93,13 @@ export class ControlServer {
       if (key === 'GET /metrics') {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
         return void res.end(this.handlers.metrics());
+      }
+      if (key === 'POST /handover' && this.handover) {
+        const h = this.handover;
+        this.handover = null; // once
+        await h.prepare();
+        res.on('finish', () => h.done());
+        return json(res, 200, { ok: true, pid: process.pid });
       }
       if (key === 'POST /apply') {
         const body = await readJson(req);

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 export class StateDirBusy extends Error {}
 
-export function lockStateDir(stateDir: string): () => void {
+/** force: a takeover (takeover.ts) replaces the running daemon, whose file this overwrites. */
+export function lockStateDir(stateDir: string, force = false): () => void {
   const file = join(stateDir, 'daemon.pid');
   const mine = `${process.pid}\n`;
   try {
@@ -15,7 +16,7 @@ export function lockStateDir(stateDir: string): () => void {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-    if (isTierDaemon(pid))
+    if (!force && isTierDaemon(pid))
       throw new StateDirBusy(`another tier daemon (pid ${pid}) uses ${stateDir}; stop it first or pick another --state-dir`);
     writeFileSync(file, mine, { mode: 0o600 }); // stale: its owner is gone
   }

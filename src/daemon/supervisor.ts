@@ -19,14 +19,22 @@
 // - A worker that fails before its first ready (bad policy, unusable state dir) ends the
 //   daemon with exit 1; later crashes are restarted with a capped backoff, forever: giving up
 //   would close the group and let readers see zeros.
+// - The group is closed only through close-group.ts (marks flushed, queue answered), and
+//   only when no other daemon serves it: while a taken group is still served by its old
+//   worker, or after we handed ours over, nothing here flushes, sweeps or drains it.
+// - What the supervisor holds first (state dir, filesystem locks, a new, taken or
+//   systemd-restored group) is acquire.ts's; the worker inherits the locks as fds 5...
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync } from 'node:fs';
+import { closeSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createGroup, type GroupMode } from '../kernel/fanotify.js';
+import type { GroupMode } from '../kernel/fanotify.js';
 import type { Logger } from '../log.js';
 import { answerStaleEvents } from './stale-events.js';
-import { lockStateDir, StateDirBusy } from './state-lock.js';
-import type { WorkerConfig } from './worker-config.js';
+import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
+import { closeGroup } from './close-group.js';
+import { acquire, CannotStart, type Acquired } from './acquire.js';
+import { requestHandover } from './takeover.js';
+import { storeGroup, unstoreGroup } from './fd-store.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 import { backingsOf, detachBackings, type Backing } from './backing.js';
@@ -38,6 +46,8 @@ export interface SupervisorOptions {
   logLevel: string;
   metricsListen?: string;
   reconcileIntervalMs?: number;
+  /** Take over the daemon running on the same filesystems (its group, marks and state dir). */
+  takeover?: boolean;
   log: Logger;
   /** Writes one line to stdout (the `ready` line). */
   out(line: string): void;
@@ -48,35 +58,46 @@ export interface SupervisorOptions {
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 const STABLE_MS = 60_000; // a worker up this long resets the backoff
-const STOP_GRACE_MS = 20_000; // then SIGKILL
+const STOP_GRACE_MS = 60_000; // then SIGKILL (the worker's stop may recall held-open files: 20 s budget)
 
 /** Runs until SIGTERM/SIGINT (exit 0) or a worker that cannot start (exit 1). */
 export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const stateDir = resolve(o.stateDir);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  chmodSync(stateDir, 0o700);
-  let unlock: () => void;
-  try {
-    unlock = lockStateDir(stateDir);
-  } catch (e) {
-    if (e instanceof StateDirBusy) {
-      o.log.error(e.message);
-      o.err(`tier daemon: ${e.message}`);
-      return 1;
-    }
-    throw e;
-  }
-  const inflightPath = join(stateDir, 'inflight');
   const policyFiles = o.policyFiles.map((p) => resolve(p));
   const gate = readBackings(policyFiles);
   if (gate.problems.length > 0) {
     o.err(`tier daemon: ${gate.problems.join('\n')}`);
-    unlock();
     return 1;
   }
-  const { fd: groupFd, mode } = openGroup(o.log);
-
   let child: ChildProcess | null = null; // the worker serving (or starting), if any
+  const lockFds: Record<string, number> = {}; // device -> fd number in the worker
+  let mode: GroupMode | undefined;
+  let got: Acquired;
+  try {
+    got = await acquire({
+      policyFiles: o.policyFiles,
+      stateDir,
+      takeover: o.takeover ?? false,
+      log: o.log,
+      owner: () => ({ supervisorPid: process.pid, workerPid: child?.pid ?? null, stateDir, groupFd: 3, mode, lockFds }),
+    });
+  } catch (e) {
+    if (!(e instanceof CannotStart)) throw e;
+    o.log.error(e.message);
+    o.err(`tier daemon: ${e.message}`);
+    return 1;
+  }
+  const { unlock, locks, groupFd, taken, restored } = got;
+  mode = got.mode;
+  let slot = 5; // after stdin/out/err, the group (3) and the IPC channel (4)
+  for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
+  spareFromOom(o.log);
+  const inflightPath = join(stateDir, 'inflight');
+  // shared: another daemon's worker serves this group (we took it, it has not handed over
+  // yet); handedOver: we gave it away. Either way: no flush, no sweep, no drain here.
+  let shared = taken !== null;
+  let handedOver = false;
+
   const dying = new Set<ChildProcess>(); // gone (answers nothing more) but not exited yet
   const drain = new Drain(groupFd, o.log);
   let stopping = false;
@@ -95,7 +116,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     mode,
     groupFd: 3,
     inflightPath,
-    freshGroup: true,
+    freshGroup: taken === null && !restored,
+    standby: taken !== null,
+    supervisorPid: process.pid,
+    lockFds,
     metricsListen: o.metricsListen,
     ...(o.reconcileIntervalMs !== undefined ? { reconcileIntervalMs: o.reconcileIntervalMs } : {}),
   };
@@ -106,7 +130,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     drain.stop(); // the new worker must be the group's only reader
     const startedAt = Date.now();
     let fatal: string | null = null;
-    const c: ChildProcess = startWorker(config, groupFd, o.log, {
+    const c: ChildProcess = startWorker(config, groupFd, [...locks.fds.values()], o.log, {
       ready(m) {
         o.log.info('worker ready', { workerPid: c.pid, marked: m.marked, skipped: m.skipped });
         if (!everReady) {
@@ -117,10 +141,48 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       fatal(message) {
         fatal = message;
       },
+      standby() {
+        // Our worker is ready to read: ask the old one to stop reading, then let ours.
+        const t0 = Date.now();
+        requestHandover(stateDir).then(
+          (r) => {
+            shared = false;
+            o.log.info('took over the group: the old worker handed over', { oldWorkerPid: r.pid, ms: Date.now() - t0 });
+            c.send({ type: 'serve' } satisfies SupervisorMessage);
+          },
+          (e: unknown) => {
+            const msg = `takeover failed, the running daemon keeps serving: ${(e as Error).message}`;
+            o.log.error(msg);
+            o.err(`tier daemon: ${msg}`);
+            exitCode = 1;
+            stopping = true;
+            c.kill('SIGKILL');
+          },
+        );
+      },
+      handingOver() {
+        // A new daemon took the group and is about to read it: from now on nothing here
+        // touches the group (no sweep, no drain, no flush); we exit with our worker.
+        handedOver = true;
+        stopping = true;
+        exitCode = 0;
+        if (restartTimer) clearTimeout(restartTimer);
+        o.log.info('handing the group over to a new daemon', { workerPid: c.pid });
+      },
       quiesced() {
-        if (stopping) drain.start();
+        if (stopping && !handedOver) drain.start();
       },
       gone() {
+        if (handedOver || shared) {
+          // The group is served by another daemon's worker: its fd numbers are not ours to sweep.
+          if (child === c) child = null;
+          dying.add(c);
+          if (!stopping) {
+            exitCode = 1;
+            stopping = true;
+          }
+          return;
+        }
         // Answer what it left, then keep answering (EIO) until the next worker reads.
         const stale = answerStaleEvents(groupFd, inflightPath, o.log);
         if (stale.answered > 0) o.log.warn('answered stale events with EIO', { workerPid: c.pid, count: stale.answered });
@@ -146,6 +208,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       },
     });
     config.freshGroup = false; // every later worker inherits the marks
+    config.standby = false;
     child = c;
     o.log.info('worker started', { workerPid: c.pid, mode });
     c.on('error', (e) => {
@@ -170,14 +233,18 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     process.off('SIGHUP', onHup);
     drain.stop();
     if (drain.answered > 0) o.log.warn('events answered EIO while no worker served', { count: drain.answered });
-    // Stop step "detach roots" (final stop only: a daemon that hands its group to a
-    // successor leaves the bind to it). The worker is gone (it answered or drained every
-    // event it read); readers arriving now get ENOENT from the empty roots, and it must
-    // come before the marks go with the group.
-    detachBackings(gate.backings, o.log);
-    // Closing the group lets any reader that arrives from now on through: nothing is
-    // blocked on us any more (stale events were answered, the rest drained).
-    closeSync(groupFd);
+    // Marks flushed, queued events answered, then closed: a close with readers waiting
+    // would hang here and let them read zeros (close-group.ts).
+    if (handedOver || shared) closeSync(groupFd);
+    else {
+      // Stop step "detach roots", again (the worker's own step before its marks go runs
+      // first; this covers a worker that died during its stop). Final stop only: a
+      // daemon that handed its group over leaves the bind to its successor.
+      detachBackings(gate.backings, o.log);
+      unstoreGroup(got.mode, o.log); // its marks go now: a stored group must have them
+      closeGroup(groupFd, o.log);
+    }
+    locks.close();
     unlock();
     o.log.info('daemon stopped', { code });
     finish(code);
@@ -186,6 +253,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   let killTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     o.log.info('stopping', { signal: sig });
+    if (handedOver) return; // the worker is already leaving
     if (restartTimer) clearTimeout(restartTimer);
     const c = child as ChildProcess | null;
     if (stopping) {
@@ -195,7 +263,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     stopping = true;
     exitCode = 0;
     if (!c) return maybeFinish();
-    c.kill('SIGTERM');
+    // The final stop (held-open files, flush: stop-sequence.ts); a bare SIGTERM would
+    // only make the worker give way to a successor.
+    if (c.connected) c.send({ type: 'stop' } satisfies SupervisorMessage);
+    else c.kill('SIGTERM');
     killTimer = setTimeout(() => {
       o.log.error('worker did not stop in time: killing it', { workerPid: c.pid, graceMs: STOP_GRACE_MS });
       c.kill('SIGKILL');
@@ -217,7 +288,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   process.on('uncaughtException', onBug);
 
   // A stale record from a previous daemon run holds fd numbers of a group that is gone.
-  answerStaleEvents(-1, inflightPath, o.log);
+  // (A group restored from systemd's fd store had its stale events answered in acquire();
+  // a taken group is still served by its old worker: nothing of it is ours to answer.)
+  if (!taken && !restored) answerStaleEvents(-1, inflightPath, o.log);
+  storeGroup(groupFd, got.mode, o.log);
   start();
   const code = await done;
   if (killTimer) clearTimeout(killTimer);
@@ -234,13 +308,14 @@ function readBackings(policyFiles: string[]): { backings: Backing[]; problems: s
   return parsed.ok ? backingsOf(parsed.policies) : { backings: [], problems: [] };
 }
 
-function openGroup(log: Logger): { fd: number; mode: GroupMode } {
+/**
+ * The OOM killer must not pick this process: it holds the group, and the worker that
+ * does the work (and the allocating) sets itself back to 0 (worker-main.ts).
+ */
+function spareFromOom(log: Logger): void {
   try {
-    return { fd: createGroup('pre-content'), mode: 'pre-content' };
+    writeFileSync('/proc/self/oom_score_adj', '-1000');
   } catch (e) {
-    log.warn('pre-content fanotify unavailable, falling back to whole-file recall at open', {
-      err: (e as Error).message,
-    });
-    return { fd: createGroup('content'), mode: 'content' };
+    log.warn('cannot lower oom_score_adj', { err: e });
   }
 }

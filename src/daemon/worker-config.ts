@@ -25,6 +25,15 @@ export interface WorkerConfig {
   backings: Backing[];
   /** "PORT" or "HOST:PORT" (loopback) for GET /metrics; absent: only on the control socket. */
   metricsListen?: string;
+  /**
+   * Takeover: the group is still served by another daemon's worker. Prepare everything,
+   * send `standby`, and read the group only after the supervisor's `serve`.
+   */
+  standby?: boolean;
+  /** Inherited filesystem locks (fs-lock.ts): device -> fd number in the worker. */
+  lockFds?: Record<string, number>;
+  /** The supervisor's pid (its fds are ours, not a reader's). */
+  supervisorPid?: number;
   /** Reconciliation passes: every this many ms after one at start; 0: none (default 24 h). */
   reconcileIntervalMs?: number;
 }
@@ -35,8 +44,19 @@ export type WorkerMessage =
   | { type: 'alive' }
   /** Stopping: every event read was answered and no more will be read; the supervisor drains. */
   | { type: 'quiesced' }
+  /** Standby worker (takeover) ready to read. */
+  | { type: 'standby' }
+  /** A new daemon took the group: we stopped reading it; the supervisor must not touch it. */
+  | { type: 'handing-over' }
   /** The worker cannot start (bad policy, state dir...): the message is for the user. */
   | { type: 'fatal'; message: string };
+
+/** What the supervisor tells the worker. */
+export type SupervisorMessage =
+  /** The daemon ends: serve held-open files, flush the marks, answer all, exit 0. */
+  | { type: 'stop' }
+  /** Takeover: the old worker handed over; start reading the group now. */
+  | { type: 'serve' };
 
 export const HEARTBEAT_MS = 1_000;
 /**

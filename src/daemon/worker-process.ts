@@ -20,6 +20,10 @@ import { WEDGED_MS, type WorkerConfig, type WorkerMessage } from './worker-confi
 export interface WorkerEvents {
   ready(m: { marked: number; skipped: number }): void;
   fatal(message: string): void;
+  /** Started in standby (takeover): ready to read once the old worker handed over. */
+  standby(): void;
+  /** A new daemon took the group: this worker stopped reading for it and leaves. */
+  handingOver(): void;
   /** Stopping: it reads no more events (answered all it read). */
   quiesced(): void;
   /** The worker will answer no more events (called once, before or at exit). */
@@ -30,12 +34,13 @@ export interface WorkerEvents {
 const WATCH_MS = 100;
 const PF_EXITING = 0x4;
 
-export function startWorker(config: WorkerConfig, groupFd: number, log: Logger, ev: WorkerEvents): ChildProcess {
+/** lockFds: the filesystem locks (fs-lock.ts), inherited as fds 5, 6, ... (config.lockFds). */
+export function startWorker(config: WorkerConfig, groupFd: number, lockFds: number[], log: Logger, ev: WorkerEvents): ChildProcess {
   // execArgv carries `--import tsx` when running from source.
   const c = spawn(process.execPath, [...process.execArgv, workerEntry(), JSON.stringify(config)], {
     // fd 3 in the child is the group; the worker's stdout goes to our stderr so that
     // only the supervisor ever writes to stdout.
-    stdio: ['ignore', 2, 2, groupFd, 'ipc'],
+    stdio: ['ignore', 2, 2, groupFd, 'ipc', ...lockFds],
   });
   let ready = false;
   let lastAlive = Date.now();
@@ -63,6 +68,8 @@ export function startWorker(config: WorkerConfig, groupFd: number, log: Logger, 
       ev.ready(m);
     } else if (m?.type === 'fatal') ev.fatal(m.message);
     else if (m?.type === 'quiesced') ev.quiesced();
+    else if (m?.type === 'standby') ev.standby();
+    else if (m?.type === 'handing-over') ev.handingOver();
   });
   c.on('exit', (code, signal) => {
     clearInterval(watch);

@@ -19,22 +19,38 @@ import { filesetRoots, loadPolicies } from './policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from './protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
-import { bindBackings, prepareBackings, throughBacking } from './backing.js';
+import { bindBackings, detachBackings, prepareBackings, throughBacking } from './backing.js';
+import { closeGroup } from './close-group.js';
+import { finalStop, onBeforeGroupClose } from './stop-sequence.js';
+import { serveInheritedLocks } from './fs-lock.js';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
 export class StartError extends Error {}
 
 export interface RunningWorker {
-  stop(): Promise<void>;
+  /**
+   * final: the daemon ends (held-open files recalled, marks flushed: stop-sequence.ts);
+   * otherwise this worker only makes way for another (restart), marks stay.
+   * closeGroup: this process is the group's last holder (no supervisor): close it safely.
+   */
+  stop(o?: { final?: boolean; closeGroup?: boolean }): Promise<void>;
   /** SIGHUP: re-read the policy files; false (logged) when they were rejected. */
   reload(): boolean;
+}
+
+export interface WorkerHooks {
+  /** Resolves on the supervisor's `serve` (standby workers: takeover.ts). */
+  serve?: Promise<void>;
+  /** This worker handed the group over to a new daemon (its answer is sent): leave now. */
+  handedOver?(): void;
 }
 
 export async function runWorker(
   cfg: WorkerConfig,
   log: Logger,
-  send: (m: WorkerMessage) => void,
+  send: (m: WorkerMessage, then?: () => void) => void,
+  hooks: WorkerHooks = {},
 ): Promise<RunningWorker> {
   const loaded = await loadPolicies(cfg.policyFiles);
   if (!loaded.ok) throw new StartError(loaded.message);
@@ -91,6 +107,13 @@ export async function runWorker(
     startedAt: Date.now(),
     ops,
   };
+  if (cfg.standby) {
+    // Takeover: the old daemon's worker still reads the group. Only one reader at a time
+    // (responses are matched by fd number): wait until it has handed over.
+    send({ type: 'standby' });
+    await hooks.serve;
+    log.info('serving the group taken over from the previous daemon');
+  }
   await recall.start();
 
   if (cfg.freshGroup) {
@@ -110,6 +133,9 @@ export async function runWorker(
   } catch (e) {
     throw new StartError(`cannot bind a backing onto its root: ${(e as Error).message}`);
   }
+  // Stop step "detach roots": after held-open files were served, before the marks go, so a
+  // new open finds an empty root (ENOENT) rather than a file no group marks (zeros).
+  onBeforeGroupClose(async (l) => detachBackings(cfg.backings, l));
 
   const server: ControlServer = new ControlServer(
     socketPath(cfg.stateDir),
@@ -118,16 +144,46 @@ export async function runWorker(
   );
   control = server;
   await server.listen();
+  // Answer "who serves this filesystem" on the inherited locks too: after a supervisor
+  // death this process alone holds them (and the group).
+  const lockFds = cfg.lockFds ?? {};
+  const lockServers = serveInheritedLocks(Object.values(lockFds), () => ({
+    supervisorPid: process.connected ? (cfg.supervisorPid ?? null) : null,
+    workerPid: process.pid,
+    stateDir: cfg.stateDir,
+    groupFd: cfg.groupFd,
+    mode: cfg.mode,
+    lockFds,
+  }));
+  server.handover = {
+    // A new daemon took the group (takeover.ts): stop reading it, every event read
+    // answered. Nothing else is stopped here: closing the change tracker's group waits
+    // until every reader blocked on our group is answered (worker-process.ts), which
+    // only the new worker can do once it reads; so we leave by exiting after the answer,
+    // and the kernel closes the tracker then. A release cut short by that exit is safe
+    // (docs/engine.md: every step survives a kill).
+    async prepare() {
+      clearInterval(heartbeat);
+      await new Promise<void>((r) => send({ type: 'handing-over' }, r));
+      for (const l of lockServers) l.close();
+      await recall.stop();
+      log.info('handed the group over to a new daemon');
+    },
+    done: () => hooks.handedOver?.(),
+  };
   await ops.start();
   send({ type: 'ready', marked: state.startup.marked, skipped: state.startup.skipped });
   const heartbeat = setInterval(() => send({ type: 'alive' }), HEARTBEAT_MS);
 
   return {
     reload: () => reloadPolicies(state, log),
-    async stop() {
+    async stop(o = {}) {
       clearInterval(heartbeat);
       await server.close();
+      for (const l of lockServers) l.close();
+      if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
       await recall.stop();
+      if (o.closeGroup) closeGroup(cfg.groupFd, log);
       // Closing the change tracker's group can wait on events pending in ours (see
       // worker-process.ts): the supervisor answers those from now on.
       send({ type: 'quiesced' });

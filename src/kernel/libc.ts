@@ -13,6 +13,16 @@ import { getSystemErrorName } from 'node:util';
 import { fsidAt } from './fanotify-fid.js';
 
 const lib = koffi.load('libc.so.6');
+const iovecT = koffi.struct('tier_iovec', { iov_base: 'void *', iov_len: 'size_t' });
+koffi.struct('tier_msghdr', {
+  msg_name: 'void *',
+  msg_namelen: 'uint32',
+  msg_iov: koffi.pointer(iovecT),
+  msg_iovlen: 'size_t',
+  msg_control: 'void *',
+  msg_controllen: 'size_t',
+  msg_flags: 'int',
+});
 
 const c = {
   fanotify_init: lib.func('int fanotify_init(unsigned int flags, unsigned int event_f_flags)'),
@@ -37,7 +47,72 @@ const c = {
   mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
   umount2: lib.func('int umount2(const char *target, int flags)'),
   syscall: lib.func('long syscall(long number, ...)'),
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, const tier_msghdr *msg, int flags)'),
+  close: lib.func('int close(int fd)'),
 };
+
+// Same numbers on x86_64 and arm64 (the generic table): no libc wrappers in Debian's glibc.
+const SYS_pidfd_open = 434;
+const SYS_pidfd_getfd = 438;
+
+/** A pidfd for `pid` (Linux 5.3+). */
+export function pidfdOpen(pid: number): number {
+  return check(c.syscall(SYS_pidfd_open, 'int', pid, 'unsigned int', 0), 'pidfd_open');
+}
+
+/** A duplicate of fd `targetFd` of the process behind `pidfd`, in this process (O_CLOEXEC; Linux 5.6+, ptrace rights). */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return check(c.syscall(SYS_pidfd_getfd, 'int', pidfd, 'int', targetFd, 'unsigned int', 0), 'pidfd_getfd');
+}
+
+/**
+ * One datagram to the unix socket `path` ('@name': abstract) carrying `fds` as SCM_RIGHTS
+ * (the systemd notify protocol: sd_notify with FDSTORE=1). Node's net has no datagram
+ * unix sockets nor fd passing outside child IPC.
+ */
+export function sendDatagramWithFds(path: string, text: string, fds: number[]): void {
+  const AF_UNIX = 1;
+  const SOCK_DGRAM = 2;
+  const SOCK_CLOEXEC = 0o2000000;
+  const name = Buffer.alloc(110);
+  name.writeUInt16LE(AF_UNIX, 0);
+  const abstract = path.startsWith('@');
+  const bytes = Buffer.from(abstract ? path.slice(1) : path);
+  if (bytes.length > 106) throw new Error(`notify socket path too long: ${path}`);
+  bytes.copy(name, abstract ? 3 : 2);
+  const namelen = 2 + bytes.length + 1; // abstract: leading NUL; path: trailing NUL
+  const body = Buffer.from(text);
+  // cmsghdr { size_t len; int level; int type; int fds[] } padded to 8 bytes.
+  const dataLen = 4 * fds.length;
+  const ctl = Buffer.alloc(fds.length ? 16 + Math.ceil(dataLen / 8) * 8 : 0);
+  if (fds.length) {
+    ctl.writeBigUInt64LE(BigInt(16 + dataLen), 0);
+    ctl.writeInt32LE(1 /* SOL_SOCKET */, 8);
+    ctl.writeInt32LE(1 /* SCM_RIGHTS */, 12);
+    fds.forEach((fd, i) => ctl.writeInt32LE(fd, 16 + 4 * i));
+  }
+  const s = check(c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    const msg = {
+      msg_name: name,
+      msg_namelen: namelen,
+      msg_iov: [{ iov_base: body, iov_len: body.length }],
+      msg_iovlen: 1,
+      msg_control: fds.length ? ctl : null,
+      msg_controllen: ctl.length,
+      msg_flags: 0,
+    };
+    check(c.sendmsg(s, msg, 0x4000 /* MSG_NOSIGNAL */), 'sendmsg', path);
+  } finally {
+    c.close(s);
+  }
+}
+
+/** close(2) for an fd that Node does not own (e.g. a pidfd). */
+export function closeFd(fd: number): void {
+  check(c.close(fd), 'close');
+}
 
 export interface SysError extends Error {
   code: string;

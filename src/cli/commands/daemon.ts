@@ -1,4 +1,4 @@
-// `tier daemon POLICYFILE... [--state-dir DIR] [--log-level L]`: the recall service and the
+// `tier daemon POLICYFILE... [--state-dir DIR] [--log-level L] [--takeover]`: the recall service and the
 // executor of releases, in the foreground. Prints `ready` on stdout once every released file
 // is marked; JSON log lines on stderr; exits 0 on SIGTERM/SIGINT.
 import { existsSync } from 'node:fs';
@@ -20,8 +20,9 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .option('--state-dir <dir>', 'catalog, control socket and in-flight record', DEFAULT_STATE_DIR)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--metrics-listen <addr>', 'also serve GET /metrics on PORT or HOST:PORT (loopback only)')
+    .option('--takeover', 'replace the daemon running on the same filesystems: take its fanotify group (marks) and state dir, no reader gets an error')
     .option('--reconcile-interval <seconds>', 'a reconciliation pass at start and every this many seconds; 0: none', '86400')
-    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string; reconcileInterval: string }) => {
+    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string; reconcileInterval: string; takeover?: boolean }) => {
       const every = Number(opts.reconcileInterval);
       if (!Number.isInteger(every) || every < 0)
         throw new UserError(`--reconcile-interval: expected a whole number of seconds (0: none), got "${opts.reconcileInterval}"`, EXIT.usage);
@@ -37,6 +38,7 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
         logLevel: opts.logLevel,
         metricsListen: opts.metricsListen,
         reconcileIntervalMs: every * 1000,
+        takeover: opts.takeover === true,
         log: tagged(base, { role: 'supervisor', rolePid: process.pid }),
         out: (line) => printer.out(line),
         err: (line) => printer.err(line),

@@ -32,6 +32,11 @@ const c = {
   name_to_handle_at: lib.func('int name_to_handle_at(int dirfd, const char *pathname, _Inout_ void *handle, _Out_ int *mount_id, int flags)'),
   getxattr: lib.func('intptr_t getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
   statfs: lib.func('int statfs(const char *path, _Out_ void *buf)'),
+  // Creation beneath a directory fd (src/import/beneath.ts): openat2 has no glibc wrapper.
+  syscall_openat2: lib.func('long syscall(long nr, int dirfd, const char *path, const void *how, size_t size)'),
+  mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
+  renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
+  unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
 };
 
 export interface SysError extends Error {
@@ -258,3 +263,29 @@ export const EAGAIN = 11;
 export const ENODATA = 61;
 export const ERANGE = 34;
 export const ESTALE = 116;
+
+// --- *at calls for creating files beneath a directory fd (src/import/beneath.ts) ---
+const SYS_openat2 = 437; // x86_64 and aarch64 (asm-generic) alike
+
+/** openat2(2): `resolve` is RESOLVE_* flags (RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS...). Returns the fd. */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const how = Buffer.alloc(24); // struct open_how { u64 flags; u64 mode; u64 resolve; }
+  how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  return check(c.syscall_openat2(SYS_openat2, dirfd, path, how, how.length), 'openat2', path);
+}
+
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  check(c.mkdirat(dirfd, path, mode), 'mkdirat', path);
+}
+
+/** flags: RENAME_NOREPLACE 1, RENAME_EXCHANGE 2. */
+export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  check(c.renameat2(olddirfd, oldpath, newdirfd, newpath, flags), 'renameat2', newpath);
+}
+
+/** flags: AT_REMOVEDIR 0x200 for a directory. */
+export function unlinkat(dirfd: number, path: string, flags = 0): void {
+  check(c.unlinkat(dirfd, path, flags), 'unlinkat', path);
+}

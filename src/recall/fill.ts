@@ -2,7 +2,8 @@
 //
 // Order (crash-safe resident map): ranged GET (bounded by the tier timeout) -> SHA-256
 // against the chunk's sum (the copy's `${key}.sums` object, fetched once per inode and
-// checked against the record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
+// checked against the record's sumsSha; any mismatch: EIO, nothing written; an imported
+// copy has no sums: its GETs are conditional on its validator, 'Changed' -> EIO) -> re-check the file still has the expected size and mtime -> pwrite -> restore mtime
 // (same tick: no user write can slip in between) -> fdatasync -> set the chunk bit ->
 // persist the map. A chunk whose bit is not set is fetched again, never served.
 // No fsync after the map: ext4 and xfs commit metadata in order, so any later change a
@@ -43,7 +44,7 @@ export class Semaphore {
 }
 
 /** tier.get bounded by the tier timeout even if the tier ignores its signal. */
-export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number): Promise<Buffer> {
+export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -53,7 +54,7 @@ export async function getWithTimeout(tier: Tier, key: string, offset: number, le
     }, timeoutMs);
   });
   try {
-    return await Promise.race([tier.get(key, { offset, length }, ac.signal), timeout]);
+    return await Promise.race([tier.get(key, { offset, length }, ac.signal, expect), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -88,6 +89,9 @@ export async function fetchChunkSums(tier: Tier, copy: InodeEntry['copy'], timeo
 
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
 function chunkSums(e: InodeEntry, env: FillEnv): Promise<Buffer | null> {
+  // An imported object has no sums (tier did not write it): every GET is conditional on
+  // its validator instead (fetchAndCommit), so a replaced object is 'Changed', never mixed.
+  if (e.copy.foreign !== undefined) return Promise.resolve(null);
   if (!e.copy.sumsSha) {
     if (!warnedUnsummed) {
       warnedUnsummed = true;
@@ -129,7 +133,7 @@ async function fetchAndCommit(e: InodeEntry, i: number, fd: number, env: FillEnv
   if (e.resident.has(i)) return;
   const b = chunkBytes(i, e.copy.chunk, e.copy.size);
   const want = b.end - b.start;
-  const [sums, data] = await Promise.all([chunkSums(e, env), getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs)]);
+  const [sums, data] = await Promise.all([chunkSums(e, env), getWithTimeout(env.tier, e.copy.key, b.start, want, env.tuning.timeoutMs, e.copy.foreign)]);
   if (data.length !== want) {
     throw new TierError('ShortObject', 'get', env.tier.name, e.copy.key, `range ${b.start}+${want} returned ${data.length} bytes`);
   }

@@ -7,5 +7,6 @@ import { register as daemon } from './daemon.js';
 import { register as doctor } from './doctor.js';
 import { register as ops } from './ops.js';
 import { register as reconcile } from './reconcile.js';
+import { register as importCmd } from './import.js';
 
-export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile];
+export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile, importCmd];

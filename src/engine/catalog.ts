@@ -27,6 +27,8 @@ export interface CatalogRow {
    * dev+ino; a reused inode number has another generation, so an old handle is ESTALE).
    */
   handle?: Buffer | null;
+  /** The copy is an imported object tier did not write (record copy.foreign): gc never deletes its key. */
+  foreign?: boolean;
 }
 
 /** Row states start-up marking opens (releasedFiles); see there for 'dirty'. */
@@ -80,6 +82,7 @@ export function rowFromRecord(
     sha256: rec.copy?.sha256 ?? null,
     archivedAt: rec.copy?.archivedAt ?? null,
     updatedAt: now,
+    foreign: rec.copy?.foreign !== undefined,
   };
 }
 
@@ -92,6 +95,7 @@ export class Catalog {
   private readonly ctimeGetStmt: Database.Statement;
   private readonly handleSetStmt: Database.Statement;
   private readonly reviveAtStmt: Database.Statement;
+  private readonly foreignSetStmt: Database.Statement;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -111,6 +115,8 @@ export class Catalog {
     this.track = trackStatements(this.db);
     addColumn(this.db, 'ctime_ns', 'TEXT');
     addColumn(this.db, 'handle', 'BLOB');
+    addColumn(this.db, 'foreign_copy', 'INTEGER');
+    this.foreignSetStmt = this.db.prepare('UPDATE files SET foreign_copy = ? WHERE dev = ? AND ino = ?');
     this.handleSetStmt = this.db.prepare('UPDATE files SET handle = ? WHERE dev = ? AND ino = ?');
     this.reviveAtStmt = this.db.prepare('UPDATE files SET path = ?, deleted_at = NULL WHERE dev = ? AND ino = ? AND tier = ? AND key = ?');
     this.ctimeSetStmt = this.db.prepare('UPDATE files SET ctime_ns = ? WHERE dev = ? AND ino = ?');
@@ -133,9 +139,10 @@ export class Catalog {
   }
 
   upsert(row: CatalogRow): void {
-    const { handle, ...rest } = row;
+    const { handle, foreign, ...rest } = row;
     this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
     if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
+    if (foreign !== undefined) this.foreignSetStmt.run(foreign ? 1 : 0, row.dev, row.ino);
     this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
   }
 
@@ -270,6 +277,7 @@ export interface DbRow {
   updated_at: number;
   deleted_at?: number | null;
   handle?: Buffer | null;
+  foreign_copy?: number | null;
 }
 
 interface DbRun {
@@ -297,6 +305,7 @@ export function fromDb(r: DbRow): CatalogRow {
     updatedAt: r.updated_at,
     deletedAt: r.deleted_at ?? null,
     handle: r.handle ?? null,
+    ...(r.foreign_copy ? { foreign: true } : {}),
   };
 }
 

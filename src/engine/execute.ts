@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
+import { stillMatches, validatorOf } from '../tiers/validator.js';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, lgetxattr, nsToTimespec } from '../kernel/libc.js';
@@ -226,6 +227,10 @@ export async function migrate(absPath: string, tierName: string, mode: 'archive'
     if (reuse) {
       const info = await tier.stat(copy!.key, ac.signal);
       if (!info || info.size !== size) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
+      // An imported object replaced on the tier: the local bytes are the only copy of this
+      // version; keep them (the next `tier import` reports the file).
+      if (copy!.foreign !== undefined && !stillMatches(copy!.foreign, copy!.size, info))
+        throw new Error(`tier ${tierName}: imported object ${JSON.stringify(copy!.key)} changed on the tier (was ${copy!.foreign}, now ${validatorOf(info) ?? 'unknown'}); not releasing`);
     } else {
       const key = newKey();
       const chunk = tier.tuning?.chunk ?? DEFAULT_CHUNK;

@@ -48,7 +48,8 @@ const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 /** The copy's bytes of chunk i, checked against its sum when there are sums. */
 async function copyChunk(s: CopySource, sums: Buffer | null, i: number): Promise<Buffer> {
   const b = chunkBytes(i, s.copy.chunk, s.copy.size);
-  const data = await getWithTimeout(s.tier, s.copy.key, b.start, b.end - b.start, s.timeoutMs);
+  // An imported copy: the GET is conditional on its validator (a replaced object fails, never compares).
+  const data = await getWithTimeout(s.tier, s.copy.key, b.start, b.end - b.start, s.timeoutMs, s.copy.foreign);
   if (data.length !== b.end - b.start) throw new TierError('ShortObject', 'get', s.tier.name, s.copy.key, `range ${b.start}+${b.end - b.start} returned ${data.length} bytes`);
   if (sums && !sha(data).equals(sums.subarray(i * SUM_LEN, (i + 1) * SUM_LEN))) {
     throw new TierError('Corrupt', 'get', s.tier.name, s.copy.key, `SHA-256 of chunk ${i} differs from its sum`);

@@ -25,6 +25,7 @@ import { cachedResident, loadEntry, persistComplete, type CachedResident, type I
 import { commOf } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
+import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 
 export interface HandlerDeps {
   groupFd: number;
@@ -166,7 +167,7 @@ export class RecallHandler {
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     }
-    this.finishIfComplete(e, fd);
+    this.finishIfComplete(e, ref);
     return FAN_ALLOW;
   }
 
@@ -186,7 +187,7 @@ export class RecallHandler {
       if (e.fetching.has(i)) continue;
       ref.retain();
       const p: Promise<void> = fillChunk(e, i, ref, env)
-        .then(() => this.finishIfComplete(e, ref.fd))
+        .then(() => this.finishIfComplete(e, ref))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, chunk: i, err }))
         .finally(() => {
           ref.release();
@@ -196,11 +197,33 @@ export class RecallHandler {
     }
   }
 
+  /** An imported file just became whole: its SHA-256 first (foreign-hash.ts), then finish. */
+  private hashForeign(e: InodeEntry, ref: FdRef): void {
+    if (e.hashing) return;
+    e.hashing = true;
+    ref.retain();
+    const p: Promise<void> = hashWhole(ref.fd, e.expect)
+      .then((sha) => {
+        if (sha) recordHash(e, sha);
+        e.hashed = true;
+        this.finishIfComplete(e, ref);
+      })
+      .catch((err: unknown) => this.d.log.warn('hash of an imported file failed', { op: 'recall', key: e.copy.key, err }))
+      .finally(() => {
+        e.hashing = false;
+        ref.release();
+        this.background.delete(p);
+      });
+    this.background.add(p);
+  }
+
   /** All data local: record the final state and drop the mark (later reads raise no event). */
-  private finishIfComplete(e: InodeEntry, fd: number): void {
+  private finishIfComplete(e: InodeEntry, ref: FdRef): void {
+    const fd = ref.fd;
     const limit = Math.min(e.expect.size, e.copy.size);
     const done = limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0;
     if (!done || this.cache.get(e.id) !== e) return;
+    if (wantsForeignHash(e) && !e.hashed) return this.hashForeign(e, ref); // finishes when hashed
     if (!e.diverged) {
       const st = fstatSync(fd, { bigint: true });
       if (Number(st.size) !== e.expect.size || st.mtimeNs !== e.expect.mtimeNs) return; // re-decided next event

@@ -37,6 +37,9 @@ export interface InodeEntry {
   /** The copy's per-chunk SHA-256 sums, once fetched and verified (fill.ts); a failed fetch is not cached. */
   sums?: Buffer;
   sumsLoading?: Promise<Buffer>;
+  /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
+  hashing?: boolean;
+  hashed?: boolean;
 }
 
 /** What the engine may see of a cached entry (engine/resident-union.ts): copies, never the live map. */

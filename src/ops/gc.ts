@@ -161,6 +161,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const present = new Map<string, Set<string>>(); // tier -> keys still there after this run (listed tiers only)
 
   for (const [name, tier] of o.tiers) {
+    if (tier.kind === 'http') continue; // read-only (import only): nothing of ours is there
     const keep = o.keepDeleted.get(name) ?? DEFAULT_KEEP_DELETED_MS;
     const tr: GcTierResult = { tier: name, listed: 0, referenced: 0, foreign: 0, orphans: [] };
     result.tiers.push(tr);

@@ -50,7 +50,7 @@ export interface PutResult {
 
 export interface Tier {
   readonly name: string;
-  readonly kind: 'local' | 's3';
+  readonly kind: 'local' | 's3' | 'http';
   /** The policy's tuning for this tier (chunk, read-ahead, timeout, concurrency), when it came from one. */
   readonly tuning?: TierTuning;
   put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult>;

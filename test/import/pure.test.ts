@@ -47,3 +47,26 @@ test('a foreign copy round-trips through the compact record; older records still
   assert.deepEqual(decodeRecord(encodeRecord(plain)), plain);
   assert.equal(decodeRecord(Buffer.from('[1,"released",0,1,["t","k",1,"1","",1,1,0,""]]')), null, 'an empty validator is no record');
 });
+
+test('directory index pages: nginx and Apache autoindex', async () => {
+  const { parseIndex, keyUrl } = await import('../../src/tiers/http-index.js');
+  const nginx = `<html><head><title>Index of /pub/</title></head><body><h1>Index of /pub/</h1><hr><pre><a href="../">../</a>
+<a href="dir%20a/">dir a/</a>                                             06-Dec-2026 16:59       -
+<a href="%C3%BC%20%E2%9C%93%20%26%20%3Cx%3E.bin">ü ✓ &amp; &lt;x&gt;.bin</a>                  06-Dec-2026 16:59     2097155
+<a href="a&amp;b.txt">a&amp;b.txt</a>                                          06-Dec-2026 16:59      16
+</pre><hr></body></html>`;
+  assert.deepEqual(parseIndex(nginx), [
+    { name: 'dir a', dir: true },
+    { name: 'ü ✓ & <x>.bin', dir: false },
+    { name: 'a&b.txt', dir: false },
+  ]);
+  const apache = `<table><tr><th><a href="?C=N;O=D">Name</a></th></tr>
+<tr><td><a href="/pub/">Parent Directory</a></td></tr>
+<tr><td><a href="linux-6.1.tar.xz">linux-6.1.tar.xz</a></td><td align="right">2022-12-11 22:15  </td><td align="right">128M</td></tr>
+<tr><td><a href="sub/">sub/</a></td></tr><tr><td><a href="http://elsewhere/x">x</a></td></tr></table>`;
+  assert.deepEqual(parseIndex(apache), [
+    { name: 'linux-6.1.tar.xz', dir: false },
+    { name: 'sub', dir: true },
+  ]);
+  assert.equal(keyUrl('http://h/pub/', 'ü dir/a#b?.txt'), 'http://h/pub/%C3%BC%20dir/a%23b%3F.txt');
+});

@@ -77,7 +77,8 @@ export function importRoot(dir: string, roots: string[]): string {
   try {
     real = realpathSync(dir);
   } catch (e) {
-    throw new Error(`import directory ${dir}: ${(e as Error).message}`);
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(`import directory ${dir}: ${missing ? 'does not exist (create it first, inside a fileset)' : (e as Error).message}`);
   }
   const inside = roots.some((r) => {
     let rr: string;

@@ -138,13 +138,19 @@ export class Catalog {
     return r?.ctime_ns ?? null;
   }
 
+  /** One transaction: the row and its side columns land together (and cost one commit, not four). */
   upsert(row: CatalogRow): void {
-    const { handle, foreign, ...rest } = row;
-    this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
-    if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
-    if (foreign !== undefined) this.foreignSetStmt.run(foreign ? 1 : 0, row.dev, row.ino);
-    this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+    this.upsertTx(row);
   }
+
+  private readonly upsertTx = (row: CatalogRow): void =>
+    this.db.transaction(() => {
+      const { handle, foreign, ...rest } = row;
+      this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
+      if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
+      if (foreign !== undefined) this.foreignSetStmt.run(foreign ? 1 : 0, row.dev, row.ino);
+      this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+    })();
 
   /** Records the inode's file handle (a row written before the column existed). */
   setHandle(dev: number, ino: number, handle: Buffer): void {

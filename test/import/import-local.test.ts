@@ -66,6 +66,13 @@ describe('tier import from a local tier; eviction, archiving, gc', () => {
     fs?.unmount();
   });
 
+  test('--dry-run: says what it would create, creates nothing', async () => {
+    const r = await tierImport(['slow', dest, '--config', policy, '--state-dir', stateDir, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.summary?.counts.created, files.size);
+    assert.deepEqual(readdirSync(dest), []);
+  });
+
   test('import: released files with the listing\'s sizes and mtimes', async () => {
     const r = await tierImport(['slow', dest, '--config', policy, '--state-dir', stateDir]);
     assert.equal(r.code, 0, r.stderr + r.stdout);

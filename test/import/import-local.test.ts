@@ -141,4 +141,16 @@ describe('tier import from a local tier; eviction, archiving, gc', () => {
     assert.ok(readFileSync(a).equals(v2));
     assert.ok(readdirSync(dest).every((n) => !n.startsWith('.tier-import.')));
   });
+
+  test('a local file where an object would go is a conflict, left alone; the human summary says so', async () => {
+    writeFileSync(join(dest, 'user.txt'), 'mine');
+    writeFileSync(join(remote, 'user.txt'), 'theirs');
+    const r = await runCli(['import', 'slow', dest, '--config', policy, '--state-dir', stateDir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^conflict +${join(dest, 'user.txt')}: `, 'm'));
+    // b.txt too: changed here and archived under its own key, it is an ordinary file now.
+    assert.match(r.stdout, /^imported \d+ objects .* 2 conflicts,/m);
+    assert.equal(readFileSync(join(dest, 'user.txt'), 'utf8'), 'mine');
+    assert.equal(rec(join(dest, 'user.txt')), null);
+  });
 });

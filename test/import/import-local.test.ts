@@ -153,4 +153,15 @@ describe('tier import from a local tier; eviction, archiving, gc', () => {
     assert.equal(readFileSync(join(dest, 'user.txt'), 'utf8'), 'mine');
     assert.equal(rec(join(dest, 'user.txt')), null);
   });
+
+  test('imported files are marked again when the daemon restarts (catalog rows)', async () => {
+    const v = pattern(1_500_000, 11);
+    writeFileSync(join(remote, 'late.bin'), v);
+    const r = await tierImport(['slow', dest, '--config', policy, '--state-dir', stateDir]);
+    assert.equal(r.summary?.counts.created, 1, r.stdout);
+    await dd.stop();
+    dd = startDaemon([policy], stateDir);
+    await dd.ready;
+    assert.ok(readFileSync(join(dest, 'late.bin')).equals(v), 'recalled, not zeros');
+  });
 });

@@ -9,6 +9,7 @@ import {
   type ApplyRequest,
   type DaemonStatus,
   type Health,
+  type ImportRequest,
   type ManualOp,
   type ManualRequest,
   type ReconcileRequest,
@@ -37,6 +38,7 @@ export interface DaemonClient {
   apply(req: ApplyRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
   manual(op: ManualOp, req: ManualRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
   reconcile(req: ReconcileRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
+  import(req: ImportRequest, onProgress?: OnProgress, signal?: AbortSignal): Promise<unknown>;
 }
 
 export async function connectDaemon(stateDir: string): Promise<DaemonClient | null> {
@@ -61,6 +63,7 @@ function makeClient(sock: string): DaemonClient {
     apply: (req, onProgress, signal) => postStream(sock, '/apply', req, onProgress, signal),
     manual: (op, req, onProgress, signal) => postStream(sock, `/${op}`, req, onProgress, signal),
     reconcile: (req, onProgress, signal) => postStream(sock, '/reconcile', req, onProgress, signal),
+    import: (req, onProgress, signal) => postStream(sock, '/import', req, onProgress, signal),
   };
 }
 

@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { ApplyRequest, DaemonStatus, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from './protocol.js';
+import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from './protocol.js';
 
 export interface ControlHandlers {
   status(): DaemonStatus;
@@ -22,6 +22,8 @@ export interface ControlHandlers {
   manual(op: ManualOp, req: ManualRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
   /** `tier reconcile` (absent: 404). */
   reconcile?(req: ReconcileRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
+  /** `tier import` (absent: 404). */
+  import?(req: ImportRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
 }
 
 /** A request the daemon refuses with a message for the user (bad body, unknown tier...). */
@@ -111,6 +113,11 @@ export class ControlServer {
         const rr = parseReconcile(await readJson(req));
         return await this.stream(req, res, (p, s) => reconcile(rr, p, s));
       }
+      const imp = this.handlers.import?.bind(this.handlers);
+      if (key === 'POST /import' && imp) {
+        const ir = parseImport(await readJson(req));
+        return await this.stream(req, res, (p, s) => imp(ir, p, s));
+      }
       const m = /^POST \/(release|archive|recall)$/.exec(key);
       if (m) {
         const op = m[1] as ManualOp;
@@ -197,6 +204,15 @@ function parseReconcile(b: unknown): ReconcileRequest {
   if (o?.policyFiles !== undefined && (!Array.isArray(o.policyFiles) || !o.policyFiles.every((p) => typeof p === 'string' && p.startsWith('/'))))
     throw new RequestError('reconcile: policyFiles must be a list of absolute paths');
   return { ...(o?.policyFiles ? { policyFiles: o.policyFiles } : {}), dryRun: o?.dryRun === true, hash: o?.hash === true };
+}
+
+function parseImport(b: unknown): ImportRequest {
+  const o = b as Partial<ImportRequest> | null;
+  const abs = (x: unknown) => typeof x === 'string' && x.startsWith('/');
+  if (!o || !abs(o.policyFile) || !abs(o.dir)) throw new RequestError('import: policyFile and dir must be absolute paths');
+  if (typeof o.tier !== 'string' || o.tier === '') throw new RequestError('import: tier must be a name');
+  if (o.prefix !== undefined && typeof o.prefix !== 'string') throw new RequestError('import: prefix must be a string');
+  return { policyFile: o.policyFile!, tier: o.tier, dir: o.dir!, ...(o.prefix ? { prefix: o.prefix } : {}), dryRun: o.dryRun === true, delete: o.delete === true };
 }
 
 function toWire(e: unknown): WireError {

@@ -14,6 +14,7 @@ import { cooldownHoldBack } from '../ops/cooldown.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
 import { filesetRoots, parsePolicyFiles, sameTier } from './policies.js';
 import type { ApplyRequest, DaemonStatus } from './protocol.js';
+import { runImportRequest } from './import-handler.js';
 import type { MarkResult } from './startup-marks.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { DaemonOps } from '../ops/daemon-ops.js';
@@ -61,6 +62,7 @@ export function makeHandlers(s: WorkerState, activeRequests: () => number): Cont
       }
       return s.ops.reconcile({ ...(roots ? { roots } : {}), dryRun: req.dryRun, hash: req.hash }, signal);
     },
+    import: (req, progress, signal) => runImportRequest(s, loadForRequest(s, req.policyFile), req, progress, signal),
     async manual(op, req, progress, signal) {
       const deps = execDeps(s);
       const counts: Record<OutcomeStatus, number> = { done: 0, skipped: 0, busy: 0, failed: 0 };

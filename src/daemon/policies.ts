@@ -58,6 +58,7 @@ export function sameTier(a: TierDecl, b: TierDecl): boolean {
 }
 
 function where(d: TierDecl): unknown {
+  if (d.kind === 'http') return ['http', d.url];
   return d.kind === 'local' ? ['local', d.path] : ['s3', d.endpoint ?? '', d.bucket, d.prefix];
 }
 

@@ -32,6 +32,16 @@ export interface ReconcileRequest {
   hash: boolean;
 }
 
+/** `tier import` (src/import/run.ts). */
+export interface ImportRequest {
+  policyFile: string; // absolute
+  tier: string;
+  dir: string; // absolute
+  prefix?: string;
+  dryRun: boolean;
+  delete: boolean;
+}
+
 export type ManualOp = 'release' | 'archive' | 'recall';
 
 export interface ManualRequest {

@@ -72,7 +72,13 @@ export interface S3TierDecl extends TierBase {
   checksum?: 'when_required' | 'when_supported';
 }
 
-export type TierDecl = LocalTierDecl | S3TierDecl;
+/** A read-only HTTP(S) server with directory indexes (src/tiers/http.ts): import only. */
+export interface HttpTierDecl extends TierBase {
+  kind: 'http';
+  url: string;
+}
+
+export type TierDecl = LocalTierDecl | S3TierDecl | HttpTierDecl;
 
 export interface FilesetDecl {
   name: string;

@@ -16,6 +16,7 @@ export function printPolicy(pf: PolicyFile): string {
 function printTier(t: TierDecl): string[] {
   const lines = [`tier ${t.name} {`];
   if (t.kind === 'local') lines.push(`  local ${quote(t.path)}`);
+  else if (t.kind === 'http') lines.push(`  http ${quote(t.url)}`);
   else {
     lines.push(`  s3 bucket ${quote(t.bucket)} prefix ${quote(t.prefix)}`);
     if (t.endpoint !== undefined) lines.push(`  endpoint ${quote(t.endpoint)}`);

@@ -22,6 +22,7 @@ import { spanOf } from './values.js';
 export const TIER_OPTIONS = [
   'local',
   's3',
+  'http',
   'bucket',
   'prefix',
   'endpoint',
@@ -84,9 +85,9 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
   if (!name) return undefined;
   const span = spanOf(name, file);
   const settings = blockSettings(node(n, 'block'), 'tier', TIER_OPTIONS, file, accept);
-  const kinds = settings.filter((s) => s.key === 'local' || s.key === 's3');
+  const kinds = settings.filter((s) => s.key === 'local' || s.key === 's3' || s.key === 'http');
   if (kinds.length === 0) {
-    accept('error', 'missing-tier-kind', `tier '${name.image}' needs a kind: local "/path" or s3 bucket "name"`, span);
+    accept('error', 'missing-tier-kind', `tier '${name.image}' needs a kind: local "/path", s3 bucket "name" or http "URL"`, span);
     return undefined;
   }
   if (kinds.length > 1) {
@@ -97,8 +98,8 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
   const tuning: TierTuning = { ...DEFAULT_TUNING };
   const s3: Partial<Record<string, unknown>> = {};
   for (const s of settings) {
-    if (kind.key === 'local' && S3_ONLY.has(s.key)) {
-      accept('error', 'not-applicable', `'${s.key}' applies to s3 tiers only; tier '${name.image}' is local`, s.keySpan);
+    if (kind.key !== 's3' && S3_ONLY.has(s.key)) {
+      accept('error', 'not-applicable', `'${s.key}' applies to s3 tiers only; tier '${name.image}' is ${kind.key}`, s.keySpan);
       continue;
     }
     switch (s.key) {
@@ -130,6 +131,7 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
         readFlag(s, accept);
         break;
       case 'local':
+      case 'http':
         break;
       default:
         s3[s.key] = readString(s, accept);
@@ -140,6 +142,15 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
     if (path === undefined) return undefined;
     checkRoot(path, kind.values[0]!.span, accept, 'local tier path');
     return { kind: 'local', name: name.image, span, tuning, path };
+  }
+  if (kind.key === 'http') {
+    const url = readString(kind, accept);
+    if (url === undefined) return undefined;
+    if (!/^https?:\/\/[^\s/]+/.test(url)) {
+      accept('error', 'invalid-value', `http tier URL "${url}" is not an http:// or https:// URL`, kind.values[0]!.span);
+      return undefined;
+    }
+    return { kind: 'http', name: name.image, span, tuning, url };
   }
   if (typeof s3.bucket !== 'string' || s3.bucket === '') {
     if (!settings.some((s) => s.key === 'bucket')) accept('error', 'missing-bucket', `s3 tier '${name.image}' needs bucket "NAME"`, span);

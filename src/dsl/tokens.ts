@@ -57,6 +57,7 @@ const OPT = [OptionKey];
 // Tier options.
 export const Local = kw('local', OPT);
 export const S3 = kw('s3', OPT);
+export const Http = kw('http', OPT);
 export const Bucket = kw('bucket', OPT);
 export const Prefix = kw('prefix', OPT);
 export const Endpoint = kw('endpoint', OPT);
@@ -172,7 +173,7 @@ export const Comment = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, grou
 
 const keywords: TokenType[] = [
   Tier, Fileset, Policy, Recall, Rule, On, To, And, Or, Not, In, True, False,
-  Local, S3, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
+  Local, S3, Http, Bucket, Prefix, Endpoint, Region, StorageClass, Profile, PathStyle, Checksum,
   Chunk, Readahead, Timeout, Concurrency, Bwlimit, Tpslimit, Root, Backing, Include, Exclude, Schedule, Timezone,
   When, Until, Order, By, Limit, CheckInterval, Cooldown, KeepDeleted, WholeFileFor,
 ].sort((a, b) => b.name.length - a.name.length); // by word: Kw_order before Kw_or

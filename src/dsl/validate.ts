@@ -15,7 +15,19 @@ export function validatePolicyFile(pf: PolicyFile, accept: Accept, declared?: { 
   const tiers = new Set([...pf.tiers.map((t) => t.name), ...(declared?.tiers ?? [])]);
   const filesets = new Set([...pf.filesets.map((f) => f.name), ...(declared?.filesets ?? [])]);
   const roots = new Map(pf.filesets.map((f) => [f.name, f.roots]));
-  for (const p of pf.policies) checkPolicy(p, tiers, filesets, accept, { roots: roots.get(p.fileset) ?? [] });
+  const readOnly = new Set(pf.tiers.filter((t) => t.kind === 'http').map((t) => t.name));
+  for (const p of pf.policies) {
+    checkPolicy(p, tiers, filesets, accept, { roots: roots.get(p.fileset) ?? [] });
+    for (const r of p.rules) checkWritable(r, readOnly, accept);
+  }
+}
+
+/** Nothing is archived or released to a read-only (http) tier: it only serves `tier import`. */
+export function checkWritable(r: Rule, readOnly: Set<string>, accept: Accept): void {
+  const a = r.action;
+  if ((a.kind === 'archive' || a.kind === 'release') && readOnly.has(a.tier)) {
+    accept('error', 'read-only-tier', `tier '${a.tier}' is an http tier: it is read-only (files come from it with \`tier import\`; ${a.kind} needs a local or s3 tier)`, a.tierSpan);
+  }
 }
 
 export function checkDuplicates(items: readonly { name: string; span: Span }[], what: string, accept: Accept): void {

@@ -27,6 +27,8 @@ export interface CatalogRow {
    * dev+ino; a reused inode number has another generation, so an old handle is ESTALE).
    */
   handle?: Buffer | null;
+  /** The copy is an imported object tier did not write (record copy.foreign): gc never deletes its key. */
+  foreign?: boolean;
 }
 
 /** Row states start-up marking opens (releasedFiles); see there for 'dirty'. */
@@ -80,6 +82,7 @@ export function rowFromRecord(
     sha256: rec.copy?.sha256 ?? null,
     archivedAt: rec.copy?.archivedAt ?? null,
     updatedAt: now,
+    foreign: rec.copy?.foreign !== undefined,
   };
 }
 
@@ -92,6 +95,7 @@ export class Catalog {
   private readonly ctimeGetStmt: Database.Statement;
   private readonly handleSetStmt: Database.Statement;
   private readonly reviveAtStmt: Database.Statement;
+  private readonly foreignSetStmt: Database.Statement;
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
@@ -111,6 +115,8 @@ export class Catalog {
     this.track = trackStatements(this.db);
     addColumn(this.db, 'ctime_ns', 'TEXT');
     addColumn(this.db, 'handle', 'BLOB');
+    addColumn(this.db, 'foreign_copy', 'INTEGER');
+    this.foreignSetStmt = this.db.prepare('UPDATE files SET foreign_copy = ? WHERE dev = ? AND ino = ?');
     this.handleSetStmt = this.db.prepare('UPDATE files SET handle = ? WHERE dev = ? AND ino = ?');
     this.reviveAtStmt = this.db.prepare('UPDATE files SET path = ?, deleted_at = NULL WHERE dev = ? AND ino = ? AND tier = ? AND key = ?');
     this.ctimeSetStmt = this.db.prepare('UPDATE files SET ctime_ns = ? WHERE dev = ? AND ino = ?');
@@ -132,12 +138,19 @@ export class Catalog {
     return r?.ctime_ns ?? null;
   }
 
+  /** One transaction: the row and its side columns land together (and cost one commit, not four). */
   upsert(row: CatalogRow): void {
-    const { handle, ...rest } = row;
-    this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
-    if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
-    this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+    this.upsertTx(row);
   }
+
+  private readonly upsertTx = (row: CatalogRow): void =>
+    this.db.transaction(() => {
+      const { handle, foreign, ...rest } = row;
+      this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
+      if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
+      if (foreign !== undefined) this.foreignSetStmt.run(foreign ? 1 : 0, row.dev, row.ino);
+      this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+    })();
 
   /** Records the inode's file handle (a row written before the column existed). */
   setHandle(dev: number, ino: number, handle: Buffer): void {
@@ -201,6 +214,15 @@ export class Catalog {
     for (const r of it) yield fromDb(r);
   }
 
+  /** Live rows of `tier` whose path lies under `dir` (byte-wise prefix `dir/`), for `tier import`. */
+  *tierRowsUnder(tier: string, dir: string): Generator<CatalogRow> {
+    const f = dir.replace(/\/+$/, '') + '/';
+    const it = this.db
+      .prepare('SELECT * FROM files WHERE tier = ? AND substr(path, 1, length(?)) = ? AND deleted_at IS NULL')
+      .iterate(tier, f, f) as Iterable<DbRow>;
+    for (const r of it) yield fromDb(r);
+  }
+
   *all(): Generator<CatalogRow> {
     for (const r of this.db.prepare('SELECT * FROM files ORDER BY path').iterate() as Iterable<DbRow>) yield fromDb(r);
   }
@@ -261,6 +283,7 @@ export interface DbRow {
   updated_at: number;
   deleted_at?: number | null;
   handle?: Buffer | null;
+  foreign_copy?: number | null;
 }
 
 interface DbRun {
@@ -288,6 +311,7 @@ export function fromDb(r: DbRow): CatalogRow {
     updatedAt: r.updated_at,
     deletedAt: r.deleted_at ?? null,
     handle: r.handle ?? null,
+    ...(r.foreign_copy ? { foreign: true } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ type Copy = NonNullable<StateRecord['copy']>;
 export const SUM_LEN = SUM_BYTES;
 
 /** tier.get bounded by the tier timeout even if the tier ignores its signal. */
-export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number): Promise<Buffer> {
+export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -29,7 +29,7 @@ export async function getWithTimeout(tier: Tier, key: string, offset: number, le
     }, timeoutMs);
   });
   try {
-    return await Promise.race([tier.get(key, { offset, length }, ac.signal), timeout]);
+    return await Promise.race([tier.get(key, { offset, length }, ac.signal, expect), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -80,7 +80,7 @@ export async function readCopyChunk(tier: Tier, copy: Copy, map: ExtentMap | nul
   const span = objectSpan(pieces);
   // All hole: no GET, and no 4 MiB of zeros to hash (a 20 GiB claim is 5,120 such chunks).
   if (!span) return { data: Buffer.alloc(0), pieces: [], fetched: 0 };
-  const got = await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs);
+  const got = await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs, copy.foreign);
   if (got.length !== span.length) {
     throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${span.offset}+${span.length} returned ${got.length} bytes`);
   }
@@ -100,7 +100,7 @@ export async function readCopyRun(tier: Tier, copy: Copy, map: ExtentMap | null,
   if (last - first === 1) return [await readCopyChunk(tier, copy, map, first, timeoutMs)];
   const all = { start: chunkRange(first, copy.chunk, copy.size).start, end: chunkRange(last - 1, copy.chunk, copy.size).end };
   const span = objectSpan(map ? piecesOf(map, all.start, all.end) : [{ kind: 'data', at: all.start, len: all.end - all.start, obj: all.start }]);
-  const got = span ? await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs) : Buffer.alloc(0);
+  const got = span ? await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs, copy.foreign) : Buffer.alloc(0);
   if (span && got.length !== span.length) {
     throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${span.offset}+${span.length} returned ${got.length} bytes`);
   }

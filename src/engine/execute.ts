@@ -22,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
+import { stillMatches, validatorOf } from '../tiers/validator.js';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
 import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, getxattr, nsToTimespec } from '../kernel/libc.js';
@@ -269,6 +270,10 @@ async function migratePinned(pin: Pinned, absPath: string, tierName: string, mod
     if (reuse) {
       const info = await tier.stat(copy!.key, ac.signal);
       if (!info || info.size !== storedSize(copy!)) throw new Error(`tier ${tierName}: object ${JSON.stringify(copy!.key)} is missing or short; not releasing`);
+      // An imported object replaced on the tier: the local bytes are the only copy of this
+      // version; keep them (the next `tier import` reports the file).
+      if (copy!.foreign !== undefined && !stillMatches(copy!.foreign, copy!.size, info))
+        throw new Error(`tier ${tierName}: imported object ${JSON.stringify(copy!.key)} changed on the tier (was ${copy!.foreign}, now ${validatorOf(info) ?? 'unknown'}); not releasing`);
     } else {
       const key = newKey();
       const chunk = copyChunkFor(tier.tuning?.chunk ?? DEFAULT_TUNING.chunk, size);

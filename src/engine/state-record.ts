@@ -36,6 +36,10 @@ export interface StateRecord {
      *  heads the sums object. `sha256` is then the content digest SHA-256(map ‖ packed data),
      *  not the object's own. Absent: dense copy, the object is the file. */
     sparse?: { stored: number; sumsLen: number };
+    /** Set for an imported object tier did not write (src/import): its validator, `etag:<ETag>`
+     *  or `lm:<Last-Modified ms>` (with `size`). No sums, sha256 ''; recall checks the validator
+     *  on every GET, and tier never writes or deletes this key. */
+    foreign?: string;
   };
   /** Bumped on every archive, so a late writer can tell records apart. */
   gen: number;
@@ -44,7 +48,8 @@ export interface StateRecord {
 // Encoding: a positional JSON array, [1, state, pinned 0|1, gen, copy | 0] with copy as
 // [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums?] where sums is the sums
 // object's SHA-256 in unpadded base64url (43 bytes instead of 64: a full record stays
-// under 250 bytes). Older records have no 8th element. Compact on purpose: XFS keeps
+// under 250 bytes). Older records have no 8th element. An imported (foreign) copy has a
+// 9th element, its validator, and 0 as the 8th (no sums). Compact on purpose: XFS keeps
 // an attribute value up to ~250 bytes inside the inode (measured: 250 in, 260 out), so a
 // released file there has st_blocks 0; the named-field form needed an attribute block.
 // (ext4 with 256-byte inodes holds only ~60 bytes in-inode: one xattr block remains.)
@@ -54,7 +59,9 @@ export function encodeRecord(r: StateRecord): Buffer {
   const c = r.copy;
   const copy: unknown[] | 0 = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
   if (c?.sumsSha && copy) copy.push(Buffer.from(c.sumsSha, 'hex').toString('base64url'));
+  // The 9th element: a sparse copy's [stored, sumsLen] (with sums), or an imported copy's validator.
   if (c?.sparse && c.sumsSha && copy) copy.push([c.sparse.stored, c.sparse.sumsLen]);
+  else if (c?.foreign !== undefined && copy) copy.push(...(c.sumsSha ? [] : [0]), c.foreign);
   return Buffer.from(JSON.stringify([r.v, r.state, r.pinned ? 1 : 0, r.gen, copy]));
 }
 
@@ -78,11 +85,17 @@ function fromArray(a: unknown[]): StateRecord | null {
   if (v !== 1 || typeof state !== 'string' || !STATES.has(state) || typeof gen !== 'number') return null;
   const r: StateRecord = { v: 1, state: state as StateRecord['state'], pinned: pinned === 1, gen };
   if (Array.isArray(copy)) {
-    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums, sparse] = copy as unknown[];
+    const [tier, key, size, mtimeNs, sha256, archivedAt, chunk, sums, extra] = copy as unknown[];
+    const foreign = typeof extra === 'string' ? extra : undefined;
+    const sparse = typeof extra === 'string' ? undefined : extra;
     if (typeof tier !== 'string' || typeof key !== 'string' || typeof size !== 'number' || typeof mtimeNs !== 'string') return null;
     if (typeof sha256 !== 'string' || typeof archivedAt !== 'number' || typeof chunk !== 'number') return null;
     r.copy = { tier, key, size, mtimeNs, sha256, archivedAt, chunk };
-    if (sums !== undefined) {
+    if (foreign !== undefined) {
+      if (typeof foreign !== 'string' || foreign === '') return null;
+      r.copy.foreign = foreign;
+    }
+    if (sums !== undefined && sums !== 0) {
       if (typeof sums !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sums)) return null;
       r.copy.sumsSha = Buffer.from(sums, 'base64url').toString('hex');
     }

@@ -50,6 +50,9 @@ const c = {
   socket: lib.func('int socket(int domain, int type, int protocol)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, const tier_msghdr *msg, int flags)'),
   close: lib.func('int close(int fd)'),
+  mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
+  renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
+  unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
 };
 
 // Same numbers on x86_64 and arm64 (the generic table): no libc wrappers in Debian's glibc.
@@ -281,9 +284,10 @@ export const RESOLVE_BENEATH = 0x08;
  * open_how {u64 flags; u64 mode; u64 resolve}). `what` names the file in errors. Synchronous:
  * callers use it with O_PATH, which raises no fanotify event and breaks no lease.
  */
-export function openat2(dirfd: number, path: string, flags: number, resolve: number, what?: string): number {
+export function openat2(dirfd: number, path: string, flags: number, resolve: number, what?: string, mode = 0): number {
   const how = Buffer.alloc(24);
   how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
   how.writeBigUInt64LE(BigInt(resolve >>> 0), 16);
   return check(c.syscall(SYS_openat2, 'int', dirfd, 'const char *', path, 'void *', how, 'size_t', 24), 'openat2', what ?? path);
 }
@@ -383,3 +387,18 @@ export const EAGAIN = 11;
 export const ENODATA = 61;
 export const ERANGE = 34;
 export const ESTALE = 116;
+
+// --- *at calls for creating files beneath a directory fd (src/import/beneath.ts) ---
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  check(c.mkdirat(dirfd, path, mode), 'mkdirat', path);
+}
+
+/** flags: RENAME_NOREPLACE 1, RENAME_EXCHANGE 2. */
+export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  check(c.renameat2(olddirfd, oldpath, newdirfd, newpath, flags), 'renameat2', newpath);
+}
+
+/** flags: AT_REMOVEDIR 0x200 for a directory. */
+export function unlinkat(dirfd: number, path: string, flags = 0): void {
+  check(c.unlinkat(dirfd, path, flags), 'unlinkat', path);
+}

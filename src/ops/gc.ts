@@ -15,6 +15,8 @@
 //   `keepDeleted` too, so an upload whose record is not written yet is never taken;
 // - only keys of the shape the engine makes (xx/UUID) are ever deleted: foreign objects
 //   sharing a bucket prefix are listed as such and left alone;
+// - an object a catalog row names as imported (foreign, live or deleted) is never deleted,
+//   even with a key of the engine's shape (a bucket another tier installation wrote);
 // - a copy's chunk sums `${key}.sums` belong to `${key}`: referenced with it, deleted with
 //   it (after it), and an orphan on their own only when their object is one too (or gone);
 // - a catalog row change tracking marked deleted (deleted_at) is no reference; its object's
@@ -62,6 +64,8 @@ export interface CatalogRef {
   deletedAt?: number | null;
   /** The inode's file handle (catalog `handle`); absent on older rows. */
   handle?: Buffer | null;
+  /** An imported object (tier import): never deleted, whatever became of its file. */
+  foreign?: boolean;
 }
 
 export type OrphanFate = 'deleted' | 'would delete' | 'kept: retention' | 'kept: scan incomplete' | 'delete failed';
@@ -131,7 +135,9 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const deletedRows: CatalogRef[] = [];
   const revive: Revive[] = [];
   const probe = new InodeProbe(o.roots);
+  const foreignKeys = new Set<string>(); // tier \0 key of imported objects
   for (const r of o.catalogRefs) {
+    if (r.foreign && r.tier && r.key) foreignKeys.add(`${r.tier}\0${r.key}`);
     const deleted = r.deletedAt !== undefined && r.deletedAt !== null;
     const vouched = !deleted && (r.path === undefined || r.dev === undefined || !scannedDevs.has(r.dev) || existsLstat(r.path, o.roots));
     if (!vouched && r.handle && livingReference(probe, r, revive, log)) {
@@ -156,6 +162,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
   const present = new Map<string, Set<string>>(); // tier -> keys still there after this run (listed tiers only)
 
   for (const [name, tier] of o.tiers) {
+    if (tier.kind === 'http') continue; // read-only (import only): nothing of ours is there
     const keep = o.keepDeleted.get(name) ?? DEFAULT_KEEP_DELETED_MS;
     const tr: GcTierResult = { tier: name, listed: 0, referenced: 0, foreign: 0, orphans: [] };
     result.tiers.push(tr);
@@ -175,7 +182,7 @@ export async function collectGarbage(o: GcOptions): Promise<GcResult> {
           tr.referenced++;
           continue;
         }
-        if (!ENGINE_KEY.test(base)) {
+        if (!ENGINE_KEY.test(base) || foreignKeys.has(`${name}\0${base}`)) {
           tr.foreign++;
           continue;
         }

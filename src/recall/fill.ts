@@ -3,7 +3,8 @@
 //
 // Order: ranged GET (bounded by the tier timeout) -> SHA-256 against each chunk's sum
 // (the copy's `${key}.sums` object, fetched once per inode and checked against the
-// record's sumsSha; any mismatch: EIO, nothing written) -> re-check the file still has
+// record's sumsSha; any mismatch: EIO, nothing written; an imported copy has no sums:
+// its GETs are conditional on its validator, 'Changed' -> EIO) -> re-check the file still has
 // the expected size and mtime -> pwrite (a chunk a crash took: into its holes only) -> restore mtime
 // (same tick: no user write can slip in between) -> set the chunk bits -> persist the
 // map. No fdatasync per chunk: the filesystem is the witness of what survived a crash
@@ -57,6 +58,9 @@ let warnedUnsummed = false;
 
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
 function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
+  // An imported object has no sums (tier did not write it): every GET is conditional on
+  // its validator instead (engine/copy-chunk.ts), so a replaced object is 'Changed', never mixed.
+  if (e.copy.foreign !== undefined) return Promise.resolve(null);
   if (!e.copy.sumsSha) {
     if (!warnedUnsummed) {
       warnedUnsummed = true;

@@ -28,6 +28,7 @@ import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from './ranges.js';
 import { feed } from './readahead.js';
+import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 
 export interface HandlerDeps {
   groupFd: number;
@@ -176,7 +177,7 @@ export class RecallHandler {
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
     }
-    await this.finishIfComplete(e, fd);
+    await this.finishIfComplete(e, ref);
     return FAN_ALLOW;
   }
 
@@ -225,7 +226,7 @@ export class RecallHandler {
     for (const run of this.startRuns(e, missing, ref, env)) {
       ref.retain();
       const p: Promise<void> = run
-        .then(() => this.finishIfComplete(e, ref.fd))
+        .then(() => this.finishIfComplete(e, ref))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }))
         .finally(() => {
           ref.release();
@@ -235,14 +236,37 @@ export class RecallHandler {
     }
   }
 
+  /** An imported file just became whole: its SHA-256 first (foreign-hash.ts), then finish. */
+  private hashForeign(e: InodeEntry, ref: FdRef): void {
+    if (e.hashing) return;
+    e.hashing = true;
+    ref.retain();
+    const p: Promise<void> = hashWhole(ref.fd, e.expect)
+      .then(async (sha) => {
+        if (sha) recordHash(e, sha);
+        e.hashed = true;
+        await this.finishIfComplete(e, ref);
+      })
+      .catch((err: unknown) => this.d.log.warn('hash of an imported file failed', { op: 'recall', key: e.copy.key, err }))
+      .finally(() => {
+        e.hashing = false;
+        ref.release();
+        this.background.delete(p);
+      });
+    this.background.add(p);
+  }
+
   /**
    * All data local: sync it (fills are not synced one by one: fill.ts), then record the
-   * final state and drop the mark (later reads raise no event).
+   * final state and drop the mark (later reads raise no event). An imported file is hashed
+   * first (hashForeign, which comes back here).
    */
-  private async finishIfComplete(e: InodeEntry, fd: number): Promise<void> {
+  private async finishIfComplete(e: InodeEntry, ref: FdRef): Promise<void> {
+    const fd = ref.fd;
     const limit = Math.min(e.expect.size, e.copy.size);
     const isDone = () => (limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0);
     if (!isDone() || this.cache.get(e.id) !== e) return;
+    if (wantsForeignHash(e) && !e.hashed) return this.hashForeign(e, ref); // finishes when hashed
     // One sync per file; a reader whose event completes it waits for the record too.
     if (e.finishing) return e.finishing;
     const synced = fdatasync(fd).then(

@@ -44,6 +44,9 @@ export interface InodeEntry {
   /** finishIfComplete is syncing the file and then records it complete (one at a time). */
   finishing?: Promise<void>;
   sumsLoading?: Promise<CopyIndex>;
+  /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
+  hashing?: boolean;
+  hashed?: boolean;
 }
 
 /** What the engine may see of a cached entry (engine/resident-union.ts): copies, never the live map. */

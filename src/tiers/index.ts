@@ -3,6 +3,7 @@ import type { PolicyFile, TierDecl, TierTuning } from '../dsl/ast.js';
 import { Limiter, type LimitClass, type LimiterClock, type Limits } from './limiter.js';
 import { LocalTier } from './local.js';
 import { S3Tier } from './s3.js';
+import { HttpTier } from './http.js';
 import { throttledViews, type TierViews } from './throttled.js';
 import type { Tier } from './tier.js';
 
@@ -12,6 +13,8 @@ export function createTier(decl: TierDecl): Tier {
       return new LocalTier(decl.name, decl.path, decl.tuning);
     case 's3':
       return new S3Tier(decl);
+    case 'http':
+      return new HttpTier(decl);
   }
 }
 
@@ -41,6 +44,7 @@ export function createTiers(policy: PolicyFile, cls: LimitClass = 'batch'): Map<
 
 export { LocalTier } from './local.js';
 export { S3Tier } from './s3.js';
+export { HttpTier } from './http.js';
 export { Limiter, type LimitClass } from './limiter.js';
 export { ThrottledTier, type TierViews } from './throttled.js';
 export * from './tier.js';

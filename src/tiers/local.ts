@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { TierTuning } from '../dsl/ast.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
+import { parseValidator, validatorOf } from './validator.js';
 import { fsyncDir, preadFull, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
 import {
   TierError,
@@ -68,16 +69,20 @@ export class LocalTier implements Tier {
     }
   }
 
-  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
     const path = this.path('get', key);
     try {
       signal?.throwIfAborted();
       const fh = await open(path, 'r');
       try {
-        const size = (await fh.stat()).size;
+        const st = await fh.stat();
+        const size = st.size;
+        this.checkUnchanged(key, expect, st);
         const offset = range?.offset ?? 0;
         const length = Math.max(0, Math.min(range ? range.length : size, size - offset));
         const buf = await preadFull(fh, offset, length);
+        // A writer that replaced the content in place while we read changed mtime: check again.
+        this.checkUnchanged(key, expect, await fh.stat());
         signal?.throwIfAborted();
         return buf;
       } finally {
@@ -176,6 +181,16 @@ export class LocalTier implements Tier {
   }
 
   async close(): Promise<void> {}
+
+  /** A conditional get (validator `lm:<ms>` with the size, src/tiers/validator.ts): 'Changed' when the file differs. */
+  private checkUnchanged(key: string, expect: string | undefined, st: { size: number; mtime: Date }): void {
+    if (expect === undefined) return;
+    const now = { size: st.size, lastModified: st.mtime };
+    const v = parseValidator(expect);
+    // The size is checked by recall against the record; here mtime (the local tier's only validator).
+    if (v?.kind === 'lm' && Math.floor(st.mtime.getTime()) === v.ms) return;
+    throw new TierError('Changed', 'get', this.name, key, `object changed since import: expected ${expect}, now ${validatorOf(now)} (${st.size} bytes)`);
+  }
 
   private path(op: string, key: string): string {
     checkKey(this.name, op, key);

@@ -6,6 +6,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { callS3, type CallContext } from './s3-call.js';
 import { mapS3Error } from './s3-errors.js';
 import { TierError, type ByteRange } from './tier.js';
+import { parseValidator } from './validator.js';
 
 export interface GetContext {
   client: S3Client;
@@ -14,7 +15,12 @@ export interface GetContext {
   timeoutMs: number;
 }
 
-export async function s3GetStream(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+/**
+ * `expect` (a validator, src/import/validator.ts) makes the GET conditional: If-Match on
+ * the ETag, If-Unmodified-Since for a Last-Modified one; 412 is TierError 'Changed' whose
+ * message names the object's current ETag (one HEAD, best effort).
+ */
+export async function s3GetStream(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Readable> {
   const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
   if (range && range.length <= 0) {
     // Nothing to read, but a missing key is still NotFound.
@@ -22,14 +28,22 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
     return Readable.from([]);
   }
   const Range = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
+  const v = expect !== undefined ? parseValidator(expect) : null;
+  if (expect !== undefined && !v) throw new TierError('Changed', 'get', g.tier, key, `unusable validator ${JSON.stringify(expect)}`);
+  const cond = v?.kind === 'etag' ? { IfMatch: v.etag } : v?.kind === 'lm' ? { IfUnmodifiedSince: new Date(v.ms + 999) } : {};
   let res;
   try {
     res = await callS3(c, signal, (s) =>
-      g.client.send(new GetObjectCommand({ Bucket: g.bucket, Key: objKey, Range }), { abortSignal: s }),
+      g.client.send(new GetObjectCommand({ Bucket: g.bucket, Key: objKey, Range, ...cond }), { abortSignal: s }),
     );
   } catch (e) {
     if (isInvalidRange(e)) return Readable.from([]); // offset at or past the end
+    if (v && isPreconditionFailed(e)) throw await changedError(g, c, key, objKey, expect!, signal);
     throw e;
+  }
+  if (v?.kind === 'etag' && res.ETag !== undefined && res.ETag !== v.etag) {
+    res.Body && (res.Body as Readable).destroy?.();
+    throw new TierError('Changed', 'get', g.tier, key, `object is ${res.ETag}, expected ${v.etag}`);
   }
   const body = res.Body as Readable | undefined;
   if (!body) return Readable.from([]);
@@ -48,11 +62,27 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
   return out;
 }
 
-export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Buffer> {
-  const s = await s3GetStream(g, key, objKey, range, signal);
+export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+  const s = await s3GetStream(g, key, objKey, range, signal, expect);
   const parts: Buffer[] = [];
   for await (const chunk of s) parts.push(chunk as Buffer);
   return Buffer.concat(parts);
+}
+
+function isPreconditionFailed(e: unknown): boolean {
+  const cause = (e as { cause?: { name?: string; $metadata?: { httpStatusCode?: number } } })?.cause;
+  return cause?.name === 'PreconditionFailed' || cause?.$metadata?.httpStatusCode === 412;
+}
+
+async function changedError(g: GetContext, c: CallContext, key: string, objKey: string, expect: string, signal?: AbortSignal): Promise<TierError> {
+  let now = 'unknown';
+  try {
+    const h = await callS3({ ...c, op: 'stat' }, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
+    now = h.ETag ? `etag:${h.ETag}` : h.LastModified ? `lm:${h.LastModified.getTime()}` : 'unknown';
+  } catch (e) {
+    if ((e as TierError).code === 'NotFound') now = 'deleted';
+  }
+  return new TierError('Changed', 'get', g.tier, key, `object changed since import: expected ${expect}, now ${now}`);
 }
 
 function isInvalidRange(e: unknown): boolean {

@@ -81,8 +81,8 @@ export class S3Tier implements Tier {
     return s3Put(this.put_, { key, objKey, stagingKey }, body, size, meta, signal);
   }
 
-  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
-    return s3Get(this.get_, key, this.objKey('get', key), range, signal);
+  async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+    return s3Get(this.get_, key, this.objKey('get', key), range, signal, expect);
   }
 
   async getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

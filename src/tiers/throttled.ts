@@ -74,10 +74,10 @@ export class ThrottledTier implements Tier {
     });
   }
 
-  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+  get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
     return this.call('get', key, signal, async () => {
       await this.charge('get', key, { requests: 1, bytes: range?.length ?? 0 }, signal);
-      const buf = await this.inner.get(key, range, signal);
+      const buf = await this.inner.get(key, range, signal, expect);
       if (!range) await this.charge('get', key, { bytes: buf.length }, signal);
       return buf;
     });

@@ -50,12 +50,16 @@ export interface PutResult {
 
 export interface Tier {
   readonly name: string;
-  readonly kind: 'local' | 's3';
+  readonly kind: 'local' | 's3' | 'http';
   /** The policy's tuning for this tier (chunk, read-ahead, timeout, concurrency), when it came from one. */
   readonly tuning?: TierTuning;
   put(key: string, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult>;
-  /** Whole object (range absent) or a byte range, as a buffer. */
-  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Whole object (range absent) or a byte range, as a buffer. `expect`, a validator
+   * (src/import/validator.ts: `etag:...` or `lm:<ms>`), makes the read conditional: an object
+   * that no longer matches it is TierError 'Changed' (permanent), never its bytes.
+   */
+  get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer>;
   /** Streaming read for large objects (whole-file recall, verification). */
   getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
@@ -77,6 +81,7 @@ export type TierErrorCode =
   | 'Unavailable'
   | 'Throttled'
   | 'InvalidKey'
+  | 'Changed' // a conditional get: the object is not the one the validator names
   | 'Io';
 
 const PERMANENT: ReadonlySet<TierErrorCode> = new Set([
@@ -85,6 +90,7 @@ const PERMANENT: ReadonlySet<TierErrorCode> = new Set([
   'ShortObject',
   'Corrupt',
   'InvalidKey',
+  'Changed',
 ]);
 
 export class TierError extends Error {

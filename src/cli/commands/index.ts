@@ -8,5 +8,6 @@ import { register as doctor } from './doctor.js';
 import { register as ops } from './ops.js';
 import { register as reconcile } from './reconcile.js';
 import { register as unbind } from './unbind.js';
+import { register as importCmd } from './import.js';
 
-export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile, unbind];
+export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile, unbind, importCmd];

@@ -101,7 +101,7 @@ function fromArray(a: unknown[]): StateRecord | null {
     }
     if (sparse !== undefined) {
       const sp = validSparse(sparse, size);
-      if (!sp || sums === undefined) return null;
+      if (!sp || !r.copy.sumsSha) return null; // a map lives in the sums object
       r.copy.sparse = sp;
     }
   } else if (copy !== 0) return null;

@@ -5,8 +5,8 @@
 # access log counts the bytes it sent.
 #
 # Two runs: the default recall settings, then a `recall { whole_file_for ... }` without
-# tar (today's default list names tar, so a default run fetches tar's archive whole; see
-# docs/tiers.md "Import"). Idempotent: a previous run's daemon and nginx are stopped and
+# tar (tar reading its own archive gets ranges either way: both fetch about what tar
+# reads; docs/recall.md, docs/tiers.md "Import"). Idempotent: a previous run's daemon and nginx are stopped and
 # the filesystem unmounted first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

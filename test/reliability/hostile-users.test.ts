@@ -101,6 +101,17 @@ function settle(d: string): void {
   assert.ok(lstatSync(d).isDirectory() && lstatSync(`${d}.l`).isSymbolicLink(), `${d} settled`);
 }
 
+
+/** A policy that releases every file under `data` to a local tier at `tierDir`; its path. */
+function releaseAllPolicy(scratch: string, tierDir: string, data: string): string {
+  const policy = join(scratch, 'p.hsmpolicy');
+  writeFileSync(
+    policy,
+    `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\nfileset data { root "${data}" }\n` +
+      `policy p on data {\n  rule all: size >= 0B -> release to slow\n}\n`,
+  );
+  return policy;
+}
 describe('hostile users: swaps race every path-based operation', () => {
   let fs: LoopFs;
   let other: LoopFs;
@@ -161,12 +172,7 @@ describe('hostile users: swaps race every path-based operation', () => {
     rootFiles(elsewhere, 200);
     rootFiles(priv, 300);
     chmodSync(priv, 0o700);
-    policy = join(fs.scratch, 'p.hsmpolicy');
-    writeFileSync(
-      policy,
-      `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\nfileset data { root "${data}" }\n` +
-        `policy p on data {\n  rule all: size >= 0B -> release to slow\n}\n`,
-    );
+    policy = releaseAllPolicy(fs.scratch, tierDir, data);
     daemon = startDistDaemon(policy, stateDir);
     await daemon.ready;
     // Root's private files are released in place: a recall, pin or unpin through a swapped
@@ -316,12 +322,7 @@ describe('hostile users: odd files and names', () => {
     mkdirSync(home, { recursive: true });
     chownSync(home, NOBODY, NOGROUP);
     mkdirSync(tierDir);
-    policy = join(fs.scratch, 'p.hsmpolicy');
-    writeFileSync(
-      policy,
-      `tier slow { local "${tierDir}" chunk 1MiB readahead 1MiB }\nfileset data { root "${data}" }\n` +
-        `policy p on data {\n  rule all: size >= 0B -> release to slow\n}\n`,
-    );
+    policy = releaseAllPolicy(fs.scratch, tierDir, data);
     daemon = startDistDaemon(policy, stateDir);
     await daemon.ready;
   });

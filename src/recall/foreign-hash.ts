@@ -7,13 +7,9 @@
 // read (nobody can set ctime back), else no sum is recorded and a later release uploads a
 // copy of its own, as for any changed file. Every chunk was fetched under the same
 // validator, so the local bytes are one version of the object.
-import { fstatSync, read } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
+import { fstatSync } from 'node:fs';
+import { hashFd } from '../engine/verify-copy.js';
 import type { InodeEntry } from './inode.js';
-
-const readAsync = promisify(read);
-const BUF = 1 << 20;
 
 export function wantsForeignHash(e: InodeEntry): boolean {
   return e.copy.foreign !== undefined && !e.copy.sha256 && !e.diverged;
@@ -23,18 +19,11 @@ export function wantsForeignHash(e: InodeEntry): boolean {
 export async function hashWhole(fd: number, expect: InodeEntry['expect']): Promise<string | null> {
   const st0 = fstatSync(fd, { bigint: true });
   if (Number(st0.size) !== expect.size || st0.mtimeNs !== expect.mtimeNs) return null;
-  const h = createHash('sha256');
-  const buf = Buffer.alloc(BUF);
-  let pos = 0;
-  while (pos < expect.size) {
-    const { bytesRead } = await readAsync(fd, buf, 0, Math.min(BUF, expect.size - pos), pos);
-    if (bytesRead === 0) return null;
-    h.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
+  const { sha256, bytes } = await hashFd(fd);
+  if (bytes !== expect.size) return null;
   const st1 = fstatSync(fd, { bigint: true });
   if (st1.ctimeNs !== st0.ctimeNs || st1.size !== st0.size || st1.mtimeNs !== st0.mtimeNs) return null;
-  return h.digest('hex');
+  return sha256;
 }
 
 /** The entry's record and copy carry the sum (persisted by the caller's persistComplete). */

@@ -8,7 +8,7 @@ import { lstatSync } from 'node:fs';
 import { sep } from 'node:path';
 import type { CatalogRow } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
-import { InodeProbe } from './inode-handle.js';
+import { InodeProbe } from '../changes/inode-handle.js';
 import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
 import { atInFilesets } from '../kernel/beneath.js';
 

@@ -36,7 +36,7 @@ import { scanRoot } from '../engine/scan.js';
 import { atInFilesets } from '../kernel/beneath.js';
 import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
-import { InodeProbe } from './inode-handle.js';
+import { InodeProbe } from '../changes/inode-handle.js';
 import { livingReference, type Revive } from './gc-living.js';
 
 export const ENGINE_KEY = /^[0-9a-f]{2}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -5,7 +5,7 @@
 // reading EIO forever (its data exists only in the tier).
 import type { Logger } from '../log.js';
 import type { CatalogRef } from './gc.js';
-import type { InodeProbe } from './inode-handle.js';
+import type { InodeProbe } from '../changes/inode-handle.js';
 
 export interface Revive {
   dev: number;

@@ -3,15 +3,15 @@
 // of the policies that send data to that tier (30 days when none says).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PolicyFile } from '../dsl/ast.js';
-import { Catalog, type CatalogRow } from '../engine/catalog.js';
-import { createTiers } from '../tiers/index.js';
-import type { Tier } from '../tiers/tier.js';
-import type { Printer } from '../cli/io.js';
-import { EXIT } from '../cli/io.js';
-import type { Logger } from '../log.js';
-import { collectGarbage, DEFAULT_KEEP_DELETED_MS, type GcResult } from './gc.js';
-import { humanAge, humanSize } from './explain-format.js';
+import type { PolicyFile } from '../../dsl/ast.js';
+import { Catalog, type CatalogRow } from '../../engine/catalog.js';
+import { createTiers } from '../../tiers/index.js';
+import type { Tier } from '../../tiers/tier.js';
+import type { Printer } from '../io.js';
+import { EXIT } from '../io.js';
+import type { Logger } from '../../log.js';
+import { collectGarbage, DEFAULT_KEEP_DELETED_MS, type GcResult } from '../../gc/gc.js';
+import { humanAge, humanSize } from '../format/explain-format.js';
 import { loadCheckedPolicy } from './load-policy.js';
 import { CATALOG_FILE } from './report-run.js';
 

@@ -29,7 +29,7 @@ import type { FileFacts } from '../engine/facts.js';
 import type { StateRecord } from '../engine/state-record.js';
 import type { Logger } from '../log.js';
 import { checkArchivedCopy } from './reconcile-hash.js';
-import { handleAt } from './inode-handle.js';
+import { handleAt } from '../changes/inode-handle.js';
 import { removeGone } from './reconcile-gone.js';
 
 /** The catalog calls reconcile makes (Catalog has them; a dry run gets a read-only view). */

@@ -11,7 +11,7 @@ import { fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, sumsKey, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { newKey } from '../../src/engine/execute.js';
 import { collectGarbage, ENGINE_KEY, ORPHANS_FILE } from '../../src/gc/gc.js';
-import { gcWithPolicy, retentionByTier } from '../../src/cli/run/gc-run.js';
+import { gcWithPolicy, retentionByTier } from '../../src/gc/gc-policy.js';
 import type { Tier } from '../../src/tiers/tier.js';
 import { parsePolicy } from '../../src/dsl/index.js';
 import { Catalog } from '../../src/engine/catalog.js';

@@ -1,5 +1,5 @@
 // `tier explain`, `tier report`, `tier gc`: the operations commands. Each is a thin
-// shell over src/ops; bad input becomes a UserError (message, non-zero exit, no stack).
+// shell over cli/run/; bad input becomes a UserError (message, non-zero exit, no stack).
 import type { RegisterCommand } from './types.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { UserError, EXIT } from '../io.js';

@@ -9,7 +9,7 @@ import type { Catalog } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import type { RecallService } from '../recall/service.js';
 import type { Tier } from '../tiers/tier.js';
-import type { ImportRequest } from './protocol.js';
+import type { ImportRequest } from '../daemon/protocol.js';
 
 /** `pf`: the request's policy file, already checked against the daemon's tiers (handlers.ts loadForRequest). */
 /** What of the worker's state an import uses (handlers.ts WorkerState has it). */

@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from './protocol.js';
+import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from '../daemon/protocol.js';
 
 export interface ControlHandlers {
   status(): DaemonStatus;

@@ -138,7 +138,7 @@ export class DaemonOps {
     return this.listener?.port ?? null;
   }
 
-  /** New policy set (start-up; SIGHUP via src/daemon/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
+  /** New policy set (start-up; SIGHUP via src/worker/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
   reload(policies: PolicyFile[]): void {
     this.policies = policies;
     const entries: ScheduleEntry[] = [];

@@ -120,17 +120,18 @@ export function timeline(title: string, pts: TimePoint[], figure: string, fmtTim
   const B = 40;
   const pw = w - L - R;
   const ph = h - T - B;
-  const maxN = Math.max(1, ...pts.map((p) => p.count + p.errors));
-  const maxMs = Math.max(1, ...pts.map((p) => p.avgMs));
+  // Headroom differs so a column's count label and its latency square rarely meet.
+  const maxN = Math.max(1, ...pts.map((p) => p.count + p.errors)) * 1.1;
+  const maxMs = Math.max(1, ...pts.map((p) => p.avgMs)) * 1.4;
   const step = pts.length ? pw / pts.length : pw;
-  const cw = Math.max(1, step * 0.7);
+  const cw = Math.min(28, Math.max(1, step * 0.7));
   const yN = (v: number) => T + ph - (v / maxN) * ph;
   const yMs = (v: number) => T + ph - (v / maxMs) * ph;
   const parts: string[] = [
     `<line x1="${L}" y1="${T + ph}" x2="${L + pw}" y2="${T + ph}" stroke="#222"/>`,
     `<line x1="${L}" y1="${T}" x2="${L}" y2="${T + ph}" stroke="#222"/>`,
     `<line x1="${L + pw}" y1="${T}" x2="${L + pw}" y2="${T + ph}" stroke="#222" stroke-dasharray="3 2"/>`,
-    `<text x="${L - 4}" y="${T + 4}" text-anchor="end">${maxN}</text><text x="${L - 4}" y="${T + ph}" text-anchor="end">0</text>`,
+    `<text x="${L - 4}" y="${T + 4}" text-anchor="end">${Math.round(maxN)}</text><text x="${L - 4}" y="${T + ph}" text-anchor="end">0</text>`,
     `<text x="${L - 4}" y="${T - 10}" text-anchor="end">recalls</text>`,
     `<text x="${L + pw + 4}" y="${T + 4}">${fmtMs(maxMs)}</text><text x="${L + pw + 4}" y="${T + ph}">0 ms</text>`,
     `<text x="${L + pw + 4}" y="${T - 10}">avg latency</text>`,
@@ -166,21 +167,27 @@ export function timeline(title: string, pts: TimePoint[], figure: string, fmtTim
 /** A filesystem's usage as one bar from 0 to 100 % with its watermarks as labelled lines. */
 export function usageBar(title: string, percent: number, text: string, marks: { label: string; at: number; dash: string }[], data: Record<string, string | number>, figure: string): string {
   const L = 10;
-  const bw = W - 20;
+  const UW = 700;
+  const bw = UW - 20;
   const x = (p: number) => L + (Math.min(100, Math.max(0, p)) / 100) * bw;
   const parts = [
+    `<text x="${L}" y="14" class="num">${esc(text)}</text>`,
     `<rect x="${L}" y="22" width="${bw}" height="22" fill="#fff" stroke="#222"/>`,
     `<rect x="${L}" y="22" width="${(x(percent) - L).toFixed(1)}" height="22" fill="url(#p-diag)"/>`,
-    `<text x="${L}" y="14" class="num">${esc(text)}</text>`,
-    `<text x="${L}" y="58" class="small">0%</text><text x="${L + bw}" y="58" text-anchor="end" class="small">100%</text>`,
+    `<text x="${L}" y="56" class="small">0%</text><text x="${L + bw}" y="14" text-anchor="end" class="small">100%</text>`,
   ];
   marks.forEach((m, i) => {
+    // Labels hang off their line towards the middle, one row each, so they never overlap.
+    const mx = x(m.at);
+    const anchor = m.at > 50 ? 'end' : 'start';
+    const tx = anchor === 'end' ? mx - 3 : mx + 3;
+    const ty = 70 + 12 * i;
     parts.push(
-      `<line x1="${x(m.at).toFixed(1)}" y1="16" x2="${x(m.at).toFixed(1)}" y2="50" stroke="#000" stroke-width="2" stroke-dasharray="${m.dash}"/>` +
-        `<text x="${x(m.at).toFixed(1)}" y="${62 + 12 * i}" text-anchor="middle" class="small">${esc(m.label)}</text>`,
+      `<line x1="${mx.toFixed(1)}" y1="18" x2="${mx.toFixed(1)}" y2="${ty - 3}" stroke="#000" stroke-width="${i % 2 ? 1 : 2}" stroke-dasharray="${m.dash}"/>` +
+        `<text x="${tx.toFixed(1)}" y="${ty}" text-anchor="${anchor}" class="small">${esc(m.label)}</text>`,
     );
   });
-  return svg(title, W, 66 + 12 * marks.length, `<g class="usage"${dataAttrs(data)}>${parts.join('')}</g>`, figure);
+  return svg(title, UW, 74 + 12 * marks.length, `<g class="usage"${dataAttrs(data)}>${parts.join('')}</g>`, figure);
 }
 
 function svg(title: string, w: number, h: number, body: string, figure: string): string {

@@ -25,6 +25,8 @@ export interface ReportOptions {
 }
 
 export const CATALOG_FILE = 'catalog.db';
+/** A timeline shows at least this many columns, so a burst of recalls has time around it. */
+const MIN_COLUMNS = 15;
 
 export async function gatherReport(opts: ReportOptions): Promise<Report> {
   const policy = opts.config ? await loadCheckedPolicy(opts.config) : undefined;
@@ -48,7 +50,7 @@ export async function gatherReport(opts: ReportOptions): Promise<Report> {
       runs: cat.runs(opts.runs ?? 10),
       recalls: log?.totals() ?? { recalls: 0, bytes: 0, errors: 0, files: 0 },
       topRecalled: log?.top(opts.top ?? 10) ?? [],
-      recallTimeline: first === null ? { bucketMs, points: [] } : fillTimeline(log!.timeline(first, bucketMs), bucketMs, first, now),
+      recallTimeline: first === null ? { bucketMs, points: [] } : fillTimeline(log!.timeline(first, bucketMs), bucketMs, Math.min(first, now - (MIN_COLUMNS - 1) * bucketMs), now),
       filesystems: policy ? filesystemViews(policy, usage) : undefined,
       policy,
       now,

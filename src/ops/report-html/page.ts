@@ -83,7 +83,7 @@ function recallSection(r: Report): string {
   }));
   const lead =
     `<p data-figure="recalls"${dataAttrs({ recalls: r.recalls.recalls, bytes: r.recalls.bytes, errors: r.recalls.errors, files: r.recalls.files, bucketMs: t.bucketMs })}>` +
-    `${r.recalls.recalls} recalls of ${files(r.recalls.files)} fetched ${esc(humanSize(r.recalls.bytes))}; ${r.recalls.errors} failed. ` +
+    `${r.recalls.recalls} ${r.recalls.recalls === 1 ? 'recall' : 'recalls'} of ${files(r.recalls.files)} fetched ${esc(humanSize(r.recalls.bytes))}; ${r.recalls.errors} failed. ` +
     `One column per ${esc(humanAge(t.bucketMs))}.</p>`;
   const busy = t.points.filter((p) => p.recalls + p.errors > 0);
   const rows = busy.map((p) => [esc(fmtTime(p.at)), String(p.recalls), String(p.errors), esc(humanSize(p.bytes)), esc(fmtMs(p.latencyAvgMs)), esc(fmtMs(p.latencyMaxMs))]);

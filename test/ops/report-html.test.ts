@@ -3,10 +3,12 @@
 // attributes). The browser test (report-html-browser.test.ts) renders a real daemon's page.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePolicy } from '../../src/dsl/index.js';
+import { Catalog } from '../../src/engine/catalog.js';
 import { buildReport } from '../../src/ops/report.js';
 import { chooseBucket, fillTimeline, filesystemViews } from '../../src/ops/report-series.js';
 import { renderReportHtml } from '../../src/ops/report-html/page.js';
@@ -112,5 +114,28 @@ describe('report page (pure)', () => {
   test('without --config the page says how to get the filesystem figures', () => {
     const bare = renderReportHtml({ ...r, filesystems: null });
     assert.match(bare, /data-none="no-config"/);
+  });
+});
+
+describe('tier report --html (CLI)', () => {
+  const state = mkdtempSync(join(tmpdir(), 'tier-report-html-'));
+  after(() => rmSync(state, { recursive: true, force: true }));
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
+
+  test('writes the page and says where; an unwritable place is a clear error, no stack', () => {
+    const cat = new Catalog(join(state, 'catalog.db'));
+    cat.upsert({ dev: 1, ino: 1, path: '/srv/a/v.mkv', state: 'released', pinned: false, tier: 'cold', key: 'k1', size: 1234, sha256: null, archivedAt: Date.now() - 1000, updatedAt: Date.now() });
+    cat.close();
+    const page = join(state, 'r.html');
+    let r = cli('report', '--html', page, '--state-dir', state);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `report page written to ${page}`);
+    const html = readFileSync(page, 'utf8');
+    assert.match(html, /<g class="bar" data-label="released" data-files="1" data-bytes="1234">/);
+    assert.deepEqual(readdirSync(state).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+    r = cli('report', '--html', join(state, 'no/such/dir/r.html'), '--state-dir', state);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /report --html .*no\/such\/dir\/r\.html: ENOENT/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parsePolicy } from '../../src/dsl/index.js';
 import { Catalog } from '../../src/engine/catalog.js';
 import { buildReport } from '../../src/ops/report.js';
+import { formatReport } from '../../src/ops/report-format.js';
 import { chooseBucket, fillTimeline, filesystemViews } from '../../src/ops/report-series.js';
 import { renderReportHtml } from '../../src/ops/report-html/page.js';
 import { RecallLog } from '../../src/ops/recall-log.js';
@@ -109,6 +110,10 @@ describe('report page (pure)', () => {
     assert.match(html, /1 file, 4.77 MiB/);
     assert.match(html, /42.5% used/);
     assert.match(html, /pa: runs above 90%/);
+  });
+
+  test('the text view lists the filesystems against their watermarks too', () => {
+    assert.match(formatReport(r).join('\n'), /a \/srv\/a: 42\.5% used \(425 B of 1000 B\); pa above 90% until below 80%/);
   });
 
   test('without --config the page says how to get the filesystem figures', () => {

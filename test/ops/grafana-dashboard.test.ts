@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTierMetrics } from '../../src/ops/tier-metrics.js';
+import { createTierMetrics } from '../../src/metrics/tier-metrics.js';
 import { checkDashboard, dashboardExprs, DASHBOARD, exportedNames, metricsIn } from '../helpers/grafana.js';
 
 const exposition = createTierMetrics().registry.render();

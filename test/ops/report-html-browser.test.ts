@@ -17,7 +17,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { checkDashboard } from '../helpers/grafana.js';
 import { applyActions, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
 import { socketPath } from '../../src/daemon/protocol.js';
-import { recallLogPath } from '../../src/ops/recall-log.js';
+import { recallLogPath } from '../../src/reports/recall-log.js';
 import Database from 'better-sqlite3';
 
 const KiB = 1024;

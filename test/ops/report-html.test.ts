@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePolicy } from '../../src/dsl/index.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { buildReport } from '../../src/ops/report.js';
-import { formatReport } from '../../src/ops/report-format.js';
-import { chooseBucket, fillTimeline, filesystemViews } from '../../src/ops/report-series.js';
-import { renderReportHtml } from '../../src/ops/report-html/page.js';
-import { RecallLog } from '../../src/ops/recall-log.js';
+import { buildReport } from '../../src/reports/report.js';
+import { formatReport } from '../../src/cli/format/report-format.js';
+import { chooseBucket, fillTimeline, filesystemViews } from '../../src/reports/report-series.js';
+import { renderReportHtml } from '../../src/cli/format/report-html/page.js';
+import { RecallLog } from '../../src/reports/recall-log.js';
 
 const MIN = 60_000;
 const NOW = Date.parse('2026-06-01T12:00:00Z');

@@ -2,7 +2,8 @@
 # The README demo (`npm run demo`), as root: a small loop-mounted ext4 filesystem with
 # sample files, `tier daemon` in the background, `tier apply policies/demo.hsmpolicy`
 # releasing the old files to a local-directory tier, then a released file read back:
-# first a few bytes (only the touched chunk is fetched), then whole (byte-exact).
+# first a few bytes (only the touched chunk is fetched), then whole (byte-exact); then
+# `tier report --html` draws what happened as one page ($BASE/report.html).
 #
 # The filesystem is mounted at $FS (the fileset's backing, inside the 0700 $BASE); the
 # daemon shows its data directory at $DATA only while it serves: before it starts and
@@ -129,10 +130,15 @@ else
 fi
 tier status "$BIG"
 
+say "tier report --html: the catalog and the recalls as one page (charts, no network needed)"
+sleep 1.2 # the daemon writes its recall log once a second
+tier report --html "$BASE/report.html" --state-dir "$STATE" --config "$POLICY"
+echo "open file://$BASE/report.html in a browser (text: tier report --state-dir $STATE)"
+
 say "stopping the daemon: $DATA is empty again (ENOENT, not zeros), then unmounting"
 stop_daemon
 echo "$DATA holds $(ls -A "$DATA" | wc -l) entries"
 cat "$BIG" 2>&1 | head -1 || true
 umount "$FS"
 trap - EXIT
-echo "demo done: image $IMG, tier $TIERDIR, state $STATE (run again to start over)"
+echo "demo done: image $IMG, tier $TIERDIR, state $STATE, report page $BASE/report.html (run again to start over)"

@@ -70,3 +70,21 @@ test('directory index pages: nginx and Apache autoindex', async () => {
   ]);
   assert.equal(keyUrl('http://h/pub/', 'ü dir/a#b?.txt'), 'http://h/pub/%C3%BC%20dir/a%23b%3F.txt');
 });
+
+test('ownership: the directory\'s owner and 0644/0755 by default; options parsed like rclone\'s, refused past 0777', async () => {
+  const { parseId, parsePerms, resolveOwnership } = await import('../../src/import/ownership.js');
+  assert.deepEqual(resolveOwnership({}, { uid: 1000, gid: 100 }), { uid: 1000, gid: 100, filePerms: 0o644, dirPerms: 0o755 });
+  assert.deepEqual(resolveOwnership({ uid: 0, filePerms: 0o600 }, { uid: 1000, gid: 100 }), { uid: 0, gid: 100, filePerms: 0o600, dirPerms: 0o755 });
+  assert.equal(parsePerms('0640', '--file-perms'), 0o640);
+  assert.equal(parsePerms('750', '--dir-perms'), 0o750);
+  assert.equal(parsePerms('0o777', '--dir-perms'), 0o777);
+  assert.throws(() => parsePerms('4755', '--file-perms'), /--file-perms "4755": an octal mode of permission bits, at most 0777/);
+  assert.throws(() => parsePerms('rw-r--r--', '--file-perms'), /octal/);
+  assert.throws(() => parsePerms('0888', '--file-perms'), /octal/);
+  const lookup = (n: string) => (n === 'alice' ? 1001 : null);
+  assert.equal(parseId('alice', '--uid', lookup), 1001);
+  assert.equal(parseId('42', '--gid', lookup), 42);
+  assert.throws(() => parseId('bob', '--uid', lookup), /--uid "bob": no such user/);
+  assert.throws(() => parseId('nobodygroup', '--gid', lookup), /no such group/);
+  assert.throws(() => parseId('4294967295', '--uid', lookup), /ids are 0 to 4294967294/);
+});

@@ -88,3 +88,27 @@ test('ownership: the directory\'s owner and 0644/0755 by default; options parsed
   assert.throws(() => parseId('nobodygroup', '--gid', lookup), /no such group/);
   assert.throws(() => parseId('4294967295', '--uid', lookup), /ids are 0 to 4294967294/);
 });
+
+test('`tier check`: archive or release to an http tier is an error at the tier name; import-only use passes', async () => {
+  const { runCli } = await import('../daemon/harness.js');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'check-http-'));
+  try {
+    const head = 'tier web { http "http://127.0.0.1:1/pub/" }\ntier nas { local "/t" }\nfileset fs { root "/d" }\n';
+    const bad = join(dir, 'bad.hsmpolicy');
+    writeFileSync(bad, `${head}policy p on fs {\n  rule a: size > 1GiB -> archive to web\n  rule b: true -> release to web\n}\n`);
+    const r = await runCli(['check', bad]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /bad\.hsmpolicy:5:37: error\[read-only-tier\]: tier 'web' is an http tier: it is read-only/);
+    assert.match(r.stderr, /bad\.hsmpolicy:6:30: error\[read-only-tier\]: .*release needs a local or s3 tier/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    const good = join(dir, 'good.hsmpolicy');
+    writeFileSync(good, `${head}policy p on fs {\n  rule b: true -> release to nas\n}\n`);
+    const g = await runCli(['check', good]);
+    assert.equal(g.code, 0, g.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

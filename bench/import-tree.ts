@@ -44,9 +44,10 @@ async function main(): Promise<void> {
   let mounted = false;
   let daemon: ReturnType<typeof startDaemon> | null = null;
   try {
-    // Inodes for N files and their directories; 512-byte inodes keep records in the inode.
-    spawnSync('truncate', ['-s', `${Math.max(512, Math.ceil((N * 1.2 * 512) / 2 ** 20) + 256)}M`, img]);
-    spawnSync('mkfs.ext4', ['-q', '-F', '-I', '512', '-N', String(Math.ceil(N * 1.1) + 1000), img]);
+    // Inodes for two trees of N files and their directories (the daemon's import, then the
+    // in-process one); 512-byte inodes keep records in the inode.
+    spawnSync('truncate', ['-s', `${Math.max(512, Math.ceil((N * 2.4 * 512) / 2 ** 20) + 256)}M`, img]);
+    spawnSync('mkfs.ext4', ['-q', '-F', '-I', '512', '-N', String(Math.ceil(N * 2.2) + 2000), img]);
     if (spawnSync('mount', ['-o', 'loop', img, mnt]).status !== 0) throw new Error('mount failed');
     mounted = true;
     const data = join(mnt, 'data');
@@ -135,6 +136,7 @@ async function inProcess(tier: Tier, data: string, state: string): Promise<void>
         if (e.type === 'progress' && e.listed % step === 0) sample(e.listed);
       },
     );
+    if (s.counts.created !== N) throw new Error(`in-process import: ${s.counts.created} of ${N} created (${JSON.stringify(s.counts)})`);
     console.log(`in-process import: ${s.counts.created} created in ${(s.ms / 1000).toFixed(2)} s; live heap after GC by objects done:`);
     for (const l of samples) console.log(`  ${l}`);
   } finally {

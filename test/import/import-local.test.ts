@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { applyActions, pattern, readAt, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, REPO, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { tierImport } from './helpers.js';
@@ -199,5 +199,14 @@ describe('tier import from a local tier; eviction, archiving, gc', () => {
     assert.doesNotMatch(bad.stderr, /\n\s+at /);
     const who = await runCli(['import', 'slow', set, '--config', policy, '--state-dir', stateDir, '--uid', 'no-such-user-x']);
     assert.match(who.stderr, /--uid "no-such-user-x": no such user/);
+  });
+
+  test('a progress line on a TTY (cleared before the summary); none without one', async () => {
+    const cmd = ['node', '--import', 'tsx', 'src/cli/main.ts', 'import', 'slow', dest, '--config', policy, '--state-dir', stateDir].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const tty = execFileSync('script', ['-qec', cmd, '/dev/null'], { cwd: REPO, encoding: 'utf8' });
+    assert.match(tty, /\r\x1b\[Klisted \d+ objects, [\d.]+ \w+\r\x1b\[Kimported \d+ objects/);
+    const plain = await runCli(['import', 'slow', dest, '--config', policy, '--state-dir', stateDir]);
+    assert.doesNotMatch(plain.stdout, /listed|\x1b/);
+    assert.match(plain.stdout, /^imported \d+ objects/m);
   });
 });

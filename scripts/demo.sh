@@ -11,6 +11,7 @@
 # Idempotent: a previous run's daemon is stopped and its filesystem unmounted first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/demo-lib.sh # TIER, tier(), say(), need_root
 
 BASE=/var/lib/tier-demo
 MNT=/mnt/tier-demo
@@ -24,17 +25,8 @@ PIDFILE=$BASE/daemon.pid
 DATA=$MNT/data
 BIG=$DATA/videos/holiday-2019.mkv
 
-if [ "$(id -u)" != 0 ]; then echo "demo: run as root (fanotify, loop mounts)" >&2; exit 1; fi
+need_root demo
 
-# The compiled CLI (npm run build), or the sources through tsx.
-if [ -z "${TIER_DEMO_FROM_SOURCE:-}" ] && [ -f dist/cli/main.js ]; then
-  TIER=(node bin/tier.js)
-else
-  TIER=(node --import tsx src/cli/main.ts)
-fi
-tier() { "${TIER[@]}" "$@"; }
-
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 blocks() { stat -c %b "$1"; }
 
 stop_daemon() {

@@ -36,6 +36,7 @@ export async function runImportRequest(s: ImportState, pf: PolicyFile, req: Impo
         ...(req.prefix ? { prefix: req.prefix } : {}),
         dryRun: req.dryRun,
         deleteVanished: req.delete,
+        ownership: { uid: req.uid, gid: req.gid, filePerms: req.filePerms, dirPerms: req.dirPerms },
         chunk: (decl.tuning ?? DEFAULT_TUNING).chunk,
         now: Date.now(),
       },

@@ -31,6 +31,11 @@ const useS3 = arg('--s3') > 0;
 const PER_DIR = 1000;
 const keyOf = (i: number) => `d${String(Math.floor(i / PER_DIR)).padStart(4, '0')}/f ${String(i).padStart(7, '0')}.dat`;
 
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : -1;
+}
+
 function hwmKiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : -1;
@@ -93,12 +98,19 @@ async function main(): Promise<void> {
     const worker = (await client.status()).pid;
     const rss0 = hwmKiB(worker);
     const i0 = Date.now();
-    const summary = (await client.import({ policyFile: policy, tier: 'src', dir: dest, dryRun: false, delete: false })) as { ms: number; counts: Record<string, number> };
+    const step = Math.max(1000, Math.round(N / 10 / 1000) * 1000);
+    const curve: string[] = [];
+    const onProgress = (e: unknown) => {
+      const p = e as { type: string; listed: number };
+      if (p.type === 'progress' && p.listed % step === 0) curve.push(`${p.listed}: ${Math.round(rssKiB(worker) / 1024)}`);
+    };
+    const summary = (await client.import({ policyFile: policy, tier: 'src', dir: dest, dryRun: false, delete: false }, onProgress)) as { ms: number; counts: Record<string, number> };
     const wall = Date.now() - i0;
     const rss1 = hwmKiB(worker);
     console.log(`list: ${listed} objects in ${(l0 / 1000).toFixed(2)} s (${Math.round(listed / (l0 / 1000))}/s)`);
     console.log(`import: ${summary.counts.created} created in ${(wall / 1000).toFixed(2)} s wall (daemon ${(summary.ms / 1000).toFixed(2)} s, ${Math.round(summary.counts.created! / (wall / 1000))}/s), ${(wall / l0).toFixed(1)}x the listing`);
     console.log(`worker peak RSS: ${Math.round(rss0 / 1024)} MiB before, ${Math.round(rss1 / 1024)} MiB after`);
+    console.log(`worker RSS (MiB) by objects done: ${curve.join(', ')}`);
     const r0 = Date.now();
     const again = (await client.import({ policyFile: policy, tier: 'src', dir: dest, dryRun: false, delete: false })) as { counts: Record<string, number> };
     console.log(`re-import: ${again.counts.unchanged} unchanged in ${((Date.now() - r0) / 1000).toFixed(2)} s`);

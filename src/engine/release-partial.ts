@@ -31,7 +31,9 @@ import { DEFAULT_TUNING } from '../dsl/ast.js';
 import type { ResidentMap } from '../chunks/resident.js';
 import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
-import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
+import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './migrate-types.js';
+import { lockInode } from './open-unmarked.js';
+import type { Pinned } from '../kernel/beneath.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
 import type { CopyIndex } from '../chunks/extent-map.js';
@@ -40,7 +42,7 @@ import { residentToVerify } from '../chunks/resident-union.js';
 import { lostChunks } from '../chunks/fs-resident.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
-const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
+const PUNCH_ALIGN = 64 * 1024; // as in migrate-file.ts: the unaligned tail block is freed too
 const openAsync = promisify(open);
 const fdatasync = promisify(fdatasyncCb);
 
@@ -50,6 +52,20 @@ type Copy = NonNullable<StateRecord['copy']>;
 
 export function unchanged(copy: Copy, st: { size: bigint; mtimeNs: bigint }): boolean {
   return BigInt(copy.size) === st.size && copy.mtimeNs === st.mtimeNs.toString();
+}
+
+/**
+ * Release of the pinned inode, whose record says 'partial' (execute.ts looked), under this
+ * process's per-inode lock: no whole-file migration opens it meanwhile (open-unmarked.ts).
+ */
+export async function releasePartialLocked(pin: Pinned, absPath: string, tier: Tier, deps: ExecDeps): Promise<Outcome> {
+  const unlockInode = lockInode(`${pin.st.dev}:${pin.st.ino}`);
+  if (!unlockInode) return { status: 'busy', uploaded: 0, freed: 0, message: 'busy: another action is migrating it' };
+  try {
+    return await releasePartial(absPath, tier, deps, pin.proc);
+  } finally {
+    unlockInode();
+  }
 }
 
 /**
@@ -123,7 +139,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
 
     const next: StateRecord = { ...rec, state: 'released' };
     const row = rowFromRecord({ dev: Number(st0.dev), ino: Number(st0.ino), absPath, size }, next, 'released', Date.now(), fileHandleOfFd(fd))!;
-    // Catalog, then record, then punch: the order execute.ts keeps (a crash leaves a
+    // Catalog, then record, then punch: the order migrate-file.ts keeps (a crash leaves a
     // released record over still-local bytes, which reads recall identically).
     deps.catalog?.upsert(row);
     fsetxattr(fd, XATTR_STATE, encodeRecord(next), absPath);

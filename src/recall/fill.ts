@@ -195,7 +195,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
       const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
       for (const p of c.pieces) {
         touched = true;
-        const end = Math.min(p.at + p.len, e.expect.size);
+        const end = Math.min(p.at + p.len, e.expect.size, e.keep);
         // A chunk a crash took: only into the file's holes (data there is ours from before
         // the crash, or a user's write). Any other missing chunk is written whole: data in
         // it can only be zeros of the block an O_APPEND write put at EOF (its event names

@@ -50,6 +50,8 @@ const fdatasync = promisify(fdatasyncCb);
 const MAX_STALE_RETRIES = 4;
 /** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
 const RUN_BYTES = 2 * 1024 * 1024;
+/** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
+const SMALL_WHOLE = 256 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
 const MAX_CACHED = 20_000;
 
@@ -188,7 +190,10 @@ export class RecallHandler {
       // A count of 0 is "to end of file": a clone of the whole file (FICLONE, FICLONERANGE
       // with src_length 0) raises one such event (a 0-byte read() too: it costs a recall).
       const r = ev.range!.count === 0 ? { offset: ev.range!.offset, count: Math.max(0, size - ev.range!.offset) } : ev.range!;
-      const want = clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
+      // A small dense file is filled whole at its first read: one GET, checked against the
+      // record's SHA-256 (no sums GET: fill.ts), instead of a GET for the sums and one per run.
+      const small = !e.copy.sparse && e.copy.size <= SMALL_WHOLE && e.resident.count() === 0;
+      const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
       const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);

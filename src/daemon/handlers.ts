@@ -10,14 +10,14 @@ import { migrate, type ExecDeps, type Outcome, type OutcomeStatus } from '../eng
 import { runApply, type ApplyResult, type ProgressEvent } from '../engine/apply.js';
 import { recallFile } from '../engine/actions.js';
 import { leaseSafeMarker } from '../engine/marker.js';
-import { cooldownHoldBack } from '../ops/cooldown.js';
+import { cooldownHoldBack } from '../schedule/cooldown.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
 import { filesetRoots, parsePolicyFiles, sameTier } from './policies.js';
 import type { ApplyRequest, DaemonStatus } from './protocol.js';
 import { runImportRequest } from './import-handler.js';
 import type { MarkResult } from './startup-marks.js';
 import type { WorkerConfig } from './worker-config.js';
-import type { DaemonOps } from '../ops/daemon-ops.js';
+import type { DaemonOps } from './daemon-ops.js';
 import type { DaemonTiers } from './tier-views.js';
 
 export interface WorkerState {

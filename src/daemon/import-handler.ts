@@ -5,11 +5,22 @@ import { DEFAULT_TUNING } from '../dsl/ast.js';
 import { runImport, type ImportEvent, type ImportSummary } from '../import/run.js';
 import { RequestError } from './control-server.js';
 import type { PolicyFile } from '../dsl/ast.js';
-import type { WorkerState } from './handlers.js';
+import type { Catalog } from '../engine/catalog.js';
+import type { Logger } from '../log.js';
+import type { RecallService } from '../recall/service.js';
+import type { Tier } from '../tiers/tier.js';
 import type { ImportRequest } from './protocol.js';
 
 /** `pf`: the request's policy file, already checked against the daemon's tiers (handlers.ts loadForRequest). */
-export async function runImportRequest(s: WorkerState, pf: PolicyFile, req: ImportRequest, progress: (e: unknown) => void, signal: AbortSignal): Promise<ImportSummary> {
+/** What of the worker's state an import uses (handlers.ts WorkerState has it). */
+export interface ImportState {
+  tiers: Map<string, Tier>;
+  catalog: Catalog;
+  recall: Pick<RecallService, 'markReleased'>;
+  log: Logger;
+}
+
+export async function runImportRequest(s: ImportState, pf: PolicyFile, req: ImportRequest, progress: (e: unknown) => void, signal: AbortSignal): Promise<ImportSummary> {
   const decl = pf.tiers.find((t) => t.name === req.tier);
   if (!decl) throw new RequestError(`${pf.file}: no tier named "${req.tier}" (tiers: ${pf.tiers.map((t) => t.name).join(', ') || 'none'})`);
   const tier = s.tiers.get(req.tier);

@@ -25,7 +25,7 @@ export interface ApplyRequest {
   now?: number;
 }
 
-/** `tier reconcile` (src/ops/reconcile.ts); no policyFiles: the daemon's own filesets. */
+/** `tier reconcile` (src/reconcile/reconcile.ts); no policyFiles: the daemon's own filesets. */
 export interface ReconcileRequest {
   policyFiles?: string[];
   dryRun: boolean;

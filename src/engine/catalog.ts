@@ -7,6 +7,9 @@ import { dirname } from 'node:path';
 import type { FileState } from '../dsl/ast.js';
 import type { StateRecord } from './state-record.js';
 
+/** The catalog's file name in STATE_DIR. */
+export const CATALOG_FILE = 'catalog.db';
+
 export interface CatalogRow {
   dev: number;
   ino: number;

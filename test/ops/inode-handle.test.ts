@@ -15,8 +15,8 @@ import { fileHandleOfFd, fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { newKey } from '../../src/engine/execute.js';
-import { handleAt, InodeProbe } from '../../src/ops/inode-handle.js';
-import { collectGarbage } from '../../src/ops/gc.js';
+import { handleAt, InodeProbe } from '../../src/changes/inode-handle.js';
+import { collectGarbage } from '../../src/gc/gc.js';
 import { LocalTier } from '../../src/tiers/local.js';
 
 const D = 86_400_000;

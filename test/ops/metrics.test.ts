@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry } from '../../src/ops/metrics.js';
-import { createTierMetrics, observeRecall, setStateTotals } from '../../src/ops/tier-metrics.js';
+import { Registry } from '../../src/metrics/metrics.js';
+import { createTierMetrics, observeRecall, setStateTotals } from '../../src/metrics/tier-metrics.js';
 
 interface Parsed {
   help: Map<string, string>;

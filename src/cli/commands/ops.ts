@@ -3,11 +3,11 @@
 import type { RegisterCommand } from './types.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { UserError, EXIT } from '../io.js';
-import { runExplain } from '../../ops/explain-run.js';
-import { runReport } from '../../ops/report-run.js';
-import { runGc } from '../../ops/gc-run.js';
-import { runWaitReady } from '../../ops/wait-ready.js';
-import { runMetrics } from '../../ops/metrics-cli.js';
+import { runExplain } from '../run/explain-run.js';
+import { runReport } from '../run/report-run.js';
+import { runGc } from '../run/gc-run.js';
+import { runWaitReady } from '../run/wait-ready.js';
+import { runMetrics } from '../run/metrics-cli.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program

@@ -6,21 +6,21 @@ import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFile } from '../dsl/ast.js';
-import { cooldownHoldBack } from './cooldown.js';
+import { cooldownHoldBack } from '../schedule/cooldown.js';
 import type { Logger } from '../log.js';
-import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from './scheduler.js';
-import type { Usage } from './usage.js';
-import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } from './tier-metrics.js';
-import { openRecallLog, type RecallLog } from './recall-log.js';
-import { listenMetrics, parseListen } from './metrics-http.js';
-import { systemClock } from './scheduler.js';
-import { GcLoop } from './gc-loop.js';
+import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from '../schedule/scheduler.js';
+import type { Usage } from '../schedule/usage.js';
+import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } from '../metrics/tier-metrics.js';
+import { openRecallLog, type RecallLog } from '../reports/recall-log.js';
+import { listenMetrics, parseListen } from '../metrics/metrics-http.js';
+import { systemClock } from '../schedule/scheduler.js';
+import { GcLoop } from '../gc/gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
 import type { Catalog } from '../engine/catalog.js';
-import { ChangeTracker, type DirtyFile } from './change-tracker.js';
-import { trackAlive, trackDeleted, trackDirty, trackRenamed } from './track-catalog.js';
-import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from './reconcile-loop.js';
-import type { ReconcileResult } from './reconcile.js';
+import { ChangeTracker, type DirtyFile } from '../changes/change-tracker.js';
+import { trackAlive, trackDeleted, trackDirty, trackRenamed } from '../changes/track-catalog.js';
+import { DEFAULT_HASH_MAX_BYTES, DEFAULT_RECONCILE_INTERVAL_MS, ReconcileLoop } from '../reconcile/reconcile-loop.js';
+import type { ReconcileResult } from '../reconcile/reconcile.js';
 
 /** What the recall service reports per recall event (src/recall/service.ts RecallLogRecord). */
 export interface RecallEvent {

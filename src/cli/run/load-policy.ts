@@ -1,9 +1,9 @@
 // Loads one policy file for an ops command, or throws a UserError carrying every
 // diagnostic (file:line:col, source line, caret): ops commands never act on a bad policy.
-import { loadPolicyFile, PolicyReadError } from '../dsl/load.js';
-import { formatDiagnostic, hasErrors } from '../dsl/index.js';
-import type { PolicyFile } from '../dsl/ast.js';
-import { UserError, EXIT } from '../cli/io.js';
+import { loadPolicyFile, PolicyReadError } from '../../dsl/load.js';
+import { formatDiagnostic, hasErrors } from '../../dsl/index.js';
+import type { PolicyFile } from '../../dsl/ast.js';
+import { UserError, EXIT } from '../io.js';
 
 export async function loadCheckedPolicy(file: string): Promise<PolicyFile> {
   let loaded;

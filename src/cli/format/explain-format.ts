@@ -1,9 +1,9 @@
 // Terminal rendering of a FileExplanation: one block per policy, rules in order, each
 // comparison with the file's value next to the policy's, the deciding rule marked.
-import type { Attr } from '../dsl/ast.js';
-import type { CondTrace } from '../engine/evaluate.js';
-import { formatDuration, formatSize } from '../dsl/values.js';
-import type { FileExplanation } from './explain.js';
+import type { Attr } from '../../dsl/ast.js';
+import type { CondTrace } from '../../engine/evaluate.js';
+import { formatDuration, formatSize } from '../../dsl/values.js';
+import type { FileExplanation } from '../../reports/explain.js';
 
 const AGE: ReadonlySet<Attr> = new Set(['last_access', 'last_mod', 'last_change']);
 

@@ -2,12 +2,12 @@
 // recall log in STATE_DIR (never writes a file that is not there yet) and prints the report.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Catalog } from '../engine/catalog.js';
-import type { Printer } from '../cli/io.js';
-import { UserError, EXIT } from '../cli/io.js';
-import { buildReport, type Report } from './report.js';
-import { formatReport } from './report-format.js';
-import { RecallLog, recallLogPath } from './recall-log.js';
+import { Catalog, CATALOG_FILE } from '../../engine/catalog.js';
+import type { Printer } from '../io.js';
+import { UserError, EXIT } from '../io.js';
+import { buildReport, type Report } from '../../reports/report.js';
+import { formatReport } from '../format/report-format.js';
+import { RecallLog, recallLogPath } from '../../reports/recall-log.js';
 import { loadCheckedPolicy } from './load-policy.js';
 
 export interface ReportOptions {
@@ -18,8 +18,6 @@ export interface ReportOptions {
   runs?: number;
   now?: number;
 }
-
-export const CATALOG_FILE = 'catalog.db';
 
 export async function gatherReport(opts: ReportOptions): Promise<Report> {
   const policy = opts.config ? await loadCheckedPolicy(opts.config) : undefined;

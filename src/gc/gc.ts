@@ -29,70 +29,19 @@ import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import type { Tier } from '../tiers/tier.js';
-import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { scanRoot } from '../engine/scan.js';
 import { atInFilesets } from '../kernel/beneath.js';
 import { lgetxattr } from '../kernel/libc.js';
 import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
-import { InodeProbe } from './inode-handle.js';
-import { livingReference, type Revive } from './gc-living.js';
+import { InodeProbe } from '../changes/inode-handle.js';
+import { livingReference } from './gc-living.js';
+import type { CatalogRef, GcOptions, GcResult, GcTierResult, Revive } from './gc-types.js';
+
+export type { CatalogRef, GcOptions, GcResult, GcTierResult, OrphanFate, Revive } from './gc-types.js';
 
 export const ENGINE_KEY = /^[0-9a-f]{2}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const ORPHANS_FILE = 'gc-orphans.json';
-
-export interface GcOptions {
-  tiers: Map<string, Tier>;
-  /** Retention per tier name, ms. */
-  keepDeleted: Map<string, number>;
-  catalogRefs: Iterable<CatalogRef>;
-  roots: string[];
-  stateDir: string;
-  now: number;
-  dryRun: boolean;
-  log?: Logger;
-}
-
-export interface CatalogRef {
-  tier: string | null;
-  key: string | null;
-  path?: string;
-  dev?: number;
-  ino?: number;
-  /** Set when change tracking saw the file deleted (ms). */
-  deletedAt?: number | null;
-  /** The inode's file handle (catalog `handle`); absent on older rows. */
-  handle?: Buffer | null;
-  /** An imported object (tier import): never deleted, whatever became of its file. */
-  foreign?: boolean;
-}
-
-export type OrphanFate = 'deleted' | 'would delete' | 'kept: retention' | 'kept: scan incomplete' | 'delete failed';
-
-export interface GcTierResult {
-  tier: string;
-  listed: number;
-  referenced: number;
-  foreign: number;
-  orphans: { key: string; size: number; firstSeen: number; fate: OrphanFate; error?: string }[];
-  error?: string;
-}
-
-export interface GcResult {
-  tiers: GcTierResult[];
-  scanErrors: { path: string; op: string; error: string }[];
-  deleted: number;
-  deletedBytes: number;
-  /**
-   * Deleted files' catalog rows whose object is gone now: the caller may drop them, but
-   * only while the row is still deleted and names this key (Catalog.forgetDeleted): the
-   * inode number may have been reused by a file released during the run.
-   */
-  forget: { dev: number; ino: number; key: string }[];
-  /** Rows whose inode lives on under `path`, its record naming the row's copy: the caller revives them (Catalog.reviveAt). */
-  revive: Revive[];
-}
 
 type Refs = Map<string, Set<string>>; // tier -> keys
 

@@ -1,6 +1,6 @@
 // Terminal rendering of a Report: aligned tables, sizes in binary units, like rbh-report.
 import { humanAge, humanSize } from './explain-format.js';
-import type { Bucket, Report } from './report.js';
+import type { Bucket, Report } from '../../reports/report.js';
 
 function table(head: string[], rows: string[][]): string[] {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -8,8 +8,8 @@ import { lstatSync } from 'node:fs';
 import { sep } from 'node:path';
 import type { CatalogRow } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
-import { InodeProbe } from './inode-handle.js';
-import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile.js';
+import { InodeProbe } from '../changes/inode-handle.js';
+import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
 import { atInFilesets } from '../kernel/beneath.js';
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);

@@ -2,8 +2,8 @@
 // the control socket (no curl needed; the same text a scraper gets).
 import { request } from 'node:http';
 import { existsSync } from 'node:fs';
-import { socketPath } from '../daemon/protocol.js';
-import { UserError, EXIT, type Printer } from '../cli/io.js';
+import { socketPath } from '../../daemon/protocol.js';
+import { UserError, EXIT, type Printer } from '../io.js';
 
 export function fetchMetrics(stateDir: string): Promise<string> {
   const sock = socketPath(stateDir);

@@ -7,7 +7,7 @@ import { explain, type RuleTrace } from '../engine/evaluate.js';
 import { classify, noDataMessage } from '../engine/plan.js';
 import type { FileFacts } from '../engine/facts.js';
 import { filesetMembership } from './membership.js';
-import { nextRun } from './cron.js';
+import { nextRun } from '../schedule/cron.js';
 
 export interface WatermarkView {
   high: number;

@@ -4,16 +4,8 @@
 // row's copy. Such a row is a reference; deleting its object would leave that file
 // reading EIO forever (its data exists only in the tier).
 import type { Logger } from '../log.js';
-import type { CatalogRef } from './gc.js';
-import type { InodeProbe } from './inode-handle.js';
-
-export interface Revive {
-  dev: number;
-  ino: number;
-  path: string;
-  tier: string;
-  key: string;
-}
+import type { CatalogRef, Revive } from './gc-types.js';
+import type { InodeProbe } from '../changes/inode-handle.js';
 
 /** True when `r` is a reference after all (alive and named, or the probe failed: unsure keeps). */
 export function livingReference(probe: InodeProbe, r: CatalogRef, revive: Revive[], log: Logger): boolean {

@@ -3,9 +3,9 @@
 // runs it as ExecStartPost, so units ordered After=tier.service start only when a read of
 // a released file is recalled instead of returning zeros.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectDaemon, DaemonError } from '../daemon/client.js';
-import { socketPath } from '../daemon/protocol.js';
-import { UserError, EXIT, type Printer } from '../cli/io.js';
+import { connectDaemon, DaemonError } from '../../daemon/client.js';
+import { socketPath } from '../../daemon/protocol.js';
+import { UserError, EXIT, type Printer } from '../io.js';
 
 export async function waitReady(
   stateDir: string,

@@ -5,14 +5,13 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { fromDb, openCatalog, type CatalogRow, type DbRow } from '../engine/catalog.js';
-import { daemonOrNull } from '../cli/engine-cli.js';
-import { EXIT, UserError, type Printer } from '../cli/io.js';
-import { jsonLogger } from '../log.js';
+import { CATALOG_FILE, fromDb, openCatalog, type CatalogRow, type DbRow } from '../../engine/catalog.js';
+import { daemonOrNull } from '../engine-cli.js';
+import { EXIT, UserError, type Printer } from '../io.js';
+import { jsonLogger } from '../../log.js';
 import { loadCheckedPolicy } from './load-policy.js';
-import { formatReconcile } from './reconcile-format.js';
-import { reconcile, type ReconcileCatalog, type ReconcileResult } from './reconcile.js';
-import { CATALOG_FILE } from './report-run.js';
+import { formatReconcile } from '../format/reconcile-format.js';
+import { reconcile, type ReconcileCatalog, type ReconcileResult } from '../../reconcile/reconcile.js';
 
 export interface ReconcileCliOptions {
   config?: string[];

@@ -1,6 +1,6 @@
 // The terminal summary of a reconcile pass (`--json` prints the result object instead).
 import { humanSize } from './explain-format.js';
-import type { ReconcileResult } from './reconcile.js';
+import type { ReconcileResult } from '../../reconcile/reconcile.js';
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 

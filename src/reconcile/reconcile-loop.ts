@@ -5,7 +5,7 @@
 // waits for the one before. Background passes hash archived files whose ctime moved, up
 // to `hashMaxBytes` each (bigger ones are left to the release guard, which hashes anyway).
 import type { Logger } from '../log.js';
-import type { Clock } from './scheduler.js';
+import type { Clock } from '../schedule/scheduler.js';
 import { reconcile, type ReconcileDeps, type ReconcileOptions, type ReconcileResult } from './reconcile.js';
 
 export const DEFAULT_RECONCILE_INTERVAL_MS = 24 * 3600_000;

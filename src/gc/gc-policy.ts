@@ -1,19 +1,15 @@
-// `tier gc [--dry-run] --config POLICYFILE [--state-dir DIR] [--json]`: collects orphan
-// objects on every tier of the policy file, keeping each for the longest `keep_deleted`
-// of the policies that send data to that tier (30 days when none says).
+// gc as a policy file asks for it (`tier gc` and the daemon's GcLoop): every tier of the
+// file, each object kept for the longest `keep_deleted` of the policies that send data to
+// that tier (30 days when none says); the catalog's rows are the references, and rows gc
+// finds gone or living on are forgotten or revived after the run (not on --dry-run).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFile } from '../dsl/ast.js';
-import { Catalog, type CatalogRow } from '../engine/catalog.js';
+import { Catalog, CATALOG_FILE, type CatalogRow } from '../engine/catalog.js';
 import { createTiers } from '../tiers/index.js';
 import type { Tier } from '../tiers/tier.js';
-import type { Printer } from '../cli/io.js';
-import { EXIT } from '../cli/io.js';
 import type { Logger } from '../log.js';
 import { collectGarbage, DEFAULT_KEEP_DELETED_MS, type GcResult } from './gc.js';
-import { humanAge, humanSize } from './explain-format.js';
-import { loadCheckedPolicy } from './load-policy.js';
-import { CATALOG_FILE } from './report-run.js';
 
 export interface GcCommandOptions {
   config: string;
@@ -81,21 +77,3 @@ export async function gcWithPolicy(pf: PolicyFile, opts: GcCommandOptions, open?
   }
 }
 
-export async function runGc(opts: GcCommandOptions, printer: Printer): Promise<number> {
-  const pf = await loadCheckedPolicy(opts.config);
-  const r = await gcWithPolicy(pf, opts);
-  const now = opts.now ?? Date.now();
-  if (opts.json) printer.out(JSON.stringify(r, null, 2));
-  else {
-    for (const e of r.scanErrors) printer.err(`tier gc: ${e.path}: ${e.op}: ${e.error}`);
-    if (r.scanErrors.length) printer.err('tier gc: the scan was incomplete, so nothing was deleted');
-    for (const t of r.tiers) {
-      if (t.error) printer.err(`tier gc: tier ${t.tier}: ${t.error}`);
-      printer.out(`tier ${t.tier}: ${t.listed} objects, ${t.referenced} referenced, ${t.orphans.length} orphaned, ${t.foreign} not made by tier (left alone)`);
-      for (const o of t.orphans) printer.out(`  ${o.fate.padEnd(21)} ${o.key}  ${humanSize(o.size)}  orphaned for ${humanAge(now - o.firstSeen)}${o.error ? `: ${o.error}` : ''}`);
-    }
-    printer.out(`${opts.dryRun ? 'dry run: nothing deleted' : `deleted ${r.deleted} objects, ${humanSize(r.deletedBytes)}`}`);
-  }
-  const failed = r.scanErrors.length > 0 || r.tiers.some((t) => t.error || t.orphans.some((o) => o.fate === 'delete failed'));
-  return failed ? EXIT.failed : EXIT.ok;
-}

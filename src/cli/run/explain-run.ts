@@ -5,16 +5,16 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { lstatSync, realpathSync } from 'node:fs';
-import { atBeneath } from '../kernel/beneath.js';
-import { factsFrom } from '../engine/scan.js';
-import type { Printer } from '../cli/io.js';
-import { UserError, EXIT } from '../cli/io.js';
-import { explainFile, type FileExplanation } from './explain.js';
-import { formatExplanation } from './explain-format.js';
+import { atBeneath } from '../../kernel/beneath.js';
+import { factsFrom } from '../../engine/scan.js';
+import type { Printer } from '../io.js';
+import { UserError, EXIT } from '../io.js';
+import { explainFile, type FileExplanation } from '../../reports/explain.js';
+import { formatExplanation } from '../format/explain-format.js';
 import { loadCheckedPolicy } from './load-policy.js';
-import { fsUsage } from './usage.js';
-import { RecallLog, recallLogPath } from './recall-log.js';
-import { filesetMembership } from './membership.js';
+import { fsUsage } from '../../schedule/usage.js';
+import { RecallLog, recallLogPath } from '../../reports/recall-log.js';
+import { filesetMembership } from '../../reports/membership.js';
 
 export interface ExplainOptions {
   config: string;

@@ -4,8 +4,8 @@
 import type { PolicyFile } from '../dsl/ast.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import type { Clock } from './scheduler.js';
-import { gcIntervalMs, gcWithPolicy } from './gc-run.js';
+import type { Clock } from '../schedule/scheduler.js';
+import { gcIntervalMs, gcWithPolicy } from './gc-policy.js';
 import type { GcResult } from './gc.js';
 
 export class GcLoop {

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
 import { rcloneMount } from './lib/rclone.js';
-import { recordOf, s3KeyOf, type World } from './lib/setup.js';
+import { recordOf, s3KeyOf, settled, type World } from './lib/setup.js';
 import { allocated, fmtBytes, fmtMs, fmtRate, log, median, sh, type Result } from './lib/util.js';
 
 /** ms of one front-to-back read in 128 KiB read()s, timed inside bench/preader.c (no spawn). */
@@ -25,6 +25,7 @@ function warmRead(ctx: Ctx, path: string, size: number, reps: number): number {
 
 export async function benchWarmRead(w: World, ctx: Ctx, recalled: string): Promise<Result[]> {
   const size = ctx.bigSize;
+  await settled([recalled]); // recorded whole and unmarked: warm reads raise no event
   const rec = recordOf(recalled);
   const state = rec?.state ?? 'none';
   const alloc = allocated(recalled);

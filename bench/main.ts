@@ -12,6 +12,7 @@ import { benchWarmRead } from './b4-warm-read.js';
 import { benchHandler } from './b5-handler.js';
 import { benchScan } from './b6-scan.js';
 import { benchRelease } from './b7-release.js';
+import { benchSmallFiles } from './b8-small-files.js';
 import { makeCtx, type Ctx } from './lib/context.js';
 import { makeWorld, type World } from './lib/setup.js';
 import { fmtBytes, fmtMs, GiB, loadavg, log, missBy, nowMs, passed, sh, type Result } from './lib/util.js';
@@ -159,6 +160,7 @@ async function main(): Promise<number> {
       if (!recalled) throw new Error('needs benchmark 2 (its recalled S3 file)');
       return benchWarmRead(world, ctx, recalled);
     });
+    await run('8', 'small files', () => benchSmallFiles(world, ctx));
     await run('6', 'scan + evaluate', () => benchScan(world, ctx));
     await run('7', 'release throughput', () => benchRelease(world, ctx));
   } finally {

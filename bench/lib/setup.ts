@@ -200,6 +200,18 @@ export async function release(w: World, paths: string[], tier: string): Promise<
   }
 }
 
+/**
+ * Waits (at most 60 s) until none of `paths` is still 'partial': the daemon syncs and records
+ * a file that became whole after answering the read that completed it.
+ */
+export async function settled(paths: string[]): Promise<void> {
+  const t0 = Date.now();
+  while (paths.some((p) => recordOf(p)?.state === 'partial')) {
+    if (Date.now() - t0 > 60_000) throw new Error(`still partial after 60 s: ${paths.filter((p) => recordOf(p)?.state === 'partial').slice(0, 2).join(', ')}`);
+    await sleep(20);
+  }
+}
+
 export async function bytesFetched(w: World): Promise<number> {
   const s = await w.client.status();
   return Number((s.recall as { bytesFetched?: number }).bytesFetched ?? 0);

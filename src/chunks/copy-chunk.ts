@@ -141,6 +141,23 @@ export function verifyCopyChunk(tier: Tier, copy: Copy, ix: CopyIndex | null, i:
   }
 }
 
+/**
+ * Whether chunks [first, last) are the whole of a dense copy whose record has its SHA-256:
+ * such a run is verified against that (verifyWholeRun), with no GET of the sums object. A
+ * small file recalled whole costs one GET. Not for a sparse copy (its SHA-256 covers its
+ * map too) nor an imported one (its hash may be unknown; its GETs are conditional).
+ */
+export function wholeByRecord(copy: Copy, first: number, last: number): boolean {
+  return first === 0 && last === chunkCount(copy.size, copy.chunk) && !copy.sparse && copy.foreign === undefined && /^[0-9a-f]{64}$/.test(copy.sha256);
+}
+
+/** Throws TierError Corrupt unless the run (every chunk, in order: wholeByRecord) hashes to the record's SHA-256. */
+export function verifyWholeRun(tier: Tier, copy: Copy, chunks: CopyChunk[]): void {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c.data);
+  if (h.digest('hex') !== copy.sha256) throw new TierError('Corrupt', 'get', tier.name, copy.key, `SHA-256 of the object differs from the file's record`);
+}
+
 /** Chunk i of the copy, verified against its sum. */
 export async function fetchCopyChunk(tier: Tier, copy: Copy, ix: CopyIndex | null, i: number, timeoutMs: number): Promise<CopyChunk> {
   const c = await readCopyChunk(tier, copy, ix?.map ?? null, i, timeoutMs);

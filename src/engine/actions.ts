@@ -2,7 +2,7 @@
 // through a normal fd so the recall service fills it), and the dispatcher that runs one
 // planned action. Every path is resolved beneath its fileset and its inode checked
 // (kernel/beneath.ts) before any open; opens go through the checked inode's magic link.
-import { closeSync, constants, fstatSync } from 'node:fs';
+import { closeSync, constants, fstatSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fgetxattr, fremovexattr, fsetxattr, getxattr } from '../kernel/libc.js';
 import { BeneathError, pinInFilesets, type Pinned } from '../kernel/beneath.js';
@@ -24,6 +24,10 @@ function pinFor(op: string, absPath: string, deps: Pick<ExecDeps, 'roots'>, targ
     return none('failed', `${op} ${e instanceof BeneathError ? e.message : `${absPath}: ${(e as Error).message}`}`);
   }
 }
+const inodeKey = (proc: string) => {
+  const st = statSync(proc, { bigint: true });
+  return `${st.dev}:${st.ino}`;
+};
 const isPinned = (x: Pinned | Outcome): x is Pinned => 'proc' in x;
 /** Opening the checked inode through its magic link: O_NOFOLLOW would refuse the link itself. */
 const VIA_PROC = OPEN_FLAGS & ~constants.O_NOFOLLOW;
@@ -83,7 +87,11 @@ export async function recallFile(absPath: string, deps: Pick<ExecDeps, 'marker' 
     if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return none('skipped', `not released (${rec?.state ?? 'resident'})`);
     if (!deps.marker) return none('failed', `recall ${absPath}: ${NO_RECALL_SERVICE}`);
     // Each open/read below holds a threadpool thread until our own service answers: capped.
-    return await withMarkedIo(() => readWhole(absPath, pin.proc, signal));
+    const out = await withMarkedIo(() => readWhole(absPath, pin.proc, signal));
+    // The service syncs and records a file after the read that completed it was answered:
+    // wait for that, so a recall that says done leaves the file recorded whole.
+    if (out.status === 'done') await deps.marker.noNotify?.settled?.(inodeKey(pin.proc));
+    return out;
   } finally {
     pin.close();
   }

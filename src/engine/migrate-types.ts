@@ -36,6 +36,8 @@ export interface NoNotifyAccess {
   forget(id: string): void;
   /** The service's in-memory resident map of the inode (null: not cached); may be ahead of the on-disk bitmap (resident-union.ts). */
   cachedResident(id: string): CachedResident | null;
+  /** Resolves once the service's work on the inode after its answers is done (a completed file recorded). */
+  settled?(id: string): Promise<void>;
 }
 
 export interface ExecDeps {

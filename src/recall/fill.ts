@@ -18,7 +18,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
 import type { FdRef } from './fdref.js';
@@ -164,17 +164,23 @@ export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, 
 
 async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
   if (e.resident.missing({ start: first, end: last }).length === 0) return;
-  // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
-  const sumsP = chunkSums(e, env);
-  let sums: CopyIndex | null;
   let chunks: CopyChunk[];
-  if (e.copy.sparse) {
-    sums = await sumsP;
-    chunks = await readCopyRun(env.tier, e.copy, sums?.map ?? null, first, last, env.tuning.timeoutMs);
+  if (!e.sums && wholeByRecord(e.copy, first, last)) {
+    // The whole file in one GET (a small file): checked against the record's SHA-256.
+    chunks = await readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs);
+    verifyWholeRun(env.tier, e.copy, chunks);
   } else {
-    [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
+    // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
+    const sumsP = chunkSums(e, env);
+    let sums: CopyIndex | null;
+    if (e.copy.sparse) {
+      sums = await sumsP;
+      chunks = await readCopyRun(env.tier, e.copy, sums?.map ?? null, first, last, env.tuning.timeoutMs);
+    } else {
+      [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
+    }
+    chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
   }
-  chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
   env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));
   if (e.resident.missing({ start: first, end: last }).length === 0) return; // filled meanwhile by a whole-file pass
   // Commit: nothing below awaits until the mtime is restored.
@@ -195,7 +201,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
       const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
       for (const p of c.pieces) {
         touched = true;
-        const end = Math.min(p.at + p.len, e.expect.size);
+        const end = Math.min(p.at + p.len, e.expect.size, e.keep);
         // A chunk a crash took: only into the file's holes (data there is ours from before
         // the crash, or a user's write). Any other missing chunk is written whole: data in
         // it can only be zeros of the block an O_APPEND write put at EOF (its event names

@@ -50,6 +50,8 @@ const fdatasync = promisify(fdatasyncCb);
 const MAX_STALE_RETRIES = 4;
 /** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
 const RUN_BYTES = 2 * 1024 * 1024;
+/** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
+const SMALL_WHOLE = 256 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
 const MAX_CACHED = 20_000;
 
@@ -91,6 +93,25 @@ export class RecallHandler {
   /** Resolves when no read-ahead is running (for a clean stop). */
   async idle(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** Resolves once nothing runs on this inode after an answer (its completion recorded, if it completed). */
+  async settled(id: string): Promise<void> {
+    const e = this.cache.get(id);
+    while (e?.after && e.after.size > 0) await Promise.allSettled([...e.after]);
+  }
+
+  /** Runs `work` after the answer, holding the event fd; idle() and settled() wait for it. */
+  private inBackground(e: InodeEntry, ref: FdRef, work: Promise<void>): void {
+    ref.retain();
+    const after = (e.after ??= new Set());
+    const p: Promise<void> = work.finally(() => {
+      ref.release();
+      this.background.delete(p);
+      after.delete(p);
+    });
+    this.background.add(p);
+    after.add(p);
   }
 
   async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void): Promise<Outcome> {
@@ -155,29 +176,39 @@ export class RecallHandler {
     } else if (e.diverged) {
       e.expect = { size, mtimeNs: st.mtimeNs };
     }
+    if (e.diverged) e.keep = Math.min(e.keep, size);
 
     const isOpen = (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) !== 0;
     const wholeAtOpen =
       isOpen && (this.d.mode === 'content' || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || wholeFileForOpener(this.d.settings.wholeFileFor, commOf(ev.pid), ev.pid, () => pathOfFd(fd)));
     if (e.diverged || e.mapUnstorable || wholeAtOpen || (!isOpen && !ev.range)) {
       out.whole = true;
-      await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
+      await this.fill(e, ref, env, { start: 0, end: e.keep });
     } else if (isOpen) {
       return FAN_ALLOW; // content untouched yet: the reads will say what they need
     } else {
       // A count of 0 is "to end of file": a clone of the whole file (FICLONE, FICLONERANGE
       // with src_length 0) raises one such event (a 0-byte read() too: it costs a recall).
       const r = ev.range!.count === 0 ? { offset: ev.range!.offset, count: Math.max(0, size - ev.range!.offset) } : ev.range!;
-      const want = clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
+      // A small dense file is filled whole at its first read: one GET, checked against the
+      // record's SHA-256 (no sums GET: fill.ts), instead of a GET for the sums and one per run.
+      const small = !e.copy.sparse && e.copy.size <= SMALL_WHOLE && e.resident.count() === 0;
+      const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
       const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
       if (ahead) this.readAhead(e, ref, env, ahead);
       if (want) await this.fill(e, ref, env, want);
       // No room for the map: a write may follow this answer, so nothing may stay missing.
-      if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: Math.min(e.expect.size, e.copy.size) });
+      if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: e.keep });
     }
-    await this.finishIfComplete(e, ref);
+    // A read's completion (one fdatasync of the whole file, then the record) runs after
+    // the answer: the reader needs the bytes, not their durability (a crash before the
+    // record only costs a re-fetch: chunks/fs-resident.ts). An open waits for it: the
+    // opener must see the final ctime (tar creating an archive checks it), and an exec
+    // needs the event fd, open for writing, closed before execve (else ETXTBSY).
+    if (isOpen) await this.finishIfComplete(e, ref);
+    else this.finishLater(e, ref);
     return FAN_ALLOW;
   }
 
@@ -224,24 +255,31 @@ export class RecallHandler {
     const least = Math.min(RUN_BYTES, Math.floor((bytes.end - bytes.start) / 2));
     if (missing.length * e.copy.chunk < least && bytes.end < e.copy.size) return;
     for (const run of this.startRuns(e, missing, ref, env)) {
-      ref.retain();
-      const p: Promise<void> = run
+      const work = run
         .then(() => this.finishIfComplete(e, ref))
-        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }))
-        .finally(() => {
-          ref.release();
-          this.background.delete(p);
-        });
-      this.background.add(p);
+        .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }));
+      this.inBackground(e, ref, work);
     }
+  }
+
+  /** finishIfComplete after the answer, holding the event fd; idle() waits for it. */
+  private finishLater(e: InodeEntry, ref: FdRef): void {
+    if (!this.isDone(e) || e.finishing || e.hashing) return; // nothing to do, or under way
+    const work = this.finishIfComplete(e, ref).catch((err: unknown) => this.d.log.warn('recall complete but not recorded', { op: 'recall', key: e.copy.key, err }));
+    this.inBackground(e, ref, work);
+  }
+
+  /** Every chunk the file still needs from its copy is resident. */
+  private isDone(e: InodeEntry): boolean {
+    const limit = e.keep;
+    return limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0;
   }
 
   /** An imported file just became whole: its SHA-256 first (foreign-hash.ts), then finish. */
   private hashForeign(e: InodeEntry, ref: FdRef): void {
     if (e.hashing) return;
     e.hashing = true;
-    ref.retain();
-    const p: Promise<void> = hashWhole(ref.fd, e.expect)
+    const work = hashWhole(ref.fd, e.expect)
       .then(async (sha) => {
         if (sha) recordHash(e, sha);
         e.hashed = true;
@@ -250,10 +288,8 @@ export class RecallHandler {
       .catch((err: unknown) => this.d.log.warn('hash of an imported file failed', { op: 'recall', key: e.copy.key, err }))
       .finally(() => {
         e.hashing = false;
-        ref.release();
-        this.background.delete(p);
       });
-    this.background.add(p);
+    this.inBackground(e, ref, work);
   }
 
   /**
@@ -263,8 +299,7 @@ export class RecallHandler {
    */
   private async finishIfComplete(e: InodeEntry, ref: FdRef): Promise<void> {
     const fd = ref.fd;
-    const limit = Math.min(e.expect.size, e.copy.size);
-    const isDone = () => (limit >= e.copy.size ? e.resident.complete() : e.resident.missing(chunkSpan({ start: 0, end: limit }, e.copy.chunk)).length === 0);
+    const isDone = () => this.isDone(e);
     if (!isDone() || this.cache.get(e.id) !== e) return;
     if (wantsForeignHash(e) && !e.hashed) return this.hashForeign(e, ref); // finishes when hashed
     // One sync per file; a reader whose event completes it waits for the record too.

@@ -30,6 +30,12 @@ export interface InodeEntry {
   copy: Copy;
   resident: ResidentMap;
   expect: { size: number; mtimeNs: bigint };
+  /**
+   * The copy's bytes still wanted are [0, keep): the copy's size, then the least size seen
+   * since the file diverged. A truncate drops the copy's bytes past it for good; what is
+   * written there later is the user's, even while the completion is still to be recorded.
+   */
+  keep: number;
   /** The file was written or truncated since release: finish the recall, end 'dirty'. */
   diverged: boolean;
   /** The resident map does not fit in an xattr here (huge file): recall the whole file. */
@@ -45,6 +51,8 @@ export interface InodeEntry {
   lost?: Set<number>;
   /** finishIfComplete is syncing the file and then records it complete (one at a time). */
   finishing?: Promise<void>;
+  /** Work on this inode that outlives an answer (read-ahead, hashing, completion): RecallHandler.settled. */
+  after?: Set<Promise<void>>;
   sumsLoading?: Promise<CopyIndex>;
   /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
   hashing?: boolean;
@@ -90,6 +98,7 @@ export function loadEntry(fd: number, id: string): Loaded {
       copy,
       resident: new ResidentMap(n, bits),
       expect: { size: copy.size, mtimeNs },
+      keep: copy.size,
       diverged: false,
       mapUnstorable: false,
       ra: initialReadahead(),

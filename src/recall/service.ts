@@ -150,6 +150,11 @@ export class RecallService {
     await this.handler.idle();
   }
 
+  /** Resolves once no work runs after an answer (read-ahead, a file's completion and record), on one inode or on all. */
+  settled(id?: string): Promise<void> {
+    return id === undefined ? this.handler.idle() : this.handler.settled(id);
+  }
+
   markReleased(fd: number): void {
     addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
     this.handler.forget(inodeId(fd));

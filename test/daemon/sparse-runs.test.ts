@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
-import { applyActions, daemonLayout, pattern, startDaemon, type DaemonProc } from './harness.js';
+import { applyActions, daemonLayout, pattern, startDaemon, within, type DaemonProc } from './harness.js';
 
 const MiB = 1024 * 1024;
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';
@@ -83,6 +83,8 @@ for (const type of ['ext4', 'xfs'] as const) {
       const c = await run('cat', [path]);
       assert.equal(c.code, 0, c.stderr);
       assert.ok(c.stdout.equals(want), 'whole file byte-exact');
+      // The daemon records a file whole after answering the read that completed it.
+      await within('the whole read recorded', 15_000, () => stateOf(path) !== 'partial');
       assert.equal(stateOf(path), 'archived');
       const dataBytes = extents.reduce((n, [a, b]) => n + (b - a), 0);
       assert.ok(statSync(path).blocks * 512 < dataBytes + 2 * MiB, `holes stay holes: ${statSync(path).blocks * 512} allocated for ${dataBytes} of data`);

@@ -168,6 +168,7 @@ describe('worker killed mid-recall', () => {
       const again = await run('cat', [path]);
       assert.equal(again.code, 0, again.stderr);
       assert.ok(again.stdout.equals(data));
+      await successor.settled(); // the completion is recorded after the last read's answer
       assert.equal((await stateOf(path))?.state, 'archived');
     } finally {
       await successor.stop();

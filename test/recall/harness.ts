@@ -66,6 +66,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     tuning: new Map([[tier.name, tuning]]),
   });
   await svc.start();
+  live.add(svc);
   return {
     fs,
     group,
@@ -75,6 +76,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     tuning,
     inflightPath,
     async close() {
+      live.delete(svc);
       await svc.stop();
       closeSync(group);
       await tier.close();
@@ -167,14 +169,31 @@ export function allocated(path: string): number {
   return statSync(path).blocks * 512;
 }
 
-/** The state record, read by path (getfattr: no open, so no event). */
+/** Services of the harnesses open now: stateOf and residentOf wait for their work after answers. */
+const live = new Set<RecallService>();
+
+/**
+ * A file's completion (sync, record) runs after the answer to the read that completed it
+ * (handler.ts): wait for the services' work after answers, at most 15 s, so a record read
+ * right after a whole read is the final one (if it is still not, the caller's check fails).
+ */
+async function settle(): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((r) => (timer = setTimeout(r, 15_000)));
+  await Promise.race([Promise.all([...live].map((s) => s.settled())), bound]);
+  clearTimeout(timer);
+}
+
+/** The state record, read by path (getfattr: no open, so no event), once the services settled. */
 export async function stateOf(path: string): Promise<StateRecord | null> {
+  await settle();
   const r = await run('getfattr', ['--only-values', '-n', XATTR_STATE, path]);
   if (r.code !== 0) return null;
   return decodeRecord(r.stdout);
 }
 
 export async function residentOf(path: string): Promise<Buffer | null> {
+  await settle();
   const r = await run('getfattr', ['--only-values', '-e', 'hex', '-n', 'trusted.tier.resident', path]);
   return r.code === 0 ? r.stdout : null;
 }

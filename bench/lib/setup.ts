@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { connectDaemon, type DaemonClient } from '../../src/daemon/client.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { rclonePurge } from './rclone.js';
 import { log, sh } from './util.js';

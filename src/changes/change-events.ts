@@ -17,7 +17,7 @@ import type { DirEntry, FidEvent, FileId } from '../kernel/fanotify-fid.js';
 import { fidKey, inoFromHandle } from '../kernel/fanotify-fid.js';
 import { FAN_ATTRIB, FAN_CLOSE_WRITE, FAN_DELETE, FAN_MODIFY, FAN_ONDIR, FAN_RENAME } from '../kernel/fanotify.js';
 import { deriveState } from '../engine/facts.js';
-import type { StateRecord } from '../engine/state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Logger } from '../log.js';
 import { entryPath, resolveHandle, type WatchedFs } from './change-fs.js';
 

@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, openSync, readlinkSync, statSync, constants } from 'node:fs';
 import { getxattr, openByHandleAt, statfsFsid, ESTALE } from '../kernel/libc.js';
 import type { FileId } from '../kernel/fanotify-fid.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 
 const O_PATH = 0o10000000;
 const O_CLOEXEC = 0o2000000;

@@ -9,7 +9,7 @@
 import { lstatSync } from 'node:fs';
 import { rowFromRecord, type Catalog, type CatalogRow } from '../engine/catalog.js';
 import { lgetxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import type { Logger } from '../log.js';
 import type { DeletedFile, DirtyFile, LiveFile, RenamedEntry } from './change-events.js';
 import { atBeneath } from '../kernel/beneath.js';

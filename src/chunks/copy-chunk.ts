@@ -10,7 +10,7 @@
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal.
 import { createHash } from 'node:crypto';
 import { TierError, type Tier } from '../tiers/tier.js';
-import { chunkCount, storedSize, sumsKey, type StateRecord } from '../engine/state-record.js';
+import { chunkCount, storedSize, sumsKey, type StateRecord } from '../record/state-record.js';
 import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
 
 type Copy = NonNullable<StateRecord['copy']>;

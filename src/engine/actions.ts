@@ -6,7 +6,7 @@ import { closeSync, constants, fstatSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fgetxattr, fremovexattr, fsetxattr, getxattr } from '../kernel/libc.js';
 import { BeneathError, pinInFilesets, type Pinned } from '../kernel/beneath.js';
-import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord } from './catalog.js';
 import { migrate, NO_RECALL_SERVICE, openAsync, OPEN_FLAGS, type ExecDeps, type Outcome, type OutcomeStatus, type ScannedTarget } from './execute.js';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FileState } from '../dsl/ast.js';
-import type { StateRecord } from './state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 
 /** The catalog's file name in STATE_DIR. */
 export const CATALOG_FILE = 'catalog.db';

@@ -13,7 +13,7 @@
 import { fstatSync, open, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 import { getxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { deriveState } from './facts.js';
 import { releasePartialLocked } from './release-partial.js';
 import { migrateFile } from './migrate-file.js';

@@ -2,7 +2,7 @@
 // scan.ts (I/O), consumed by evaluate.ts and plan.ts (pure). JSON-safe except
 // mtimeNs, kept as a decimal string so it survives the daemon socket exactly.
 import type { FileState } from '../dsl/ast.js';
-import type { StateRecord } from './state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 
 export interface FileFacts {
   /** Relative to the fileset root, '/'-separated, no leading './'. */

@@ -27,7 +27,7 @@ import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimes
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
-import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type CatalogRow } from './catalog.js';

@@ -27,7 +27,7 @@ import { closeSync, constants, fstatSync, open, read, type BigIntStats } from 'n
 import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
 import { deriveState } from './facts.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from './state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { withMarkedIo } from './marked-io.js';
 
 const openAsync = promisify(open);

@@ -29,7 +29,7 @@ import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import type { ResidentMap } from '../chunks/resident.js';
-import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
+import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './migrate-types.js';
 import { lockInode } from './open-unmarked.js';

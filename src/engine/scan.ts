@@ -14,7 +14,7 @@ import { openRootFd, pathFdBeneath } from '../kernel/beneath.js';
 import { globMatcher } from './glob.js';
 import type { FilesetDecl } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from './state-record.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from './users.js';
 

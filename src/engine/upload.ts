@@ -13,7 +13,7 @@ import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
 import { faultPoint } from './fault.js';
-import { sumsKey } from './state-record.js';
+import { sumsKey } from '../record/state-record.js';
 import { encodeMap, encodeSums, isDense, type Extent } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
 

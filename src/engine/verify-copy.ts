@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { fstatSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Catalog } from './catalog.js';
-import type { StateRecord } from './state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 import { encodeMap } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
 

@@ -25,7 +25,7 @@ import { chunkBytes } from '../chunks/ranges.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { ResidentMap } from '../chunks/resident.js';
 import type { Tier } from '../tiers/tier.js';
-import type { StateRecord } from './state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 import { faultPoint } from './fault.js';
 
 const preadAsync = promisify(read);

@@ -33,7 +33,7 @@ import { silentLogger } from '../log.js';
 import { scanRoot } from '../engine/scan.js';
 import { atInFilesets } from '../kernel/beneath.js';
 import { lgetxattr } from '../kernel/libc.js';
-import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../engine/state-record.js';
+import { decodeRecord, SUMS_SUFFIX, sumsKey, XATTR_STATE } from '../record/state-record.js';
 import { InodeProbe } from '../changes/inode-handle.js';
 import { livingReference } from './gc-living.js';
 import type { CatalogRef, GcOptions, GcResult, GcTierResult, Revive } from './gc-types.js';

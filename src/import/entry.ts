@@ -14,7 +14,7 @@
 import { closeSync, fstatSync, ftruncateSync } from 'node:fs';
 import { fileHandleOfFd, fsetxattr, futimens, getxattr, nsToTimespec } from '../kernel/libc.js';
 import { rowFromRecord, type Catalog } from '../engine/catalog.js';
-import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../engine/state-record.js';
+import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../record/state-record.js';
 import type { ObjectInfo } from '../tiers/tier.js';
 import { stillMatches } from '../tiers/validator.js';
 import { createTemp, exchangeIn, openPathAt, publishMode, renameIn, unlinkIn } from './dir-cursor.js';

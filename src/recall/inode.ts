@@ -15,7 +15,7 @@ import {
   decodeRecord,
   encodeRecord,
   type StateRecord,
-} from '../engine/state-record.js';
+} from '../record/state-record.js';
 import type { CopyIndex } from '../chunks/extent-map.js';
 import { initialReadahead, type ReadaheadState } from './readahead.js';
 import { ResidentMap } from '../chunks/resident.js';

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { fgetxattr, fsetxattr } from '../kernel/libc.js';
 import { BeneathError, pinBeneath, type Pinned } from '../kernel/beneath.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
-import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../engine/state-record.js';
+import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { GaveUp, hashAsCopy } from '../engine/verify-copy.js';
 
 const openAsync = promisify(open);

@@ -14,7 +14,7 @@ import { close, constants, open } from 'node:fs';
 import { pinBeneath, rootIn, type Expected } from '../kernel/beneath.js';
 import { promisify } from 'node:util';
 import { fgetxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { withMarkedIo } from '../engine/marked-io.js';
 
 const openAsync = promisify(open);

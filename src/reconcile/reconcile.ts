@@ -19,14 +19,14 @@
 import { lstatSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { lgetxattr } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { resolve } from 'node:path';
 import { scanRoot } from '../engine/scan.js';
 import { atBeneath } from '../kernel/beneath.js';
 import { MARKED_AT_START, rowFromRecord, type CatalogRow } from '../engine/catalog.js';
 import type { FileState } from '../dsl/ast.js';
 import type { FileFacts } from '../engine/facts.js';
-import type { StateRecord } from '../engine/state-record.js';
+import type { StateRecord } from '../record/state-record.js';
 import { checkArchivedCopy } from './reconcile-hash.js';
 import { handleAt } from '../changes/inode-handle.js';
 import { removeGone } from './reconcile-gone.js';

@@ -23,7 +23,7 @@
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { fgetxattr, fileHandleOfFd } from '../kernel/libc.js';
 import { resolveBeneath, rootIn } from '../kernel/beneath.js';
-import { XATTR_STATE, decodeRecord } from '../engine/state-record.js';
+import { XATTR_STATE, decodeRecord } from '../record/state-record.js';
 import type { Logger } from '../log.js';
 
 export interface ReleasedRow {

@@ -1,6 +1,6 @@
 // Chunk I/O (fetch, verify, resident map, ranges) lives in src/chunks, which the engine and
 // the recall service both import: the engine imports nothing from src/recall, and chunks
-// import neither side (only the record's format, engine/state-record.ts).
+// import neither side (only the record's format, record/state-record.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -20,7 +20,7 @@ test('src/chunks imports neither src/recall nor the engine (but its record forma
   for (const f of tsFiles('chunks')) {
     for (const spec of imports('chunks', f)) {
       assert.ok(!spec.startsWith('../recall/'), `chunks/${f} imports ${spec}`);
-      if (spec.startsWith('../engine/')) assert.equal(spec, '../engine/state-record.js', `chunks/${f} imports ${spec}`);
+      if (spec.startsWith('../engine/')) assert.equal(spec, '../record/state-record.js', `chunks/${f} imports ${spec}`);
     }
   }
 });

@@ -10,7 +10,7 @@ import { appendFileSync, closeSync, mkdirSync, openSync, statSync, utimesSync, w
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { runCli } from '../daemon/harness.js';
 

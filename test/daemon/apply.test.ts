@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { pattern, runCli, startDaemon, writePolicy } from './harness.js';
 
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';

@@ -10,7 +10,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon, DaemonError, type DaemonClient } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { pattern, startDaemon, daemonLayout, type DaemonProc } from './harness.js';
 
 function raw(sock: string, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { applyActions, daemonLayout, pattern, startDaemon, type DaemonProc } from './harness.js';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { openCatalog } from '../../src/engine/catalog.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';

@@ -11,7 +11,7 @@ import type { Tier } from '../../src/tiers/tier.js';
 import { runApply, type ApplyDeps, type ProgressEvent, type ActionEvent } from '../../src/engine/apply.js';
 import { NO_RECALL_SERVICE } from '../../src/engine/execute.js';
 import { openCatalog, type Catalog } from '../../src/engine/catalog.js';
-import { XATTR_STATE, decodeRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, decodeRecord } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestRecall, type TestRecall } from './test-recall.js';

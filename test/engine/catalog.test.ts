@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCatalog, rowFromRecord, type CatalogRow } from '../../src/engine/catalog.js';
-import type { StateRecord } from '../../src/engine/state-record.js';
+import type { StateRecord } from '../../src/record/state-record.js';
 
 const rec = (state: StateRecord['state'], key = 'k1'): StateRecord => ({
   v: 1,

@@ -12,7 +12,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import type { ObjectMeta, PutResult, Tier } from '../../src/tiers/tier.js';
 import { migrate, NO_RECALL_SERVICE, type ExecDeps } from '../../src/engine/execute.js';
-import { decodeRecord, XATTR_STATE, sumsKey } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, sumsKey } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestRecall, type TestRecall } from './test-recall.js';

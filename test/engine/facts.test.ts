@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deriveState, residentBytes, usagePercent } from '../../src/engine/facts.js';
-import type { StateRecord } from '../../src/engine/state-record.js';
+import type { StateRecord } from '../../src/record/state-record.js';
 
 const rec = (state: StateRecord['state'], copy = true): StateRecord => ({
   v: 1,

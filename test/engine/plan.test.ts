@@ -4,7 +4,7 @@ import { classify, noDataMessage, planPolicy } from '../../src/engine/plan.js';
 import { evaluate } from '../../src/engine/evaluate.js';
 import type { PolicyDecl } from '../../src/dsl/ast.js';
 import type { FileFacts, FsUsage } from '../../src/engine/facts.js';
-import type { StateRecord } from '../../src/engine/state-record.js';
+import type { StateRecord } from '../../src/record/state-record.js';
 import * as F from './fixtures.js';
 
 const { rule, policy, facts, DAY, NOW } = F;

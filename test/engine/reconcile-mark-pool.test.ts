@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { cli, daemonLayout, pattern, startDaemon, type DaemonProc } from '../daemon/harness.js';
 import { openCatalog } from '../../src/engine/catalog.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import type { ChildProcess } from 'node:child_process';
 

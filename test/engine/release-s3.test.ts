@@ -17,7 +17,7 @@ import { RecallService } from '../../src/recall/service.js';
 import { createGroup } from '../../src/kernel/fanotify.js';
 import { leaseSafeMarker } from '../../src/engine/marker.js';
 import { migrate, type ExecDeps } from '../../src/engine/execute.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
 

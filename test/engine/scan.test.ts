@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { scanFileset, scanRoot } from '../../src/engine/scan.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import type { FileFacts } from '../../src/engine/facts.js';
 
 async function collect(it: AsyncIterable<FileFacts>): Promise<Map<string, FileFacts>> {

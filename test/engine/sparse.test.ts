@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { leaseSafeMarker } from '../../src/engine/marker.js';
 import { migrate, type ExecDeps } from '../../src/engine/execute.js';
 import { scanExtents } from '../../src/engine/extent-scan.js';
-import { sumsKey, type StateRecord } from '../../src/engine/state-record.js';
+import { sumsKey, type StateRecord } from '../../src/record/state-record.js';
 import { silentLogger } from '../../src/log.js';
 import type { Tier } from '../../src/tiers/tier.js';
 import { createTier } from '../../src/tiers/index.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { daemonLayout, pattern, runCli, startDaemon, writePolicy } from '../daemon/harness.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyChunkFor, decodeRecord, encodeRecord, MAX_COPY_CHUNKS, storedSize, type StateRecord } from '../../src/engine/state-record.js';
+import { copyChunkFor, decodeRecord, encodeRecord, MAX_COPY_CHUNKS, storedSize, type StateRecord } from '../../src/record/state-record.js';
 
 const full: StateRecord = {
   v: 1,

@@ -7,7 +7,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { addInodeMark, createGroup, decodeEvents, FAN_ALLOW, FAN_OPEN_PERM, FAN_PRE_ACCESS, FAN_DENY_EIO, releasedMask, removeInodeMark, respond } from '../../src/kernel/fanotify.js';
 import { fgetxattr, fsetxattr, futimens, pollReadable, readNb, UTIME_OMIT, type PollHandle } from '../../src/kernel/libc.js';
-import { decodeRecord, encodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, encodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import type { Marker } from '../../src/engine/execute.js';
 import type { Tier } from '../../src/tiers/tier.js';
 

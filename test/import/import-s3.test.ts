@@ -12,7 +12,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { freshBucket } from '../helpers/rgw.js';
 import { applyActions, pattern, readAt, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { del, head, put, s3Policy, sdk, tierImport } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mapKey, normalPrefix } from '../../src/import/keymap.js';
 import { parseValidator, stillMatches, validatorOf } from '../../src/tiers/validator.js';
-import { decodeRecord, encodeRecord, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, encodeRecord, type StateRecord } from '../../src/record/state-record.js';
 
 test('keys map byte for byte; unrepresentable keys are skipped with a reason', () => {
   assert.deepEqual(mapKey('a b/ü ✓/c.txt', ''), { dirs: ['a b', 'ü ✓'], name: 'c.txt' });

@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { ChangeTracker, type DirtyFile } from '../../src/changes/change-tracker.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import type { Logger } from '../../src/log.js';
 

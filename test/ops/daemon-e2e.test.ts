@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
 import { fsUsage } from '../../src/schedule/usage.js';
 import { pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { LocalTier } from '../../src/tiers/local.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, sumsKey, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, sumsKey, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { newKey } from '../../src/engine/execute.js';
 import { collectGarbage, ENGINE_KEY, ORPHANS_FILE } from '../../src/gc/gc.js';
 import { gcWithPolicy, retentionByTier } from '../../src/gc/gc-policy.js';

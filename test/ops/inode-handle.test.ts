@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { fileHandleOfFd, fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { newKey } from '../../src/engine/execute.js';
 import { handleAt, InodeProbe } from '../../src/changes/inode-handle.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
 import { silentLogger } from '../../src/log.js';

@@ -12,7 +12,7 @@ import { ChangeTracker, type DeletedFile, type DirtyFile, type RenamedEntry } fr
 import { trackAlive, trackDeleted, trackDirty, trackRenamed } from '../../src/changes/track-catalog.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
-import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { silentLogger } from '../../src/log.js';
 

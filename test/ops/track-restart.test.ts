@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
 import { logWithin, pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 

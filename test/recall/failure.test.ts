@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_WHOLE_FILE_FOR } from '../../src/dsl/ast.js';
-import { XATTR_STATE, encodeRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, encodeRecord } from '../../src/record/state-record.js';
 import { addInodeMark, createGroup, releasedMask } from '../../src/kernel/fanotify.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';

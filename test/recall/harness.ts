@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR, type TierTuning } from '../../src/dsl/ast.js';
-import { XATTR_STATE, decodeRecord, encodeRecord, sumsKey, type StateRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, decodeRecord, encodeRecord, sumsKey, type StateRecord } from '../../src/record/state-record.js';
 import { ChunkSums } from '../../src/engine/upload.js';
 import { createGroup, type GroupMode } from '../../src/kernel/fanotify.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
-import { XATTR_STATE, encodeRecord } from '../../src/engine/state-record.js';
+import { XATTR_STATE, encodeRecord } from '../../src/record/state-record.js';
 import { getLease, onLeaseBreak, setLease } from '../../src/kernel/lease.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';

@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { sumsKey } from '../../src/engine/state-record.js';
+import { sumsKey } from '../../src/record/state-record.js';
 import { makeReleased, pattern, residentOf, run, startHarness, stateOf, type Harness } from './harness.js';
 
 const CHUNK = 256 * 1024;

@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO } from '../daemon/harness.js';
-import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
+import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 
 function newestMtime(dir: string): number {

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { pattern, writePolicy } from '../daemon/harness.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { encodeRecord } from '../../src/engine/state-record.js';
+import { encodeRecord } from '../../src/record/state-record.js';
 import { ensureDist, recordOf, sha256, shaOfFile, startDistDaemon, type Daemon } from './dist-daemon.js';
 
 const NOBODY = 65534;

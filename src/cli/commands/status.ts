@@ -9,7 +9,7 @@ import { EXIT, type Printer } from '../io.js';
 import type { FileState } from '../../dsl/ast.js';
 import { lgetxattr } from '../../kernel/libc.js';
 import { atBeneath } from '../../kernel/beneath.js';
-import { decodeRecord, XATTR_STATE } from '../../engine/state-record.js';
+import { decodeRecord, XATTR_STATE } from '../../record/state-record.js';
 import { deriveState, residentBytes } from '../../engine/facts.js';
 import { humanSize, showPath } from '../engine-cli.js';
 

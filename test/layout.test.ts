@@ -81,6 +81,28 @@ test('no import cycle between the top folders of src/', () => {
   assert.deepEqual(cycles(fg).filter((c) => !ALLOWED_FOLDER_CYCLES.includes(c)), []);
 });
 
+/** docs/architecture.md's layers: a folder imports only from lower layers (and itself). */
+const LAYER: Record<string, number> = {
+  'log.ts': 0, kernel: 0, dsl: 0,
+  tiers: 1,
+  engine: 2, recall: 2,
+  changes: 3, schedule: 3,
+  daemon: 4, gc: 4, reconcile: 4, import: 4, reports: 4, metrics: 4,
+  cli: 5, worker: 5,
+};
+
+test('imports go down the layers of docs/architecture.md', () => {
+  for (const [f, deps] of graph) {
+    const from = area(f);
+    assert.ok(from in LAYER, `src/${from} has no layer: add it here and to docs/architecture.md`);
+    for (const d of deps) {
+      const to = area(d);
+      if (to === from || ALLOWED_FOLDER_CYCLES.includes([from, to].sort().join(' '))) continue;
+      assert.ok(LAYER[to]! < LAYER[from]!, `${f} (layer ${LAYER[from]}) imports ${d} (layer ${LAYER[to]})`);
+    }
+  }
+});
+
 test('the CLI is imported by nobody; the supervisor imports nothing of the worker', () => {
   for (const [f, deps] of graph) {
     for (const d of deps) {

@@ -26,12 +26,12 @@ const folder = (f: string) => dirname(f);
 const area = (f: string) => f.split('/')[0]!;
 
 /**
- * Known and owned elsewhere (issue 15), to be deleted when those land: the release
- * protocol's split of engine/execute.ts, and chunk I/O shared by engine and recall.
+ * Known, to be deleted when fixed (issue 15): engine/execute.ts and release-partial.ts (the
+ * release protocol's split), and chunks/copy-chunk.ts's use of engine/state-record.ts.
  */
 const ALLOWED_FILE_CYCLES = ['engine/execute.ts engine/release-partial.ts'];
-const ALLOWED_FOLDER_CYCLES = ['engine recall'];
-const ALLOWED_BIG = new Set(['engine']);
+const ALLOWED_FOLDER_CYCLES = ['chunks engine'];
+const ALLOWED_BIG = new Set<string>();
 
 /** Strongly connected components with more than one member (Tarjan). */
 function cycles(g: Map<string, string[]>): string[] {
@@ -85,8 +85,8 @@ test('no import cycle between the top folders of src/', () => {
 const LAYER: Record<string, number> = {
   'log.ts': 0, kernel: 0, dsl: 0,
   tiers: 1,
-  engine: 2, recall: 2,
-  changes: 3, schedule: 3,
+  engine: 2, chunks: 2,
+  recall: 3, changes: 3, schedule: 3,
   daemon: 4, gc: 4, reconcile: 4, import: 4, reports: 4, metrics: 4,
   cli: 5, worker: 5,
 };

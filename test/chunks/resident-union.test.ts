@@ -1,9 +1,9 @@
 // The decision of which chunks the partial re-release verifies and never fills
-// (src/engine/resident-union.ts), on real resident maps.
+// (src/chunks/resident-union.ts), on real resident maps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ResidentMap } from '../../src/recall/resident.js';
-import { residentToVerify } from '../../src/engine/resident-union.js';
+import { ResidentMap } from '../../src/chunks/resident.js';
+import { residentToVerify } from '../../src/chunks/resident-union.js';
 
 const map = (n: number, set: number[]): Buffer => {
   const m = new ResidentMap(n);

@@ -1,5 +1,5 @@
 // Reading one chunk of a copy back from its tier, verified: shared by the recall service
-// (recall/fill.ts) and partial re-release (verify-resident.ts).
+// (recall/fill.ts) and partial re-release (engine/verify-resident.ts).
 //
 // Invariants:
 // - the copy's index (`${key}.sums`: sums, and for a sparse copy its data map) is checked
@@ -10,7 +10,7 @@
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal.
 import { createHash } from 'node:crypto';
 import { TierError, type Tier } from '../tiers/tier.js';
-import { chunkCount, storedSize, sumsKey, type StateRecord } from './state-record.js';
+import { chunkCount, storedSize, sumsKey, type StateRecord } from '../engine/state-record.js';
 import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
 
 type Copy = NonNullable<StateRecord['copy']>;

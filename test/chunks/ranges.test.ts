@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunkBytes, chunkSpan, clampToSize, coalesce, findMissing, insert, present, type Range } from '../../src/recall/ranges.js';
+import { chunkBytes, chunkSpan, clampToSize, coalesce, findMissing, insert, present, type Range } from '../../src/chunks/ranges.js';
 
 const R = (start: number, end: number): Range => ({ start, end });
 

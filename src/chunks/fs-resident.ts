@@ -15,7 +15,7 @@
 //   page of the file, so a user's durable write carries every earlier fill with it).
 import { seekDataHole, SEEK_DATA, SEEK_HOLE } from '../kernel/libc.js';
 import { piecesOf, type ExtentMap } from './extent-map.js';
-import type { ResidentMap } from '../recall/resident.js';
+import type { ResidentMap } from './resident.js';
 
 export interface Span {
   start: number;

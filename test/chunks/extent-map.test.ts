@@ -1,4 +1,4 @@
-// Table tests for the sparse copy's data map (src/engine/extent-map.ts): pieces of a
+// Table tests for the sparse copy's data map (src/chunks/extent-map.ts): pieces of a
 // logical range, the summed chunks, serialisation, and rejection of untrusted maps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import {
   piecesOf,
   sumIndex,
   sumOf,
-} from '../../src/engine/extent-map.js';
+} from '../../src/chunks/extent-map.js';
 import { LogicalSums } from '../../src/engine/upload.js';
 
 const KiB = 1024;

@@ -17,8 +17,16 @@
 // which the disk bitmap alone would decide, as before. Verifying now uses it while it exists.
 // A diverged entry (the service saw a write or truncate) is left to the service, which
 // recalls the rest and records the file dirty.
-import { ResidentMap } from '../recall/resident.js';
-import type { CachedResident } from '../recall/inode.js';
+import { ResidentMap } from './resident.js';
+
+/** What the engine may see of a cached entry (recall/inode.ts cachedResident): copies, never the live map. */
+export interface CachedResident {
+  bits: Buffer;
+  /** The file was written or truncated since release: the service recalls the rest. */
+  diverged: boolean;
+  /** The map could not be stored: the on-disk bitmap lags behind `bits`. */
+  unstorable: boolean;
+}
 
 export type ResidentView = { ok: true; map: ResidentMap; memoryOnly: number[] } | { ok: false; why: string };
 

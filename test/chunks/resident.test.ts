@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ResidentMap } from '../../src/recall/resident.js';
+import { ResidentMap } from '../../src/chunks/resident.js';
 import { feed, initialReadahead } from '../../src/recall/readahead.js';
 
 describe('ResidentMap', () => {

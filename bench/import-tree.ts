@@ -17,7 +17,7 @@ import { S3Tier } from '../src/tiers/s3.js';
 import { DEFAULT_TUNING } from '../src/dsl/ast.js';
 import type { Tier } from '../src/tiers/tier.js';
 import { connectDaemon } from '../src/daemon/client.js';
-import { startDaemon } from '../test/daemon/harness.js';
+import { startDaemon } from '../test/helpers/daemon.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Catalog } from '../src/engine/catalog.js';

@@ -13,7 +13,22 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Native modules (better-sqlite3) build against the running Node's headers: those beside
+# its binary (Node's tarballs and the registry's node@N ship bin/ and include/node), else
+# the system's (/usr/include/node), whichever has this version. Node 20 and 24 both work.
+node_version=$(node -p process.versions.node)
+headers_of() {
+  awk '/^#define NODE_(MAJOR|MINOR|PATCH)_VERSION /{v[$2]=$3} END{print v["NODE_MAJOR_VERSION"]"."v["NODE_MINOR_VERSION"]"."v["NODE_PATCH_VERSION"]}' "$1/include/node/node_version.h" 2>/dev/null
+}
+for d in "${npm_config_nodedir:-}" "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" /usr /usr/local; do
+  if [ -n "$d" ] && [ "$(headers_of "$d")" = "$node_version" ]; then export npm_config_nodedir="$d"; break; fi
+done
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
+fi
+# node_modules built under another Node (its ABI): rebuild the native module for this one.
+if ! node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; then
+  echo "setup: rebuilding better-sqlite3 for node $node_version" >&2
+  npm rebuild better-sqlite3
 fi
 npm run build --silent

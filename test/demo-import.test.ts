@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { REPO } from './daemon/harness.js';
+import { REPO } from './helpers/daemon.js';
 
 test('demo-import: tar tvf | head over http fetches part of the archive; everything stopped after', () => {
   const r = spawnSync('bash', ['scripts/demo-import.sh'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, TIER_DEMO_FROM_SOURCE: '1' }, maxBuffer: 64 << 20 });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { REPO } from './daemon/harness.js';
+import { REPO } from './helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 

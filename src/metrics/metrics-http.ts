@@ -25,7 +25,7 @@ export function parseListen(text: string): ListenAddress | string {
 }
 
 /** Answers one request for the metrics text; shared by the loopback listener and the control socket. */
-export function serveMetrics(req: IncomingMessage, res: ServerResponse, render: () => string): void {
+export async function serveMetrics(req: IncomingMessage, res: ServerResponse, render: () => Promise<string>): Promise<void> {
   const url = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET' || url !== '/metrics') {
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -34,7 +34,7 @@ export function serveMetrics(req: IncomingMessage, res: ServerResponse, render: 
   }
   let body: string;
   try {
-    body = render();
+    body = await render();
   } catch (e) {
     res.writeHead(500, { 'content-type': 'text/plain' });
     res.end(`metrics: ${(e as Error).message}\n`);
@@ -44,8 +44,8 @@ export function serveMetrics(req: IncomingMessage, res: ServerResponse, render: 
   res.end(body);
 }
 
-export async function listenMetrics(addr: ListenAddress, render: () => string): Promise<{ server: Server; port: number; close(): Promise<void> }> {
-  const server = createServer((req, res) => serveMetrics(req, res, render));
+export async function listenMetrics(addr: ListenAddress, render: () => Promise<string>): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => void serveMetrics(req, res, render));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(new Error(`metrics listener ${addr.host}:${addr.port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
     server.listen(addr.port, addr.host, () => resolve());

@@ -12,13 +12,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
+import { CONTENT_TYPE } from '../metrics/metrics.js';
 import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from '../daemon/protocol.js';
 import { validId, validPerms } from '../import/ownership.js';
 
 export interface ControlHandlers {
   status(): DaemonStatus;
   /** Prometheus text exposition (the same as the optional loopback listener). */
-  metrics(): string;
+  metrics(): Promise<string>;
   apply(req: ApplyRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
   manual(op: ManualOp, req: ManualRequest, progress: (event: unknown) => void, signal: AbortSignal): Promise<unknown>;
   /** `tier reconcile` (absent: 404). */
@@ -94,8 +95,9 @@ export class ControlServer {
       if (key === 'GET /health') return json(res, 200, { ok: true, pid: process.pid });
       if (key === 'GET /status') return json(res, 200, this.handlers.status());
       if (key === 'GET /metrics') {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-        return void res.end(this.handlers.metrics());
+        const text = await this.handlers.metrics();
+        res.writeHead(200, { 'content-type': CONTENT_TYPE });
+        return void res.end(text);
       }
       if (key === 'POST /handover' && this.handover) {
         const h = this.handover;

@@ -13,6 +13,7 @@ import type { Usage } from '../schedule/usage.js';
 import { createTierMetrics, observeRecall, setStateTotals, setTierTotals, type TierMetrics } from '../metrics/tier-metrics.js';
 import { openRecallLog, type RecallLog } from '../reports/recall-log.js';
 import { listenMetrics, parseListen } from '../metrics/metrics-http.js';
+import type { Counter } from '../metrics/metrics.js';
 import { systemClock } from '../schedule/scheduler.js';
 import { GcLoop } from '../gc/gc-loop.js';
 import type { Tier } from '../tiers/tier.js';
@@ -43,6 +44,8 @@ export interface DaemonOpsOptions {
   runPolicy(policyFile: string, policy: string, trigger: Trigger): Promise<unknown>;
   /** "PORT" or "HOST:PORT", loopback only; absent: metrics only on the control socket. */
   metricsListen?: string;
+  /** Also prom-client's process_* / nodejs_* metrics (the daemon: yes; unit tests: no, they change between renders). */
+  processMetrics?: boolean;
   queueDepth?: () => Record<string, number>;
   /** Seconds waited for each tier's rate limits, by class, since start (src/daemon/tier-views.ts). */
   throttleWaits?: () => { tier: string; cls: string; seconds: number }[];
@@ -66,6 +69,8 @@ const STATE_TOTALS_TTL_MS = 10_000;
 
 export class DaemonOps {
   readonly metrics: TierMetrics;
+  /** Last totals added to counters fed from elsewhere (collect). */
+  private readonly counted = new Map<string, number>();
   readonly recallLog: RecallLog;
   readonly scheduler: Scheduler;
   private targets = new Map<string, { file: string; policy: string }>();
@@ -83,6 +88,7 @@ export class DaemonOps {
 
   constructor(private readonly o: DaemonOpsOptions) {
     this.metrics = createTierMetrics();
+    if (o.processMetrics) this.metrics.registry.processMetrics();
     this.recallLog = openRecallLog(o.stateDir);
     this.scheduler = new Scheduler({
       clock: o.clock,
@@ -202,7 +208,7 @@ export class DaemonOps {
     await this.gc?.idle();
   }
 
-  metricsText(): string {
+  metricsText(): Promise<string> {
     return this.metrics.registry.render();
   }
 
@@ -289,15 +295,15 @@ export class DaemonOps {
   private collect(): void {
     const q = this.o.queueDepth?.() ?? {};
     for (const [queue, n] of Object.entries(q)) this.metrics.queueDepth.set({ queue }, n);
-    for (const w of this.o.throttleWaits?.() ?? []) {
-      const labels = { tier: w.tier, class: w.cls };
-      const have = this.metrics.throttleWait.get(labels);
-      if (w.seconds > have) this.metrics.throttleWait.inc(labels, w.seconds - have);
-    }
-    for (const s of this.scheduler.status()) {
-      const have = this.metrics.runsSkipped.get({ policy: s.policy });
-      if (s.skipped > have) this.metrics.runsSkipped.inc({ policy: s.policy }, s.skipped - have);
-    }
+    // Totals kept elsewhere, added as they grow (a counter never goes back).
+    const grow = (c: Counter, name: string, labels: Record<string, string>, total: number) => {
+      const k = JSON.stringify([name, labels]);
+      const have = this.counted.get(k) ?? 0;
+      if (total > have) c.inc(labels, total - have);
+      this.counted.set(k, Math.max(have, total));
+    };
+    for (const w of this.o.throttleWaits?.() ?? []) grow(this.metrics.throttleWait, 'throttleWait', { tier: w.tier, class: w.cls }, w.seconds);
+    for (const s of this.scheduler.status()) grow(this.metrics.runsSkipped, 'runsSkipped', { policy: s.policy }, s.skipped);
     const now = Date.now();
     if (now - this.totalsAt < STATE_TOTALS_TTL_MS) return;
     this.totalsAt = now;

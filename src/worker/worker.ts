@@ -76,6 +76,7 @@ export async function runWorker(
         state.policies.find((pf) => pf.file === file),
       ),
     metricsListen: cfg.metricsListen,
+    processMetrics: true,
     reconcileIntervalMs: cfg.reconcileIntervalMs,
     markFound: async (path, expect) => {
       // Beneath the filesets in force, the inode reconcile saw (kernel/beneath.ts).

@@ -4,18 +4,14 @@
 // before release, and a second apply does no new work.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { appendFileSync, closeSync, mkdirSync, openSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { runCli } from '../daemon/harness.js';
+import { runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'src/cli/main.ts');
 const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
 
 // Async: the daemon answers recalls of files this test reads, so never block the loop.
@@ -24,7 +20,7 @@ const tier = (...args: string[]) => runCli(args).then((r) => ({ code: r.code, ou
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`tier apply through tier daemon on ${type}`, () => {
     let fs: LoopFs;
-    let daemon: ChildProcess | undefined;
+    let daemon: DaemonProc | undefined;
     let policy: string;
     let state: string;
     let data: string;
@@ -54,23 +50,11 @@ policy p on d {
 }
 `,
       );
-      daemon = spawn(process.execPath, ['--import', 'tsx', CLI, 'daemon', policy, '--state-dir', state], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let derr = '';
-      daemon.stderr!.on('data', (d) => (derr += d));
-      let out = '';
-      await new Promise<void>((resolve, reject) => {
-        daemon!.stdout!.on('data', (d) => {
-          out += d;
-          if (/^ready$/m.test(out)) resolve();
-        });
-        daemon!.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${derr}`)));
-      });
+      daemon = startDaemon([policy], state);
+      await daemon.ready;
     });
     after(async () => {
-      if (daemon && daemon.exitCode === null) {
-        daemon.kill('SIGTERM');
-        await once(daemon, 'exit');
-      }
+      await daemon?.stop();
       fs?.unmount();
     });
 

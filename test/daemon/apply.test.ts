@@ -9,7 +9,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
-import { pattern, runCli, startDaemon, writePolicy } from './harness.js';
+import { pattern, runCli, startDaemon, writePolicy } from '../helpers/daemon.js';
 
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';
 

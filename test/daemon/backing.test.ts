@@ -12,7 +12,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { pattern, readAt, releaseByHand, runCli, startDaemon, within, writePolicy } from './harness.js';
+import { pattern, readAt, releaseByHand, runCli, startDaemon, within, writePolicy } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 

@@ -11,7 +11,7 @@ import { connectDaemon, DaemonError, type DaemonClient } from '../../src/daemon/
 import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
-import { pattern, startDaemon, daemonLayout, type DaemonProc } from './harness.js';
+import { pattern, startDaemon, daemonLayout, type DaemonProc } from '../helpers/daemon.js';
 
 function raw(sock: string, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { runCli, startDaemon, writePolicy } from './harness.js';
+import { runCli, startDaemon, writePolicy } from '../helpers/daemon.js';
 
 interface Report {
   usable: boolean;

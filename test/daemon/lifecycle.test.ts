@@ -10,7 +10,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { RecallLog, recallLogPath } from '../../src/reports/recall-log.js';
-import { pattern, releaseByHand, startDaemon, daemonLayout } from './harness.js';
+import { pattern, releaseByHand, startDaemon, daemonLayout } from '../helpers/daemon.js';
 
 describe('tier daemon lifecycle', () => {
   let fs: LoopFs;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
-import { applyActions, daemonLayout, pattern, startDaemon, within, type DaemonProc } from './harness.js';
+import { applyActions, daemonLayout, pattern, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { daemonLayout, pattern, releaseByHand, startDaemon } from './harness.js';
+import { daemonLayout, pattern, releaseByHand, startDaemon } from '../helpers/daemon.js';
 
 describe('start-up marking with a stale catalog', () => {
   let fs: LoopFs;

@@ -14,7 +14,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { fetchMetrics } from '../../src/cli/run/metrics-cli.js';
-import { pattern, releaseByHand, runCli, startDaemon, writePolicy } from './harness.js';
+import { pattern, releaseByHand, runCli, startDaemon, writePolicy } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';

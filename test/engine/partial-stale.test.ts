@@ -13,7 +13,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fillFilesystem, mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { applyActions, daemonLayout, pattern, readAt, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, daemonLayout, pattern, readAt, releaseByHand, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { ResidentMap } from '../../src/chunks/resident.js';
 import { decodeRecord, XATTR_RESIDENT, XATTR_STATE } from '../../src/record/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';

@@ -19,7 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { cli, daemonLayout, pattern, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { cli, daemonLayout, pattern, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { openCatalog } from '../../src/engine/catalog.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';

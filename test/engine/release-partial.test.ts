@@ -5,18 +5,14 @@
 // after its partial recall is never released with the stale copy.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
-import { applyActions, readAt, runCli, type ApplyAction } from '../daemon/harness.js';
+import { applyActions, readAt, runCli, startDaemon, type ApplyAction, type DaemonProc } from '../helpers/daemon.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'src/cli/main.ts');
 const MiB = 1024 * 1024;
 const SIZE = 5 * MiB + 4321; // six 1 MiB chunks, the last one short
 const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
@@ -37,31 +33,11 @@ policy p on d {
   );
 }
 
-/** `tier daemon` in the foreground; resolves once it printed `ready`. */
-async function startDaemon(policy: string, state: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const d = spawn(process.execPath, ['--import', 'tsx', CLI, 'daemon', policy, '--state-dir', state], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let derr = '';
-  d.stderr!.on('data', (x) => (derr += x));
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    d.stdout!.on('data', (x) => {
-      out += x;
-      if (/^ready$/m.test(out)) resolve();
-    });
-    d.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${derr}`)));
-  });
+/** `tier daemon` in the foreground (test/helpers/daemon.ts); resolves once it printed `ready`. */
+async function startReady(policy: string, state: string, env: Record<string, string> = {}): Promise<DaemonProc> {
+  const d = startDaemon([policy], state, [], { env });
+  await d.ready;
   return d;
-}
-
-async function stopDaemon(d: ChildProcess | undefined): Promise<void> {
-  if (d && d.exitCode === null && d.signalCode === null) {
-    d.kill('SIGTERM');
-    await once(d, 'exit');
-  }
 }
 
 const pattern = (n: number, salt: number) => {
@@ -73,7 +49,7 @@ const pattern = (n: number, salt: number) => {
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`re-releasing partially recalled files through tier daemon on ${type}`, () => {
     let fs: LoopFs;
-    let daemon: ChildProcess | undefined;
+    let daemon: DaemonProc | undefined;
     let policy: string;
     let state: string;
     let data: string;
@@ -93,7 +69,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       }
       policy = join(fs.scratch, 'p.hsmpolicy');
       writePolicy(policy, join(fs.scratch, 'tier'), data);
-      daemon = await startDaemon(policy, state);
+      daemon = await startReady(policy, state);
       const acts = await applyActions(policy, state);
       for (const name of content.keys()) assert.equal(acts.get(name)?.status, 'done', JSON.stringify(acts.get(name)));
       // Each file: one chunk read back (the second), so each is partial.
@@ -103,7 +79,7 @@ for (const type of ['ext4', 'xfs'] as const) {
       }
     });
     after(async () => {
-      await stopDaemon(daemon);
+      await daemon?.stop();
       fs?.unmount();
     });
 
@@ -199,7 +175,7 @@ for (const type of ['ext4', 'xfs'] as const) {
 // read back byte-exact, never zeros.
 describe('kill -9 of the daemon while re-releasing a partial file (ext4)', () => {
   let fs: LoopFs;
-  let daemon: ChildProcess | undefined;
+  let daemon: DaemonProc | undefined;
   let policy: string;
   let state: string;
   let data: string;
@@ -212,10 +188,10 @@ describe('kill -9 of the daemon while re-releasing a partial file (ext4)', () =>
     mkdirSync(data);
     policy = join(fs.scratch, 'p.hsmpolicy');
     writePolicy(policy, join(fs.scratch, 'tier'), data);
-    daemon = await startDaemon(policy, state, { TIER_FAULT_FILE: faultFile });
+    daemon = await startReady(policy, state, { TIER_FAULT_FILE: faultFile });
   });
   after(async () => {
-    await stopDaemon(daemon);
+    await daemon?.stop();
     fs?.unmount();
   });
 
@@ -231,14 +207,14 @@ describe('kill -9 of the daemon while re-releasing a partial file (ext4)', () =>
       assert.equal(record(p)?.state, 'partial');
 
       writeFileSync(faultFile, `${point} 1 daemon`);
-      const died = once(daemon!, 'exit');
+      const died = daemon!.exited;
       await tier('apply', policy, '--state-dir', state);
       await died;
       assert.equal(existsSync(faultFile), false, 'the fault point was reached');
       assert.equal(record(p)?.state, 'released', 'record written before the kill');
       if (point === 'partial-after-punch') assert.equal(statSync(p).blocks, 0);
 
-      daemon = await startDaemon(policy, state, { TIER_FAULT_FILE: faultFile });
+      daemon = await startReady(policy, state, { TIER_FAULT_FILE: faultFile });
       assert.ok((await readFile(p)).equals(b), 'byte-exact, not zeros');
     });
   }

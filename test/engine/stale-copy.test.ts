@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, runCli, startDaemon, writePolicy } from '../daemon/harness.js';
+import { daemonLayout, pattern, runCli, startDaemon, writePolicy } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';

@@ -4,7 +4,7 @@ import { S3Client, PutObjectCommand, DeleteObjectCommand, HeadObjectCommand } fr
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { s3TestEnv } from '../helpers/rgw.js';
-import { runCli } from '../daemon/harness.js';
+import { runCli } from '../helpers/daemon.js';
 
 export function sdk(): S3Client {
   const e = s3TestEnv();

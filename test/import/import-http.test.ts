@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
-import { pattern, readAt, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { pattern, readAt, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { tierImport } from './helpers.js';

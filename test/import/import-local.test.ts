@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { applyActions, pattern, readAt, REPO, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, REPO, runCli, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { tierImport } from './helpers.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { freshBucket } from '../helpers/rgw.js';
-import { applyActions, pattern, readAt, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';

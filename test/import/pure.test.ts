@@ -90,7 +90,7 @@ test('ownership: the directory\'s owner and 0644/0755 by default; options parsed
 });
 
 test('`tier check`: archive or release to an http tier is an error at the tier name; import-only use passes', async () => {
-  const { runCli } = await import('../daemon/harness.js');
+  const { runCli } = await import('../helpers/daemon.js');
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');

@@ -110,7 +110,7 @@ describe('change tracking inside DaemonOps', () => {
       assert.equal(row.state, 'dirty');
       assert.equal(row.size, 'v1 then v2'.length);
       assert.equal(row.key, 'ab/key', 'the copy it differs from is still named');
-      assert.match(ops.metricsText(), /^tier_files_dirtied_total 1$/m);
+      assert.match(await ops.metricsText(), /^tier_files_dirtied_total 1$/m);
     } finally {
       await ops.stop();
       cat.close();

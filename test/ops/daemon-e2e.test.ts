@@ -15,7 +15,7 @@ import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
 import { fsUsage } from '../../src/schedule/usage.js';
-import { pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { pattern, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 
 const rec = (p: string): StateRecord | null => decodeRecord(lgetxattr(p, XATTR_STATE));
 

@@ -79,7 +79,7 @@ describe('metrics listener', () => {
   });
 
   test('GET /metrics serves the text format; other paths 404', async () => {
-    const l = await listenMetrics({ host: '127.0.0.1', port: 0 }, () => '# HELP x X.\n# TYPE x counter\nx 1\n');
+    const l = await listenMetrics({ host: '127.0.0.1', port: 0 }, async () => '# HELP x X.\n# TYPE x counter\nx 1\n');
     try {
       const r = await fetchText(`http://127.0.0.1:${l.port}/metrics`);
       assert.equal(r.status, 200);
@@ -123,7 +123,7 @@ describe('DaemonOps', () => {
       real.onRecall({ time: 5, path: '/d/a', bytes: 4096, latencyMs: 12, pid: 1, comm: 'cat' });
       real.onRecall({ time: 6, path: '/d/b', bytes: 0, latencyMs: 30_000, pid: 1, comm: 'cat', error: 'tier t: get "k2": Timeout: no answer' });
       assert.equal(real.recallLog.recentlyRecalled({ path: '/d/a' }, 0), 5);
-      const text = real.metricsText();
+      const text = await real.metricsText();
       assert.match(text, /^tier_recalls_total 1$/m);
       assert.match(text, /^tier_recall_bytes_total 4096$/m);
       assert.match(text, /^tier_recall_errors_total\{kind="Timeout"\} 1$/m);
@@ -150,7 +150,7 @@ describe('DaemonOps', () => {
       const r = await fetchText(`http://127.0.0.1:${ops.metricsPort}/metrics`);
       assert.equal(r.status, 200);
       assert.match(r.body, /^tier_recall_bytes_total 10$/m);
-      assert.equal(r.body, ops.metricsText());
+      assert.equal(r.body, await ops.metricsText());
     } finally {
       await ops.stop();
       rmSync(state, { recursive: true, force: true });
@@ -201,7 +201,7 @@ describe('DaemonOps garbage collection', () => {
       await clock.advance(1000);
       await ops.gcIdle();
       assert.equal(existsSync(join(tierDir, key)), false, 'deleted once unreferenced for 2 s');
-      assert.match(ops.metricsText(), /^tier_gc_objects_deleted_total\{tier="t"\} 1$/m);
+      assert.match(await ops.metricsText(), /^tier_gc_objects_deleted_total\{tier="t"\} 1$/m);
     } finally {
       await ops.stop();
       rmSync(base, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createTierMetrics } from '../../src/metrics/tier-metrics.js';
 import { checkDashboard, dashboardExprs, DASHBOARD, exportedNames, metricsIn } from '../helpers/grafana.js';
 
-const exposition = createTierMetrics().registry.render();
+const exposition = await createTierMetrics().registry.render();
 
 test('every dashboard expression names metrics the daemon exports', () => {
   const exprs = dashboardExprs();

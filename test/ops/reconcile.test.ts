@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
+import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';

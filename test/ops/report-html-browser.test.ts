@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { checkDashboard } from '../helpers/grafana.js';
-import { applyActions, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { socketPath } from '../../src/daemon/protocol.js';
 import { recallLogPath } from '../../src/reports/recall-log.js';
 import Database from 'better-sqlite3';

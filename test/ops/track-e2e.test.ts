@@ -15,7 +15,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
-import { pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 
 const KEEP_S = 10;
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));

@@ -15,7 +15,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { logWithin, pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { logWithin, pattern, runCli, sh, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 
 const MiB = 1 << 20;
 const KEEP_S = 2;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, releaseByHand, runCli, startDaemon, daemonLayout, type DaemonProc } from '../daemon/harness.js';
+import { pattern, releaseByHand, runCli, startDaemon, daemonLayout, type DaemonProc } from '../helpers/daemon.js';
 
 describe('tier wait-ready', () => {
   let fs: LoopFs;

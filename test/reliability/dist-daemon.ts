@@ -2,13 +2,13 @@
 // test restarts the daemon dozens of times, and a tsx start costs about twice as much.
 // scripts/test.sh builds dist/ before the tests; a file run on its own rebuilds it when any
 // source is newer. Everything else (policies, patterns, released-file setup) comes from
-// test/daemon/harness.ts.
+// test/helpers/daemon.ts.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { REPO } from '../daemon/harness.js';
+import { REPO } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fillFilesystem, mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, releaseByHand, writePolicy } from '../daemon/harness.js';
+import { pattern, releaseByHand, writePolicy } from '../helpers/daemon.js';
 import { ensureDist, recordOf, startDistDaemon, type Daemon } from './dist-daemon.js';
 
 const MiB = 1024 * 1024;

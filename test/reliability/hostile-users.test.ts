@@ -13,7 +13,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, REPO } from '../daemon/harness.js';
+import { pattern, REPO } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist, recordOf, sha256, startDistDaemon, type Daemon } from './dist-daemon.js';
 

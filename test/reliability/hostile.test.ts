@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, writePolicy } from '../daemon/harness.js';
+import { pattern, writePolicy } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { encodeRecord } from '../../src/record/state-record.js';
 import { ensureDist, recordOf, sha256, shaOfFile, startDistDaemon, type Daemon } from './dist-daemon.js';

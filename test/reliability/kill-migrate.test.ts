@@ -15,7 +15,7 @@ import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, r
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern, runCli, writePolicy } from '../daemon/harness.js';
+import { pattern, runCli, writePolicy } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import { encodeMap } from '../../src/chunks/extent-map.js';

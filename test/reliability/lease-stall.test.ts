@@ -21,7 +21,7 @@ import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { daemonLayout, pattern, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { daemonLayout, pattern, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { recordOf, sha256 } from './dist-daemon.js';
 

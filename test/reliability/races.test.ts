@@ -13,7 +13,7 @@ import { open, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import { setImmediate } from 'node:timers';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { pattern } from '../daemon/harness.js';
+import { pattern } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist, recordOf, sha256, startDistDaemon, type Daemon } from './dist-daemon.js';
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { freshBucket, s3Curl, s3TestEnv } from '../helpers/rgw.js';
 import { FaultProxy } from '../tiers/fault-proxy.js';
-import { pattern, REPO } from '../daemon/harness.js';
+import { pattern, REPO } from '../helpers/daemon.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist, recordOf, startDistDaemon, type Daemon } from './dist-daemon.js';
 

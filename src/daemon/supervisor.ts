@@ -34,7 +34,7 @@ import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
 import { closeGroup } from './close-group.js';
 import { acquire, CannotStart, type Acquired } from './acquire.js';
 import { requestHandover } from './takeover.js';
-import { storeGroup, unstoreGroup } from './fd-store.js';
+import { notifyMainPid, storeGroup, unstoreGroup } from './fd-store.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 import { backingsOf, detachBackings, type Backing } from './backing.js';
@@ -143,7 +143,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       },
       standby() {
         // Our worker is ready to read: ask the old one to stop reading, then let ours.
+        // Under systemd we are the unit's main process from now on (the old supervisor
+        // exits after the handover; systemd must not take that for the unit's end).
         const t0 = Date.now();
+        notifyMainPid(process.pid, o.log);
         requestHandover(stateDir).then(
           (r) => {
             shared = false;
@@ -151,6 +154,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
             c.send({ type: 'serve' } satisfies SupervisorMessage);
           },
           (e: unknown) => {
+            if (taken?.supervisorPid) notifyMainPid(taken.supervisorPid, o.log); // it stays the main one
             const msg = `takeover failed, the running daemon keeps serving: ${(e as Error).message}`;
             o.log.error(msg);
             o.err(`tier daemon: ${msg}`);

@@ -8,6 +8,7 @@
 // process is then the group's last holder) the worker serves on, and a SIGTERM is the
 // daemon's end: final stop, then the group is closed safely (close-group.ts).
 import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { jsonLogger, type LogLevel } from '../log.js';
 import { tagged } from './log-tag.js';
 import { closeGroup } from './close-group.js';
@@ -49,9 +50,14 @@ const stop = async (why: string, final: boolean) => {
 process.on('SIGTERM', () => void stop('SIGTERM', orphan));
 let onServe!: () => void;
 const serve = new Promise<void>((r) => (onServe = r));
-process.on('message', (m: SupervisorMessage) => {
+process.on('message', (m: SupervisorMessage, handle?: unknown) => {
   if (m?.type === 'stop') void stop('daemon stopping', true);
   else if (m?.type === 'serve') onServe();
+  else if (m?.type === 'reload') {
+    if (!running) log.warn('reload ignored: still starting');
+    send({ type: 'reloaded', ok: running?.reload() ?? false });
+  } else if (m?.type === 'lock' && running && handle) send({ type: 'locked', dev: m.dev, fd: running.lock(m.dev, handle as Server) });
+  else if (m?.type === 'unlock') running?.unlock(m.dev);
 });
 // A closed log pipe must not take recalls down with it.
 process.stderr.on('error', () => {});

@@ -73,7 +73,13 @@ process.on('SIGINT', () => {});
 process.on('disconnect', () => {
   if (stopping) return;
   orphan = true;
-  log.error('supervisor gone: serving on alone until a new tier daemon takes over', { supervisorPid: cfg.supervisorPid });
+  // Nothing restarts us now: say what to run (a plain `tier daemon` with our state dir
+  // takes over from us; under systemd, the unit's restart does).
+  log.error('supervisor gone: serving on alone until a new tier daemon takes over', {
+    supervisorPid: cfg.supervisorPid,
+    run: `tier daemon ${cfg.policyFiles.join(' ')} --state-dir ${cfg.stateDir}`,
+    note: 'nothing restarts this worker if it dies too: start a new tier daemon with this state dir now; it takes over from this worker (no --takeover needed)',
+  });
 });
 // A handler must never let an exception take the group's events down with it unanswered:
 // log and die; the supervisor answers the stale events and restarts us. Alone (orphan) we

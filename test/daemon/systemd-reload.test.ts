@@ -180,6 +180,9 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.deepEqual(lines.at(-1)!.stored, []);
       } finally {
         for (const r of streams) r.proc.kill('SIGKILL');
+        // Whatever daemon serves now (the detached one, if the test failed before it knew its pid).
+        const st = await (await connectDaemon(stateDir).catch(() => null))?.status().catch(() => null);
+        if (st && st.supervisorPid !== a.proc.pid) workerPids.push(st.supervisorPid, st.pid);
         for (const pid of [newPid, ...workerPids]) if (pid && procState(pid) !== null) process.kill(pid, 'SIGKILL');
         await a.stop();
         sd.kill('SIGKILL');

@@ -95,7 +95,7 @@ export async function acquire(o: AcquireOptions): Promise<Acquired> {
     // A restored group has no reader until our worker starts: answer what queues on it
     // meanwhile (a dying old worker's exit can wait on those readers, holding the locks).
     const b = await lockWithRetry(rest, o.owner, stored && !running ? () => denyQueued(stored.fd, o.log) : () => {});
-    locks = { fds: new Map([...a.fds, ...b.fds]), close: () => (a.close(), b.close()) };
+    locks = a.merge(b);
   } catch (e) {
     unlock();
     if (e instanceof FilesystemBusy) throw new CannotStart(e.message);

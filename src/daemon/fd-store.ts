@@ -9,6 +9,7 @@
 //   first (FDSTOREREMOVE=1): a stored group always has its marks.
 // - A restored group may hold events a dead worker read and never answered: the
 //   supervisor sweeps them (stale-events.ts) before a worker reads.
+// - A takeover names the new supervisor MAINPID before the old one can exit.
 // - Without NOTIFY_SOCKET (not under systemd) all of this is a no-op.
 import type { GroupMode } from '../kernel/fanotify.js';
 import { sendDatagramWithFds } from '../kernel/libc.js';
@@ -37,6 +38,23 @@ export function unstoreGroup(mode: GroupMode, log: Logger, env = process.env): v
     sendDatagramWithFds(sock, `FDSTOREREMOVE=1\nFDNAME=${PREFIX}${mode}\n`, []);
   } catch (e) {
     log.warn('cannot remove the fanotify group from the service manager fd store', { err: e });
+  }
+}
+
+/**
+ * Tells the service manager which process is the unit's main one now (`MAINPID=`): a
+ * takeover started by `systemctl reload` (ExecReload, NotifyAccess=all) names itself
+ * before it asks the old daemon to hand over, so the old supervisor's exit is not taken
+ * for the unit's end (systemd would stop the unit, the new daemon with it).
+ */
+export function notifyMainPid(pid: number, log: Logger, env = process.env): void {
+  const sock = env.NOTIFY_SOCKET;
+  if (!sock) return;
+  try {
+    sendDatagramWithFds(sock, `MAINPID=${pid}\n`, []);
+    log.info('told the service manager the main pid', { mainPid: pid });
+  } catch (e) {
+    log.warn('cannot tell the service manager the main pid (NotifyAccess=all?)', { err: e, mainPid: pid });
   }
 }
 

@@ -91,10 +91,32 @@ export function queryOwner(dev: number, timeoutMs = 2000): Promise<LockOwner | n
   });
 }
 
-export interface FsLocks {
+/** The locks a daemon holds: dev -> its listening socket. A reload adds and drops some. */
+export class FsLocks {
+  constructor(private readonly servers = new Map<number, Server>()) {}
   /** dev -> the listening socket's fd (inherit it to the worker). */
-  fds: Map<number, number>;
-  close(): void;
+  get fds(): Map<number, number> {
+    return new Map([...this.servers].map(([dev, s]) => [dev, (s as unknown as { _handle: { fd: number } })._handle.fd]));
+  }
+  server(dev: number): Server | undefined {
+    return this.servers.get(dev);
+  }
+  has(dev: number): boolean {
+    return this.servers.has(dev);
+  }
+  /** Takes in locks bound later (a reload added a filesystem). */
+  merge(other: FsLocks): this {
+    for (const [dev, s] of other.servers) this.servers.set(dev, s);
+    return this;
+  }
+  /** Stops holding dev's lock (a reload dropped its last fileset). */
+  release(dev: number): void {
+    this.servers.get(dev)?.close();
+    this.servers.delete(dev);
+  }
+  close(): void {
+    for (const dev of [...this.servers.keys()]) this.release(dev);
+  }
 }
 
 /** Serves `owner()` on a listening socket (a new bind, or an inherited fd). */
@@ -109,9 +131,7 @@ function serve(owner: () => LockOwner): Server {
 
 /** Binds the lock of every dev; throws FilesystemBusy naming the holder of the first taken one. */
 export async function lockFilesystems(devs: Map<number, string>, owner: () => LockOwner): Promise<FsLocks> {
-  const servers: Server[] = [];
-  const fds = new Map<number, number>();
-  const close = () => servers.forEach((s) => s.close());
+  const locks = new FsLocks();
   for (const [dev, dir] of devs) {
     const server = serve(owner);
     const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
@@ -119,25 +139,34 @@ export async function lockFilesystems(devs: Map<number, string>, owner: () => Lo
       server.listen({ path: lockName(dev) }, () => resolve(null));
     });
     if (err) {
-      close();
+      locks.close();
       if (err.code !== 'EADDRINUSE') throw err;
       const holder = await queryOwner(dev);
       throw new FilesystemBusy(holder ?? { supervisorPid: null, workerPid: null, stateDir: '' }, dir, dev);
     }
-    servers.push(server);
     // Node keeps the fd of a listening pipe on its handle; it is ours to pass at spawn.
-    fds.set(dev, (server as unknown as { _handle: { fd: number } })._handle.fd);
+    locks.merge(new FsLocks(new Map([[dev, server]])));
   }
-  return { fds, close };
+  return locks;
 }
 
 /** Serves the lock on fds taken over from another daemon (takeover.ts). */
 export function adoptLocks(fds: Map<number, number>, owner: () => LockOwner): FsLocks {
-  const servers = [...fds.values()].map((fd) => serve(owner).listen({ fd }));
-  return { fds, close: () => servers.forEach((s) => s.close()) };
+  return new FsLocks(new Map([...fds].map(([dev, fd]) => [dev, serve(owner).listen({ fd })])));
 }
 
-/** In the worker: answers on inherited lock fds too, so an orphaned worker can be found. */
-export function serveInheritedLocks(fds: number[], owner: () => LockOwner): Server[] {
-  return fds.map((fd) => serve(owner).listen({ fd }));
+/** In the worker: answers on inherited lock fds too (dev -> fd), so an orphaned worker can be found. */
+export function serveInheritedLocks(fds: Record<string, number>, owner: () => LockOwner): FsLocks {
+  return adoptLocks(new Map(Object.entries(fds).map(([dev, fd]) => [Number(dev), fd])), owner);
+}
+
+/** In the worker: answers on a lock the supervisor bound after a reload (sent over IPC). */
+export function serveSentLock(locks: FsLocks, dev: number, server: Server, owner: () => LockOwner): number {
+  server.on('connection', (c) => {
+    c.on('error', () => {});
+    c.end(JSON.stringify(owner()) + '\n');
+  });
+  server.on('error', () => {});
+  locks.merge(new FsLocks(new Map([[dev, server]])));
+  return locks.fds.get(dev)!;
 }

@@ -34,11 +34,13 @@ import type { SupervisorMessage, WorkerConfig } from './worker-config.js';
 import { closeGroup } from './close-group.js';
 import { acquire, CannotStart, type Acquired } from './acquire.js';
 import { requestHandover } from './takeover.js';
-import { storeGroup, unstoreGroup } from './fd-store.js';
+import { notifyMainPid, storeGroup, unstoreGroup } from './fd-store.js';
 import { startWorker } from './worker-process.js';
 import { Drain } from './drain.js';
 import { backingsOf, detachBackings, type Backing } from './backing.js';
 import { parsePolicyFiles } from './policies.js';
+import { reloadWithLocks } from './hup.js';
+import type { LockOwner } from './fs-lock.js';
 
 export interface SupervisorOptions {
   policyFiles: string[];
@@ -73,13 +75,14 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   const lockFds: Record<string, number> = {}; // device -> fd number in the worker
   let mode: GroupMode | undefined;
   let got: Acquired;
+  const owner = (): LockOwner => ({ supervisorPid: process.pid, workerPid: child?.pid ?? null, stateDir, groupFd: 3, mode, lockFds });
   try {
     got = await acquire({
       policyFiles: o.policyFiles,
       stateDir,
       takeover: o.takeover ?? false,
       log: o.log,
-      owner: () => ({ supervisorPid: process.pid, workerPid: child?.pid ?? null, stateDir, groupFd: 3, mode, lockFds }),
+      owner,
     });
   } catch (e) {
     if (!(e instanceof CannotStart)) throw e;
@@ -89,8 +92,13 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
   }
   const { unlock, locks, groupFd, taken, restored } = got;
   mode = got.mode;
-  let slot = 5; // after stdin/out/err, the group (3) and the IPC channel (4)
-  for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
+  // Each worker gets the locks as fds 5... (after stdin/out/err, the group and the IPC channel).
+  const numberLocks = () => {
+    for (const k of Object.keys(lockFds)) delete lockFds[k];
+    let slot = 5;
+    for (const dev of locks.fds.keys()) lockFds[String(dev)] = slot++;
+  };
+  numberLocks();
   spareFromOom(o.log);
   const inflightPath = join(stateDir, 'inflight');
   // shared: another daemon's worker serves this group (we took it, it has not handed over
@@ -128,6 +136,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     restartTimer = null;
     if (stopping) return;
     drain.stop(); // the new worker must be the group's only reader
+    numberLocks(); // a reload may have added or dropped some
     const startedAt = Date.now();
     let fatal: string | null = null;
     const c: ChildProcess = startWorker(config, groupFd, [...locks.fds.values()], o.log, {
@@ -143,7 +152,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
       },
       standby() {
         // Our worker is ready to read: ask the old one to stop reading, then let ours.
+        // Under systemd we are the unit's main process from now on (the old supervisor
+        // exits after the handover; systemd must not take that for the unit's end).
         const t0 = Date.now();
+        notifyMainPid(process.pid, o.log);
         requestHandover(stateDir).then(
           (r) => {
             shared = false;
@@ -151,6 +163,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
             c.send({ type: 'serve' } satisfies SupervisorMessage);
           },
           (e: unknown) => {
+            if (taken?.supervisorPid) notifyMainPid(taken.supervisorPid, o.log); // it stays the main one
             const msg = `takeover failed, the running daemon keeps serving: ${(e as Error).message}`;
             o.log.error(msg);
             o.err(`tier daemon: ${msg}`);
@@ -168,6 +181,12 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
         exitCode = 0;
         if (restartTimer) clearTimeout(restartTimer);
         o.log.info('handing the group over to a new daemon', { workerPid: c.pid });
+      },
+      reloaded(ok) {
+        onReloaded?.(ok);
+      },
+      locked(dev, fd) {
+        lockFds[String(dev)] = fd;
       },
       quiesced() {
         if (stopping && !handedOver) drain.start();
@@ -274,9 +293,32 @@ export async function runSupervisor(o: SupervisorOptions): Promise<number> {
     killTimer.unref();
   };
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, onSignal);
+  let onReloaded: ((ok: boolean) => void) | null = null;
+  const askWorker = (): Promise<boolean> => {
+    const c = child as ChildProcess | null;
+    if (!c?.connected) {
+      o.log.warn('reload ignored: no worker serves right now (restarting?); send SIGHUP again', { op: 'reload' });
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(() => done(false), 60_000);
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        onReloaded = null;
+        resolve(ok);
+      };
+      onReloaded = done;
+      c.send({ type: 'reload' } satisfies SupervisorMessage);
+    });
+  };
+  let hups = Promise.resolve(); // one reload at a time
   const onHup = () => {
     o.log.info('SIGHUP: asking the worker to reload the policies');
-    (child as ChildProcess | null)?.kill('SIGHUP');
+    hups = hups.then(() =>
+      reloadWithLocks({ policyFiles, locks, owner, lockFds, log: o.log, worker: () => child, askWorker }).catch((e: unknown) =>
+        o.log.error('reload failed', { op: 'reload', err: e }),
+      ),
+    );
   };
   process.on('SIGHUP', onHup);
   // This process must outlive anything that goes wrong in it: if it died, the group would

@@ -31,6 +31,8 @@ export interface Taken {
   /** device -> our copy of the old daemon's lock socket. */
   lockFds: Map<number, number>;
   workerPid: number;
+  /** The old daemon's supervisor (null: it died, an orphaned worker was taken). */
+  supervisorPid: number | null;
 }
 
 /** Copies the group fd and the lock fds out of the running worker. */
@@ -42,7 +44,7 @@ export function takeFds(owner: LockOwner): Taken {
     const groupFd = pidfdGetfd(pidfd, owner.groupFd);
     const lockFds = new Map<number, number>();
     for (const [dev, fd] of Object.entries(owner.lockFds ?? {})) lockFds.set(Number(dev), pidfdGetfd(pidfd, fd));
-    return { groupFd, mode: owner.mode, lockFds, workerPid: owner.workerPid };
+    return { groupFd, mode: owner.mode, lockFds, workerPid: owner.workerPid, supervisorPid: owner.supervisorPid };
   } finally {
     closeFd(pidfd);
   }

@@ -48,6 +48,10 @@ export type WorkerMessage =
   | { type: 'standby' }
   /** A new daemon took the group: we stopped reading it; the supervisor must not touch it. */
   | { type: 'handing-over' }
+  /** Answer to `reload`: were the policy files taken (false: rejected, logged)? */
+  | { type: 'reloaded'; ok: boolean }
+  /** Answer to `lock`: the fd number of that lock in the worker (for a takeover). */
+  | { type: 'locked'; dev: number; fd: number }
   /** The worker cannot start (bad policy, state dir...): the message is for the user. */
   | { type: 'fatal'; message: string };
 
@@ -56,7 +60,13 @@ export type SupervisorMessage =
   /** The daemon ends: serve held-open files, flush the marks, answer all, exit 0. */
   | { type: 'stop' }
   /** Takeover: the old worker handed over; start reading the group now. */
-  | { type: 'serve' };
+  | { type: 'serve' }
+  /** SIGHUP: re-read the policy files, answer `reloaded`. */
+  | { type: 'reload' }
+  /** A reload added a filesystem: its lock comes with the message (a net.Server handle). */
+  | { type: 'lock'; dev: number }
+  /** A reload dropped a filesystem: close its lock. */
+  | { type: 'unlock'; dev: number };
 
 export const HEARTBEAT_MS = 1_000;
 /**

@@ -24,6 +24,10 @@ export interface WorkerEvents {
   standby(): void;
   /** A new daemon took the group: this worker stopped reading for it and leaves. */
   handingOver(): void;
+  /** Answer to a `reload` message. */
+  reloaded(ok: boolean): void;
+  /** Answer to a `lock` message: the lock's fd number in the worker. */
+  locked(dev: number, fd: number): void;
   /** Stopping: it reads no more events (answered all it read). */
   quiesced(): void;
   /** The worker will answer no more events (called once, before or at exit). */
@@ -70,6 +74,8 @@ export function startWorker(config: WorkerConfig, groupFd: number, lockFds: numb
     else if (m?.type === 'quiesced') ev.quiesced();
     else if (m?.type === 'standby') ev.standby();
     else if (m?.type === 'handing-over') ev.handingOver();
+    else if (m?.type === 'reloaded') ev.reloaded(m.ok);
+    else if (m?.type === 'locked') ev.locked(m.dev, m.fd);
   });
   c.on('exit', (code, signal) => {
     clearInterval(watch);

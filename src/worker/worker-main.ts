@@ -8,6 +8,7 @@
 // process is then the group's last holder) the worker serves on, and a SIGTERM is the
 // daemon's end: final stop, then the group is closed safely (close-group.ts).
 import { writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { jsonLogger, type LogLevel } from '../log.js';
 import { tagged } from '../daemon/log-tag.js';
 import { closeGroup } from '../daemon/close-group.js';
@@ -49,9 +50,14 @@ const stop = async (why: string, final: boolean) => {
 process.on('SIGTERM', () => void stop('SIGTERM', orphan));
 let onServe!: () => void;
 const serve = new Promise<void>((r) => (onServe = r));
-process.on('message', (m: SupervisorMessage) => {
+process.on('message', (m: SupervisorMessage, handle?: unknown) => {
   if (m?.type === 'stop') void stop('daemon stopping', true);
   else if (m?.type === 'serve') onServe();
+  else if (m?.type === 'reload') {
+    if (!running) log.warn('reload ignored: still starting');
+    send({ type: 'reloaded', ok: running?.reload() ?? false });
+  } else if (m?.type === 'lock' && running && handle) send({ type: 'locked', dev: m.dev, fd: running.lock(m.dev, handle as Server) });
+  else if (m?.type === 'unlock') running?.unlock(m.dev);
 });
 // A closed log pipe must not take recalls down with it.
 process.stderr.on('error', () => {});
@@ -67,7 +73,13 @@ process.on('SIGINT', () => {});
 process.on('disconnect', () => {
   if (stopping) return;
   orphan = true;
-  log.error('supervisor gone: serving on alone until a new tier daemon takes over', { supervisorPid: cfg.supervisorPid });
+  // Nothing restarts us now: say what to run (a plain `tier daemon` with our state dir
+  // takes over from us; under systemd, the unit's restart does).
+  log.error('supervisor gone: serving on alone until a new tier daemon takes over', {
+    supervisorPid: cfg.supervisorPid,
+    run: `tier daemon ${cfg.policyFiles.join(' ')} --state-dir ${cfg.stateDir}`,
+    note: 'nothing restarts this worker if it dies too: start a new tier daemon with this state dir now; it takes over from this worker (no --takeover needed)',
+  });
 });
 // A handler must never let an exception take the group's events down with it unanswered:
 // log and die; the supervisor answers the stale events and restarts us. Alone (orphan) we

@@ -22,7 +22,8 @@ import { markReleasedFiles } from './startup-marks.js';
 import { bindBackings, detachBackings, prepareBackings, throughBacking } from '../daemon/backing.js';
 import { closeGroup } from '../daemon/close-group.js';
 import { finalStop, onBeforeGroupClose } from './stop-sequence.js';
-import { serveInheritedLocks } from '../daemon/fs-lock.js';
+import { serveInheritedLocks, serveSentLock, type LockOwner } from '../daemon/fs-lock.js';
+import type { Server } from 'node:net';
 import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from '../daemon/worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
@@ -37,6 +38,10 @@ export interface RunningWorker {
   stop(o?: { final?: boolean; closeGroup?: boolean }): Promise<void>;
   /** SIGHUP: re-read the policy files; false (logged) when they were rejected. */
   reload(): boolean;
+  /** A reload added a filesystem: hold its lock too (bound by the supervisor); its fd here. */
+  lock(dev: number, server: Server): number;
+  /** A reload dropped a filesystem: let its lock go. */
+  unlock(dev: number): void;
 }
 
 export interface WorkerHooks {
@@ -148,14 +153,15 @@ export async function runWorker(
   // Answer "who serves this filesystem" on the inherited locks too: after a supervisor
   // death this process alone holds them (and the group).
   const lockFds = cfg.lockFds ?? {};
-  const lockServers = serveInheritedLocks(Object.values(lockFds), () => ({
+  const lockOwner = (): LockOwner => ({
     supervisorPid: process.connected ? (cfg.supervisorPid ?? null) : null,
     workerPid: process.pid,
     stateDir: cfg.stateDir,
     groupFd: cfg.groupFd,
     mode: cfg.mode,
     lockFds,
-  }));
+  });
+  const lockServers = serveInheritedLocks(lockFds, lockOwner);
   server.handover = {
     // A new daemon took the group (takeover.ts): stop reading it, every event read
     // answered. Nothing else is stopped here: closing the change tracker's group waits
@@ -166,7 +172,7 @@ export async function runWorker(
     async prepare() {
       clearInterval(heartbeat);
       await new Promise<void>((r) => send({ type: 'handing-over' }, r));
-      for (const l of lockServers) l.close();
+      lockServers.close();
       await recall.stop();
       log.info('handed the group over to a new daemon');
     },
@@ -178,10 +184,19 @@ export async function runWorker(
 
   return {
     reload: () => reloadPolicies(state, log),
+    lock(dev, server) {
+      const fd = serveSentLock(lockServers, dev, server, lockOwner);
+      lockFds[String(dev)] = fd;
+      return fd;
+    },
+    unlock(dev) {
+      lockServers.release(dev);
+      delete lockFds[String(dev)];
+    },
     async stop(o = {}) {
       clearInterval(heartbeat);
       await server.close();
-      for (const l of lockServers) l.close();
+      lockServers.close();
       if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
       await recall.stop();
       if (o.closeGroup) closeGroup(cfg.groupFd, log);

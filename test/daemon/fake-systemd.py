@@ -1,23 +1,29 @@
 # A stand-in for systemd's side of the notify protocol (PID 1 here is not systemd): binds
 # the datagram socket NOTIFY_SOCKET names, keeps the fds sent with FDSTORE=1 by FDNAME
-# (FDSTOREREMOVE=1 drops them), prints every datagram as a JSON line {text, fds}, and on
+# (FDSTOREREMOVE=1 drops them), prints every datagram as a JSON line {text, fds, pid, t}
+# (pid: the sender's, from SCM_CREDENTIALS as systemd checks NotifyAccess; t: ms since the
+# epoch), and on
 # a line "spawn OUT ARGV-JSON" on stdin starts ARGV like systemd restarting a unit: the
 # stored fds from 3 on, LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID (= the child's pid),
 # stdout+stderr to the file OUT. Prints {"spawned": PID}.
-import array, json, os, socket, subprocess, sys, threading
+import array, json, os, socket, struct, subprocess, sys, threading, time
 
 path = sys.argv[1]
 store = {}  # name -> fd
 lock = threading.Lock()
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 s.bind(path)
 print(json.dumps({"bound": path}), flush=True)
 
 def recv():
     while True:
-        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(4 * 16))
+        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(4 * 16) + socket.CMSG_SPACE(12))
         fds = []
+        pid = None
         for lvl, typ, data in anc:
+            if lvl == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", data[:12])[0]
             if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
                 a = array.array("i")
                 a.frombytes(data[: len(data) - len(data) % 4])
@@ -35,7 +41,7 @@ def recv():
                 if old is not None:
                     os.close(old)
         links = [os.readlink(f"/proc/self/fd/{f}") for f in fds]
-        print(json.dumps({"text": text, "fds": links, "stored": sorted(store)}), flush=True)
+        print(json.dumps({"text": text, "fds": links, "stored": sorted(store), "pid": pid, "t": int(time.time() * 1000)}), flush=True)
 
 threading.Thread(target=recv, daemon=True).start()
 for line in sys.stdin:

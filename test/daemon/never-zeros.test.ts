@@ -54,6 +54,21 @@ function onceReader(file: string, original: string, off: number, len: number): P
   return new Promise((resolve) => p.on('exit', (code) => resolve({ code, ...JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}') })));
 }
 
+/** Reads ranges of `file` until stopped (stream-reader.mjs); stop() gives its counts. */
+function streamReader(file: string, original: string, offsetsMiB: string) {
+  const proc = spawn(process.execPath, [join(REPO, 'test/daemon/stream-reader.mjs'), file, original, offsetsMiB], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  return {
+    async stop(): Promise<{ reads: number; eio: number; mismatch: number; errors: string[] }> {
+      proc.stdin!.end();
+      await exited;
+      return JSON.parse(out.trim());
+    },
+  };
+}
+
 function procState(pid: number): string | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -183,11 +198,19 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       try {
         await a.ready;
         workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
+        // A reader reads all through the supervisor's death and the takeover.
+        const reader = streamReader(f.path, f.original, '0,1,2');
         a.proc.kill('SIGKILL');
         await a.exited;
+        const gone = await a.waitLog((l) => l.msg === 'supervisor gone: serving on alone until a new tier daemon takes over');
+        assert.equal(gone.run, `tier daemon ${policy} --state-dir ${stateDir}`, 'the orphan says what to run');
         b = startDaemon([policy], stateDir); // no flag needed: the orphan is taken over
         await b.ready;
         await within('the orphan leaves', 10_000, () => procState(workerPid) === null || procState(workerPid) === 'Z');
+        const streamed = await reader.stop();
+        assert.equal(streamed.mismatch, 0, 'no zeros');
+        assert.equal(streamed.eio, 0, 'no EIO through the supervisor death and the takeover');
+        assert.ok(streamed.reads > 0);
         const r = await onceReader(f.path, f.original, 3 * MiB, 4096);
         assert.equal(r.ok, true, 'served by the new daemon with the old marks');
         assert.equal(r.eio, 0);

@@ -1,4 +1,4 @@
-// `tier daemon POLICYFILE... [--state-dir DIR] [--log-level L] [--takeover]`: the recall service and the
+// `tier daemon POLICYFILE... [--state-dir DIR] [--log-level L] [--takeover] [--detach]`: the recall service and the
 // executor of releases, in the foreground. Prints `ready` on stdout once every released file
 // is marked; JSON log lines on stderr; exits 0 on SIGTERM/SIGINT.
 import { existsSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { jsonLogger, type LogLevel } from '../../log.js';
 import { tagged } from '../../daemon/log-tag.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { runSupervisor } from '../../daemon/supervisor.js';
+import { runDetached } from '../../daemon/detach.js';
 import { UserError, EXIT } from '../io.js';
 import type { RegisterCommand } from './types.js';
 
@@ -21,8 +22,9 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--metrics-listen <addr>', 'also serve GET /metrics on PORT or HOST:PORT (loopback only)')
     .option('--takeover', 'replace the daemon running on the same filesystems: take its fanotify group (marks) and state dir, no reader gets an error')
+    .option('--detach', 'run in the background: return once the daemon is ready (exit 0) or has failed (its exit code); for ExecReload')
     .option('--reconcile-interval <seconds>', 'a reconciliation pass at start and every this many seconds; 0: none', '86400')
-    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string; reconcileInterval: string; takeover?: boolean }) => {
+    .action(async (files: string[], opts: { stateDir: string; logLevel: string; metricsListen?: string; reconcileInterval: string; takeover?: boolean; detach?: boolean }) => {
       const every = Number(opts.reconcileInterval);
       if (!Number.isInteger(every) || every < 0)
         throw new UserError(`--reconcile-interval: expected a whole number of seconds (0: none), got "${opts.reconcileInterval}"`, EXIT.usage);
@@ -31,6 +33,7 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
       for (const f of files) if (!existsSync(f)) throw new UserError(`${f}: no such policy file`, EXIT.usage);
       if (process.getuid?.() !== 0)
         throw new UserError('the daemon needs root (fanotify permission events and trusted.* xattrs)');
+      if (opts.detach) return setExitCode(await runDetached(process.argv.slice(1), (l) => printer.out(l)));
       const base = jsonLogger((l) => printer.err(l), opts.logLevel as LogLevel);
       const code = await runSupervisor({
         policyFiles: files.map((f) => resolve(f)),

@@ -1,37 +1,29 @@
-// Streaming walk of a fileset: yields FileFacts one by one, memory flat whatever the
-// tree size (one open directory handle at a time, a bounded batch of lstat calls).
-// Never follows symlinks, never leaves the root's filesystem (st_dev), regular files
-// only, include/exclude globs relative to the root, dotfiles included. The record is
-// read with lgetxattr by path: opening the file could raise fanotify open events.
-// Users rename their directories while we walk (issue 18): each directory is opened as an
-// O_PATH fd beneath the root fd (openat2: no symlink in any component, no mount crossed,
-// kernel/beneath.ts), and read, lstat'ed and getxattr'ed through `/proc/self/fd/N/name`,
-// so a directory swapped for a symlink mid-walk can never take the walk outside.
-import { opendir, lstat } from 'node:fs/promises';
-import { closeSync, fstatSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
-import { openRootFd, pathFdBeneath } from '../kernel/beneath.js';
+// Streaming walk of a fileset: FileFacts in batches, memory flat whatever the tree size.
+// The walk itself is synchronous (walk.ts: getdents64 + statx + getxattrat relative to
+// directory fds opened beneath the root, a few syscalls per entry and no promise per file);
+// this module hands it to the event loop in batches, yielding to it between batches (the
+// daemon runs scans beside its recall service, which must keep answering events).
+// The record is read without opening the file: an open could raise fanotify events.
+// Users rename their directories while we walk (issue 18): see walk.ts and kernel/beneath.ts.
+import { setImmediate as tick } from 'node:timers/promises';
 import { globMatcher } from './glob.js';
 import type { FilesetDecl } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
+import type { BigIntStats } from 'node:fs';
 import { decodeRecord, XATTR_STATE } from './state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from './users.js';
+import { walkRoot, type Matcher, type ScanError } from './walk.js';
 
-export interface ScanError {
-  path: string;
-  op: string;
-  error: Error;
-}
+export type { ScanError } from './walk.js';
 
 export interface ScanOptions {
   /** Unreadable directories or vanished files: reported, never fatal. */
   onError?: (e: ScanError) => void;
-  /** lstat calls in flight per directory. */
+  /** Files per batch handed to the event loop (default 1024). */
   batch?: number;
 }
 
-type Matcher = (s: string) => boolean;
 const never: Matcher = () => false;
 
 function anyOf(globs: string[]): Matcher {
@@ -80,108 +72,39 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
   };
 }
 
-export async function* scanRoot(
-  root: string,
-  include: string[],
-  exclude: string[],
-  opts: ScanOptions = {},
-): AsyncGenerator<FileFacts> {
-  const report = opts.onError ?? (() => {});
-  const batch = opts.batch ?? 64;
-  const included = include.length === 0 ? () => true : anyOf(include);
-  const excluded = anyOf(exclude);
-  const pruned = dirPruner(exclude);
-  const rootSt = await lstat(root, { bigint: true });
-  if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
-  const rootFd = openRootFd(root);
-  try {
-    const dev = fstatSync(rootFd, { bigint: true }).dev;
-    // Depth-first over pending directories: only directory paths wait here, files stream.
-    const pending: string[] = [''];
-    while (pending.length > 0) {
-      const relDir = pending.pop()!;
-      const absDir = relDir === '' ? root : join(root, relDir);
-      let dirFd: number;
-      try {
-        dirFd = relDir === '' ? rootFd : pathFdBeneath(rootFd, relDir, absDir, O_DIRECTORY);
-      } catch (e) {
-        report({ path: absDir, op: 'open', error: e as Error }); // e.g. swapped for a symlink since listed
-        continue;
-      }
-      try {
-        yield* scanDir(root, relDir, `/proc/self/fd/${dirFd}`, dev, pending, { report, batch, included, excluded, pruned });
-      } finally {
-        if (dirFd !== rootFd) closeSync(dirFd);
-      }
-    }
-  } finally {
-    closeSync(rootFd);
-  }
-}
-
-const O_DIRECTORY = 0o200000;
-
-interface DirCtx {
-  report: (e: ScanError) => void;
-  batch: number;
-  included: Matcher;
-  excluded: Matcher;
-  pruned: Matcher;
-}
-
-/** One directory, read through `at` (its O_PATH fd's magic link): files yielded, subdirectories pushed to pending. */
-async function* scanDir(root: string, relDir: string, at: string, dev: bigint, pending: string[], c: DirCtx): AsyncGenerator<FileFacts> {
-  const { report, batch, included, excluded, pruned } = c;
-  const absDir = relDir === '' ? root : join(root, relDir);
-  let dir;
-  try {
-    dir = await opendir(at, { bufferSize: 256 });
-  } catch (e) {
-    report({ path: absDir, op: 'opendir', error: e as Error });
-    return;
-  }
-  let names: string[] = [];
-  const relOf = (name: string) => (relDir === '' ? name : `${relDir}/${name}`);
-  const flush = async function* (): AsyncGenerator<FileFacts> {
-    const sts = await Promise.all(
-      names.map((name) =>
-        lstat(`${at}/${name}`, { bigint: true }).catch((e: Error) => {
-          report({ path: join(absDir, name), op: 'lstat', error: e });
-          return null;
-        }),
-      ),
-    );
-    for (let i = 0; i < names.length; i++) {
-      const st = sts[i];
-      const name = names[i]!;
-      const rel = relOf(name);
-      if (!st || st.dev !== dev) continue; // another filesystem mounted here
-      if (st.isDirectory()) {
-        if (!pruned(rel)) pending.push(rel);
-      } else if (st.isFile() && included(rel) && !excluded(rel)) {
-        try {
-          yield factsFrom(root, rel, join(root, rel), st, `${at}/${name}`);
-        } catch (e) {
-          report({ path: join(root, rel), op: 'lgetxattr', error: e as Error });
-        }
-      }
-    }
-    names = [];
+/** One root's files in batches; the event loop runs between batches. */
+export async function* scanRootBatches(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
+  const size = opts.batch ?? 1024;
+  const filter = {
+    report: opts.onError ?? (() => {}),
+    included: include.length === 0 ? () => true : anyOf(include),
+    excluded: anyOf(exclude),
+    pruned: dirPruner(exclude),
   };
-  try {
-    for await (const d of dir) {
-      const rel = relOf(d.name);
-      // Symlinks, sockets, devices, fifos are never managed; lstat decides the rest
-      // (also for file systems that report DT_UNKNOWN).
-      if (d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isBlockDevice() || d.isCharacterDevice()) continue;
-      if (d.isDirectory() && pruned(rel)) continue;
-      names.push(d.name);
-      if (names.length >= batch) yield* flush();
+  let batch: FileFacts[] = [];
+  for (const f of walkRoot(root, filter)) {
+    if (f === null) {
+      await tick();
+      continue;
     }
-    yield* flush();
-  } catch (e) {
-    report({ path: absDir, op: 'readdir', error: e as Error });
+    batch.push(f);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+      await tick();
+    }
   }
+  if (batch.length > 0) yield batch;
+}
+
+export async function* scanRoot(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts> {
+  for await (const batch of scanRootBatches(root, include, exclude, opts)) yield* batch;
+}
+
+/** Every file of a fileset in batches, root after root. */
+export async function* scanFilesetBatches(fs: FilesetDecl, opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
+  const include = fs.include.length === 1 && fs.include[0] === '**' ? [] : fs.include;
+  for (const root of fs.roots) yield* scanRootBatches(root, include, fs.exclude, opts);
 }
 
 /** Every file of a fileset, root after root. */

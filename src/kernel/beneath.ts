@@ -87,6 +87,19 @@ export function pathFdBeneath(dirFd: number, rel: string, what: string, extra = 
   }
 }
 
+/**
+ * A readable fd of directory `rel` beneath dirFd under BENEATH rules ('.' for dirFd's own
+ * directory): for getdents64 and the *at calls of the scan (a name read from it and looked up
+ * relative to it stays inside that directory whatever happens to its path).
+ */
+export function dirFdBeneath(dirFd: number, rel: string, what: string): number {
+  try {
+    return openat2(dirFd, rel, constants.O_RDONLY | constants.O_DIRECTORY | O_CLOEXEC, BENEATH, what);
+  } catch (e) {
+    throw explain(e, what);
+  }
+}
+
 /** An inode held by an O_PATH fd: `proc` reopens it, `st` is its fstat at resolution. */
 export interface Pinned {
   fd: number;

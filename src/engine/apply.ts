@@ -7,7 +7,6 @@ import type { FileFacts, FsUsage } from './facts.js';
 import { evaluate } from './evaluate.js';
 import { noDataMessage, planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
 import { scanFilesetBatches } from './scan.js';
-import { runAction } from './actions.js';
 import { recordedCtime } from './verify-copy.js';
 import type { ExecDeps, OutcomeStatus } from './execute.js';
 
@@ -164,6 +163,8 @@ export async function runApply(
       for (const a of plan.actions) report(a, 'planned', 0, a.freed);
       continue;
     }
+    // Loaded only for a real run: a dry run needs none of the executor's modules (SQLite, tiers).
+    const { runAction } = await import('./actions.js');
     const concurrency = policy.concurrency ?? 4;
     // One inode once per run: two names of a hard-linked file migrating at once would open
     // it under our own lease and stall both for lease-break-time (45 s, then F_UNLCK fails

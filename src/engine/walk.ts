@@ -164,7 +164,7 @@ export function* walkRoot(root: string, f: WalkFilter): Generator<FileFacts | nu
             const rel = relDir === '' ? name : `${relDir}/${name}`;
             if (type === DT_DIR ? f.pruned(rel) : type === DT_REG && !(f.included(rel) && !f.excluded(rel))) continue;
             try {
-              statxAt(fd, name, stBuf, join(absDir, name));
+              statxAt(fd, name, stBuf); // its error names no path: the report does
             } catch (e) {
               f.report({ path: join(absDir, name), op: 'lstat', error: e as Error });
               continue;

@@ -1,6 +1,8 @@
-// The synchronous core of the scan (scan.ts wraps it for the event loop): one fileset root,
-// depth first, FileFacts yielded one by one, memory flat (one open directory at a time and
-// the directory paths still to visit).
+// The synchronous core of the scan, run in a worker thread (walk-worker.ts; scan.ts turns its
+// batches into FileFacts on the main thread, so the syscalls of one batch overlap the
+// planning of the previous one): one fileset root, depth first, files packed in batches of
+// fixed-size words plus name and record bytes, memory flat (one open directory at a time,
+// the directory paths still to visit, and a bounded number of batches in flight).
 //
 // Rules:
 // - Every directory is opened beneath the root fd (openat2: no symlink in any component, no
@@ -9,32 +11,41 @@
 //   looked up inside that directory inode, whatever a user renames or swaps meanwhile.
 // - A few calls per entry (find makes one): getdents64 gives the type, so symlinks, FIFOs,
 //   sockets and devices cost nothing; statx (never following a symlink or an automount)
-//   only for directories and regular files; the record (getxattrat, no open: no fanotify
-//   event) only for regular files the globs keep.
+//   only for directories and regular files the globs keep; the record (getxattrat, no open:
+//   no fanotify event) only for regular files.
 // - Never follows symlinks, never leaves the root's filesystem (st_dev), regular files only,
 //   include/exclude globs relative to the root, dotfiles included, excluded directories pruned.
-// - Errors are reported (path + op), never fatal, except a root that is not a directory.
+// - Errors travel in the batch (path + op + message), never fatal, except a root that is
+//   not a directory (thrown).
 import { closeSync, fstatSync, lstatSync } from 'node:fs';
-import { join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { dirFdBeneath, openRootFd } from '../kernel/beneath.js';
-import { getdents64, getxattrAt, statxAt } from '../kernel/libc.js';
-import { decodeRecord, XATTR_STATE } from './state-record.js';
-import { deriveState, type FileFacts } from './facts.js';
-import { groupName, userName } from './users.js';
-
-export interface ScanError {
-  path: string;
-  op: string;
-  error: Error;
-}
+import { closeFd, getdents64, getxattrAt, statxAt } from '../kernel/libc.js';
+import { XATTR_STATE } from './state-record.js';
 
 export type Matcher = (s: string) => boolean;
 
 export interface WalkFilter {
-  report: (e: ScanError) => void;
   included: Matcher;
   excluded: Matcher;
   pruned: Matcher;
+}
+
+export interface WalkError {
+  path: string;
+  op: string;
+  message: string;
+  code?: string;
+}
+
+/** A batch of files: `words` FILE_WORDS per file, `bytes` each file's name then record, `dirs` the directories they are in. */
+export interface Packed {
+  count: number;
+  words: Uint32Array;
+  bytes: Uint8Array;
+  used: number;
+  dirs: string[];
+  errors: WalkError[];
 }
 
 const DT_UNKNOWN = 0;
@@ -43,92 +54,47 @@ const DT_REG = 8;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
-const TWO32 = 4294967296;
 
-// struct statx, read as 32-bit words (all fields used are 4-byte aligned).
-const W_UID = 5;
-const W_GID = 6;
+// struct statx as 32-bit words (every field used is 4-byte aligned).
 const W_MODE = 7; // low 16 bits
-const W_INO = 8;
-const W_SIZE = 10;
-const W_BLOCKS = 12;
-const W_ATIME = 16; // i64 sec, u32 nsec
-const W_CTIME = 24;
-const W_MTIME = 28;
 const W_DEV_MAJOR = 34;
 const W_DEV_MINOR = 35;
+/** statx words copied per file: uid, gid, mode, ino, size, blocks, atime, mtime, ctime (sec lo, hi, nsec), dev. */
+const COPIED = [5, 6, W_MODE, 8, 9, 10, 11, 12, 13, 16, 17, 18, 28, 29, 30, 24, 25, 26, W_DEV_MAJOR, W_DEV_MINOR];
+
+/** Words per file in a batch: [dir index, name length, record length or NO_RECORD, ...COPIED]. */
+export const FILE_WORDS = 3 + COPIED.length;
+export const NO_RECORD = 0xffffffff;
+/** Where each field sits in a file's words (scan.ts reads them). */
+export const F = { dir: 0, nameLen: 1, recLen: 2, uid: 3, gid: 4, mode: 5, ino: 6, size: 8, blocks: 10, atime: 12, mtime: 15, ctime: 18, devMajor: 21, devMinor: 22 } as const;
 
 /** glibc's makedev: what Node's lstat reports as st_dev. */
 export function makedev(major: number, minor: number): number {
-  // (major & 0xfff) << 8 | (minor & 0xff) | (minor >> 8) << 20 | (major >> 12) << 44, disjoint bits
+  // (major & 0xfff) << 8 | (minor & 0xff) | (minor >> 8) << 20 | (major >> 12) << 44: disjoint bits
   return (major & 0xfff) * 256 + (minor & 0xff) + Math.floor(minor / 256) * 1048576 + Math.floor(major / 4096) * 2 ** 44;
 }
 
-/** A timestamp as the scan's FileFacts carry it: ms (as `ns / 1e6n` + remainder) and ns as a decimal string. */
-function timeOf(w: Uint32Array, i: number): { ms: number; ns: string } {
-  const sec = (w[i + 1]! | 0) * TWO32 + w[i]!;
-  const nsec = w[i + 2]!;
-  if (sec >= 0) {
-    const ms = sec * 1000 + Math.floor(nsec / 1e6) + (nsec % 1e6) / 1e6;
-    return { ms, ns: sec === 0 ? String(nsec) : `${sec}${String(nsec).padStart(9, '0')}` };
-  }
-  const ns = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
-  return { ms: Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6, ns: ns.toString() };
+function errorOf(path: string, op: string, e: unknown): WalkError {
+  const err = e as NodeJS.ErrnoException;
+  return { path, op, message: err?.message ?? String(e), ...(err?.code ? { code: err.code } : {}) };
 }
-
-/** Facts of one regular file from its statx words and record. */
-function factsOf(w: Uint32Array, root: string, rel: string, abs: string, name: string, raw: Buffer | null): FileFacts {
-  const record = decodeRecord(raw);
-  const size = w[W_SIZE]! + w[W_SIZE + 1]! * TWO32;
-  const a = timeOf(w, W_ATIME);
-  const m = timeOf(w, W_MTIME);
-  const c = timeOf(w, W_CTIME);
-  const uid = w[W_UID]!;
-  const gid = w[W_GID]!;
-  return {
-    path: rel,
-    absPath: abs,
-    name,
-    root,
-    size,
-    blocks: w[W_BLOCKS]! + w[W_BLOCKS + 1]! * TWO32,
-    atimeMs: a.ms,
-    mtimeMs: m.ms,
-    ctimeMs: c.ms,
-    ctimeNs: c.ns,
-    mtimeNs: m.ns,
-    mode: w[W_MODE]! & 0xffff,
-    uid,
-    gid,
-    owner: userName(uid),
-    group: groupName(gid),
-    dev: makedev(w[W_DEV_MAJOR]!, w[W_DEV_MINOR]!),
-    ino: w[W_INO]! + w[W_INO + 1]! * TWO32,
-    state: deriveState(record, { size, mtimeNs: m.ns }),
-    pinned: record?.pinned ?? false,
-    record,
-  };
-}
-
-/** Entries looked at between two pause points (a null yielded: the caller may let its event loop run). */
-const PAUSE_EVERY = 4096;
 
 /**
- * Every regular file beneath `root` that the filter keeps, as FileFacts, depth first; a
- * null every PAUSE_EVERY entries (a tree of symlinks or pruned names yields no file for long).
+ * Every regular file beneath `root` that the filter keeps, depth first, in batches of at
+ * most `batchFiles` (a batch also ends every 4096 entries looked at, so a tree of symlinks
+ * or pruned names still reports its errors as it goes). Throws when the root is not a directory.
  */
-export function* walkRoot(root: string, f: WalkFilter): Generator<FileFacts | null> {
-  let seen = 0;
+export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Generator<Packed> {
   const rootSt = lstatSync(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
-  const prefix = normalize(root).replace(/\/+$/, ''); // absPath = prefix + '/' + rel (join's result)
   const rootFd = openRootFd(root);
   const dents = Buffer.alloc(64 * 1024);
   const stBuf = Buffer.alloc(256);
   const w = new Uint32Array(stBuf.buffer, stBuf.byteOffset, 64);
+  let p = newBatch(batchFiles);
+  let seen = 0;
   try {
     const rootDev = Number(fstatSync(rootFd, { bigint: true }).dev);
-    const sameFs = () => makedev(w[W_DEV_MAJOR]!, w[W_DEV_MINOR]!) === rootDev;
     // Only directory paths wait here; files stream.
     const pending: string[] = [''];
     while (pending.length > 0) {
@@ -138,21 +104,26 @@ export function* walkRoot(root: string, f: WalkFilter): Generator<FileFacts | nu
       try {
         fd = dirFdBeneath(rootFd, relDir === '' ? '.' : relDir, absDir);
       } catch (e) {
-        f.report({ path: absDir, op: 'open', error: e as Error }); // e.g. swapped for a symlink since listed
+        p.errors.push(errorOf(absDir, 'open', e)); // e.g. swapped for a symlink since listed
         continue;
       }
+      let dirIdx = -1;
       try {
         for (;;) {
           let n: number;
           try {
             n = getdents64(fd, dents, absDir);
           } catch (e) {
-            f.report({ path: absDir, op: 'readdir', error: e as Error });
+            p.errors.push(errorOf(absDir, 'readdir', e));
             break;
           }
           if (n === 0) break;
           for (let off = 0; off < n; ) {
-            if (++seen % PAUSE_EVERY === 0) yield null;
+            if (++seen % 4096 === 0 && (p.count > 0 || p.errors.length > 0)) {
+              yield p;
+              p = newBatch(batchFiles);
+              dirIdx = -1;
+            }
             const type = dents[off + 18]!;
             const start = off + 19;
             off += dents.readUInt16LE(off + 16);
@@ -166,31 +137,63 @@ export function* walkRoot(root: string, f: WalkFilter): Generator<FileFacts | nu
             try {
               statxAt(fd, name, stBuf); // its error names no path: the report does
             } catch (e) {
-              f.report({ path: join(absDir, name), op: 'lstat', error: e as Error });
+              p.errors.push(errorOf(join(absDir, name), 'lstat', e));
               continue;
             }
-            if (!sameFs()) continue; // another filesystem mounted here
+            if (makedev(w[W_DEV_MAJOR]!, w[W_DEV_MINOR]!) !== rootDev) continue; // another filesystem mounted here
             const fmt = w[W_MODE]! & S_IFMT;
             if (fmt === S_IFDIR) {
               if (type === DT_DIR || !f.pruned(rel)) pending.push(rel);
             } else if (fmt === S_IFREG && (type === DT_REG || (f.included(rel) && !f.excluded(rel)))) {
-              const abs = `${prefix}/${rel}`;
-              let facts: FileFacts;
+              let rec: Buffer | null;
               try {
-                facts = factsOf(w, root, rel, abs, name, getxattrAt(fd, name, XATTR_STATE, abs));
+                rec = getxattrAt(fd, name, XATTR_STATE);
               } catch (e) {
-                f.report({ path: abs, op: 'lgetxattr', error: e as Error });
+                p.errors.push(errorOf(join(root, rel), 'lgetxattr', e));
                 continue;
               }
-              yield facts;
+              if (p.count * FILE_WORDS >= p.words.length) {
+                yield p;
+                p = newBatch(batchFiles);
+                dirIdx = -1;
+              }
+              if (dirIdx < 0) dirIdx = p.dirs.push(relDir) - 1;
+              add(p, dirIdx, dents, start, end, rec, w);
             }
           }
         }
       } finally {
-        closeSync(fd);
+        closeFd(fd); // opened by openat2, not by node:fs (which warns in a worker about fds it did not open)
       }
     }
+    if (p.count > 0 || p.errors.length > 0) yield p;
   } finally {
     closeSync(rootFd);
   }
+}
+
+function newBatch(files: number): Packed {
+  return { count: 0, words: new Uint32Array(files * FILE_WORDS), bytes: new Uint8Array(files * 32), used: 0, dirs: [], errors: [] };
+}
+
+/** Appends one file (the batch has room for its words; the byte area grows). */
+function add(p: Packed, dir: number, dents: Buffer, start: number, end: number, rec: Buffer | null, w: Uint32Array): void {
+  const nameLen = end - start;
+  const recLen = rec ? rec.length : 0;
+  const at = p.used;
+  if (at + nameLen + recLen > p.bytes.length) {
+    const grown = new Uint8Array(Math.max(p.bytes.length * 2, at + nameLen + recLen));
+    grown.set(p.bytes.subarray(0, at));
+    p.bytes = grown;
+  }
+  dents.copy(p.bytes, at, start, end);
+  if (rec) p.bytes.set(rec, at + nameLen);
+  p.used = at + nameLen + recLen;
+  const o = p.words;
+  const base = p.count * FILE_WORDS;
+  o[base] = dir;
+  o[base + 1] = nameLen;
+  o[base + 2] = rec ? recLen : NO_RECORD;
+  for (let i = 0; i < COPIED.length; i++) o[base + 3 + i] = w[COPIED[i]!]!;
+  p.count++;
 }

@@ -25,7 +25,7 @@ export interface ApplyRequest {
   now?: number;
 }
 
-/** `tier reconcile` (src/ops/reconcile.ts); no policyFiles: the daemon's own filesets. */
+/** `tier reconcile` (src/reconcile/reconcile.ts); no policyFiles: the daemon's own filesets. */
 export interface ReconcileRequest {
   policyFiles?: string[];
   dryRun: boolean;
@@ -40,6 +40,11 @@ export interface ImportRequest {
   prefix?: string;
   dryRun: boolean;
   delete: boolean;
+  /** Owner and modes of created files and directories (src/import/ownership.ts); absent: defaults. */
+  uid?: number;
+  gid?: number;
+  filePerms?: number;
+  dirPerms?: number;
 }
 
 export type ManualOp = 'release' | 'archive' | 'recall';

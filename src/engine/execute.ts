@@ -29,7 +29,7 @@ import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, getxattr,
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
-import type { CachedResident } from '../recall/inode.js';
+import type { CachedResident } from '../chunks/resident-union.js';
 import type { Logger } from '../log.js';
 import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
@@ -74,7 +74,7 @@ export interface NoNotifyAccess {
   fetching(id: string): boolean;
   /** Drops the cached per-inode state (its resident map would answer reads over the new holes). */
   forget(id: string): void;
-  /** The service's in-memory resident map of the inode (null: not cached); may be ahead of the on-disk bitmap (resident-union.ts). */
+  /** The service's in-memory resident map of the inode (null: not cached); may be ahead of the on-disk bitmap (chunks/resident-union.ts). */
   cachedResident(id: string): CachedResident | null;
 }
 

@@ -8,7 +8,7 @@
 // never written) extent as a hole. Holes read as zeros either way, so the logical bytes
 // are the same; only allocation differs.
 import { seekDataHole, SEEK_DATA, SEEK_HOLE } from '../kernel/libc.js';
-import { makeMap, MAX_EXTENTS, MapError, type Extent, type ExtentMap } from './extent-map.js';
+import { makeMap, MAX_EXTENTS, MapError, type Extent, type ExtentMap } from '../chunks/extent-map.js';
 
 /** The data extents of the file behind `fd`, of logical size `size`. Throws MapError past MAX_EXTENTS. */
 export function scanExtents(fd: number, size: number, path?: string, signal?: AbortSignal): ExtentMap {

@@ -11,7 +11,7 @@
 // close our HSM-mode fd and work on the no-notify one:
 //   capture+open -> close own fd -> no fetch under way -> F_SETLEASE F_WRLCK (EAGAIN:
 //   busy) -> record still partial, same tier, fstat size/mtime == copy -> every chunk the
-//   bitmap or the service's memory calls resident (resident-union.ts) hashed == the copy's
+//   bitmap or the service's memory calls resident (chunks/resident-union.ts) hashed == the copy's
 //   chunk sum (verify-resident.ts; a mismatch: the rest is recalled if the copy has sums
 //   and the space is free, the file recorded dirty, nothing punched) -> tier.stat size -> lease still
 //   ours, file unchanged -> catalog 'released' -> record 'released' -> drop
@@ -28,16 +28,16 @@ import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
-import type { ResidentMap } from '../recall/resident.js';
+import type { ResidentMap } from '../chunks/resident.js';
 import { chunkCount, decodeRecord, storedSize, encodeRecord, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from './state-record.js';
 import { rowFromRecord } from './catalog.js';
 import type { ExecDeps, NoNotifyAccess, Outcome, OutcomeStatus } from './execute.js';
 import { faultPoint } from './fault.js';
 import { withMarkedIo } from './marked-io.js';
-import type { CopyIndex } from './extent-map.js';
+import type { CopyIndex } from '../chunks/extent-map.js';
 import { copySums, fillMissing, firstStaleChunk, missingBytes, type CopySource } from './verify-resident.js';
-import { residentToVerify } from './resident-union.js';
-import { lostChunks } from './fs-resident.js';
+import { residentToVerify } from '../chunks/resident-union.js';
+import { lostChunks } from '../chunks/fs-resident.js';
 
 const OWN_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // as in execute.ts: the unaligned tail block is freed too
@@ -93,7 +93,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     // Same size and mtime do not prove the resident chunks are the copy's: a write over a
     // resident chunk needs no fetch, and mtime can be put back. Hash them (local reads).
     // Under the lease no fill runs, so the service's map is settled: the union of it and the
-    // bitmap is what may differ from the copy (resident-union.ts).
+    // bitmap is what may differ from the copy (chunks/resident-union.ts).
     const view = residentToVerify(chunkCount(copy.size, copy.chunk), fgetxattr(fd, XATTR_RESIDENT, absPath), nn.cachedResident(id));
     if (!view.ok) return none('skipped', view.why);
     const resident = view.map;
@@ -104,7 +104,7 @@ export async function releasePartial(absPath: string, tier: Tier, deps: ExecDeps
     const sums = await copySums(src);
     // A bit whose bytes a crash took (fills are not synced one by one): hashing the hole
     // would call the file written. The recall service drops such bits and fetches the
-    // chunks again at their next read (fs-resident.ts); until then, leave the file alone.
+    // chunks again at their next read (chunks/fs-resident.ts); until then, leave the file alone.
     const lost = lostChunks(fd, copy, sums?.map ?? null, resident, Number(st0.size));
     if (lost.length > 0) return none('skipped', `partially recalled; ${lost.length} resident chunk(s) lost by a crash are fetched again at their next read: next run`);
     const stale = await firstStaleChunk(fd, resident, src, sums);

@@ -32,7 +32,7 @@ export interface StateRecord {
     /** SHA-256 (hex) of the `${key}.sums` object (32-byte SHA-256 per chunk). Absent in records
      *  made before per-chunk sums: those recalls verify only a whole-object GET. */
     sumsSha?: string;
-    /** A sparse file's copy (extent-map.ts): only the data extents are stored, packed; the map
+    /** A sparse file's copy (chunks/extent-map.ts): only the data extents are stored, packed; the map
      *  heads the sums object. `sha256` is then the content digest SHA-256(map ‖ packed data),
      *  not the object's own. Absent: dense copy, the object is the file. */
     sparse?: { stored: number; sumsLen: number };

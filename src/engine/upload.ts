@@ -5,7 +5,7 @@
 // checksum), then the per-chunk sums object `${key}.sums` (the recall service checks
 // every chunk it fetches against it: a corrupt object gives EIO, never wrong bytes).
 // A file with holes (SEEK_DATA/SEEK_HOLE through the same fd, extent-scan.ts) uploads only
-// its data extents, packed, and its map heads the sums object (extent-map.ts); its chunk
+// its data extents, packed, and its map heads the sums object (chunks/extent-map.ts); its chunk
 // sums stay over the logical bytes (holes as zeros), for the chunks that touch data.
 import { createHash } from 'node:crypto';
 import { read, type BigIntStats } from 'node:fs';
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
 import { faultPoint } from './fault.js';
 import { sumsKey } from './state-record.js';
-import { encodeMap, encodeSums, isDense, type Extent } from './extent-map.js';
+import { encodeMap, encodeSums, isDense, type Extent } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
 
 const preadAsync = promisify(read);
@@ -103,7 +103,7 @@ const ZEROS = Buffer.alloc(1 << 20);
 /**
  * SHA-256 of every `chunk`-sized piece of the logical file that touches data, fed with
  * the data pieces in order (each with its offset); the holes between hash as zeros.
- * Chunks with no data get no sum (extent-map.ts dataChunks: the same chunks, in order).
+ * Chunks with no data get no sum (chunks/extent-map.ts dataChunks: the same chunks, in order).
  */
 export class LogicalSums {
   private readonly sums: Buffer[] = [];

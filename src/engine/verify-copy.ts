@@ -18,7 +18,7 @@ import { fstatSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Catalog } from './catalog.js';
 import type { StateRecord } from './state-record.js';
-import { encodeMap } from './extent-map.js';
+import { encodeMap } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
 
 type Copy = NonNullable<StateRecord['copy']>;

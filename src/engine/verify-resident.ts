@@ -11,7 +11,7 @@
 // - the sums object is checked against the record's sumsSha (as recall/fill.ts does); a
 //   copy made before sums existed is compared chunk by chunk with ranged GETs;
 // - fillMissing writes only chunks both the bitmap and the recall service's memory call
-//   missing (resident-union.ts; holes: only the copy's bytes belong there), each verified
+//   missing (chunks/resident-union.ts; holes: only the copy's bytes belong there), each verified
 //   against its sum first (a copy without sums is never filled: release-partial.ts), each
 //   with a synchronous pwrite right after `mayWrite()` said yes (the SIGIO listener that
 //   gives the lease up cannot run between) and futimens back to the user's mtime in the
@@ -19,11 +19,11 @@
 import { createHash } from 'node:crypto';
 import { read, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { fetchChunkSums, fetchCopyChunk } from '../engine/copy-chunk.js';
-import { piecesOf, sumOf, type CopyIndex } from './extent-map.js';
-import { chunkBytes } from '../recall/ranges.js';
+import { fetchChunkSums, fetchCopyChunk } from '../chunks/copy-chunk.js';
+import { piecesOf, sumOf, type CopyIndex } from '../chunks/extent-map.js';
+import { chunkBytes } from '../chunks/ranges.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
-import type { ResidentMap } from '../recall/resident.js';
+import type { ResidentMap } from '../chunks/resident.js';
 import type { Tier } from '../tiers/tier.js';
 import type { StateRecord } from './state-record.js';
 import { faultPoint } from './fault.js';

@@ -8,9 +8,9 @@
 // the expected size and mtime -> pwrite (a chunk a crash took: into its holes only) -> restore mtime
 // (same tick: no user write can slip in between) -> set the chunk bits -> persist the
 // map. No fdatasync per chunk: the filesystem is the witness of what survived a crash
-// (engine/fs-resident.ts: a bit is believed only over data, a re-fetch never writes
+// (chunks/fs-resident.ts: a bit is believed only over data, a re-fetch never writes
 // over data), and the handler syncs a file once before recording it complete.
-// A sparse copy (engine/extent-map.ts): the chunk is rebuilt from its data pieces with
+// A sparse copy (chunks/extent-map.ts): the chunk is rebuilt from its data pieces with
 // zeros in the holes, checked, and only the data pieces are written: holes stay holes; a
 // chunk with no data needs no GET and no write (skipHoleChunks).
 import { fstatSync, writeSync } from 'node:fs';
@@ -18,9 +18,9 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../engine/copy-chunk.js';
-import { sumIndex, type CopyIndex } from '../engine/extent-map.js';
-import { holesIn, lostChunks } from '../engine/fs-resident.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, type CopyChunk } from '../chunks/copy-chunk.js';
+import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
+import { holesIn, lostChunks } from '../chunks/fs-resident.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
 
@@ -44,7 +44,7 @@ export class Semaphore {
   }
 }
 
-export { getWithTimeout, fetchChunkSums, SUM_LEN } from '../engine/copy-chunk.js';
+export { getWithTimeout, fetchChunkSums, SUM_LEN } from '../chunks/copy-chunk.js';
 
 export interface FillEnv {
   tier: Tier;
@@ -59,7 +59,7 @@ let warnedUnsummed = false;
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
 function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
   // An imported object has no sums (tier did not write it): every GET is conditional on
-  // its validator instead (engine/copy-chunk.ts), so a replaced object is 'Changed', never mixed.
+  // its validator instead (chunks/copy-chunk.ts), so a replaced object is 'Changed', never mixed.
   if (e.copy.foreign !== undefined) return Promise.resolve(null);
   if (!e.copy.sumsSha) {
     if (!warnedUnsummed) {
@@ -115,7 +115,7 @@ export async function skipHoleChunks(e: InodeEntry, list: number[], fd: number, 
 
 /**
  * Once per loaded entry: drops resident bits whose bytes a crash took (the file has a hole
- * under the copy's data there; engine/fs-resident.ts), so those chunks are fetched again.
+ * under the copy's data there; chunks/fs-resident.ts), so those chunks are fetched again.
  * A sparse copy needs its data map (its sums object) for that; a dense one does not.
  */
 export async function dropLostChunks(e: InodeEntry, fd: number, env: FillEnv, size: number): Promise<number[]> {
@@ -211,7 +211,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     if (touched) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
   // No fdatasync: a crash turns bytes not yet on disk into holes, and a bit is believed
-  // only over data (engine/fs-resident.ts). The file is synced once, when it is complete.
+  // only over data (chunks/fs-resident.ts). The file is synced once, when it is complete.
   for (const i of done) {
     e.resident.set(i);
     e.lost?.delete(i);

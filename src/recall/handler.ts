@@ -26,7 +26,7 @@ import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFil
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
-import { chunkSpan, clampToSize } from './ranges.js';
+import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed } from './readahead.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 

@@ -16,9 +16,11 @@ import {
   encodeRecord,
   type StateRecord,
 } from '../engine/state-record.js';
-import type { CopyIndex } from '../engine/extent-map.js';
+import type { CopyIndex } from '../chunks/extent-map.js';
 import { initialReadahead, type ReadaheadState } from './readahead.js';
-import { ResidentMap } from './resident.js';
+import { ResidentMap } from '../chunks/resident.js';
+import type { CachedResident } from '../chunks/resident-union.js';
+export type { CachedResident };
 
 export type Copy = NonNullable<StateRecord['copy']>;
 
@@ -37,7 +39,7 @@ export interface InodeEntry {
   fetching: Map<number, Promise<void>>;
   /** The copy's per-chunk SHA-256 sums (and a sparse copy's data map), once fetched and verified (fill.ts); a failed fetch is not cached. */
   sums?: CopyIndex;
-  /** The loaded bits were checked against the file's data (engine/fs-resident.ts lostChunks). */
+  /** The loaded bits were checked against the file's data (chunks/fs-resident.ts lostChunks). */
   fsChecked?: boolean;
   /** Chunks whose bit a crash made a lie: re-fetched into their holes only (fill.ts). */
   lost?: Set<number>;
@@ -47,15 +49,6 @@ export interface InodeEntry {
   /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
   hashing?: boolean;
   hashed?: boolean;
-}
-
-/** What the engine may see of a cached entry (engine/resident-union.ts): copies, never the live map. */
-export interface CachedResident {
-  bits: Buffer;
-  /** The file was written or truncated since release: the service recalls the rest. */
-  diverged: boolean;
-  /** The map could not be stored: the on-disk bitmap lags behind `bits`. */
-  unstorable: boolean;
 }
 
 export function cachedResident(e: InodeEntry): CachedResident {

@@ -15,7 +15,7 @@
 export type LimitClass = 'interactive' | 'batch';
 export const LIMIT_CLASSES: readonly LimitClass[] = ['interactive', 'batch'];
 
-/** Same shape as the scheduler's clock (src/ops/scheduler.ts), so one fake serves both. */
+/** Same shape as the scheduler's clock (src/schedule/scheduler.ts), so one fake serves both. */
 export interface LimiterClock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { socketPath } from '../../src/daemon/protocol.js';
-import { RecallLog, recallLogPath } from '../../src/ops/recall-log.js';
+import { RecallLog, recallLogPath } from '../../src/reports/recall-log.js';
 import { pattern, releaseByHand, startDaemon, daemonLayout } from './harness.js';
 
 describe('tier daemon lifecycle', () => {

@@ -1,5 +1,5 @@
 // Runs of chunks (one GET per run, recall/fill.ts) over a sparse copy (only data extents
-// stored, engine/extent-map.ts): released through the real daemon, read back in pieces
+// stored, chunks/extent-map.ts): released through the real daemon, read back in pieces
 // and whole, byte-exact, the copy's holes left holes. ext4 and xfs.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
-import { fetchMetrics } from '../../src/ops/metrics-cli.js';
+import { fetchMetrics } from '../../src/cli/run/metrics-cli.js';
 import { pattern, releaseByHand, runCli, startDaemon, writePolicy } from './harness.js';
 
 const MiB = 1024 * 1024;

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { parsePolicy } from '../../src/dsl/index.js';
 import type { PolicyDecl } from '../../src/dsl/ast.js';
 import { evaluate, explain } from '../../src/engine/evaluate.js';
-import { formatExplanation } from '../../src/ops/explain-format.js';
-import { explainFile } from '../../src/ops/explain.js';
+import { formatExplanation } from '../../src/cli/format/explain-format.js';
+import { explainFile } from '../../src/reports/explain.js';
 import { facts, DAY, NOW } from './fixtures.js';
 
 function policy(cond: string): PolicyDecl {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fillFilesystem, mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { applyActions, daemonLayout, pattern, readAt, releaseByHand, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
-import { ResidentMap } from '../../src/recall/resident.js';
+import { ResidentMap } from '../../src/chunks/resident.js';
 import { decodeRecord, XATTR_RESIDENT, XATTR_STATE } from '../../src/engine/state-record.js';
 import { deriveState } from '../../src/engine/facts.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';

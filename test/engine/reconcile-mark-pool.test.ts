@@ -1,4 +1,4 @@
-// Threadpool starvation between reconcile's marking and the engine (src/ops/reconcile-mark.ts,
+// Threadpool starvation between reconcile's marking and the engine (src/reconcile/reconcile-mark.ts,
 // src/engine/marked-io.ts), through a real `tier daemon` on loop-mounted ext4 (-I 512).
 // An open of a marked file waits on a libuv threadpool thread until our own recall service
 // answers it, and the service needs a thread too (its group read, tier reads, fdatasync).

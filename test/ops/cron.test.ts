@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { cronError, nextRun, nextRuns } from '../../src/ops/cron.js';
+import { cronError, nextRun, nextRuns } from '../../src/schedule/cron.js';
 
 const T = (iso: string) => Date.parse(iso);
 

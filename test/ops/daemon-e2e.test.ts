@@ -14,7 +14,7 @@ import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { fsUsage } from '../../src/ops/usage.js';
+import { fsUsage } from '../../src/schedule/usage.js';
 import { pattern, runCli, startDaemon, type DaemonProc } from '../daemon/harness.js';
 
 const rec = (p: string): StateRecord | null => decodeRecord(lgetxattr(p, XATTR_STATE));

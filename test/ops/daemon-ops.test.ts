@@ -8,10 +8,10 @@ import { parsePolicy } from '../../src/dsl/index.js';
 import type { PolicyFile } from '../../src/dsl/ast.js';
 import type { FileFacts } from '../../src/engine/facts.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { DaemonOps, errorKind } from '../../src/ops/daemon-ops.js';
-import { applyCooldown, cooldownSince, inCooldown } from '../../src/ops/cooldown.js';
-import { parseListen, listenMetrics } from '../../src/ops/metrics-http.js';
-import type { Trigger } from '../../src/ops/scheduler.js';
+import { DaemonOps, errorKind } from '../../src/worker/daemon-ops.js';
+import { applyCooldown, cooldownSince, inCooldown } from '../../src/schedule/cooldown.js';
+import { parseListen, listenMetrics } from '../../src/metrics/metrics-http.js';
+import type { Trigger } from '../../src/schedule/scheduler.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeClock } from './fake-clock.js';
 
@@ -211,7 +211,7 @@ describe('DaemonOps garbage collection', () => {
 
 describe('cooldownHoldBack (the engine hook)', () => {
   test('queries the recall log once per policy, with now minus that policy\'s cooldown', async () => {
-    const { cooldownHoldBack } = await import('../../src/ops/cooldown.js');
+    const { cooldownHoldBack } = await import('../../src/schedule/cooldown.js');
     const file = pf(`tier t { local "/t" }
 fileset f { root "/d" }
 policy short on f { cooldown 1h rule r: size > 0 -> release to t }

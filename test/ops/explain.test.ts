@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { parsePolicy } from '../../src/dsl/index.js';
 import type { PolicyFile } from '../../src/dsl/ast.js';
 import type { FileFacts } from '../../src/engine/facts.js';
-import { explainFile } from '../../src/ops/explain.js';
-import { filesetMembership } from '../../src/ops/membership.js';
-import { formatExplanation } from '../../src/ops/explain-format.js';
-import { RecallLog, recallLogPath } from '../../src/ops/recall-log.js';
+import { explainFile } from '../../src/reports/explain.js';
+import { filesetMembership } from '../../src/reports/membership.js';
+import { formatExplanation } from '../../src/cli/format/explain-format.js';
+import { RecallLog, recallLogPath } from '../../src/reports/recall-log.js';
 
 const D = 86_400_000;
 const NOW = Date.parse('2026-06-01T12:00:00Z');

@@ -1,6 +1,6 @@
 // FAKE clock for scheduler tests: time moves only when a test calls advance(), and due
 // timers fire in order, with pending promise callbacks flushed after each one.
-import type { Clock } from '../../src/ops/scheduler.js';
+import type { Clock } from '../../src/schedule/scheduler.js';
 
 interface Pending {
   id: number;

@@ -1,4 +1,4 @@
-// The catalog's `handle` column and what it answers (src/ops/inode-handle.ts): the
+// The catalog's `handle` column and what it answers (src/changes/inode-handle.ts): the
 // migration of older catalogs, InodeProbe on a real loop-mounted ext4 (alive under another
 // name outside the roots, record naming the copy or not, gone), and gc counting a deleted
 // row whose inode lives on as a reference -- while a row without a handle (older catalog)
@@ -15,8 +15,8 @@ import { fileHandleOfFd, fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { newKey } from '../../src/engine/execute.js';
-import { handleAt, InodeProbe } from '../../src/ops/inode-handle.js';
-import { collectGarbage } from '../../src/ops/gc.js';
+import { handleAt, InodeProbe } from '../../src/changes/inode-handle.js';
+import { collectGarbage } from '../../src/gc/gc.js';
 import { LocalTier } from '../../src/tiers/local.js';
 
 const D = 86_400_000;

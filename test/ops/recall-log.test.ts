@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { RecallLog, openRecallLog, recallLogPath } from '../../src/ops/recall-log.js';
+import { RecallLog, openRecallLog, recallLogPath } from '../../src/reports/recall-log.js';
 
 const H = 3_600_000;
 let dir: string;

@@ -1,4 +1,4 @@
-// The daemon's reconciliation scheduling (src/ops/reconcile-loop.ts) on a FAKE clock over a
+// The daemon's reconciliation scheduling (src/reconcile/reconcile-loop.ts) on a FAKE clock over a
 // real (empty-but-one-file) directory and a real SQLite catalog: a pass at start, then
 // every interval; requests coalesce while one is queued but not while one runs; passes
 // never overlap; 0 disables the periodic passes; stop() ends the timers.
@@ -8,9 +8,9 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog } from '../../src/engine/catalog.js';
-import { ReconcileLoop } from '../../src/ops/reconcile-loop.js';
+import { ReconcileLoop } from '../../src/reconcile/reconcile-loop.js';
 import { silentLogger, type Logger } from '../../src/log.js';
-import type { ReconcileCatalog } from '../../src/ops/reconcile.js';
+import type { ReconcileCatalog } from '../../src/reconcile/reconcile.js';
 import { FakeClock } from './fake-clock.js';
 
 const HOUR = 3600_000;

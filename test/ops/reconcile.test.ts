@@ -14,7 +14,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../daemon/harness.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { futimens, lgetxattr, nsToTimespec } from '../../src/kernel/libc.js';
-import { reconcile } from '../../src/ops/reconcile.js';
+import { reconcile } from '../../src/reconcile/reconcile.js';
 import { silentLogger } from '../../src/log.js';
 
 const SIZE = 2 * 1024 * 1024 + 77;

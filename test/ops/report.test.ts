@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { parsePolicy } from '../../src/dsl/index.js';
-import { buildReport, failures } from '../../src/ops/report.js';
-import { formatReport } from '../../src/ops/report-format.js';
-import { openRecallLog } from '../../src/ops/recall-log.js';
+import { buildReport, failures } from '../../src/reports/report.js';
+import { formatReport } from '../../src/cli/format/report-format.js';
+import { openRecallLog } from '../../src/reports/recall-log.js';
 
 const D = 86_400_000;
 const NOW = Date.parse('2026-06-01T00:00:00Z');

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, entriesFromPolicy, systemClock, type Clock, type ScheduleEntry, type Trigger } from '../../src/ops/scheduler.js';
-import type { Usage } from '../../src/ops/usage.js';
+import { Scheduler, entriesFromPolicy, systemClock, type Clock, type ScheduleEntry, type Trigger } from '../../src/schedule/scheduler.js';
+import type { Usage } from '../../src/schedule/usage.js';
 import type { PolicyFile, Span } from '../../src/dsl/ast.js';
 import { FakeClock } from './fake-clock.js';
 

@@ -8,8 +8,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChangeTracker, type DeletedFile, type DirtyFile, type RenamedEntry } from '../../src/ops/change-tracker.js';
-import { trackAlive, trackDeleted, trackDirty, trackRenamed } from '../../src/ops/track-catalog.js';
+import { ChangeTracker, type DeletedFile, type DirtyFile, type RenamedEntry } from '../../src/changes/change-tracker.js';
+import { trackAlive, trackDeleted, trackDirty, trackRenamed } from '../../src/changes/track-catalog.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 import { fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/engine/state-record.js';
@@ -262,7 +262,7 @@ describe('what tracking does to the catalog', () => {
   });
 
   test('a row marked deleted whose file a reconcile scan finds alive (same key) is revived', async () => {
-    const { reconcile } = await import('../../src/ops/reconcile.js');
+    const { reconcile } = await import('../../src/reconcile/reconcile.js');
     const dir = join(fs.dir, 'revive');
     mkdirSync(dir);
     const f = join(dir, 'f');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsUsage, maxUsage, usageFromStatfs } from '../../src/ops/usage.js';
+import { fsUsage, maxUsage, usageFromStatfs } from '../../src/schedule/usage.js';
 import { mountLoopFs } from '../helpers/loopfs.js';
 
 describe('filesystem usage', () => {

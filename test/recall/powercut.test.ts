@@ -4,7 +4,7 @@
 // and service, mark the files again, and read every byte:
 // - a partial recall whose resident bitmap reached the disk but whose bytes did not (an
 //   fsync of another file commits the metadata): the bits are dropped, the chunks fetched
-//   again (without engine/fs-resident.ts lostChunks this reads zeros);
+//   again (without chunks/fs-resident.ts lostChunks this reads zeros);
 // - a user's fsync'ed write into a recalled chunk survives and is never overwritten;
 // - a cut in the middle of a sequential recall.
 import { test, describe } from 'node:test';

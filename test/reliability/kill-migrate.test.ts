@@ -18,7 +18,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { pattern, runCli, writePolicy } from '../daemon/harness.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { LocalTier } from '../../src/tiers/local.js';
-import { encodeMap } from '../../src/engine/extent-map.js';
+import { encodeMap } from '../../src/chunks/extent-map.js';
 import { scanExtents } from '../../src/engine/extent-scan.js';
 import { ensureDist, recordOf, sha256, shaOfFile, startDistDaemon, type Daemon } from './dist-daemon.js';
 

@@ -1,9 +1,9 @@
 // `tier reconcile [--dry-run] [--hash] [--json] [--config POLICYFILE...] [--state-dir DIR]`:
-// finds what changed while the daemon was down (src/ops/reconcile.ts) and fixes records
+// finds what changed while the daemon was down (src/reconcile/reconcile.ts) and fixes records
 // and catalog rows; through the daemon when one runs.
 import type { RegisterCommand } from './types.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
-import { runReconcile, type ReconcileCliOptions } from '../../ops/reconcile-run.js';
+import { runReconcile, type ReconcileCliOptions } from '../run/reconcile-run.js';
 
 export const register: RegisterCommand = (program, printer, setExitCode) => {
   program

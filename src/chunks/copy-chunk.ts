@@ -1,0 +1,149 @@
+// Reading one chunk of a copy back from its tier, verified: shared by the recall service
+// (recall/fill.ts) and partial re-release (engine/verify-resident.ts).
+//
+// Invariants:
+// - the copy's index (`${key}.sums`: sums, and for a sparse copy its data map) is checked
+//   against the record's sumsSha and, for a map, against the record's sizes
+//   (extent-map.ts decodeSums) before anything in it is believed;
+// - a chunk is rebuilt over its logical range (zeros in the map's holes) and checked
+//   against its sum before it is returned; an all-hole chunk of a mapped copy costs no GET;
+// - every GET is bounded by the tier timeout, even if the tier ignores its signal.
+import { createHash } from 'node:crypto';
+import { TierError, type Tier } from '../tiers/tier.js';
+import { chunkCount, storedSize, sumsKey, type StateRecord } from '../engine/state-record.js';
+import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
+
+type Copy = NonNullable<StateRecord['copy']>;
+
+/** Bytes of one chunk's SHA-256 in a copy's `${key}.sums` object. */
+export const SUM_LEN = SUM_BYTES;
+
+/** tier.get bounded by the tier timeout even if the tier ignores its signal. */
+export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new TierError('Timeout', 'get', tier.name, key, `no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([tier.get(key, { offset, length }, ac.signal, expect), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Fetches a copy's `${key}.sums` and checks it against the record's sumsSha (and a sparse
+ * copy's map against the record); rejects (TierError Corrupt: EIO for readers, never a
+ * release) when missing, short, different or inconsistent.
+ */
+export async function fetchChunkSums(tier: Tier, copy: Copy, timeoutMs: number): Promise<CopyIndex> {
+  const key = sumsKey(copy.key);
+  const want = copy.sparse ? copy.sparse.sumsLen : chunkCount(copy.size, copy.chunk) * SUM_LEN;
+  const sums = await getWithTimeout(tier, key, 0, want, timeoutMs);
+  if (sums.length !== want) throw new TierError('Corrupt', 'get', tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
+  if (createHash('sha256').update(sums).digest('hex') !== copy.sumsSha) {
+    throw new TierError('Corrupt', 'get', tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
+  }
+  if (!copy.sparse) return { map: null, sums, summed: null };
+  try {
+    return decodeSums(sums, { size: copy.size, stored: copy.sparse.stored, chunk: copy.chunk });
+  } catch (e) {
+    if (e instanceof MapError) throw new TierError('Corrupt', 'get', tier.name, key, `data map: ${e.message}`);
+    throw e;
+  }
+}
+
+export interface CopyChunk {
+  /** The chunk's logical bytes (zeros in holes), verified; empty when the chunk is all hole
+   *  (no pieces: nothing fetched, nothing to write, its sum is the zero chunk's). */
+  data: Buffer;
+  /** Where the copy has data inside the chunk (the rest are holes: write nothing there). */
+  pieces: Piece[];
+  /** Bytes fetched from the tier. */
+  fetched: number;
+}
+
+/** Chunk i's byte range [start, end) in a file of `size` bytes. */
+export function chunkRange(i: number, chunk: number, size: number): { start: number; end: number } {
+  return { start: i * chunk, end: Math.min(size, (i + 1) * chunk) };
+}
+
+/** Chunk i of the copy rebuilt from the object (zeros in the map's holes), not yet verified. */
+export async function readCopyChunk(tier: Tier, copy: Copy, map: ExtentMap | null, i: number, timeoutMs: number): Promise<CopyChunk> {
+  const b = chunkRange(i, copy.chunk, copy.size);
+  const len = b.end - b.start;
+  const pieces: Piece[] = map ? piecesOf(map, b.start, b.end) : [{ kind: 'data', at: b.start, len, obj: b.start }];
+  const span = objectSpan(pieces);
+  // All hole: no GET, and no 4 MiB of zeros to hash (a 20 GiB claim is 5,120 such chunks).
+  if (!span) return { data: Buffer.alloc(0), pieces: [], fetched: 0 };
+  const got = await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs, copy.foreign);
+  if (got.length !== span.length) {
+    throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${span.offset}+${span.length} returned ${got.length} bytes`);
+  }
+  let data = got;
+  if (span.length !== len) {
+    data = Buffer.alloc(len);
+    for (const p of pieces) if (p.kind === 'data') got.copy(data, p.at - b.start, p.obj - span.offset, p.obj - span.offset + p.len);
+  }
+  return { data, pieces: pieces.filter((p) => p.kind === 'data'), fetched: got.length };
+}
+
+/**
+ * Chunks [first, last) of the copy with one ranged GET (their object bytes are contiguous),
+ * each rebuilt like readCopyChunk; not yet verified. Fewer, larger GETs for read-ahead.
+ */
+export async function readCopyRun(tier: Tier, copy: Copy, map: ExtentMap | null, first: number, last: number, timeoutMs: number): Promise<CopyChunk[]> {
+  if (last - first === 1) return [await readCopyChunk(tier, copy, map, first, timeoutMs)];
+  const all = { start: chunkRange(first, copy.chunk, copy.size).start, end: chunkRange(last - 1, copy.chunk, copy.size).end };
+  const span = objectSpan(map ? piecesOf(map, all.start, all.end) : [{ kind: 'data', at: all.start, len: all.end - all.start, obj: all.start }]);
+  const got = span ? await getWithTimeout(tier, copy.key, span.offset, span.length, timeoutMs, copy.foreign) : Buffer.alloc(0);
+  if (span && got.length !== span.length) {
+    throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${span.offset}+${span.length} returned ${got.length} bytes`);
+  }
+  const out: CopyChunk[] = [];
+  for (let i = first; i < last; i++) {
+    const b = chunkRange(i, copy.chunk, copy.size);
+    const pieces = (map ? piecesOf(map, b.start, b.end) : [{ kind: 'data', at: b.start, len: b.end - b.start, obj: b.start } as Piece]).filter(
+      (p): p is Extract<Piece, { kind: 'data' }> => p.kind === 'data',
+    );
+    const data = Buffer.alloc(b.end - b.start);
+    let fetched = 0;
+    for (const p of pieces) {
+      got.copy(data, p.at - b.start, p.obj - span!.offset, p.obj - span!.offset + p.len);
+      fetched += p.len;
+    }
+    out.push({ data, pieces, fetched });
+  }
+  return out;
+}
+
+/**
+ * Throws TierError Corrupt unless chunk i's bytes match its sum. `ix` null: a copy made
+ * before chunk sums (only a GET of the whole object can be checked, against the record's SHA-256).
+ */
+export function verifyCopyChunk(tier: Tier, copy: Copy, ix: CopyIndex | null, i: number, c: CopyChunk): void {
+  // A replaced or corrupt object gives EIO, never wrong bytes (test/reliability/tier-faults.test.ts).
+  const b = chunkRange(i, copy.chunk, copy.size);
+  if (ix?.map && c.pieces.length === 0 && c.fetched === 0 && sumOf(ix, i) === null) return; // all hole by the verified map
+  const digest = createHash('sha256').update(c.data).digest();
+  if (ix) {
+    const sum = sumOf(ix, i);
+    // No sum: the map calls the whole chunk a hole (dataChunks and piecesOf agree), nothing fetched.
+    if (sum ? !digest.equals(sum) : c.fetched !== 0) {
+      throw new TierError('Corrupt', 'get', tier.name, copy.key, `SHA-256 of chunk ${i} (range ${b.start}+${b.end - b.start}) differs from its sum`);
+    }
+  } else if (b.start === 0 && b.end - b.start === storedSize(copy) && copy.sha256 && digest.toString('hex') !== copy.sha256) {
+    throw new TierError('Corrupt', 'get', tier.name, copy.key, `SHA-256 of the object differs from the file's record`);
+  }
+}
+
+/** Chunk i of the copy, verified against its sum. */
+export async function fetchCopyChunk(tier: Tier, copy: Copy, ix: CopyIndex | null, i: number, timeoutMs: number): Promise<CopyChunk> {
+  const c = await readCopyChunk(tier, copy, ix?.map ?? null, i, timeoutMs);
+  verifyCopyChunk(tier, copy, ix, i, c);
+  return c;
+}

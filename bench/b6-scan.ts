@@ -2,12 +2,17 @@
 // evaluate, in a child process) vs `find ROOT -printf '%s %A@ %p\n' > /dev/null`, warm
 // cache (goal <= 2x), and peak RSS of the same child at a tenth of the files vs all of
 // them (goal: flat, read here as growth <= 1.25x for 10x the files).
+// 6c (issue 14): the whole command as a user runs it, `tier apply POLICY --dry-run >
+// /dev/null` (the built CLI, node start-up, policy check, scan, plan and the per-file
+// lines; no daemon on its state dir, so it runs in-process) vs the same find, same tree.
+// The tree has ctx.treeFiles files (1M at --scale 1, 500k at the default 0.5);
+// BENCH_TREE_FILES=N sets it alone (e.g. 1000000 for issue 14's figure at any scale).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
 import { REPO, type World } from './lib/setup.js';
-import { fmtMs, log, nowMs, sh, type Result } from './lib/util.js';
+import { fmtMs, loadavg, log, nowMs, sh, type Result } from './lib/util.js';
 
 const PER_DIR = 1000;
 
@@ -38,6 +43,17 @@ function scanChild(root: string, scanOnly = false): ChildOut {
   return JSON.parse(r.stdout.trim()) as ChildOut;
 }
 
+/** Wall time and CPU time (user + sys of the command, from bash's `times`) of one shell command. */
+function timed(script: string): { ms: number; cpuMs: number } {
+  const t0 = nowMs();
+  const out = sh('bash', ['-c', `${script}; times`]);
+  const ms = nowMs() - t0;
+  // `times` prints the shell's then its children's user/sys: the second line is the command's.
+  const child = out.trim().split('\n').pop() ?? '';
+  const secs = [...child.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return { ms, cpuMs: (secs[0] ?? 0) * 1000 + (secs[1] ?? 0) * 1000 };
+}
+
 function findMs(root: string): number {
   const t0 = nowMs();
   sh('bash', ['-c', `find '${root}' -printf '%s %A@ %p\\n' > /dev/null`]);
@@ -56,6 +72,7 @@ export async function benchScan(w: World, ctx: Ctx): Promise<Result[]> {
   log(`6: trees made in ${fmtMs(nowMs() - t0)}`);
 
   findMs(big); // warm the dentry/inode caches
+  const cli = cliDryRun(big, ctx, w);
   const finds = [findMs(big), findMs(big)];
   const scans = [scanChild(big), scanChild(big)];
   const smallScan = scanChild(small);
@@ -66,6 +83,7 @@ export async function benchScan(w: World, ctx: Ctx): Promise<Result[]> {
   if (best.files !== ctx.treeFiles) throw new Error(`6: scan saw ${best.files} files, tree has ${ctx.treeFiles}`);
   log(`6: find ${finds.map(fmtMs)}; scan ${scans.map((s) => fmtMs(s.ms))}; rss ${smallScan.maxRssKiB} KiB -> ${bigRss} KiB`);
   return [
+    cli,
     {
       id: '6a',
       name: `scan + evaluate of a ${ctx.treeFiles}-file tree (engine library, 3 rules), warm cache, vs find -printf`,
@@ -89,4 +107,39 @@ export async function benchScan(w: World, ctx: Ctx): Promise<Result[]> {
       note: 'maxRSS of the whole child process (node + tsx included)',
     },
   ];
+}
+
+/** 6c: `tier apply --dry-run` of the tree, the built CLI, twice, each beside a find of the same tree. */
+function cliDryRun(root: string, ctx: Ctx, w: World): Result {
+  const dir = join(w.data, '..', 'cli-dry-run');
+  mkdirSync(join(dir, 'state'), { recursive: true });
+  const policy = join(dir, 'tree.hsmpolicy');
+  writeFileSync(
+    policy,
+    `tier nas { local "${join(dir, 'tier')}" }\n` +
+      `fileset tree { root "${root}" exclude "**/*.tmp" }\n` +
+      `policy p on tree {\n` +
+      `  rule small: size < 1KiB and last_access > 1d -> keep\n` +
+      `  rule logs:  name ~ "*.log" and last_mod > 7d -> archive to nas\n` +
+      `  rule old:   last_access > 30d or path ~ "cold/**" -> release to nas\n` +
+      `}\n`,
+  );
+  const tier = `node ${join(REPO, 'bin/tier.js')} apply '${policy}' --dry-run --state-dir '${join(dir, 'state')}' > /dev/null`;
+  const find = `find '${root}' -printf '%s %A@ %p\\n' > /dev/null`;
+  const runs: { tier: { ms: number; cpuMs: number }; find: { ms: number; cpuMs: number }; load: string }[] = [];
+  for (let i = 0; i < 2; i++) runs.push({ find: timed(find), tier: timed(tier), load: loadavg() });
+  const best = runs.reduce((a, b) => (a.tier.ms / a.find.ms <= b.tier.ms / b.find.ms ? a : b));
+  const each = runs.map((r) => `${fmtMs(r.tier.ms)} vs ${fmtMs(r.find.ms)} (cpu ${fmtMs(r.tier.cpuMs)} vs ${fmtMs(r.find.cpuMs)}; load ${r.load})`).join('; ');
+  log(`6c: ${each}`);
+  return {
+    id: '6c',
+    name: `tier apply --dry-run of a ${ctx.treeFiles}-file tree (the whole command: node start-up, scan, plan, a line per action), warm cache, vs find -printf`,
+    figure: fmtMs(best.tier.ms),
+    baseline: `find -printf '%s %A@ %p\\n': ${fmtMs(best.find.ms)}`,
+    ratio: best.tier.ms / best.find.ms,
+    dir: '<=',
+    limit: 2,
+    ratioIs: 'tier wall time / find wall time (the better of 2 pairs)',
+    note: `each pair (tier vs find, wall; user+sys cpu; load after): ${each}; output to /dev/null for both; the built CLI (dist/), no daemon on its state dir`,
+  };
 }

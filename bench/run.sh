@@ -3,7 +3,8 @@
 #   bash bench/run.sh [--scale S] [--only 1,2,...] [--no-results]
 # --scale (or BENCH_SCALE) shrinks sizes; 1 = the sizes (1 GiB files, a 1M-file
 # tree, 10k x 64 KiB + 4 x 1 GiB). Default 0.5 (512 MiB files, 500k-file tree; ~6-8 min
-# on a 2-core machine). The full run rewrites bench/RESULTS.md.
+# on a 2-core machine). BENCH_TREE_FILES=N sets the scan tree of benchmark 6 alone. The
+# full run rewrites bench/RESULTS.md.
 # Starts its own Ceph RGW (scripts/rgw.sh, stopped by pid at exit) unless
 # TIER_TEST_S3_ENDPOINT + AWS_* are already set; builds bench/c-handler.c and
 # bench/preader.c with gcc into a temp dir.
@@ -41,6 +42,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Benchmark 6c runs the built CLI (bin/tier.js -> dist/), as a user does.
+echo "bench: npm run build" >&2
+npm run build >/dev/null
 gcc -O2 -Wall -o "$TMP/c-handler" bench/c-handler.c
 gcc -O2 -Wall -o "$TMP/preader" bench/preader.c
 

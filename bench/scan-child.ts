@@ -1,11 +1,14 @@
 // Child process of benchmark 6: scan + evaluate one tree with the engine's library (the
-// same scanFileset/evaluate `tier apply` runs), nothing kept per file. Prints one JSON
+// same scanFileset/evaluate `tier apply` runs, from dist/), nothing kept per file. Prints one JSON
 // line: files, matched, ms (scan + evaluate, process start excluded), peak RSS. With
 // `scan-only` the files are counted without evaluating (to split the time).
 //   node --import tsx bench/scan-child.ts ROOT [scan-only]
-import { parsePolicy } from '../src/dsl/index.js';
-import { evaluate } from '../src/engine/evaluate.js';
-import { scanFileset } from '../src/engine/scan.js';
+// The built modules (bench/run.sh builds): under tsx, the scan's walk thread would first
+// compile the TypeScript sources it imports, and that start-up is not the scan's.
+const dist = (m: string) => new URL(`../dist/${m}`, import.meta.url).href;
+const { parsePolicy } = (await import(dist('dsl/index.js'))) as typeof import('../src/dsl/index.js');
+const { evaluate } = (await import(dist('engine/evaluate.js'))) as typeof import('../src/engine/evaluate.js');
+const { scanFileset } = (await import(dist('engine/scan.js'))) as typeof import('../src/engine/scan.js');
 
 const root = process.argv[2];
 const scanOnly = process.argv[3] === 'scan-only';

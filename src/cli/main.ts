@@ -1,7 +1,7 @@
 // The only module that reads process.argv and sets process.exitCode.
 import { Command, CommanderError } from 'commander';
 import { processPrinter, UserError, EXIT } from './io.js';
-import { commands } from './commands/index.js';
+import { modulesFor } from './commands/index.js';
 import { versionText } from './version.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -15,8 +15,8 @@ export async function main(argv: string[]): Promise<number> {
   const setCode = (c: number) => {
     code = Math.max(code, c);
   };
-  for (const register of commands) register(program, processPrinter, setCode);
   try {
+    for (const m of await Promise.all(modulesFor(argv).map((c) => c.load()))) m.register(program, processPrinter, setCode);
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {

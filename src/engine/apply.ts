@@ -6,8 +6,7 @@ import type { FilesetDecl, PolicyDecl, PolicyFile, Rule, Span } from '../dsl/ast
 import type { FileFacts, FsUsage } from './facts.js';
 import { evaluate } from './evaluate.js';
 import { noDataMessage, planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
-import { scanFileset } from './scan.js';
-import { runAction } from './actions.js';
+import { scanFilesetBatches } from './scan.js';
 import { recordedCtime } from './verify-copy.js';
 import type { ExecDeps, OutcomeStatus } from './execute.js';
 
@@ -164,6 +163,8 @@ export async function runApply(
       for (const a of plan.actions) report(a, 'planned', 0, a.freed);
       continue;
     }
+    // Loaded only for a real run: a dry run needs none of the executor's modules (SQLite, tiers).
+    const { runAction } = await import('./actions.js');
     const concurrency = policy.concurrency ?? 4;
     // One inode once per run: two names of a hard-linked file migrating at once would open
     // it under our own lease and stall both for lease-break-time (45 s, then F_UNLCK fails
@@ -208,21 +209,24 @@ async function planOne(
     result.scanErrors++;
     progress({ type: 'scan-error', policy: policy.name, path: e.path, op: e.op, message: e.error.message });
   };
-  for await (const file of scanFileset(fileset, { onError })) {
+  for await (const batch of scanFilesetBatches(fileset, { onError })) {
+    for (const file of batch) decide(file);
+  }
+  function decide(file: FileFacts): void {
     scanned++;
     const rule = evaluate(policy, file, now);
     // Only files a rule acts on are kept: memory grows with the candidates, not the tree.
     if (!rule) {
       unmatched++;
-      continue;
+      return;
     }
     if (rule.action.kind === 'keep') {
       kept++;
-      continue;
+      return;
     }
     if (deps.holdBack?.(policy, file, rule)) {
       held++;
-      continue;
+      return;
     }
     // Size and mtime can be put back after a rewrite; ctime cannot (verify-copy.ts).
     if (file.state === 'archived' && deps.catalog) file.copyUnverified = recordedCtime(deps.catalog, file.dev, file.ino) !== file.ctimeNs;

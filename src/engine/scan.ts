@@ -1,22 +1,21 @@
-// Streaming walk of a fileset: yields FileFacts one by one, memory flat whatever the
-// tree size (one open directory handle at a time, a bounded batch of lstat calls).
-// Never follows symlinks, never leaves the root's filesystem (st_dev), regular files
-// only, include/exclude globs relative to the root, dotfiles included. The record is
-// read with lgetxattr by path: opening the file could raise fanotify open events.
-// Users rename their directories while we walk (issue 18): each directory is opened as an
-// O_PATH fd beneath the root fd (openat2: no symlink in any component, no mount crossed,
-// kernel/beneath.ts), and read, lstat'ed and getxattr'ed through `/proc/self/fd/N/name`,
-// so a directory swapped for a symlink mid-walk can never take the walk outside.
-import { opendir, lstat } from 'node:fs/promises';
-import { closeSync, fstatSync, type BigIntStats } from 'node:fs';
-import { join } from 'node:path';
-import { openRootFd, pathFdBeneath } from '../kernel/beneath.js';
-import { globMatcher } from './glob.js';
+// Streaming scan of a fileset: FileFacts in batches, memory flat whatever the tree size.
+// The walk itself is synchronous and runs in a worker thread per root (walk.ts, walk-worker.ts:
+// getdents64 + statx + getxattrat relative to directory fds opened beneath the root, a few
+// syscalls per entry, no promise per file); this module turns its packed batches into
+// FileFacts on the caller's thread, whose event loop runs between batches (the daemon runs
+// scans beside its recall service, which must keep answering events).
+// The record is read without opening the file: an open could raise fanotify events.
+// Users rename their directories while we walk (issue 18): see walk.ts and kernel/beneath.ts.
+import { Worker } from 'node:worker_threads';
+import { normalize } from 'node:path';
 import type { FilesetDecl } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
+import type { BigIntStats } from 'node:fs';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from './users.js';
+import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from './walk.js';
+import type { WalkJob, WalkMessage } from './walk-worker.js';
 
 export interface ScanError {
   path: string;
@@ -27,22 +26,6 @@ export interface ScanError {
 export interface ScanOptions {
   /** Unreadable directories or vanished files: reported, never fatal. */
   onError?: (e: ScanError) => void;
-  /** lstat calls in flight per directory. */
-  batch?: number;
-}
-
-type Matcher = (s: string) => boolean;
-const never: Matcher = () => false;
-
-function anyOf(globs: string[]): Matcher {
-  if (globs.length === 0) return never;
-  return globMatcher(globs);
-}
-
-/** A directory is pruned when an exclude matches it, or matches it with its trailing `/**` dropped. */
-function dirPruner(exclude: string[]): Matcher {
-  const dirGlobs = exclude.flatMap((g) => (g.endsWith('/**') ? [g, g.slice(0, -3)] : [g]));
-  return anyOf(dirGlobs);
 }
 
 const nsToMs = (ns: bigint) => Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6;
@@ -80,108 +63,143 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
   };
 }
 
-export async function* scanRoot(
-  root: string,
-  include: string[],
-  exclude: string[],
-  opts: ScanOptions = {},
-): AsyncGenerator<FileFacts> {
+// In the build, walk-worker.js beside this file; under tsx (tests, bench), the .ts.
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './walk-worker.ts' : './walk-worker.js', import.meta.url);
+const TWO32 = 4294967296;
+
+/** A timestamp from [sec lo, sec hi (signed), nsec] as FileFacts carry it: ms (as `ns / 1e6n` + remainder) and ns as a decimal string. */
+function timeAt(w: Uint32Array, i: number): [number, string] {
+  const sec = (w[i + 1]! | 0) * TWO32 + w[i]!;
+  const nsec = w[i + 2]!;
+  if (sec >= 0) return [sec * 1000 + Math.floor(nsec / 1e6) + (nsec % 1e6) / 1e6, sec === 0 ? String(nsec) : `${sec}${String(nsec).padStart(9, '0')}`];
+  const ns = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+  return [Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6, ns.toString()];
+}
+
+/** The batch's files as FileFacts (absPath = join(root, rel), built by concatenation). */
+function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
+  const out: FileFacts[] = new Array(p.count);
+  const bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.used);
+  let at = 0;
+  for (let i = 0; i < p.count; i++) {
+    const b = i * FILE_WORDS;
+    const w = p.words;
+    const nameLen = w[b + F.nameLen]!;
+    const recLen = w[b + F.recLen]!;
+    const name = bytes.toString('utf8', at, at + nameLen);
+    at += nameLen;
+    const record = recLen === NO_RECORD ? null : decodeRecord(Buffer.from(bytes.subarray(at, at + recLen)));
+    if (recLen !== NO_RECORD) at += recLen;
+    const dir = p.dirs[w[b + F.dir]!]!;
+    const rel = dir === '' ? name : `${dir}/${name}`;
+    const size = w[b + F.size]! + w[b + F.size + 1]! * TWO32;
+    const [atimeMs] = timeAt(w, b + F.atime);
+    const [mtimeMs, mtimeNs] = timeAt(w, b + F.mtime);
+    const [ctimeMs, ctimeNs] = timeAt(w, b + F.ctime);
+    const uid = w[b + F.uid]!;
+    const gid = w[b + F.gid]!;
+    out[i] = {
+      path: rel,
+      absPath: `${prefix}/${rel}`,
+      name,
+      root,
+      size,
+      blocks: w[b + F.blocks]! + w[b + F.blocks + 1]! * TWO32,
+      atimeMs,
+      mtimeMs,
+      ctimeMs,
+      ctimeNs,
+      mtimeNs,
+      mode: w[b + F.mode]! & 0xffff,
+      uid,
+      gid,
+      owner: userName(uid),
+      group: groupName(gid),
+      dev: makedev(w[b + F.devMajor]!, w[b + F.devMinor]!),
+      ino: w[b + F.ino]! + w[b + F.ino + 1]! * TWO32,
+      state: deriveState(record, { size, mtimeNs }),
+      pinned: record?.pinned ?? false,
+      record,
+    };
+  }
+  return out;
+}
+
+/** Under tsx (tests, bench) a worker has no loader hooks of its own: it registers tsx's, then imports the .ts entry. */
+function tsxWorker(workerData: WalkJob): Worker {
+  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return new Worker(`import(${api}).then((t) => { t.register(); return import(${JSON.stringify(WORKER.href)}); })`, { eval: true, workerData });
+}
+
+function errorFrom(m: { message: string; code?: string }): Error {
+  const e = new Error(m.message) as NodeJS.ErrnoException;
+  if (m.code) e.code = m.code;
+  return e;
+}
+
+/**
+ * One root's files in batches, walked in a worker thread (walk.ts) while the caller plans
+ * the previous batch; the caller's event loop runs between batches.
+ */
+export async function* scanRootBatches(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
   const report = opts.onError ?? (() => {});
-  const batch = opts.batch ?? 64;
-  const included = include.length === 0 ? () => true : anyOf(include);
-  const excluded = anyOf(exclude);
-  const pruned = dirPruner(exclude);
-  const rootSt = await lstat(root, { bigint: true });
-  if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
-  const rootFd = openRootFd(root);
+  const prefix = normalize(root).replace(/\/+$/, '');
+  const ctl = new Int32Array(new SharedArrayBuffer(8));
+  const workerData = { root, include, exclude, ctl } satisfies WalkJob;
+  const worker = WORKER.pathname.endsWith('.ts') ? tsxWorker(workerData) : new Worker(WORKER, { workerData });
+  const queue: WalkMessage[] = [];
+  let failure: Error | null = null;
+  let exited = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    wake?.();
+    wake = null;
+  };
+  worker.on('message', (m: WalkMessage) => {
+    queue.push(m);
+    poke();
+  });
+  worker.on('error', (e) => {
+    failure = e;
+    poke();
+  });
+  worker.on('exit', () => {
+    exited = true;
+    poke();
+  });
   try {
-    const dev = fstatSync(rootFd, { bigint: true }).dev;
-    // Depth-first over pending directories: only directory paths wait here, files stream.
-    const pending: string[] = [''];
-    while (pending.length > 0) {
-      const relDir = pending.pop()!;
-      const absDir = relDir === '' ? root : join(root, relDir);
-      let dirFd: number;
-      try {
-        dirFd = relDir === '' ? rootFd : pathFdBeneath(rootFd, relDir, absDir, O_DIRECTORY);
-      } catch (e) {
-        report({ path: absDir, op: 'open', error: e as Error }); // e.g. swapped for a symlink since listed
+    for (;;) {
+      const m = queue.shift();
+      if (!m) {
+        if (failure) throw failure;
+        if (exited) throw new Error(`scan of ${root}: the walk thread ended early`);
+        await new Promise<void>((r) => (wake = r));
         continue;
       }
-      try {
-        yield* scanDir(root, relDir, `/proc/self/fd/${dirFd}`, dev, pending, { report, batch, included, excluded, pruned });
-      } finally {
-        if (dirFd !== rootFd) closeSync(dirFd);
-      }
+      if (m.type === 'done') return;
+      if (m.type === 'fatal') throw errorFrom(m);
+      for (const e of m.batch.errors) report({ path: e.path, op: e.op, error: errorFrom(e) });
+      const files = unpack(m.batch, root, prefix);
+      Atomics.sub(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+      if (files.length > 0) yield files;
     }
   } finally {
-    closeSync(rootFd);
+    // Stop a walk nobody reads any more; it closes its fds on the way out.
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 0);
+    if (!exited) await new Promise((r) => worker.once('exit', r));
   }
 }
 
-const O_DIRECTORY = 0o200000;
-
-interface DirCtx {
-  report: (e: ScanError) => void;
-  batch: number;
-  included: Matcher;
-  excluded: Matcher;
-  pruned: Matcher;
+export async function* scanRoot(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts> {
+  for await (const batch of scanRootBatches(root, include, exclude, opts)) yield* batch;
 }
 
-/** One directory, read through `at` (its O_PATH fd's magic link): files yielded, subdirectories pushed to pending. */
-async function* scanDir(root: string, relDir: string, at: string, dev: bigint, pending: string[], c: DirCtx): AsyncGenerator<FileFacts> {
-  const { report, batch, included, excluded, pruned } = c;
-  const absDir = relDir === '' ? root : join(root, relDir);
-  let dir;
-  try {
-    dir = await opendir(at, { bufferSize: 256 });
-  } catch (e) {
-    report({ path: absDir, op: 'opendir', error: e as Error });
-    return;
-  }
-  let names: string[] = [];
-  const relOf = (name: string) => (relDir === '' ? name : `${relDir}/${name}`);
-  const flush = async function* (): AsyncGenerator<FileFacts> {
-    const sts = await Promise.all(
-      names.map((name) =>
-        lstat(`${at}/${name}`, { bigint: true }).catch((e: Error) => {
-          report({ path: join(absDir, name), op: 'lstat', error: e });
-          return null;
-        }),
-      ),
-    );
-    for (let i = 0; i < names.length; i++) {
-      const st = sts[i];
-      const name = names[i]!;
-      const rel = relOf(name);
-      if (!st || st.dev !== dev) continue; // another filesystem mounted here
-      if (st.isDirectory()) {
-        if (!pruned(rel)) pending.push(rel);
-      } else if (st.isFile() && included(rel) && !excluded(rel)) {
-        try {
-          yield factsFrom(root, rel, join(root, rel), st, `${at}/${name}`);
-        } catch (e) {
-          report({ path: join(root, rel), op: 'lgetxattr', error: e as Error });
-        }
-      }
-    }
-    names = [];
-  };
-  try {
-    for await (const d of dir) {
-      const rel = relOf(d.name);
-      // Symlinks, sockets, devices, fifos are never managed; lstat decides the rest
-      // (also for file systems that report DT_UNKNOWN).
-      if (d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isBlockDevice() || d.isCharacterDevice()) continue;
-      if (d.isDirectory() && pruned(rel)) continue;
-      names.push(d.name);
-      if (names.length >= batch) yield* flush();
-    }
-    yield* flush();
-  } catch (e) {
-    report({ path: absDir, op: 'readdir', error: e as Error });
-  }
+/** Every file of a fileset in batches, root after root. */
+export async function* scanFilesetBatches(fs: FilesetDecl, opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
+  const include = fs.include.length === 1 && fs.include[0] === '**' ? [] : fs.include;
+  for (const root of fs.roots) yield* scanRootBatches(root, include, fs.exclude, opts);
 }
 
 /** Every file of a fileset, root after root. */

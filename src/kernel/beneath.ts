@@ -89,6 +89,19 @@ export function pathFdBeneath(dirFd: number, rel: string, what: string, extra = 
   }
 }
 
+/**
+ * A readable fd of directory `rel` beneath dirFd under BENEATH rules ('.' for dirFd's own
+ * directory): for getdents64 and the *at calls of the scan (a name read from it and looked up
+ * relative to it stays inside that directory whatever happens to its path).
+ */
+export function dirFdBeneath(dirFd: number, rel: string, what: string): number {
+  try {
+    return openat2(dirFd, rel, constants.O_RDONLY | constants.O_DIRECTORY | O_CLOEXEC, BENEATH, what);
+  } catch (e) {
+    throw explain(e, what);
+  }
+}
+
 /** A new file `name` in dirFd, opened with `flags` (plus O_CREAT|O_EXCL|O_NOFOLLOW) under BENEATH rules. */
 export function createBeneath(dirFd: number, name: string, flags: number, mode: number, what = name): number {
   return openat2(dirFd, name, flags | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC, BENEATH, what, mode);

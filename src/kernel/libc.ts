@@ -53,6 +53,10 @@ const c = {
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
   unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
+  // The scan's per-entry calls (src/engine/walk.ts): fixed prototypes, no variadic marshalling.
+  getdents64: lib.func('intptr_t getdents64(int fd, _Out_ void *buf, size_t count)'),
+  statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ void *buf)'),
+  getxattrat: lib.func('syscall', 'long', ['long', 'int', 'const char *', 'unsigned int', 'const char *', 'void *', 'size_t']),
 };
 
 // Same numbers on x86_64 and arm64 (the generic table): no libc wrappers in Debian's glibc.
@@ -402,3 +406,47 @@ export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, n
 export function unlinkat(dirfd: number, path: string, flags = 0): void {
   check(c.unlinkat(dirfd, path, flags), 'unlinkat', path);
 }
+
+// --- the scan's directory walk (src/engine/walk.ts): one call per entry, relative to a directory fd ---
+
+/** getdents64(2) into buf: bytes filled (0 at the end). Records: u64 ino, i64 off, u16 reclen, u8 type, name NUL. */
+export function getdents64(fd: number, buf: Buffer, path?: string): number {
+  return check(c.getdents64(fd, buf, buf.length), 'getdents64', path);
+}
+
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_NO_AUTOMOUNT = 0x800;
+export const STATX_BASIC_STATS = 0x7ff;
+
+/** statx(2) of `name` in directory fd `dirfd` into buf (256 bytes), never following a symlink or an automount. */
+export function statxAt(dirfd: number, name: string, buf: Buffer, path?: string): void {
+  check(c.statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, buf), 'statx', path);
+}
+
+const SYS_getxattrat = 464; // Linux 6.13+, one number on every architecture (the unified table)
+let noGetxattrat = false;
+// struct xattr_args { u64 value; u32 size; u32 flags }: the value buffer's address is fixed
+// once (a Buffer's backing store does not move while it is referenced).
+const xattrVal = Buffer.alloc(4096);
+const xattrArgs = Buffer.alloc(16);
+xattrArgs.writeBigUInt64LE(koffi.address(xattrVal), 0);
+xattrArgs.writeUInt32LE(xattrVal.length, 8);
+
+/**
+ * The attribute `attr` of `name` in directory fd `dirfd` (a symlink's own, never its
+ * target's), or null when absent: getxattrat(2) relative to the fd; before Linux 6.13,
+ * lgetxattr of `/proc/self/fd/DIRFD/NAME`. No open of the file, so no fanotify event.
+ */
+export function getxattrAt(dirfd: number, name: string, attr: string, path?: string): Buffer | null {
+  if (!noGetxattrat) {
+    const n = Number(c.getxattrat(SYS_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, attr, xattrArgs, 16));
+    if (n >= 0) return Buffer.from(xattrVal.subarray(0, n));
+    const e = koffi.errno();
+    if (e === ENODATA) return null;
+    if (e === ENOSYS) noGetxattrat = true;
+    else if (e !== ERANGE) throw sysError(e, 'getxattrat', path);
+  }
+  return lgetxattr(`/proc/self/fd/${dirfd}/${name}`, attr);
+}
+
+const ENOSYS = 38;

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from './harness.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist } from '../reliability/dist-daemon.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from './harness.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 type Verdict = { ok: boolean; eio: number; mismatch: boolean };

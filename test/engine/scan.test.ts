@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { scanFileset, scanRoot } from '../../src/engine/scan.js';
@@ -106,6 +106,32 @@ describe('scan on a loop-mounted ext4', () => {
     appendFileSync(p, 'more');
     f = (await collect(scanRoot(fs.dir, ['top.txt'], []))).get('top.txt')!;
     assert.equal(f.state, 'dirty');
+  });
+
+  test('batches: thousands of files and symlinks in one directory, every record decoded; a scan left half-way closes its fds', async () => {
+    const big = join(fs.dir, 'big');
+    mkdirSync(big);
+    for (let i = 0; i < 2500; i++) writeFileSync(join(big, `f${i}`), String(i));
+    for (let i = 0; i < 5000; i++) symlinkSync('f0', join(big, `l${i}`));
+    const rec: StateRecord = { v: 1, state: 'resident', pinned: true, gen: 0 };
+    for (const i of [0, 1023, 1024, 2499]) {
+      const fd = openSync(join(big, `f${i}`), 'r');
+      try {
+        fsetxattr(fd, XATTR_STATE, encodeRecord(rec));
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const m = await collect(scanRoot(big, [], []));
+    assert.equal(m.size, 2500);
+    assert.deepEqual([...m.values()].filter((f) => f.pinned).map((f) => f.name).sort(), ['f0', 'f1023', 'f1024', 'f2499']);
+    assert.equal(m.get('f1500')!.size, 4);
+    assert.equal(m.get('f1500')!.absPath, join(big, 'f1500'));
+
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for await (const f of scanRoot(big, [], [])) if (f) break;
+    assert.equal(fds(), before);
   });
 
   test('a root that is a symlink is refused, not followed', async () => {

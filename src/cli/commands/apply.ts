@@ -5,10 +5,9 @@ import { join, resolve } from 'node:path';
 import type { RegisterCommand } from './types.js';
 import { EXIT, UserError, type Printer } from '../io.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
-import { createTiers } from '../../tiers/index.js';
-import { openCatalog } from '../../engine/catalog.js';
 import { runApply, selectPolicies, type ApplyResult, type ProgressEvent } from '../../engine/apply.js';
 import { jsonLogger } from '../../log.js';
+import type { Tier } from '../../tiers/tier.js';
 import { daemonOrNull, loadPolicyForRun } from '../engine-cli.js';
 import { ApplyView } from './apply-view.js';
 
@@ -51,8 +50,10 @@ export async function runApplyCli(file: string, opts: ApplyCliOptions, printer: 
       throw new UserError(`apply through the daemon (${client.socket}): ${(e as Error).message}`);
     }
   } else {
-    const tiers = createTiers(pf);
-    const catalog = opts.dryRun ? null : openCatalog(join(stateDir, 'catalog.db'));
+    // A dry run plans only: no tier, no catalog, and not their modules (the S3 SDK and SQLite
+    // cost a big tree's dry run more than its planning).
+    const tiers: Map<string, Tier> = opts.dryRun ? new Map() : (await import('../../tiers/index.js')).createTiers(pf);
+    const catalog = opts.dryRun ? null : (await import('../../engine/catalog.js')).openCatalog(join(stateDir, 'catalog.db'));
     const log = jsonLogger((l) => printer.err(l), 'warn');
     try {
       result = await runApply(

@@ -1,13 +1,29 @@
+// Every command module and the names it registers. main.ts loads only the module of the
+// command being run (a dry run over a million files should not first load the S3 SDK and
+// SQLite); help and unknown names load them all, in this order.
 import type { RegisterCommand } from './types.js';
-import { register as check } from './check.js';
-import { register as apply } from './apply.js';
-import { register as status } from './status.js';
-import { register as manual } from './manual.js';
-import { register as daemon } from './daemon.js';
-import { register as doctor } from './doctor.js';
-import { register as ops } from './ops.js';
-import { register as reconcile } from './reconcile.js';
-import { register as unbind } from './unbind.js';
-import { register as importCmd } from './import.js';
 
-export const commands: RegisterCommand[] = [check, apply, status, manual, daemon, doctor, ops, reconcile, unbind, importCmd];
+export interface CommandModule {
+  names: readonly string[];
+  load: () => Promise<{ register: RegisterCommand }>;
+}
+
+export const commands: CommandModule[] = [
+  { names: ['check'], load: () => import('./check.js') },
+  { names: ['apply'], load: () => import('./apply.js') },
+  { names: ['status'], load: () => import('./status.js') },
+  { names: ['archive', 'release', 'recall', 'pin', 'unpin'], load: () => import('./manual.js') },
+  { names: ['daemon'], load: () => import('./daemon.js') },
+  { names: ['doctor'], load: () => import('./doctor.js') },
+  { names: ['explain', 'report', 'gc', 'wait-ready', 'metrics'], load: () => import('./ops.js') },
+  { names: ['reconcile'], load: () => import('./reconcile.js') },
+  { names: ['unbind'], load: () => import('./unbind.js') },
+  { names: ['import'], load: () => import('./import.js') },
+];
+
+/** The modules to load for argv: the named command's alone, or all of them. */
+export function modulesFor(argv: readonly string[]): CommandModule[] {
+  const name = argv[0];
+  const one = name === undefined ? [] : commands.filter((c) => c.names.includes(name));
+  return one.length === 1 ? one : commands;
+}

@@ -1,0 +1,45 @@
+// Worker thread of the scan (scan.ts starts one per fileset root): runs walk.ts and posts its
+// batches (their buffers transferred, not copied). At most MAX_IN_FLIGHT batches wait for the
+// main thread (ctl[0] counts them; the main thread takes one off and notifies), so memory
+// stays flat when planning is slower than the walk. ctl[1] = 1 asks it to stop: the walk's
+// finally blocks close its directory fds before the thread ends.
+import { parentPort, workerData } from 'node:worker_threads';
+import { walkRoot, type Packed } from './walk.js';
+import { globMatcher } from './glob.js';
+
+export interface WalkJob {
+  root: string;
+  include: string[];
+  exclude: string[];
+  ctl: Int32Array;
+}
+
+export type WalkMessage = { type: 'batch'; batch: Packed } | { type: 'done' } | { type: 'fatal'; message: string; code?: string };
+
+const MAX_IN_FLIGHT = 4;
+const never = () => false;
+const anyOf = (globs: string[]) => (globs.length === 0 ? never : globMatcher(globs));
+
+function run(job: WalkJob): void {
+  const { ctl } = job;
+  // A directory is pruned when an exclude matches it, or matches it with its trailing `/**` dropped.
+  const filter = {
+    included: job.include.length === 0 ? () => true : anyOf(job.include),
+    excluded: anyOf(job.exclude),
+    pruned: anyOf(job.exclude.flatMap((g) => (g.endsWith('/**') ? [g, g.slice(0, -3)] : [g]))),
+  };
+  try {
+    for (const batch of walkRoot(job.root, filter)) {
+      for (let n = Atomics.load(ctl, 0); n >= MAX_IN_FLIGHT && Atomics.load(ctl, 1) === 0; n = Atomics.load(ctl, 0)) Atomics.wait(ctl, 0, n, 1000);
+      if (Atomics.load(ctl, 1) !== 0) return;
+      Atomics.add(ctl, 0, 1);
+      parentPort!.postMessage({ type: 'batch', batch } satisfies WalkMessage, [batch.words.buffer as ArrayBuffer, batch.bytes.buffer as ArrayBuffer]);
+    }
+    parentPort!.postMessage({ type: 'done' } satisfies WalkMessage);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    parentPort!.postMessage({ type: 'fatal', message: err?.message ?? String(e), ...(err?.code ? { code: err.code } : {}) } satisfies WalkMessage);
+  }
+}
+
+run(workerData as WalkJob);

@@ -10,6 +10,7 @@
 # the filesystem unmounted first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/demo-lib.sh # TIER, tier(), say(), need_root
 
 BASE=/var/lib/tier-demo-import
 MNT=/mnt/tier-demo-import
@@ -21,16 +22,8 @@ PIDFILE=$BASE/daemon.pid
 DATA=$MNT/data
 MEMBERS=${TIER_DEMO_MEMBERS:-8}   # 16 MiB each
 
-if [ "$(id -u)" != 0 ]; then echo "demo-import: run as root (fanotify, loop mounts)" >&2; exit 1; fi
+need_root demo-import
 command -v nginx > /dev/null || { echo "demo-import: needs nginx (apt-get install nginx-light)" >&2; exit 1; }
-
-if [ -z "${TIER_DEMO_FROM_SOURCE:-}" ] && [ -f dist/cli/main.js ]; then
-  TIER=(node bin/tier.js)
-else
-  TIER=(node --import tsx src/cli/main.ts)
-fi
-tier() { "${TIER[@]}" "$@"; }
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 stop_pid() { # pidfile, pattern its cmdline must match
   local f=$1 pat=$2 pid

@@ -2,7 +2,8 @@
 # The README demo (`npm run demo`), as root: a small loop-mounted ext4 filesystem with
 # sample files, `tier daemon` in the background, `tier apply policies/demo.hsmpolicy`
 # releasing the old files to a local-directory tier, then a released file read back:
-# first a few bytes (only the touched chunk is fetched), then whole (byte-exact).
+# first a few bytes (only the touched chunk is fetched), then whole (byte-exact); then
+# `tier report --html` draws what happened as one page ($BASE/report.html).
 #
 # The filesystem is mounted at $FS (the fileset's backing, inside the 0700 $BASE); the
 # daemon shows its data directory at $DATA only while it serves: before it starts and
@@ -10,6 +11,7 @@
 # Idempotent: a previous run's daemon is stopped and its filesystem unmounted first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/demo-lib.sh # TIER, tier(), say(), need_root
 
 BASE=/var/lib/tier-demo
 MNT=/mnt/tier-demo
@@ -23,17 +25,8 @@ PIDFILE=$BASE/daemon.pid
 DATA=$MNT/data
 BIG=$DATA/videos/holiday-2019.mkv
 
-if [ "$(id -u)" != 0 ]; then echo "demo: run as root (fanotify, loop mounts)" >&2; exit 1; fi
+need_root demo
 
-# The compiled CLI (npm run build), or the sources through tsx.
-if [ -z "${TIER_DEMO_FROM_SOURCE:-}" ] && [ -f dist/cli/main.js ]; then
-  TIER=(node bin/tier.js)
-else
-  TIER=(node --import tsx src/cli/main.ts)
-fi
-tier() { "${TIER[@]}" "$@"; }
-
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 blocks() { stat -c %b "$1"; }
 
 stop_daemon() {
@@ -129,10 +122,15 @@ else
 fi
 tier status "$BIG"
 
+say "tier report --html: the catalog and the recalls as one page (charts, no network needed)"
+sleep 1.2 # the daemon writes its recall log once a second
+tier report --html "$BASE/report.html" --state-dir "$STATE" --config "$POLICY"
+echo "open file://$BASE/report.html in a browser (text: tier report --state-dir $STATE)"
+
 say "stopping the daemon: $DATA is empty again (ENOENT, not zeros), then unmounting"
 stop_daemon
 echo "$DATA holds $(ls -A "$DATA" | wc -l) entries"
 cat "$BIG" 2>&1 | head -1 || true
 umount "$FS"
 trap - EXIT
-echo "demo done: image $IMG, tier $TIERDIR, state $STATE (run again to start over)"
+echo "demo done: image $IMG, tier $TIERDIR, state $STATE, report page $BASE/report.html (run again to start over)"

@@ -45,6 +45,11 @@ for (const run of [1, 2]) {
     assert.ok(bytes >= MiB && bytes <= 2 * MiB, `after head -c 64: ${bytes} bytes allocated`);
 
     assert.match(out, /byte-exact: [0-9a-f]{16}\.\.\. = [0-9a-f]{16}\.\.\./);
+    // The demo says where its report page is, and the page holds the recall it made.
+    assert.match(out, /report page written to \/var\/lib\/tier-demo\/report\.html/);
+    const page = readFileSync('/var/lib/tier-demo/report.html', 'utf8');
+    assert.match(page, /data-figure="recalls" data-recalls="[1-9]/);
+    assert.match(page, /<g class="bar" data-label="released" data-files="[1-9]/);
     assert.doesNotMatch(out, /MISMATCH/);
     assert.equal(isMounted('/mnt/tier-demo'), false, 'unmounted at the end');
     const pidFile = '/var/lib/tier-demo/daemon.pid';

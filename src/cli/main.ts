@@ -2,10 +2,12 @@
 import { Command, CommanderError } from 'commander';
 import { processPrinter, UserError, EXIT } from './io.js';
 import { commands } from './commands/index.js';
+import { versionText } from './version.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('tier')
     .description('policy-driven hierarchical storage management')
+    .version(versionText(), '-V, --version', 'print the version of tier and of Node.js')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError(false);

@@ -40,6 +40,11 @@ export interface ImportRequest {
   prefix?: string;
   dryRun: boolean;
   delete: boolean;
+  /** Owner and modes of created files and directories (src/import/ownership.ts); absent: defaults. */
+  uid?: number;
+  gid?: number;
+  filePerms?: number;
+  dirPerms?: number;
 }
 
 export type ManualOp = 'release' | 'archive' | 'recall';

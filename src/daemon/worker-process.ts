@@ -94,8 +94,8 @@ function isExiting(pid: number): boolean {
   return state === 'Z' || state === 'X' || (flags & PF_EXITING) !== 0;
 }
 
-/** The worker entry beside this file: .ts under tsx, .js once compiled. */
+/** The worker entry (src/worker/worker-main): .ts under tsx, .js once compiled. */
 function workerEntry(): string {
   const here = fileURLToPath(import.meta.url);
-  return join(here, '..', `worker-main${extname(here)}`);
+  return join(here, '..', '..', 'worker', `worker-main${extname(here)}`);
 }

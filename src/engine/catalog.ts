@@ -217,15 +217,6 @@ export class Catalog {
     for (const r of it) yield fromDb(r);
   }
 
-  /** Live rows of `tier` whose path lies under `dir` (byte-wise prefix `dir/`), for `tier import`. */
-  *tierRowsUnder(tier: string, dir: string): Generator<CatalogRow> {
-    const f = dir.replace(/\/+$/, '') + '/';
-    const it = this.db
-      .prepare('SELECT * FROM files WHERE tier = ? AND substr(path, 1, length(?)) = ? AND deleted_at IS NULL')
-      .iterate(tier, f, f) as Iterable<DbRow>;
-    for (const r of it) yield fromDb(r);
-  }
-
   *all(): Generator<CatalogRow> {
     for (const r of this.db.prepare('SELECT * FROM files ORDER BY path').iterate() as Iterable<DbRow>) yield fromDb(r);
   }
@@ -265,6 +256,11 @@ export class Catalog {
       finishedAt: r.finished_at,
       summary: r.summary ? JSON.parse(r.summary) : null,
     }));
+  }
+
+  /** The connection, for a module that keeps its own table here (import/seen.ts). */
+  get sqlite(): Database.Database {
+    return this.db;
   }
 
   close(): void {

@@ -1,4 +1,4 @@
-// uid/gid -> name from /etc/passwd and /etc/group, read once per process (a scan of a
+// uid/gid <-> name from /etc/passwd and /etc/group, read once per process (a scan of a
 // million files must not spawn or call NSS per file). Unknown ids print as numbers.
 import { readFileSync } from 'node:fs';
 
@@ -28,4 +28,21 @@ export function userName(uid: number): string {
 export function groupName(gid: number): string {
   groups ??= parse('/etc/group');
   return groups.get(gid) ?? String(gid);
+}
+
+function idOf(map: Map<number, string>, name: string): number | null {
+  for (const [id, n] of map) if (n === name) return id;
+  return null;
+}
+
+/** name -> uid from /etc/passwd; null when unknown. */
+export function uidOf(name: string): number | null {
+  users ??= parse('/etc/passwd');
+  return idOf(users, name);
+}
+
+/** name -> gid from /etc/group; null when unknown. */
+export function gidOf(name: string): number | null {
+  groups ??= parse('/etc/group');
+  return idOf(groups, name);
 }

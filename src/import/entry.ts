@@ -17,12 +17,13 @@ import { rowFromRecord, type Catalog } from '../engine/catalog.js';
 import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../engine/state-record.js';
 import type { ObjectInfo } from '../tiers/tier.js';
 import { stillMatches } from '../tiers/validator.js';
-import { createTemp, exchangeIn, openPathAt, publishMode, renameIn, unlinkIn, type Owner } from './beneath.js';
+import { createTemp, exchangeIn, openPathAt, publishMode, renameIn, unlinkIn } from './dir-cursor.js';
+import type { Ownership } from './ownership.js';
 
 export interface EntryEnv {
   tier: string;
   chunk: number;
-  owner: Owner;
+  own: Ownership;
   catalog: Catalog | null;
   markReleased(fd: number): void | Promise<void>;
   now: number;
@@ -96,7 +97,7 @@ async function build(dirfd: number, absPath: string, rec: StateRecord, env: Entr
     ftruncateSync(fd, copy.size);
     fsetxattr(fd, XATTR_STATE, encodeRecord(rec), absPath);
     await env.markReleased(fd);
-    publishMode(fd, env.owner);
+    publishMode(fd, env.own);
     const mt = nsToTimespec(BigInt(copy.mtimeNs));
     futimens(fd, mt, mt, absPath);
     const st = fstatSync(fd);

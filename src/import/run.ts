@@ -4,20 +4,21 @@
 //
 // Rules:
 // - Listing and creation stream: one object at a time, directory fds cached only along
-//   the current key (beneath.ts). The keys seen are kept (a Set) to find vanished objects
-//   afterwards: about 100 bytes an object, the one part that grows with the tree.
+//   the current key (beneath.ts). The keys listed go to the catalog's database (seen.ts),
+//   not memory, to find vanished objects afterwards: memory is flat however large the tree.
 // - Foreign data is never written or deleted on the tier; local data is never clobbered
 //   (entry.ts: refresh only untouched files; --delete only untouched files).
 // - Every object gets one outcome; problems are reported per key, the run goes on.
-import { closeSync, fstatSync, realpathSync } from 'node:fs';
-import { relative, sep } from 'node:path';
+import { closeSync, fstatSync } from 'node:fs';
 import type { Catalog } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import { validatorOf } from '../tiers/validator.js';
-import { DirCursor, openRootDir, unlinkIn } from './beneath.js';
+import { DirCursor, openImportRoot, unlinkIn } from './dir-cursor.js';
+import { resolveOwnership, type OwnershipRequest } from './ownership.js';
 import { importOne, isImportOf, look, untouched, type EntryEnv, type EntryOutcome } from './entry.js';
 import { mapKey, normalPrefix } from './keymap.js';
+import { SeenKeys } from './seen.js';
 
 export interface ImportOptions {
   tierName: string;
@@ -28,6 +29,8 @@ export interface ImportOptions {
   prefix?: string;
   dryRun: boolean;
   deleteVanished: boolean;
+  /** Owner and modes of what is created (ownership.ts: default the directory's owner, 0644/0755). */
+  ownership?: OwnershipRequest;
   chunk: number;
   now: number;
 }
@@ -71,32 +74,9 @@ export interface ImportSummary {
 const REPORTED: ReadonlySet<ImportItemKind> = new Set(['conflict', 'kept-local', 'skipped', 'failed', 'vanished', 'deleted']);
 const PROGRESS_EVERY = 1000;
 
-/** DIR (realpath) when it lies inside one of the roots; throws a message for the user otherwise. */
-export function importRoot(dir: string, roots: string[]): string {
-  let real: string;
-  try {
-    real = realpathSync(dir);
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(`import directory ${dir}: ${missing ? 'does not exist (create it first, inside a fileset)' : (e as Error).message}`);
-  }
-  const inside = roots.some((r) => {
-    let rr: string;
-    try {
-      rr = realpathSync(r);
-    } catch {
-      return false;
-    }
-    const rel = relative(rr, real);
-    return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
-  });
-  if (!inside) throw new Error(`import directory ${dir} is not inside a fileset of the policy (roots: ${roots.join(', ') || 'none'})`);
-  return real;
-}
-
 export async function runImport(o: ImportOptions, deps: ImportDeps, emit: (e: ImportEvent) => void, signal?: AbortSignal): Promise<ImportSummary> {
   const t0 = Date.now();
-  const root = importRoot(o.dir, o.roots);
+  const { fd: rootFd, path: root } = openImportRoot(o.dir, o.roots);
   const prefix = normalPrefix(o.prefix);
   const counts = Object.fromEntries(
     ['created', 'unchanged', 'refreshed', 'conflict', 'kept-local', 'skipped', 'failed', 'vanished', 'deleted'].map((k) => [k, 0]),
@@ -105,12 +85,11 @@ export async function runImport(o: ImportOptions, deps: ImportDeps, emit: (e: Im
     counts[kind]++;
     if (REPORTED.has(kind)) emit({ type: 'item', kind, key, ...(path !== undefined ? { path } : {}), ...(detail ? { detail } : {}) });
   };
-  const rootFd = openRootDir(root);
   const st = fstatSync(rootFd);
-  const owner = { uid: st.uid, gid: st.gid };
-  const cursor = new DirCursor(rootFd, owner);
-  const env: EntryEnv = { tier: o.tierName, chunk: o.chunk, owner, catalog: o.dryRun ? null : deps.catalog, markReleased: deps.markReleased, now: o.now };
-  const seen = new Set<string>();
+  const own = resolveOwnership(o.ownership ?? {}, { uid: st.uid, gid: st.gid });
+  const cursor = new DirCursor(rootFd, own);
+  const env: EntryEnv = { tier: o.tierName, chunk: o.chunk, own, catalog: o.dryRun ? null : deps.catalog, markReleased: deps.markReleased, now: o.now };
+  const seen = deps.catalog ? new SeenKeys(deps.catalog.sqlite, o.now) : null;
   let listed = 0;
   let bytes = 0;
   try {
@@ -118,7 +97,7 @@ export async function runImport(o: ImportOptions, deps: ImportDeps, emit: (e: Im
       signal?.throwIfAborted();
       listed++;
       bytes += obj.size;
-      seen.add(obj.key);
+      seen?.add(obj.key);
       if (listed % PROGRESS_EVERY === 0) emit({ type: 'progress', listed, bytes });
       const m = mapKey(obj.key, prefix);
       if ('skip' in m) {
@@ -152,8 +131,9 @@ export async function runImport(o: ImportOptions, deps: ImportDeps, emit: (e: Im
       }
     }
     emit({ type: 'progress', listed, bytes });
-    vanished(o, root, prefix, seen, cursor, deps, report);
+    if (seen) vanished(o, root, prefix, seen, cursor, deps.catalog!, report);
   } finally {
+    seen?.close();
     cursor.close();
     closeSync(rootFd);
   }
@@ -165,18 +145,12 @@ function vanished(
   o: ImportOptions,
   root: string,
   prefix: string,
-  seen: Set<string>,
+  seen: SeenKeys,
   cursor: DirCursor,
-  deps: ImportDeps,
+  catalog: Catalog,
   report: (k: ImportItemKind, key: string, path?: string, detail?: string) => void,
 ): void {
-  if (!deps.catalog) return;
-  const gone: { key: string; path: string }[] = [];
-  for (const row of deps.catalog.tierRowsUnder(o.tierName, root)) {
-    if (row.key === null || !row.key.startsWith(prefix) || seen.has(row.key)) continue;
-    gone.push({ key: row.key, path: row.path });
-  }
-  for (const g of gone) {
+  for (const g of seen.unseen(o.tierName, root, prefix)) {
     const rel = g.path.slice(root.length + 1).split('/');
     const name = rel.pop()!;
     const dirfd = cursor.dir(rel, false);
@@ -185,7 +159,7 @@ function vanished(
     if (o.deleteVanished && untouched(s)) {
       if (!o.dryRun) {
         unlinkIn(dirfd!, name);
-        deps.catalog.remove(s.dev, s.ino);
+        catalog.remove(s.dev, s.ino);
       }
       report('deleted', g.key, g.path, 'object gone from the tier; the file was untouched');
     } else {

@@ -14,6 +14,8 @@
 //   the scan or the catalog saw before any side effect; real opens then go through
 //   `/proc/self/fd/N` (the magic link leads to that inode whatever the path does meanwhile).
 // - A path outside every fileset root is refused, naming the path and the roots.
+// - Creation beneath a directory fd (createBeneath, for `tier import`) is O_CREAT|O_EXCL
+//   under the same rules: a name that exists, even as a symlink, is EEXIST, never opened.
 import { closeSync, constants, fstatSync, openSync, type BigIntStats } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import { fileHandleOfFd, openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_NO_XDEV } from './libc.js';
@@ -85,6 +87,11 @@ export function pathFdBeneath(dirFd: number, rel: string, what: string, extra = 
   } catch (e) {
     throw explain(e, what);
   }
+}
+
+/** A new file `name` in dirFd, opened with `flags` (plus O_CREAT|O_EXCL|O_NOFOLLOW) under BENEATH rules. */
+export function createBeneath(dirFd: number, name: string, flags: number, mode: number, what = name): number {
+  return openat2(dirFd, name, flags | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC, BENEATH, what, mode);
 }
 
 /** An inode held by an O_PATH fd: `proc` reopens it, `st` is its fstat at resolution. */

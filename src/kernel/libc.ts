@@ -388,7 +388,7 @@ export const ENODATA = 61;
 export const ERANGE = 34;
 export const ESTALE = 116;
 
-// --- *at calls for creating files beneath a directory fd (src/import/beneath.ts) ---
+// --- *at calls for creating files beneath a directory fd (src/import/dir-cursor.ts) ---
 export function mkdirat(dirfd: number, path: string, mode: number): void {
   check(c.mkdirat(dirfd, path, mode), 'mkdirat', path);
 }

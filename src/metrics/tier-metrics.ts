@@ -17,6 +17,8 @@ export interface TierMetrics {
   migrations: Counter; // tier_migrations_total{action,outcome}
   bytes: Gauge; // tier_bytes{state}
   files: Gauge; // tier_files{state}
+  tierBytes: Gauge; // tier_tier_bytes{tier,state}
+  tierFiles: Gauge; // tier_tier_files{tier,state}
   queueDepth: Gauge; // tier_queue_depth{queue}
   tierRequestErrors: Counter; // tier_tier_request_errors_total{tier}
   policyRuns: Counter; // tier_policy_runs_total{policy,trigger,outcome}
@@ -36,6 +38,8 @@ export function createTierMetrics(registry = new Registry()): TierMetrics {
     migrations: registry.counter('tier_migrations_total', 'Per-file migration actions, by action and outcome.', ['action', 'outcome']),
     bytes: registry.gauge('tier_bytes', 'Logical bytes of managed files, by state (from the catalog).', ['state']),
     files: registry.gauge('tier_files', 'Managed files, by state (from the catalog).', ['state']),
+    tierBytes: registry.gauge('tier_tier_bytes', 'Logical bytes of managed files with a copy on a tier, by tier and state (from the catalog).', ['tier', 'state']),
+    tierFiles: registry.gauge('tier_tier_files', 'Managed files with a copy on a tier, by tier and state (from the catalog).', ['tier', 'state']),
     queueDepth: registry.gauge('tier_queue_depth', 'Work waiting, by queue (recall, migration).', ['queue']),
     tierRequestErrors: registry.counter('tier_tier_request_errors_total', 'Failed tier requests (put/get/stat/delete/list), by tier.', ['tier']),
     policyRuns: registry.counter('tier_policy_runs_total', 'Policy runs, by trigger and outcome.', ['policy', 'trigger', 'outcome']),
@@ -67,5 +71,15 @@ export function setStateTotals(m: TierMetrics, rows: { state: string; files: num
     const row = rows.find((r) => r.state === s);
     m.bytes.set({ state: s }, row?.bytes ?? 0);
     m.files.set({ state: s }, row?.files ?? 0);
+  }
+}
+
+/** Sets tier_tier_bytes / tier_tier_files from (tier, state) totals; a tier no row names any more drops out. */
+export function setTierTotals(m: TierMetrics, rows: { tier: string; state: string; files: number; bytes: number }[]): void {
+  m.tierBytes.reset();
+  m.tierFiles.reset();
+  for (const r of rows) {
+    m.tierBytes.set({ tier: r.tier, state: r.state }, r.bytes);
+    m.tierFiles.set({ tier: r.tier, state: r.state }, r.files);
   }
 }

@@ -29,6 +29,16 @@ export interface TopRecalled {
   lastAt: number;
 }
 
+/** One time bucket of the recall log (all events, failed ones included in the latency). */
+export interface RecallBucketRow {
+  at: number; // bucket start, ms since epoch
+  recalls: number;
+  errors: number;
+  bytes: number;
+  latencyAvgMs: number;
+  latencyMaxMs: number;
+}
+
 export interface RecallTotals {
   recalls: number;
   bytes: number;
@@ -153,6 +163,25 @@ export class RecallLog {
       )
       .get(since) as { n: number; bytes: number; errors: number; files: number };
     return { recalls: r.n - r.errors, bytes: r.bytes, errors: r.errors, files: r.files };
+  }
+
+  /** Time of the first entry at or after `since`, or null when there is none. */
+  firstAt(since = 0): number | null {
+    this.flush();
+    return (this.db.prepare('SELECT MIN(at) AS t FROM recalls WHERE at >= ?').get(since) as { t: number | null }).t;
+  }
+
+  /** Recalls per `bucketMs` from `since` (only buckets with events; the report fills the gaps). */
+  timeline(since: number, bucketMs: number): RecallBucketRow[] {
+    this.flush();
+    return this.db
+      .prepare(
+        `SELECT (at / CAST(@b AS INTEGER)) * CAST(@b AS INTEGER) AS at, COUNT(*) - COUNT(error) AS recalls, COUNT(error) AS errors,
+                COALESCE(SUM(CASE WHEN error IS NULL THEN bytes END), 0) AS bytes,
+                AVG(latency_ms) AS latencyAvgMs, MAX(latency_ms) AS latencyMaxMs
+         FROM recalls WHERE at >= @since GROUP BY 1 ORDER BY 1`,
+      )
+      .all({ b: Math.max(1, Math.trunc(bucketMs)), since }) as RecallBucketRow[];
   }
 
   /** Drops entries older than `before` (retention); returns how many. */

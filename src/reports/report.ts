@@ -5,6 +5,7 @@ import type { FileState, PolicyFile } from '../dsl/ast.js';
 import type { CatalogRow, RunRow } from '../engine/catalog.js';
 import { filesetMembership } from './membership.js';
 import type { RecallTotals, TopRecalled } from './recall-log.js';
+import type { FsView, RecallTimeline } from './report-series.js';
 
 export interface Bucket {
   label: string;
@@ -15,6 +16,9 @@ export interface Bucket {
 export interface RunView extends RunRow {
   durationMs: number | null;
   outcome: 'ok' | 'failed' | 'unfinished';
+  /** Bytes uploaded to tiers and bytes of blocks freed, from the summary (null when it has none). */
+  moved: number | null;
+  freed: number | null;
 }
 
 export interface Report {
@@ -29,7 +33,11 @@ export interface Report {
   size: Bucket[];
   recalls: RecallTotals;
   topRecalled: TopRecalled[];
+  /** Recalls per time bucket, from the first logged recall (within 90 days) to now. */
+  recallTimeline: RecallTimeline;
   lastRuns: RunView[];
+  /** Usage of each fileset's filesystem against its policies' watermarks; null without --config. */
+  filesystems: FsView[] | null;
 }
 
 export const STATES: readonly FileState[] = ['resident', 'archived', 'dirty', 'released', 'partial'];
@@ -52,6 +60,8 @@ export interface ReportInputs {
   runs: RunRow[];
   recalls: RecallTotals;
   topRecalled: TopRecalled[];
+  recallTimeline?: RecallTimeline;
+  filesystems?: FsView[];
   policy?: PolicyFile;
   now: number;
 }
@@ -103,7 +113,9 @@ export function buildReport(inp: ReportInputs): Report {
     size,
     recalls: inp.recalls,
     topRecalled: inp.topRecalled,
+    recallTimeline: inp.recallTimeline ?? { bucketMs: 60_000, points: [] },
     lastRuns: inp.runs.map(runView),
+    filesystems: inp.filesystems ?? null,
   };
 }
 
@@ -112,7 +124,14 @@ function runView(r: RunRow): RunView {
     ...r,
     durationMs: r.finishedAt === null ? null : r.finishedAt - r.startedAt,
     outcome: r.finishedAt === null ? 'unfinished' : failures(r.summary) > 0 ? 'failed' : 'ok',
+    moved: summaryNumber(r.summary, 'uploaded'),
+    freed: summaryNumber(r.summary, 'freed'),
   };
+}
+
+function summaryNumber(summary: unknown, key: string): number | null {
+  const v = summary && typeof summary === 'object' ? (summary as Record<string, unknown>)[key] : undefined;
+  return typeof v === 'number' ? v : null;
 }
 
 /** Failures in a run summary, whatever shape the engine chose: a `failed` count or list. */

@@ -6,10 +6,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { applyActions, pattern, readAt, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, REPO, runCli, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { tierImport } from './helpers.js';
@@ -163,5 +163,50 @@ describe('tier import from a local tier; eviction, archiving, gc', () => {
     dd = startDaemon([policy], stateDir);
     await dd.ready;
     assert.ok(readFileSync(join(dest, 'late.bin')).equals(v), 'recalled, not zeros');
+  });
+
+  test('owner and mode: the directory\'s owner, 0644/0755 by default; --uid/--gid/--file-perms/--dir-perms', async () => {
+    const data = join(fs.dir, 'data');
+    const mine = join(data, 'own-default');
+    mkdirSync(mine);
+    chownSync(mine, 1234, 1235);
+    const r = await tierImport(['slow', mine, '--config', policy, '--state-dir', stateDir, '--prefix', 'sub dir']);
+    assert.equal(r.summary?.counts.created, 1, r.stdout + r.stderr);
+    const f = statSync(join(mine, 'c ✓.txt'));
+    assert.deepEqual([f.uid, f.gid, f.mode & 0o7777], [1234, 1235, 0o644]);
+    const r2 = await tierImport(['slow', join(mine, 'x'), '--config', policy, '--state-dir', stateDir]).catch(() => null);
+    assert.notEqual(r2?.code, 0, 'DIR must exist');
+    mkdirSync(join(mine, 'x'));
+    chownSync(join(mine, 'x'), 1234, 1235);
+    const r2b = await tierImport(['slow', join(mine, 'x'), '--config', policy, '--state-dir', stateDir]);
+    assert.equal(r2b.code, 0, r2b.stderr + r2b.stdout);
+    const sub = statSync(join(mine, 'x', 'sub dir'));
+    assert.deepEqual([sub.uid, sub.gid, sub.mode & 0o7777], [1234, 1235, 0o755], 'a directory made by import');
+    const set = join(data, 'own-set');
+    mkdirSync(set);
+    const r3 = await tierImport(['slow', set, '--config', policy, '--state-dir', stateDir, '--uid', '4321', '--gid', 'root', '--file-perms', '0640', '--dir-perms', '750']);
+    assert.equal(r3.code, 0, r3.stderr + r3.stdout);
+    const g = statSync(join(set, 'sub dir/c ✓.txt'));
+    assert.deepEqual([g.uid, g.gid, g.mode & 0o7777], [4321, 0, 0o640]);
+    const d = statSync(join(set, 'sub dir'));
+    assert.deepEqual([d.uid, d.gid, d.mode & 0o7777], [4321, 0, 0o750]);
+    assert.deepEqual([statSync(set).uid, statSync(set).mode & 0o777], [0, 0o755], 'DIR itself keeps its owner and mode');
+    assert.ok(readFileSync(join(set, 'sub dir/c ✓.txt')).equals(files.get('sub dir/c ✓.txt')!), 'recalled whatever its mode');
+    // Refused before anything is asked of the daemon: a clear message, no stack trace.
+    const bad = await runCli(['import', 'slow', set, '--config', policy, '--state-dir', stateDir, '--file-perms', '4755']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--file-perms "4755": an octal mode of permission bits, at most 0777/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /);
+    const who = await runCli(['import', 'slow', set, '--config', policy, '--state-dir', stateDir, '--uid', 'no-such-user-x']);
+    assert.match(who.stderr, /--uid "no-such-user-x": no such user/);
+  });
+
+  test('a progress line on a TTY (cleared before the summary); none without one', async () => {
+    const cmd = ['node', '--import', 'tsx', 'src/cli/main.ts', 'import', 'slow', dest, '--config', policy, '--state-dir', stateDir].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const tty = execFileSync('script', ['-qec', cmd, '/dev/null'], { cwd: REPO, encoding: 'utf8' });
+    assert.match(tty, /\r\x1b\[Klisted \d+ objects, [\d.]+ \w+\r\x1b\[Kimported \d+ objects/);
+    const plain = await runCli(['import', 'slow', dest, '--config', policy, '--state-dir', stateDir]);
+    assert.doesNotMatch(plain.stdout, /listed|\x1b/);
+    assert.match(plain.stdout, /^imported \d+ objects/m);
   });
 });

@@ -5,17 +5,24 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { freshBucket } from '../helpers/rgw.js';
-import { pattern, readAt, startDaemon, type DaemonProc } from '../daemon/harness.js';
+import { applyActions, pattern, readAt, startDaemon, within, type DaemonProc } from '../daemon/harness.js';
+import { connectDaemon } from '../../src/daemon/client.js';
 import { decodeRecord, XATTR_STATE } from '../../src/engine/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { del, head, put, s3Policy, sdk, tierImport } from './helpers.js';
 
 const rec = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
+
+/** Bytes the daemon's recall service fetched from tiers so far. */
+async function fetched(stateDir: string): Promise<number> {
+  const c = (await connectDaemon(stateDir))!;
+  return Number((await c.status()).recall.bytesFetched);
+}
 
 describe('tier import from S3', () => {
   let fs: LoopFs;
@@ -92,11 +99,36 @@ describe('tier import from S3', () => {
       assert.ok(readFileSync(join(dest, k)).equals(objs.get(k)!), k);
     }
     const big = join(dest, 'big.bin');
+    const f0 = await fetched(stateDir);
     const out = execFileSync('sh', ['-c', 'head -c 1000 "$1"', 'sh', big]);
     assert.ok(out.equals(objs.get('big.bin')!.subarray(0, 1000)));
+    // The chunk under the read and its read-ahead (1 MiB each here), of 110 MiB.
+    const sent = (await fetched(stateDir)) - f0;
+    assert.ok(sent > 0 && sent <= 2 * 1024 * 1024, `head fetched ${sent} bytes`);
     const st = statSync(big);
     assert.ok(st.blocks * 512 <= 8 * 1024 * 1024, `only the first chunks are local (${st.blocks * 512} bytes)`);
     assert.equal(rec(big)?.state, 'partial');
+  });
+
+  test('eviction: a file read whole is released again by punching only (no PUT, the object untouched)', async () => {
+    const k = 'dir a/ü nïcode ✓.bin';
+    const p = join(dest, k);
+    await within(`${k} hashed and archived after its whole read`, 10_000, () => rec(p)?.state === 'archived');
+    const h0 = await head(c, bucket, `pub/${k}`);
+    const keys = async () => ((await c.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => `${o.Key} ${o.ETag} ${o.LastModified?.getTime()}`).sort();
+    const k0 = await keys();
+    const ev = join(fs.scratch, 'evict.hsmpolicy');
+    writeFileSync(ev, readFileSync(policy, 'utf8').replace('rule none: size < 0B -> keep', 'rule ev: name ~ "ü nïcode ✓.bin" -> release to rgw'));
+    const acts = await applyActions(ev, stateDir);
+    const a = acts.get(`imported/${k}`);
+    assert.equal(a?.status, 'done', JSON.stringify([...acts]));
+    assert.equal(a?.uploaded, 0, 'eviction uploads nothing');
+    assert.equal(statSync(p).blocks, 0, 'punched');
+    assert.equal(rec(p)?.state, 'released');
+    assert.equal(rec(p)?.copy?.key, k);
+    assert.deepEqual(await keys(), k0, 'no object written, none deleted');
+    assert.deepEqual(await head(c, bucket, `pub/${k}`), h0);
+    assert.ok(readFileSync(p).equals(objs.get(k)!), 'recalled again from the imported object');
   });
 
   test('re-import: nothing changes', async () => {

@@ -70,3 +70,45 @@ test('directory index pages: nginx and Apache autoindex', async () => {
   ]);
   assert.equal(keyUrl('http://h/pub/', 'ü dir/a#b?.txt'), 'http://h/pub/%C3%BC%20dir/a%23b%3F.txt');
 });
+
+test('ownership: the directory\'s owner and 0644/0755 by default; options parsed like rclone\'s, refused past 0777', async () => {
+  const { parseId, parsePerms, resolveOwnership } = await import('../../src/import/ownership.js');
+  assert.deepEqual(resolveOwnership({}, { uid: 1000, gid: 100 }), { uid: 1000, gid: 100, filePerms: 0o644, dirPerms: 0o755 });
+  assert.deepEqual(resolveOwnership({ uid: 0, filePerms: 0o600 }, { uid: 1000, gid: 100 }), { uid: 0, gid: 100, filePerms: 0o600, dirPerms: 0o755 });
+  assert.equal(parsePerms('0640', '--file-perms'), 0o640);
+  assert.equal(parsePerms('750', '--dir-perms'), 0o750);
+  assert.equal(parsePerms('0o777', '--dir-perms'), 0o777);
+  assert.throws(() => parsePerms('4755', '--file-perms'), /--file-perms "4755": an octal mode of permission bits, at most 0777/);
+  assert.throws(() => parsePerms('rw-r--r--', '--file-perms'), /octal/);
+  assert.throws(() => parsePerms('0888', '--file-perms'), /octal/);
+  const lookup = (n: string) => (n === 'alice' ? 1001 : null);
+  assert.equal(parseId('alice', '--uid', lookup), 1001);
+  assert.equal(parseId('42', '--gid', lookup), 42);
+  assert.throws(() => parseId('bob', '--uid', lookup), /--uid "bob": no such user/);
+  assert.throws(() => parseId('nobodygroup', '--gid', lookup), /no such group/);
+  assert.throws(() => parseId('4294967295', '--uid', lookup), /ids are 0 to 4294967294/);
+});
+
+test('`tier check`: archive or release to an http tier is an error at the tier name; import-only use passes', async () => {
+  const { runCli } = await import('../daemon/harness.js');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'check-http-'));
+  try {
+    const head = 'tier web { http "http://127.0.0.1:1/pub/" }\ntier nas { local "/t" }\nfileset fs { root "/d" }\n';
+    const bad = join(dir, 'bad.hsmpolicy');
+    writeFileSync(bad, `${head}policy p on fs {\n  rule a: size > 1GiB -> archive to web\n  rule b: true -> release to web\n}\n`);
+    const r = await runCli(['check', bad]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /bad\.hsmpolicy:5:37: error\[read-only-tier\]: tier 'web' is an http tier: it is read-only/);
+    assert.match(r.stderr, /bad\.hsmpolicy:6:30: error\[read-only-tier\]: .*release needs a local or s3 tier/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    const good = join(dir, 'good.hsmpolicy');
+    writeFileSync(good, `${head}policy p on fs {\n  rule b: true -> release to nas\n}\n`);
+    const g = await runCli(['check', good]);
+    assert.equal(g.code, 0, g.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

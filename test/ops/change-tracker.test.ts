@@ -87,7 +87,7 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
 
 describe('change tracking inside DaemonOps', () => {
   test('a write to an archived file turns its catalog row dirty and counts it', async () => {
-    const { DaemonOps } = await import('../../src/daemon/daemon-ops.js');
+    const { DaemonOps } = await import('../../src/worker/daemon-ops.js');
     const { Catalog } = await import('../../src/engine/catalog.js');
     const { parsePolicy } = await import('../../src/dsl/index.js');
     const { setTimeout: sleep } = await import('node:timers/promises');
@@ -118,7 +118,7 @@ describe('change tracking inside DaemonOps', () => {
   });
 
   test('SIGHUP reload: same roots keep the tracker (queued events are not lost); new roots start a new one and a reconcile pass catches up', async () => {
-    const { DaemonOps } = await import('../../src/daemon/daemon-ops.js');
+    const { DaemonOps } = await import('../../src/worker/daemon-ops.js');
     const { Catalog } = await import('../../src/engine/catalog.js');
     const { parsePolicy } = await import('../../src/dsl/index.js');
     const { setTimeout: sleep } = await import('node:timers/promises');
@@ -156,6 +156,8 @@ describe('change tracking inside DaemonOps', () => {
       appendOther(files[1]!, ' v2');
       ops.reload([policy([root, root2])]);
       assert.equal(await dirtyWithin(files[1]!, 10_000), 'dirty', 'found by the reconcile pass after the tracker restart');
+      // The pass writes the row before it logs its end: wait for the line, not only the row.
+      for (let i = 0; i < 250 && passes.length === 0; i++) await sleep(20);
       assert.deepEqual(passes.map((p) => (p as { reason: string }).reason), ['tracker restarted']);
     } finally {
       await ops.stop();
@@ -164,7 +166,7 @@ describe('change tracking inside DaemonOps', () => {
   });
 
   test('a queue overflow reaches the onTrackOverflow hook (where the reconcile scan is wired)', async () => {
-    const { DaemonOps } = await import('../../src/daemon/daemon-ops.js');
+    const { DaemonOps } = await import('../../src/worker/daemon-ops.js');
     const { Catalog } = await import('../../src/engine/catalog.js');
     const { parsePolicy } = await import('../../src/dsl/index.js');
     const { setTimeout: sleep } = await import('node:timers/promises');

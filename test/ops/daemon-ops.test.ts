@@ -8,7 +8,7 @@ import { parsePolicy } from '../../src/dsl/index.js';
 import type { PolicyFile } from '../../src/dsl/ast.js';
 import type { FileFacts } from '../../src/engine/facts.js';
 import { Catalog } from '../../src/engine/catalog.js';
-import { DaemonOps, errorKind } from '../../src/daemon/daemon-ops.js';
+import { DaemonOps, errorKind } from '../../src/worker/daemon-ops.js';
 import { applyCooldown, cooldownSince, inCooldown } from '../../src/schedule/cooldown.js';
 import { parseListen, listenMetrics } from '../../src/metrics/metrics-http.js';
 import type { Trigger } from '../../src/schedule/scheduler.js';

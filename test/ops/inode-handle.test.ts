@@ -1,4 +1,4 @@
-// The catalog's `handle` column and what it answers (src/ops/inode-handle.ts): the
+// The catalog's `handle` column and what it answers (src/changes/inode-handle.ts): the
 // migration of older catalogs, InodeProbe on a real loop-mounted ext4 (alive under another
 // name outside the roots, record naming the copy or not, gone), and gc counting a deleted
 // row whose inode lives on as a reference -- while a row without a handle (older catalog)

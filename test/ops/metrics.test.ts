@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from '../../src/metrics/metrics.js';
-import { createTierMetrics, observeRecall, setStateTotals } from '../../src/metrics/tier-metrics.js';
+import { createTierMetrics, observeRecall, setStateTotals, setTierTotals } from '../../src/metrics/tier-metrics.js';
 
 interface Parsed {
   help: Map<string, string>;
@@ -146,5 +146,21 @@ describe('tier metrics', () => {
     assert.equal(find(p, 'tier_bytes', { state: 'dirty' }), 0);
     assert.equal(find(p, 'tier_files', { state: 'resident' }), 10);
     for (const n of ['tier_recalls_total', 'tier_recall_latency_seconds', 'tier_bytes', 'tier_queue_depth']) assert.ok(p.help.has(n), n);
+  });
+
+  test('per tier and state: tier_tier_bytes/files; a tier no row names any more drops out', () => {
+    const m = createTierMetrics();
+    setTierTotals(m, [
+      { tier: 'cold', state: 'released', files: 2, bytes: 2000 },
+      { tier: 'nas', state: 'archived', files: 1, bytes: 5 },
+    ]);
+    let p = parse(m.registry.render());
+    assert.equal(find(p, 'tier_tier_bytes', { tier: 'cold', state: 'released' }), 2000);
+    assert.equal(find(p, 'tier_tier_files', { tier: 'nas', state: 'archived' }), 1);
+    setTierTotals(m, [{ tier: 'cold', state: 'released', files: 1, bytes: 1000 }]);
+    const text = m.registry.render();
+    p = parse(text);
+    assert.equal(find(p, 'tier_tier_bytes', { tier: 'cold', state: 'released' }), 1000);
+    assert.doesNotMatch(text, /tier="nas"/);
   });
 });

@@ -1,4 +1,4 @@
-// The daemon's reconciliation scheduling (src/ops/reconcile-loop.ts) on a FAKE clock over a
+// The daemon's reconciliation scheduling (src/reconcile/reconcile-loop.ts) on a FAKE clock over a
 // real (empty-but-one-file) directory and a real SQLite catalog: a pass at start, then
 // every interval; requests coalesce while one is queued but not while one runs; passes
 // never overlap; 0 disables the periodic passes; stop() ends the timers.

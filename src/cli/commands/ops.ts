@@ -1,5 +1,5 @@
 // `tier explain`, `tier report`, `tier gc`: the operations commands. Each is a thin
-// shell over src/ops; bad input becomes a UserError (message, non-zero exit, no stack).
+// shell over cli/run/; bad input becomes a UserError (message, non-zero exit, no stack).
 import type { RegisterCommand } from './types.js';
 import { DEFAULT_STATE_DIR } from '../../daemon/protocol.js';
 import { UserError, EXIT } from '../io.js';
@@ -25,10 +25,11 @@ export const register: RegisterCommand = (program, printer, setExitCode) => {
     .command('report')
     .description('files and bytes per state, tier and policy; size and age histograms; top recalls; last runs')
     .option('--json', 'print the report as JSON')
+    .option('--html <file>', 'also write the report as one self-contained HTML page with charts')
     .option('--state-dir <dir>', 'where the catalog and recall log live', DEFAULT_STATE_DIR)
     .option('--config <policyfile>', 'also break the figures down per policy of this file')
     .option('--top <n>', 'how many of the most recalled files to list', (v) => positiveInt('--top', v), 10)
-    .action(async (opts: { json?: boolean; stateDir: string; config?: string; top: number }) => setExitCode(await runReport(opts, printer)));
+    .action(async (opts: { json?: boolean; html?: string; stateDir: string; config?: string; top: number }) => setExitCode(await runReport(opts, printer)));
 
   program
     .command('gc')

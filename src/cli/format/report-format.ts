@@ -27,6 +27,13 @@ export function formatReport(r: Report): string[] {
     const rows = r.topRecalled.map((t) => [t.path, String(t.recalls), humanSize(t.bytes), `${humanAge(r.generatedAt - t.lastAt)} ago`]);
     out.push(...table(['', 'recalls', 'bytes', 'last'], rows).map((l) => '  ' + l));
   }
+  if (r.filesystems?.length) {
+    out.push('', 'filesystems (usage against watermarks)');
+    for (const f of r.filesystems) {
+      const marks = f.marks.map((m) => `${m.policy} above ${m.high}% until below ${m.low}%`).join('; ') || 'no watermark';
+      out.push(`  ${f.fileset} ${f.path}: ${f.usage ? `${f.usage.percent.toFixed(1)}% used (${humanSize(f.usage.usedBytes)} of ${humanSize(f.usage.totalBytes)})` : `usage unknown: ${f.error}`}; ${marks}`);
+    }
+  }
   out.push('', 'last runs');
   if (r.lastRuns.length === 0) out.push('  none yet');
   else {

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Catalog } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import type { RecallService } from '../recall/service.js';
-import { flushMarks } from './close-group.js';
+import { flushMarks } from '../daemon/close-group.js';
 import { findHeldOpen, serveHeldOpen } from './held-open.js';
 
 /** How long the stop may spend recalling held-open files (logged at stop). */

@@ -12,13 +12,13 @@ import { recallFile } from '../engine/actions.js';
 import { leaseSafeMarker } from '../engine/marker.js';
 import { cooldownHoldBack } from '../schedule/cooldown.js';
 import { RequestError, type ControlHandlers } from './control-server.js';
-import { filesetRoots, parsePolicyFiles, sameTier } from './policies.js';
-import type { ApplyRequest, DaemonStatus } from './protocol.js';
+import { filesetRoots, parsePolicyFiles, sameTier } from '../daemon/policies.js';
+import type { ApplyRequest, DaemonStatus } from '../daemon/protocol.js';
 import { runImportRequest } from './import-handler.js';
 import type { MarkResult } from './startup-marks.js';
-import type { WorkerConfig } from './worker-config.js';
+import type { WorkerConfig } from '../daemon/worker-config.js';
 import type { DaemonOps } from './daemon-ops.js';
-import type { DaemonTiers } from './tier-views.js';
+import type { DaemonTiers } from '../daemon/tier-views.js';
 
 export interface WorkerState {
   cfg: WorkerConfig;
@@ -32,7 +32,7 @@ export interface WorkerState {
   log: Logger;
   startup: MarkResult;
   startedAt: number;
-  /** Scheduler, recall log and metrics (src/ops). */
+  /** Scheduler, recall log, metrics, gc, reconcile and change tracking (daemon-ops.ts). */
   ops: DaemonOps;
 }
 

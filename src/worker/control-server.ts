@@ -12,7 +12,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, unlinkSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from './protocol.js';
+import type { ApplyRequest, DaemonStatus, ImportRequest, ManualOp, ManualRequest, ReconcileRequest, StreamLine, WireError } from '../daemon/protocol.js';
+import { validId, validPerms } from '../import/ownership.js';
 
 export interface ControlHandlers {
   status(): DaemonStatus;
@@ -212,7 +213,10 @@ function parseImport(b: unknown): ImportRequest {
   if (!o || !abs(o.policyFile) || !abs(o.dir)) throw new RequestError('import: policyFile and dir must be absolute paths');
   if (typeof o.tier !== 'string' || o.tier === '') throw new RequestError('import: tier must be a name');
   if (o.prefix !== undefined && typeof o.prefix !== 'string') throw new RequestError('import: prefix must be a string');
-  return { policyFile: o.policyFile!, tier: o.tier, dir: o.dir!, ...(o.prefix ? { prefix: o.prefix } : {}), dryRun: o.dryRun === true, delete: o.delete === true };
+  for (const k of ['uid', 'gid'] as const) if (o[k] !== undefined && !validId(o[k])) throw new RequestError(`import: ${k} must be a whole number from 0 to 4294967294`);
+  for (const k of ['filePerms', 'dirPerms'] as const) if (o[k] !== undefined && !validPerms(o[k])) throw new RequestError(`import: ${k} must be permission bits (0 to 0777)`);
+  const own = Object.fromEntries((['uid', 'gid', 'filePerms', 'dirPerms'] as const).filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+  return { policyFile: o.policyFile!, tier: o.tier, dir: o.dir!, ...(o.prefix ? { prefix: o.prefix } : {}), dryRun: o.dryRun === true, delete: o.delete === true, ...own };
 }
 
 function toWire(e: unknown): WireError {

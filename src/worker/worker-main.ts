@@ -9,11 +9,11 @@
 // daemon's end: final stop, then the group is closed safely (close-group.ts).
 import { writeFileSync } from 'node:fs';
 import { jsonLogger, type LogLevel } from '../log.js';
-import { tagged } from './log-tag.js';
-import { closeGroup } from './close-group.js';
-import { answerStaleEvents } from './stale-events.js';
+import { tagged } from '../daemon/log-tag.js';
+import { closeGroup } from '../daemon/close-group.js';
+import { answerStaleEvents } from '../daemon/stale-events.js';
 import { runWorker, StartError, type RunningWorker } from './worker.js';
-import type { SupervisorMessage, WorkerConfig, WorkerMessage } from './worker-config.js';
+import type { SupervisorMessage, WorkerConfig, WorkerMessage } from '../daemon/worker-config.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
 const base = jsonLogger((l) => process.stderr.write(l + '\n'), (cfg.logLevel as LogLevel) ?? 'info');

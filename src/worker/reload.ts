@@ -7,8 +7,8 @@
 import type { Logger } from '../log.js';
 import type { TierDecl } from '../dsl/ast.js';
 import type { WorkerState } from './handlers.js';
-import { parsePolicyFiles, sameTier } from './policies.js';
-import { backingsOf, sameBackings } from './backing.js';
+import { parsePolicyFiles, sameTier } from '../daemon/policies.js';
+import { backingsOf, sameBackings } from '../daemon/backing.js';
 
 export function reloadPolicies(s: WorkerState, log: Logger): boolean {
   const parsed = parsePolicyFiles(s.cfg.policyFiles);

@@ -15,15 +15,15 @@ import { DaemonOps } from './daemon-ops.js';
 import { markFoundReleased } from '../reconcile/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
 import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
-import { filesetRoots, loadPolicies } from './policies.js';
+import { filesetRoots, loadPolicies } from '../daemon/policies.js';
 import { reloadPolicies } from './reload.js';
-import { socketPath } from './protocol.js';
+import { socketPath } from '../daemon/protocol.js';
 import { markReleasedFiles } from './startup-marks.js';
-import { bindBackings, detachBackings, prepareBackings, throughBacking } from './backing.js';
-import { closeGroup } from './close-group.js';
+import { bindBackings, detachBackings, prepareBackings, throughBacking } from '../daemon/backing.js';
+import { closeGroup } from '../daemon/close-group.js';
 import { finalStop, onBeforeGroupClose } from './stop-sequence.js';
-import { serveInheritedLocks } from './fs-lock.js';
-import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from './worker-config.js';
+import { serveInheritedLocks } from '../daemon/fs-lock.js';
+import { HEARTBEAT_MS, type WorkerConfig, type WorkerMessage } from '../daemon/worker-config.js';
 
 /** A reason the worker cannot start that is the user's to fix (no stack trace). */
 export class StartError extends Error {}

@@ -10,7 +10,7 @@ import { cooldownHoldBack } from '../schedule/cooldown.js';
 import type { Logger } from '../log.js';
 import { Scheduler, entriesFromPolicy, type Clock, type ScheduleEntry, type Trigger } from '../schedule/scheduler.js';
 import type { Usage } from '../schedule/usage.js';
-import { createTierMetrics, observeRecall, setStateTotals, type TierMetrics } from '../metrics/tier-metrics.js';
+import { createTierMetrics, observeRecall, setStateTotals, setTierTotals, type TierMetrics } from '../metrics/tier-metrics.js';
 import { openRecallLog, type RecallLog } from '../reports/recall-log.js';
 import { listenMetrics, parseListen } from '../metrics/metrics-http.js';
 import { systemClock } from '../schedule/scheduler.js';
@@ -138,7 +138,7 @@ export class DaemonOps {
     return this.listener?.port ?? null;
   }
 
-  /** New policy set (start-up; SIGHUP via src/daemon/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
+  /** New policy set (start-up; SIGHUP via src/worker/reload.ts): schedules, gc and tracking replaced, runs in flight finish. */
   reload(policies: PolicyFile[]): void {
     this.policies = policies;
     const entries: ScheduleEntry[] = [];
@@ -303,20 +303,36 @@ export class DaemonOps {
     this.totalsAt = now;
     try {
       setStateTotals(this.metrics, this.stateTotals());
+      setTierTotals(this.metrics, this.tierTotals());
     } catch (e) {
       this.o.log.warn('metrics: catalog totals unavailable', { op: 'metrics', err: e });
     }
   }
 
-  /** Files and bytes per state, straight from the catalog's `files` table (read-only). */
-  private stateTotals(): { state: string; files: number; bytes: number }[] {
+  private catalogDb(): Database.Database | null {
     if (!this.catalogRead) {
       const file = join(this.o.stateDir, 'catalog.db');
-      if (!existsSync(file)) return [];
+      if (!existsSync(file)) return null;
       this.catalogRead = new Database(file, { readonly: true, fileMustExist: true });
       this.catalogRead.pragma('busy_timeout = 2000');
     }
-    return this.catalogRead.prepare('SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files WHERE deleted_at IS NULL GROUP BY state').all() as {
+    return this.catalogRead;
+  }
+
+  /** Files and bytes per (tier, state) of files with a copy: `tier report`'s per-tier figures. */
+  private tierTotals(): { tier: string; state: string; files: number; bytes: number }[] {
+    const db = this.catalogDb();
+    if (!db) return [];
+    return db
+      .prepare('SELECT tier, state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files WHERE deleted_at IS NULL AND tier IS NOT NULL GROUP BY tier, state')
+      .all() as { tier: string; state: string; files: number; bytes: number }[];
+  }
+
+  /** Files and bytes per state, straight from the catalog's `files` table (read-only). */
+  private stateTotals(): { state: string; files: number; bytes: number }[] {
+    const db = this.catalogDb();
+    if (!db) return [];
+    return db.prepare('SELECT state, COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM files WHERE deleted_at IS NULL GROUP BY state').all() as {
       state: string;
       files: number;
       bytes: number;

@@ -9,9 +9,8 @@ import type { Catalog } from '../engine/catalog.js';
 import type { Logger } from '../log.js';
 import type { RecallService } from '../recall/service.js';
 import type { Tier } from '../tiers/tier.js';
-import type { ImportRequest } from './protocol.js';
+import type { ImportRequest } from '../daemon/protocol.js';
 
-/** `pf`: the request's policy file, already checked against the daemon's tiers (handlers.ts loadForRequest). */
 /** What of the worker's state an import uses (handlers.ts WorkerState has it). */
 export interface ImportState {
   tiers: Map<string, Tier>;
@@ -20,6 +19,7 @@ export interface ImportState {
   log: Logger;
 }
 
+/** `pf`: the request's policy file, already checked against the daemon's tiers (handlers.ts loadForRequest). */
 export async function runImportRequest(s: ImportState, pf: PolicyFile, req: ImportRequest, progress: (e: unknown) => void, signal: AbortSignal): Promise<ImportSummary> {
   const decl = pf.tiers.find((t) => t.name === req.tier);
   if (!decl) throw new RequestError(`${pf.file}: no tier named "${req.tier}" (tiers: ${pf.tiers.map((t) => t.name).join(', ') || 'none'})`);
@@ -36,6 +36,7 @@ export async function runImportRequest(s: ImportState, pf: PolicyFile, req: Impo
         ...(req.prefix ? { prefix: req.prefix } : {}),
         dryRun: req.dryRun,
         deleteVanished: req.delete,
+        ownership: { uid: req.uid, gid: req.gid, filePerms: req.filePerms, dirPerms: req.dirPerms },
         chunk: (decl.tuning ?? DEFAULT_TUNING).chunk,
         now: Date.now(),
       },

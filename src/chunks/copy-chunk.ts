@@ -110,6 +110,13 @@ export async function readCopyRun(tier: Tier, copy: Copy, map: ExtentMap | null,
     const pieces = (map ? piecesOf(map, b.start, b.end) : [{ kind: 'data', at: b.start, len: b.end - b.start, obj: b.start } as Piece]).filter(
       (p): p is Extract<Piece, { kind: 'data' }> => p.kind === 'data',
     );
+    const one = pieces.length === 1 ? pieces[0]! : null;
+    if (one && one.at === b.start && one.len === b.end - b.start) {
+      // All data (every chunk of a dense copy): a view of the GET's buffer, no copy.
+      const at = one.obj - span!.offset;
+      out.push({ data: got.subarray(at, at + one.len), pieces, fetched: one.len });
+      continue;
+    }
     const data = Buffer.alloc(b.end - b.start);
     let fetched = 0;
     for (const p of pieces) {

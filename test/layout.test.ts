@@ -85,7 +85,7 @@ test('no import cycle between the top folders of src/', () => {
 const LAYER: Record<string, number> = {
   'log.ts': 0, kernel: 0, dsl: 0,
   tiers: 1, record: 1,
-  chunks: 2,
+  chunks: 2, walk: 2,
   engine: 3,
   recall: 4, changes: 4, schedule: 4,
   daemon: 5, gc: 5, reconcile: 5, import: 5, reports: 5, metrics: 5,

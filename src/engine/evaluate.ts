@@ -2,7 +2,7 @@
 // first whose condition holds decides the file; no match leaves it alone. `attr in (...)`
 // holds when any element matches: globs for path and name (as `~`), equality otherwise.
 // `explain` evaluates every rule and every comparison, for `tier explain`.
-import { globMatcher as compile } from './glob.js';
+import { globMatcher as compile } from '../walk/glob.js';
 import type { Attr, CmpOp, Expr, PolicyDecl, Rule, Span, Value } from '../dsl/ast.js';
 import type { FileFacts } from './facts.js';
 

@@ -14,8 +14,8 @@ import type { BigIntStats } from 'node:fs';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from './users.js';
-import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from './walk.js';
-import type { WalkJob, WalkMessage } from './walk-worker.js';
+import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from '../walk/walk.js';
+import type { WalkJob, WalkMessage } from '../walk/walk-worker.js';
 
 export interface ScanError {
   path: string;
@@ -64,7 +64,7 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
 }
 
 // In the build, walk-worker.js beside this file; under tsx (tests, bench), the .ts.
-const WORKER = new URL(import.meta.url.endsWith('.ts') ? './walk-worker.ts' : './walk-worker.js', import.meta.url);
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? '../walk/walk-worker.ts' : '../walk/walk-worker.js', import.meta.url);
 const TWO32 = 4294967296;
 
 /** A timestamp from [sec lo, sec hi (signed), nsec] as FileFacts carry it: ms (as `ns / 1e6n` + remainder) and ns as a decimal string. */

@@ -53,7 +53,7 @@ const c = {
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
   unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
-  // The scan's per-entry calls (src/engine/walk.ts): fixed prototypes, no variadic marshalling.
+  // The scan's per-entry calls (src/walk/walk.ts): fixed prototypes, no variadic marshalling.
   getdents64: lib.func('intptr_t getdents64(int fd, _Out_ void *buf, size_t count)'),
   statx: lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, _Out_ void *buf)'),
   getxattrat: lib.func('syscall', 'long', ['long', 'int', 'const char *', 'unsigned int', 'const char *', 'void *', 'size_t']),
@@ -407,7 +407,7 @@ export function unlinkat(dirfd: number, path: string, flags = 0): void {
   check(c.unlinkat(dirfd, path, flags), 'unlinkat', path);
 }
 
-// --- the scan's directory walk (src/engine/walk.ts): one call per entry, relative to a directory fd ---
+// --- the scan's directory walk (src/walk/walk.ts): one call per entry, relative to a directory fd ---
 
 /** getdents64(2) into buf: bytes filled (0 at the end). Records: u64 ino, i64 off, u16 reclen, u8 type, name NUL. */
 export function getdents64(fd: number, buf: Buffer, path?: string): number {

@@ -3,7 +3,7 @@
 // exclude. Pure, so `tier explain` can say why a file is not managed.
 import { posix } from 'node:path';
 import type { FilesetDecl } from '../dsl/ast.js';
-import { globMatcher } from '../engine/glob.js';
+import { globMatcher } from '../walk/glob.js';
 
 export type Membership = { member: true; root: string; rel: string } | { member: false; reason: string };
 

@@ -10,7 +10,7 @@
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal.
 import { createHash } from 'node:crypto';
 import { TierError, type Tier } from '../tiers/tier.js';
-import { chunkCount, storedSize, sumsKey, type StateRecord } from '../record/state-record.js';
+import { chunkCount, oneChunkCopy, storedSize, sumsKey, type StateRecord } from '../record/state-record.js';
 import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
 
 type Copy = NonNullable<StateRecord['copy']>;
@@ -41,6 +41,12 @@ export async function getWithTimeout(tier: Tier, key: string, offset: number, le
  * release) when missing, short, different or inconsistent.
  */
 export async function fetchChunkSums(tier: Tier, copy: Copy, timeoutMs: number): Promise<CopyIndex> {
+  // One dense chunk: its sum is the record's SHA-256 (no object was written, upload.ts),
+  // checked against the record's sumsSha like a fetched one.
+  if (oneChunkCopy(copy)) {
+    const sums = Buffer.from(copy.sha256, 'hex');
+    if (createHash('sha256').update(sums).digest('hex') === copy.sumsSha) return { map: null, sums, summed: null };
+  }
   const key = sumsKey(copy.key);
   const want = copy.sparse ? copy.sparse.sumsLen : chunkCount(copy.size, copy.chunk) * SUM_LEN;
   const sums = await getWithTimeout(tier, key, 0, want, timeoutMs);

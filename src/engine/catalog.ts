@@ -141,18 +141,22 @@ export class Catalog {
     return r?.ctime_ns ?? null;
   }
 
-  /** One transaction: the row and its side columns land together (and cost one commit, not four). */
-  upsert(row: CatalogRow): void {
-    this.upsertTx(row);
+  /**
+   * One transaction: the row and its side columns land together (and cost one commit, not
+   * four); with `ctimeNs`, the recorded ctime too (setCtime).
+   */
+  upsert(row: CatalogRow, ctimeNs?: string): void {
+    this.upsertTx(row, ctimeNs);
   }
 
-  private readonly upsertTx = (row: CatalogRow): void =>
+  private readonly upsertTx = (row: CatalogRow, ctimeNs?: string): void =>
     this.db.transaction(() => {
       const { handle, foreign, ...rest } = row;
       this.upsertStmt.run({ ...rest, pinned: row.pinned ? 1 : 0 });
       if (handle) this.handleSetStmt.run(handle, row.dev, row.ino);
       if (foreign !== undefined) this.foreignSetStmt.run(foreign ? 1 : 0, row.dev, row.ino);
       this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
+      if (ctimeNs !== undefined) this.ctimeSetStmt.run(ctimeNs, row.dev, row.ino);
     })();
 
   /** Records the inode's file handle (a row written before the column existed). */

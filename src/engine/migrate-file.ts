@@ -293,10 +293,9 @@ class Migration {
    * here only warns, the index catches up on a rebuild.
    */
   catalog(next: StateRecord): void {
-    const { deps, st0 } = this;
+    const { deps } = this;
     try {
-      deps.catalog?.upsert(this.row(next));
-      deps.catalog?.setCtime(Number(st0.dev), Number(st0.ino), fstatSync(this.fd, { bigint: true }).ctimeNs.toString());
+      if (deps.catalog) deps.catalog.upsert(this.row(next), fstatSync(this.fd, { bigint: true }).ctimeNs.toString()); // row and ctime: one commit
     } catch (e) {
       deps.log.warn('catalog not updated', { path: this.absPath, op: this.mode, err: e });
     }

@@ -1,9 +1,11 @@
 // Uploading a file through an fd the engine already holds (under its lease; opened by
 // openUnmarked, so no pread here can raise a pre-content event and wait on that lease): a pread
 // stream that never closes the fd, SHA-256 on the way (whole file and per recall chunk),
-// then verification against what the tier reports (put result, stat size, stored
-// checksum), then the per-chunk sums object `${key}.sums` (the recall service checks
-// every chunk it fetches against it: a corrupt object gives EIO, never wrong bytes).
+// then verification against what the tier reports (put result; then stat size and stored
+// checksum, unless the tier checked the stored bytes itself), then the per-chunk sums
+// object `${key}.sums` (the recall service checks every chunk it fetches against it: a
+// corrupt object gives EIO, never wrong bytes); a one-chunk dense copy has none, its one
+// sum being the file's SHA-256 in the record.
 // A file with holes (SEEK_DATA/SEEK_HOLE through the same fd, extent-scan.ts) uploads only
 // its data extents, packed, and its map heads the sums object (chunks/extent-map.ts); its chunk
 // sums stay over the logical bytes (holes as zeros), for the chunks that touch data.
@@ -13,7 +15,7 @@ import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
 import { faultPoint } from './fault.js';
-import { sumsKey } from '../record/state-record.js';
+import { oneChunkCopy, sumsKey } from '../record/state-record.js';
 import { encodeMap, encodeSums, isDense, type Extent } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
 
@@ -28,6 +30,8 @@ class FdSource {
   private inflight: Promise<unknown> | null = null;
   constructor(
     private readonly fd: number,
+    /** The file's size: buffers no larger than what is left (+1 to see EOF), so a small file allocates no 1 MiB buffer (GC: bench 7). */
+    private readonly size = Infinity,
     private readonly chunk = 1 << 20,
   ) {}
   stream(): Readable {
@@ -56,7 +60,7 @@ class FdSource {
   private async *gen(): AsyncGenerator<Buffer> {
     let pos = 0;
     for (;;) {
-      const buf = Buffer.allocUnsafe(this.chunk);
+      const buf = Buffer.allocUnsafe(Math.min(this.chunk, Math.max(4096, this.size - pos + 1)));
       const p = preadAsync(this.fd, buf, 0, buf.length, pos);
       this.inflight = p;
       const { bytesRead } = await p;
@@ -165,7 +169,7 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
   const hash = createHash('sha256');
   const sums = new ChunkSums(chunkSize);
   let seen = 0;
-  const source = new FdSource(fd);
+  const source = new FdSource(fd, size);
   const body = source.stream().pipe(
     new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -190,10 +194,16 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
   const sha = hash.digest('hex');
   if (seen !== size || res.size !== size) throw new Error(`tier ${tier.name}: put ${JSON.stringify(key)}: sent ${seen} bytes, stored ${res.size}, file has ${size}`);
   if (res.sha256 !== sha) throw new Error(`tier ${tier.name}: put ${JSON.stringify(key)}: checksum mismatch (tier ${res.sha256}, file ${sha})`);
-  const info = await tier.stat(key, signal);
-  if (!info || info.size !== size) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${size}`);
-  if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
-  return { sha256: sha, sumsSha: await putSums(tier, key, sums.digest(), meta, signal), stored: size };
+  // A tier that checked the stored bytes itself (tier.ts contentChecked) is not asked again.
+  if (!res.contentChecked) {
+    const info = await tier.stat(key, signal);
+    if (!info || info.size !== size) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${size}`);
+    if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
+  }
+  const digest = sums.digest();
+  // One chunk: its sum is `sha`, kept by the record; no sums object (state-record.ts oneChunkCopy).
+  const sumsSha = oneChunkCopy({ size, chunk: chunkSize }) ? createHash('sha256').update(digest).digest('hex') : await putSums(tier, key, digest, meta, signal);
+  return { sha256: sha, sumsSha, stored: size };
 }
 
 /**

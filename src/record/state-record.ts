@@ -136,6 +136,14 @@ export function chunkCount(size: number, chunk: number): number {
   return size === 0 ? 0 : Math.ceil(size / chunk);
 }
 
+/**
+ * A dense copy of exactly one chunk: its one chunk sum is the copy's SHA-256, which the
+ * record keeps, so no `${key}.sums` object is written (upload.ts) or fetched (copy-chunk.ts).
+ */
+export function oneChunkCopy(copy: { size: number; chunk: number; sparse?: unknown }): boolean {
+  return copy.sparse === undefined && chunkCount(copy.size, copy.chunk) === 1;
+}
+
 /** Most chunks a new copy gets: its resident bitmap stays <= 2 KiB, inside one xattr block. */
 export const MAX_COPY_CHUNKS = 16384;
 

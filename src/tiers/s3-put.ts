@@ -84,7 +84,7 @@ async function putSingle(p: PutContext, c: CallContext, t: PutTarget, body: Read
   if (etag && etag.replace(/"/g, '') !== md5hex) {
     throw new TierError('Corrupt', 'put', p.tier, t.key, `ETag ${etag} is not the MD5 ${md5hex} of what was sent`);
   }
-  return { sha256: check.sha256, size, ...(etag ? { etag } : {}) };
+  return { sha256: check.sha256, size, ...(etag ? { etag, contentChecked: true } : {}) };
 }
 
 async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: Readable, size: number, meta: ObjectMeta, signal?: AbortSignal): Promise<PutResult> {

@@ -46,6 +46,12 @@ export interface PutResult {
   sha256: string;
   size: number;
   etag?: string;
+  /**
+   * The tier checked the stored bytes against the ones it was sent (S3 single PUT: the
+   * server checked Content-MD5 and the ETag is that MD5): a stat after the put would only
+   * say it again (engine/upload.ts skips it).
+   */
+  contentChecked?: boolean;
 }
 
 export interface Tier {

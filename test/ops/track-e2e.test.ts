@@ -35,7 +35,8 @@ function setup(fs: LoopFs, names: string[]): { data: string; state: string; tier
   const policy = join(fs.scratch, 'track.hsmpolicy');
   writeFileSync(
     policy,
-    `tier slow { local "${tierDir}" chunk 1MiB }\nfileset data { root "${data}" }\n` +
+    // 64 KiB chunks: each ~100 KiB file has two, so its copy has a sums object (one-chunk copies have none).
+    `tier slow { local "${tierDir}" chunk 64KiB }\nfileset data { root "${data}" }\n` +
       `policy p on data {\n  keep_deleted ${KEEP_S}s\n  rule all: size > 0B -> release to slow\n}\n`,
   );
   return { data, state, tierDir, policy, content };

@@ -59,10 +59,17 @@ export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Pr
   for (const root of roots) {
     const errorsBefore = r.scanErrors.length;
     try {
-      rootDevs.add(Number((await lstat(root)).dev));
+      const before = await lstat(root);
+      rootDevs.add(Number(before.dev));
       for await (const f of scanRoot(root, [], [], { onError: (e) => r.scanErrors.push({ path: e.path, op: e.op, error: e.error.message }) })) {
         opts.signal?.throwIfAborted();
         await visit(f, opts, deps, r, seen, write);
+      }
+      // A root unmounted or bound over while we walked (a `backing` detached at stop) reads
+      // as empty: every row under it would look gone, and start-up marking skips deleted rows.
+      const after = await lstat(root).catch(() => null);
+      if (!after || after.dev !== before.dev || after.ino !== before.ino) {
+        r.scanErrors.push({ path: root, op: 'scan', error: 'the root changed during the scan (unmounted or bound over): its rows are left alone' });
       }
     } catch (e) {
       if (opts.signal?.aborted) throw e;

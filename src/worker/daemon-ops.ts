@@ -212,6 +212,12 @@ export class DaemonOps {
     return this.metrics.registry.render();
   }
 
+  /** Ends the reconcile pass before a stop detaches the roots: a pass that walked an
+   *  emptied root would take every file under it for deleted. */
+  async stopReconcile(): Promise<void> {
+    await this.reconciler?.stop();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.reconciler?.stop();

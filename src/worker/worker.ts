@@ -197,6 +197,7 @@ export async function runWorker(
       clearInterval(heartbeat);
       await server.close();
       lockServers.close();
+      if (o.final) await ops.stopReconcile();
       if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
       await recall.stop();
       if (o.closeGroup) closeGroup(cfg.groupFd, log);

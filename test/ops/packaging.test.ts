@@ -9,13 +9,17 @@ const unit = readFileSync('packaging/tier.service', 'utf8');
 const directive = (name: string) => unit.split('\n').filter((l) => l.startsWith(`${name}=`)).map((l) => l.slice(name.length + 1));
 
 describe('packaging', () => {
-  test('tier.service: simple, always restarted, ready only after marks, ordered before consumers', () => {
+  test('tier.service: simple, always restarted, ready only after marks, ordered before consumers, reload by takeover', () => {
     assert.deepEqual(directive('Type'), ['simple']);
     assert.deepEqual(directive('Restart'), ['always']);
     assert.match(directive('ExecStart')[0]!, /exec \/usr\/local\/bin\/tier daemon .*\/etc\/tier\/policies\/\*\.hsmpolicy'$/);
     assert.match(directive('ExecStartPost')[0]!, /tier wait-ready/);
     assert.match(directive('Before')[0]!, /nfs-server\.service/);
-    assert.deepEqual(directive('ExecReload').slice(-1), ['/bin/kill -HUP $MAINPID'], 'reload = SIGHUP, after tier check');
+    const reload = directive('ExecReload');
+    assert.match(reload[0]!, /tier check \/etc\/tier\/policies\/\*\.hsmpolicy'$/, 'a policy with errors fails the reload first');
+    assert.match(reload[1]!, /exec \/usr\/local\/bin\/tier daemon --takeover --detach .*\/etc\/tier\/policies\/\*\.hsmpolicy'$/, 'reload = a takeover, no gap');
+    assert.equal(reload.length, 2);
+    assert.deepEqual(directive('NotifyAccess'), ['all'], 'the new daemon sends MAINPID=');
     assert.match(unit, /reads ZEROS/);
     assert.match(unit, /backing "\/srv\/\.tier\/projects"/, 'the unit shows the backing layout');
     assert.match(directive('ExecStopPost')[0]!, /exec \/usr\/local\/bin\/tier unbind --state-dir "\$TIER_STATE_DIR" \/etc\/tier\/policies\/\*\.hsmpolicy'$/);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, streamReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 
@@ -54,20 +54,6 @@ function onceReader(file: string, original: string, off: number, len: number): P
   return new Promise((resolve) => p.on('exit', (code) => resolve({ code, ...JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}') })));
 }
 
-/** Reads ranges of `file` until stopped (stream-reader.mjs); stop() gives its counts. */
-function streamReader(file: string, original: string, offsetsMiB: string) {
-  const proc = spawn(process.execPath, [join(REPO, 'test/daemon/stream-reader.mjs'), file, original, offsetsMiB], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  return {
-    async stop(): Promise<{ reads: number; eio: number; mismatch: number; errors: string[] }> {
-      proc.stdin!.end();
-      await exited;
-      return JSON.parse(out.trim());
-    },
-  };
-}
 
 function procState(pid: number): string | null {
   try {

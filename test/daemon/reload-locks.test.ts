@@ -6,29 +6,14 @@
 // released file on the first filesystem all along. Real daemons on an ext4 and an xfs loop mount.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
+import { pattern, releaseByHand, startDaemon, daemonLayout, streamReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 
-function streamReader(file: string, original: string, offsetsMiB: string) {
-  const proc = spawn(process.execPath, [join(REPO, 'test/daemon/stream-reader.mjs'), file, original, offsetsMiB], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  return {
-    proc,
-    async stop(): Promise<{ reads: number; eio: number; mismatch: number; errors: string[] }> {
-      proc.stdin!.end();
-      await exited;
-      return JSON.parse(out.trim());
-    },
-  };
-}
 
 const alive = (pid: number) => {
   try {

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist } from '../reliability/dist-daemon.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, streamReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 type Verdict = { ok: boolean; eio: number; mismatch: boolean };
@@ -30,21 +30,6 @@ function onceReader(file: string, original: string, off: number, len: number): P
   return new Promise((resolve) => p.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}'))));
 }
 
-/** Reads ranges of `file` until stopped (stream-reader.mjs); stop() gives its counts. */
-function streamReader(file: string, original: string, offsetsMiB: string) {
-  const proc = spawn(process.execPath, [join(REPO, 'test/daemon/stream-reader.mjs'), file, original, offsetsMiB], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  proc.stdout!.on('data', (c) => (out += c));
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  return {
-    proc,
-    async stop(): Promise<{ reads: number; eio: number; mismatch: number; errors: string[] }> {
-      proc.stdin!.end();
-      await exited;
-      return JSON.parse(out.trim());
-    },
-  };
-}
 
 /** The shell command of each `KEY=/bin/sh -c '...'` line of the unit. */
 function unitShellLines(key: string): string[] {

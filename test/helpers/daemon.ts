@@ -276,3 +276,19 @@ export function sh(script: string, ...args: string[]): Promise<void> {
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sh ${script}: exit ${code}`))));
   });
 }
+
+/** Reads ranges of `file` until stopped (test/daemon/stream-reader.mjs); stop() gives its counts. */
+export function streamReader(file: string, original: string, offsetsMiB: string) {
+  const proc = spawn(process.execPath, [join(REPO, 'test/daemon/stream-reader.mjs'), file, original, offsetsMiB], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (c) => (out += c));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  return {
+    proc,
+    async stop(): Promise<{ reads: number; eio: number; mismatch: number; errors: string[] }> {
+      proc.stdin!.end();
+      await exited;
+      return JSON.parse(out.trim());
+    },
+  };
+}

@@ -188,7 +188,11 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         const reader = streamReader(f.path, f.original, '0,1,2');
         a.proc.kill('SIGKILL');
         await a.exited;
-        const gone = await a.waitLog((l) => l.msg === 'supervisor gone: serving on alone until a new tier daemon takes over');
+        // The orphan logs on the pipe it shares with its dead supervisor: poll the lines, not
+        // waitLog, which gives up once the supervisor has exited (the line may come later).
+        const orphanLine = (l: Record<string, unknown>) => l.msg === 'supervisor gone: serving on alone until a new tier daemon takes over';
+        await within('the orphan says its supervisor is gone', 10_000, () => a.logs.some(orphanLine));
+        const gone = a.logs.find(orphanLine)!;
         assert.equal(gone.run, `tier daemon ${policy} --state-dir ${stateDir}`, 'the orphan says what to run');
         b = startDaemon([policy], stateDir); // no flag needed: the orphan is taken over
         await b.ready;

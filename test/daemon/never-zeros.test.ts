@@ -181,11 +181,12 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       const a = startDaemon([policy], stateDir);
       let b: ReturnType<typeof startDaemon> | null = null;
       let workerPid = 0;
+      let reader: ReturnType<typeof streamReader> | null = null;
       try {
         await a.ready;
         workerPid = (await (await connectDaemon(stateDir))!.status()).pid;
         // A reader reads all through the supervisor's death and the takeover.
-        const reader = streamReader(f.path, f.original, '0,1,2');
+        reader = streamReader(f.path, f.original, '0,1,2');
         a.proc.kill('SIGKILL');
         await a.exited;
         // The orphan logs on the pipe it shares with its dead supervisor: poll the lines, not
@@ -206,6 +207,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.equal(r.eio, 0);
         assert.ok(b.logs.some((l) => l.msg === 'taking over the worker of a daemon whose supervisor died'));
       } finally {
+        if (reader?.proc.exitCode === null) reader.proc.kill('SIGKILL'); // a failed assertion must not leave it reading
         if (workerPid && procState(workerPid) !== null) process.kill(workerPid, 'SIGKILL');
         if (b) assert.equal((await b.stop()).code, 0, b?.stderrText());
       }

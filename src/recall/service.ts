@@ -26,7 +26,6 @@ import {
 import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { read } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler } from './handler.js';
@@ -56,8 +55,6 @@ export interface RecallServiceOptions {
   inflightPath: string;
   log: Logger;
   onRecall?: (rec: RecallLogRecord) => void;
-  /** A file became whole and its final record is written (RecallHandler's onComplete). */
-  onComplete?: (dev: number, ino: number, record: StateRecord) => void;
   /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
   tuning?: Map<string, TierTuning>;
 }
@@ -133,7 +130,6 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
-      ...(o.onComplete ? { onComplete: o.onComplete } : {}),
     });
   }
 

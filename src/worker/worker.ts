@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RecallService } from '../recall/service.js';
 import { openCatalog } from '../engine/catalog.js';
-import { followRecall } from './follow-recall.js';
 import { DaemonOps } from './daemon-ops.js';
 import { markFoundReleased } from '../reconcile/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
@@ -101,7 +100,6 @@ export async function runWorker(
     inflightPath: cfg.inflightPath,
     log,
     onRecall: ops.onRecall,
-    onComplete: (dev, ino, record) => followRecall(catalog, dev, ino, record, log),
   });
   const state: WorkerState = {
     cfg,
@@ -199,8 +197,10 @@ export async function runWorker(
       clearInterval(heartbeat);
       await server.close();
       lockServers.close();
-      if (o.final) await ops.stopReconcile();
-      if (o.final) await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
+      if (o.final) {
+        await ops.stopReconcile(); // before the roots are detached (daemon-ops.ts)
+        await finalStop({ groupFd: cfg.groupFd, catalog, recall, log, ownPids: [process.pid, cfg.supervisorPid ?? process.ppid] });
+      }
       await recall.stop();
       if (o.closeGroup) closeGroup(cfg.groupFd, log);
       // Closing the change tracker's group can wait on events pending in ours (see

@@ -8,23 +8,14 @@
 // FAULT INJECTION: fault-hang-tier.ts holds recalls in flight while a flag file exists.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, within } from '../helpers/daemon.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, fakeSystemd, onceReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
-
-function onceReader(file: string, original: string, off: number, len: number): Promise<{ ok: boolean; eio: number; mismatch: boolean }> {
-  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len), '600'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout!.on('data', (c) => (out += c));
-  return new Promise((resolve) => p.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}'))));
-}
 
 for (const fsType of ['ext4', 'xfs'] as const) {
   describe(`systemd fd store (${fsType})`, () => {
@@ -47,9 +38,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       await releaseByHand(path, 'slow', tierDir, stateDir);
 
       const sock = join(fs.scratch, 'notify.sock');
-      const sd = spawn('python3', [join(REPO, 'test/daemon/fake-systemd.py'), sock], { stdio: ['pipe', 'pipe', 'inherit'] });
-      const lines: Record<string, unknown>[] = [];
-      createInterface({ input: sd.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+      const { proc: sd, lines } = fakeSystemd(sock);
       const flag = join(fs.scratch, 'hang-store');
       const nodeArgs = ['--import', './test/daemon/fault-hang-tier.ts'];
       const env = { TIER_FAULT_HANG: flag, NOTIFY_SOCKET: sock };

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, streamReader, within } from '../helpers/daemon.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, onceReader, streamReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,13 +47,6 @@ function heldReader(file: string, original: string): Held {
 }
 
 /** A reader that preads [off, off+len) once and reports ok / EIO / wrong bytes. */
-function onceReader(file: string, original: string, off: number, len: number): Promise<{ ok: boolean; eio: number; mismatch: boolean; code: number | null }> {
-  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len), '400'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout!.on('data', (c) => (out += c));
-  return new Promise((resolve) => p.on('exit', (code) => resolve({ code, ...JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}') })));
-}
-
 
 function procState(pid: number): string | null {
   try {
@@ -144,12 +137,12 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         const before = await (await connectDaemon(stateDir))!.status();
         writeFileSync(flag, '');
         // Held in the old worker's recall when the takeover starts.
-        const early = [onceReader(f.path, f.original, 0, 4096), onceReader(f.path, f.original, 2 * MiB, 4096)];
+        const early = [onceReader(f.path, f.original, 0, 4096, 400), onceReader(f.path, f.original, 2 * MiB, 4096, 400)];
         while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
         b = startDaemon([policy], stateDir, ['--takeover'], { nodeArgs, env });
         await a.waitLog((l) => l.msg === 'handing the group over to a new daemon');
         // Arrive while nobody reads the group: they wait in its queue for the new worker.
-        const late = [onceReader(f.path, f.original, 5 * MiB, 4096), onceReader(f.path, f.original, 7 * MiB + 1, 9000)];
+        const late = [onceReader(f.path, f.original, 5 * MiB, 4096, 400), onceReader(f.path, f.original, 7 * MiB + 1, 9000, 400)];
         await sleep(200);
         rmSync(flag);
         await b.ready;
@@ -165,7 +158,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.equal(after.supervisorPid, b.proc.pid);
         assert.equal(after.startup.inherited, true, 'marks inherited, not placed again');
         // The marks came along: a chunk never read before is recalled by the new daemon.
-        const r = await onceReader(f.path, f.original, 4 * MiB - 3, 4096);
+        const r = await onceReader(f.path, f.original, 4 * MiB - 3, 4096, 400);
         assert.equal(r.ok, true);
         assert.ok(readFileSync(f.path).equals(readFileSync(f.original)));
       } finally {
@@ -202,7 +195,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         assert.equal(streamed.mismatch, 0, 'no zeros');
         assert.equal(streamed.eio, 0, 'no EIO through the supervisor death and the takeover');
         assert.ok(streamed.reads > 0);
-        const r = await onceReader(f.path, f.original, 3 * MiB, 4096);
+        const r = await onceReader(f.path, f.original, 3 * MiB, 4096, 400);
         assert.equal(r.ok, true, 'served by the new daemon with the old marks');
         assert.equal(r.eio, 0);
         assert.ok(b.logs.some((l) => l.msg === 'taking over the worker of a daemon whose supervisor died'));
@@ -227,7 +220,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         await d.ready;
         const st = await (await connectDaemon(stateDir))!.status();
         workerPid = st.pid;
-        const readers = [onceReader(f.path, f.original, 0, 8192), onceReader(f.path, f.original, 2 * MiB + 3, 100_000)];
+        const readers = [onceReader(f.path, f.original, 0, 8192, 400), onceReader(f.path, f.original, 2 * MiB + 3, 100_000, 400)];
         while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
         d.proc.kill('SIGKILL');
         await d.exited;
@@ -241,7 +234,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
           assert.equal(r.ok, true, 'readers get their bytes from the surviving worker');
         }
         // New reads are still served by it.
-        const again = await onceReader(f.path, f.original, 3 * MiB, 4096);
+        const again = await onceReader(f.path, f.original, 3 * MiB, 4096, 400);
         assert.equal(again.ok, true);
         // It still holds the filesystem: a daemon with another state dir is refused.
         const second = startDaemon([policy], join(fs.scratch, 'state-three'));
@@ -253,7 +246,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
         // the group closes), and the close does not hang.
         writeFileSync(flag, '');
         rmSync(`${flag}.log`, { force: true });
-        const blocked = onceReader(h.path, h.original, 6 * MiB, 4096);
+        const blocked = onceReader(h.path, h.original, 6 * MiB, 4096, 400);
         while (!existsSync(`${flag}.log`) || readFileSync(`${flag}.log`, 'utf8').trim() === '') await sleep(20);
         process.kill(workerPid, 'SIGTERM');
         await within('the stop looks for held-open files', 10_000, () => d.logs.some((l) => l.msg === 'stop: recalling released files held open by readers'));

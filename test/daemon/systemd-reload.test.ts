@@ -14,21 +14,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { ensureDist } from '../reliability/dist-daemon.js';
-import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, streamReader, within } from '../helpers/daemon.js';
+import { REPO, pattern, releaseByHand, startDaemon, daemonLayout, fakeSystemd, onceReader, streamReader, within } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
-type Verdict = { ok: boolean; eio: number; mismatch: boolean };
-
-function onceReader(file: string, original: string, off: number, len: number): Promise<Verdict> {
-  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len), '600'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout!.on('data', (c) => (out += c));
-  return new Promise((resolve) => p.on('exit', () => resolve(JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}'))));
-}
 
 
 /** The shell command of each `KEY=/bin/sh -c '...'` line of the unit. */
@@ -84,9 +75,7 @@ for (const fsType of ['ext4', 'xfs'] as const) {
       await releaseByHand(path, 'slow', tierDir, stateDir);
 
       const sock = join(fs.scratch, 'notify.sock');
-      const sd = spawn('python3', [join(REPO, 'test/daemon/fake-systemd.py'), sock], { stdio: ['pipe', 'pipe', 'inherit'] });
-      const lines: Record<string, unknown>[] = [];
-      createInterface({ input: sd.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+      const { proc: sd, lines } = fakeSystemd(sock);
       const env = { NOTIFY_SOCKET: sock };
       ensureDist();
       const bin = join(fs.scratch, 'bin');

@@ -5,11 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, constants, mkdirSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { openCatalog } from '../../src/engine/catalog.js';
+import { socketPath } from '../../src/daemon/protocol.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';
 import { LocalTier } from '../../src/tiers/local.js';
@@ -291,4 +294,37 @@ export function streamReader(file: string, original: string, offsetsMiB: string)
       return JSON.parse(out.trim());
     },
   };
+}
+
+/** GET /metrics from the daemon's control socket (the text `tier metrics` prints). */
+export function getMetrics(stateDir: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socketPath(stateDir), path: '/metrics', method: 'GET' }, (res) => {
+      let t = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (t += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(t) : reject(new Error(`GET /metrics: ${res.statusCode} ${t}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * test/daemon/fake-systemd.py on `sock`, standing in for PID 1's notify socket and fd store
+ * (PID 1 here is not systemd): every datagram it receives, parsed, lands in `lines`.
+ */
+export function fakeSystemd(sock: string): { proc: ChildProcess; lines: Record<string, unknown>[] } {
+  const proc = spawn('python3', [join(REPO, 'test/daemon/fake-systemd.py'), sock], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+  return { proc, lines };
+}
+
+/** One read of `len` bytes at `off` by test/daemon/reader.mjs (gives up after `timeoutSec`), compared with `original`. */
+export function onceReader(file: string, original: string, off: number, len: number, timeoutSec = 600): Promise<{ ok: boolean; eio: number; mismatch: boolean; code: number | null }> {
+  const p = spawn(process.execPath, [join(REPO, 'test/daemon/reader.mjs'), file, original, String(off), String(len), String(timeoutSec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout!.on('data', (c) => (out += c));
+  return new Promise((resolve) => p.on('exit', (code) => resolve({ code, ...JSON.parse(out.trim().split('\n').pop() || '{"eio":0,"ok":false,"mismatch":false}') })));
 }

@@ -9,14 +9,12 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { checkDashboard } from '../helpers/grafana.js';
-import { applyActions, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
-import { socketPath } from '../../src/daemon/protocol.js';
+import { applyActions, getMetrics, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { recallLogPath } from '../../src/reports/recall-log.js';
 import Database from 'better-sqlite3';
 
@@ -29,19 +27,6 @@ const NO_CHROMIUM = CHROMIUM ? false : 'chromium is not installed (apt-get insta
 function which(cmd: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : null;
-}
-
-function getMetrics(stateDir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socketPath(stateDir), path: '/metrics', method: 'GET' }, (res) => {
-      let t = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (t += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(t) : reject(new Error(`GET /metrics: ${res.statusCode} ${t}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Headless Chromium on a file; returns its stdout and the console messages it logged. */

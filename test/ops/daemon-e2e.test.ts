@@ -10,12 +10,11 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statS
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
-import { socketPath } from '../../src/daemon/protocol.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { Catalog } from '../../src/engine/catalog.js';
 import { fsUsage } from '../../src/schedule/usage.js';
-import { pattern, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
+import { getMetrics, pattern, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 
 const rec = (p: string): StateRecord | null => decodeRecord(lgetxattr(p, XATTR_STATE));
 
@@ -26,19 +25,6 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, capMs
     if (Date.now() > end) throw new Error(`gave up waiting: ${what}`);
     await sleep(50);
   }
-}
-
-function getMetrics(stateDir: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socketPath(stateDir), path: '/metrics', method: 'GET' }, (res) => {
-      let t = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (t += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(t) : reject(new Error(`GET /metrics: ${res.statusCode} ${t}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 function tierObjects(dir: string): string[] {

@@ -34,6 +34,8 @@ export interface RecallEvent {
   error?: string;
   dev?: number;
   ino?: number;
+  /** Bytes a reader's read-ahead fetched after its event was answered: bytes, not a recall. */
+  readahead?: boolean;
 }
 
 export interface DaemonOpsOptions {
@@ -172,7 +174,8 @@ export class DaemonOps {
     } catch (e) {
       this.o.log.warn('recall log write failed', { op: 'recall-log', path: r.path, err: e });
     }
-    observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
+    if (r.readahead) this.metrics.recallBytes.inc({}, r.bytes);
+    else observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
   };
 
   /** ApplyDeps.holdBack for one run at `now`: releases of files recalled within the policy's cooldown. */

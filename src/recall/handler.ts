@@ -20,6 +20,7 @@ import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
@@ -37,6 +38,8 @@ export interface HandlerDeps {
   tuningOf(tier: Tier): TierTuning;
   settings: RecallSettings;
   log: Logger;
+  /** A file became whole and its final record is written (the catalog follows it). */
+  onComplete?(dev: number, ino: number, record: StateRecord): void;
 }
 
 /** A batch of read-ahead ended: its bytes, how long it took, the event fd (still open). */
@@ -356,6 +359,10 @@ export class RecallHandler {
       this.marksRemoved++;
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
       this.cache.delete(e.id);
+      if (this.d.onComplete) {
+        const done = fstatSync(fd);
+        this.d.onComplete(done.dev, done.ino, e.record);
+      }
       this.d.log.debug('recall complete', { op: 'recall', key: e.copy.key, state: e.record.state });
     } catch (err) {
       // The data is whole and durable either way; the next event retries the bookkeeping.

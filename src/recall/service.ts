@@ -26,6 +26,7 @@ import {
 import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { read } from 'node:fs';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
@@ -57,6 +58,8 @@ export interface RecallServiceOptions {
   inflightPath: string;
   log: Logger;
   onRecall?: (rec: RecallLogRecord) => void;
+  /** A file became whole and its final record is written (RecallHandler's onComplete). */
+  onComplete?: (dev: number, ino: number, record: StateRecord) => void;
   /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
   tuning?: Map<string, TierTuning>;
 }
@@ -132,6 +135,7 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
+      ...(o.onComplete ? { onComplete: o.onComplete } : {}),
     });
   }
 

@@ -178,6 +178,11 @@ export class DaemonOps {
     else observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
   };
 
+  /** A row changed outside a policy run (a recall made a file whole): state gauges are re-read at the next scrape, not after their TTL. */
+  catalogChanged(): void {
+    this.totalsAt = 0;
+  }
+
   /** ApplyDeps.holdBack for one run at `now`: releases of files recalled within the policy's cooldown. */
   holdBack(now: number): ReturnType<typeof cooldownHoldBack> {
     return cooldownHoldBack((since) => this.recallLog.recalledSince(since), now);

@@ -20,6 +20,7 @@ import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
@@ -37,6 +38,15 @@ export interface HandlerDeps {
   tuningOf(tier: Tier): TierTuning;
   settings: RecallSettings;
   log: Logger;
+  /** A file became whole and its final record is written (the catalog follows it). */
+  onComplete?(dev: number, ino: number, record: StateRecord): void;
+}
+
+/** A batch of read-ahead ended: its bytes, how long it took, the event fd (still open). */
+export type AheadHook = (bytes: number, ms: number, fd: number) => void;
+interface Ahead {
+  onBytes(n: number): void;
+  done?: AheadHook;
 }
 
 /** What one event did, for the recall log. */
@@ -114,15 +124,21 @@ export class RecallHandler {
     after.add(p);
   }
 
-  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void): Promise<Outcome> {
+  /**
+   * `onBytes` counts every byte fetched (the event's and its read-ahead's); the event's own
+   * bytes are in the Outcome, and each batch of read-ahead it starts reports its bytes
+   * once done through `onAhead` (after the answer: the recall log's row of its own).
+   */
+  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, onAhead?: AheadHook): Promise<Outcome> {
     const out: Outcome = { response: FAN_DENY_EIO, bytes: 0, whole: false };
     const count = (n: number) => {
       out.bytes += n;
       onBytes(n);
     };
+    const ahead: Ahead = { onBytes, ...(onAhead ? { done: onAhead } : {}) };
     for (let attempt = 0; ; attempt++) {
       try {
-        out.response = await this.once(ev, ref, count, out);
+        out.response = await this.once(ev, ref, count, out, ahead);
         return out;
       } catch (e) {
         // The file changed while we fetched: re-decide with fresh facts (it is now diverged).
@@ -131,7 +147,7 @@ export class RecallHandler {
     }
   }
 
-  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome): Promise<number> {
+  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome, ahead: Ahead): Promise<number> {
     const fd = ref.fd;
     const st = fstatSync(fd, { bigint: true });
     const id = `${st.dev}:${st.ino}`;
@@ -196,8 +212,8 @@ export class RecallHandler {
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
-      const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
-      if (ahead) this.readAhead(e, ref, env, ahead);
+      const aheadBytes = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
+      if (aheadBytes) this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, aheadBytes, ahead.done);
       if (want) await this.fill(e, ref, env, want);
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: e.keep });
@@ -248,17 +264,29 @@ export class RecallHandler {
   }
 
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
-  private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
+  private readAhead(e: InodeEntry, ref: FdRef, base: FillEnv, bytes: { start: number; end: number }, done?: AheadHook): void {
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
     // Like the kernel's async marker: top the window up only once a good part of it is
     // consumed, so each GET (and sync) is a run, not the chunk or two a read uncovered.
     const least = Math.min(RUN_BYTES, Math.floor((bytes.end - bytes.start) / 2));
     if (missing.length * e.copy.chunk < least && bytes.end < e.copy.size) return;
-    for (const run of this.startRuns(e, missing, ref, env)) {
+    // This batch's bytes, reported once when its last run ends (every fetched byte counted once).
+    const t0 = Date.now();
+    let got = 0;
+    const env: FillEnv = { ...base, onBytes: (n) => ((got += n), base.onBytes(n)) };
+    const runs = this.startRuns(e, missing, ref, env).map((run) => {
       const work = run
         .then(() => this.finishIfComplete(e, ref))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }));
       this.inBackground(e, ref, work);
+      return work;
+    });
+    if (done && runs.length > 0) {
+      // Held like a run (idle() waits for it): the hook names the file through the event fd.
+      const report = Promise.allSettled(runs).then(() => {
+        if (got > 0) done(got, Date.now() - t0, ref.fd);
+      });
+      this.inBackground(e, ref, report.catch((err: unknown) => this.d.log.warn('read-ahead not reported', { op: 'recall', key: e.copy.key, err })));
     }
   }
 
@@ -331,6 +359,10 @@ export class RecallHandler {
       this.marksRemoved++;
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
       this.cache.delete(e.id);
+      if (this.d.onComplete) {
+        const done = fstatSync(fd);
+        this.d.onComplete(done.dev, done.ino, e.record);
+      }
       this.d.log.debug('recall complete', { op: 'recall', key: e.copy.key, state: e.record.state });
     } catch (err) {
       // The data is whole and durable either way; the next event retries the bookkeeping.

@@ -26,9 +26,10 @@ import {
 import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { read } from 'node:fs';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
-import { RecallHandler } from './handler.js';
+import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -45,6 +46,8 @@ export interface RecallLogRecord {
   pid: number;
   comm: string;
   error?: string;
+  /** Read-ahead this event's reader started, reported when it ended (bytes fetched after the answer). */
+  readahead?: boolean;
 }
 
 export interface RecallServiceOptions {
@@ -55,6 +58,8 @@ export interface RecallServiceOptions {
   inflightPath: string;
   log: Logger;
   onRecall?: (rec: RecallLogRecord) => void;
+  /** A file became whole and its final record is written (RecallHandler's onComplete). */
+  onComplete?: (dev: number, ino: number, record: StateRecord) => void;
   /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
   tuning?: Map<string, TierTuning>;
 }
@@ -130,6 +135,7 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
+      ...(o.onComplete ? { onComplete: o.onComplete } : {}),
     });
   }
 
@@ -251,6 +257,14 @@ export class RecallService {
     return true;
   }
 
+  /** The recall log's row for read-ahead an event started (its bytes come after the answer). */
+  private aheadHook(ev: FanEvent, commNow: () => string): AheadHook | undefined {
+    const onRecall = this.o.onRecall;
+    if (!onRecall) return undefined;
+    return (bytes, ms, fd) =>
+      onRecall({ time: Date.now() - ms, path: pathOfFd(fd), offset: 0, length: 0, bytes, whole: false, latencyMs: ms, pid: ev.pid, comm: commNow() || commOf(ev.pid), readahead: true });
+  }
+
   private async serve(ev: FanEvent): Promise<void> {
     const t0 = Date.now();
     const ref = new FdRef(ev.fd);
@@ -262,7 +276,7 @@ export class RecallService {
     let comm = '';
     try {
       this.inflight.note(ev.fd);
-      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n));
+      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n), this.aheadHook(ev, () => comm));
       response = out.response;
       bytes = out.bytes;
       whole = out.whole;

@@ -34,6 +34,8 @@ export interface RecallEvent {
   error?: string;
   dev?: number;
   ino?: number;
+  /** Bytes a reader's read-ahead fetched after its event was answered: bytes, not a recall. */
+  readahead?: boolean;
 }
 
 export interface DaemonOpsOptions {
@@ -172,8 +174,14 @@ export class DaemonOps {
     } catch (e) {
       this.o.log.warn('recall log write failed', { op: 'recall-log', path: r.path, err: e });
     }
-    observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
+    if (r.readahead) this.metrics.recallBytes.inc({}, r.bytes);
+    else observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
   };
+
+  /** A row changed outside a policy run (a recall made a file whole): state gauges are re-read at the next scrape, not after their TTL. */
+  catalogChanged(): void {
+    this.totalsAt = 0;
+  }
 
   /** ApplyDeps.holdBack for one run at `now`: releases of files recalled within the policy's cooldown. */
   holdBack(now: number): ReturnType<typeof cooldownHoldBack> {

@@ -451,6 +451,13 @@ export function statxAt(dirfd: number, name: string, buf: Buffer, path?: string)
   check(c.statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, buf), 'statx', path);
 }
 
+const AT_EMPTY_PATH = 0x1000;
+
+/** statx(2) of an open fd into buf (256 bytes, struct statx): no Stats object on a hot path. */
+export function fstatxInto(fd: number, buf: Buffer): void {
+  check(c.statx(fd, '', AT_EMPTY_PATH, STATX_BASIC_STATS, buf), 'statx');
+}
+
 const SYS_getxattrat = 464; // Linux 6.13+, one number on every architecture (the unified table)
 let noGetxattrat = false;
 // struct xattr_args { u64 value; u32 size; u32 flags }: the value buffer's address is fixed

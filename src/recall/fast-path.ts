@@ -56,6 +56,20 @@ export function aheadWanted(missing: number, chunk: number, ahead: { start: numb
 interface View {
   g: Grant;
   map: ResidentMap;
+  sec: number; // the grant's mtime, split as statx gives it
+  nsec: number;
+}
+
+/** The table's key of an inode: dev and the inode number's two 32-bit halves (exact, no BigInt per event). */
+export function statKey(dev: number, inoHi: number, inoLo: number): string {
+  return `${dev}:${inoHi}:${inoLo}`;
+}
+
+/** statKey of a handler id `dev:ino` (decimal). */
+export function keyOfId(id: string): string {
+  const [dev, ino] = id.split(':');
+  const i = BigInt(ino!);
+  return statKey(Number(dev), Number(i >> 32n), Number(i & 0xffffffffn));
 }
 
 export class GrantTable {
@@ -67,28 +81,31 @@ export class GrantTable {
 
   apply(m: GrantMsg): void {
     if (m.t === 'grant') {
-      this.views.set(m.g.id, { g: m.g, map: new ResidentMap(Math.ceil(m.g.size / m.g.chunk), Buffer.from(m.g.bits)) });
+      const { g } = m;
+      const map = new ResidentMap(Math.ceil(g.size / g.chunk), Buffer.from(g.bits));
+      this.views.set(keyOfId(g.id), { g, map, sec: Number(g.mtimeNs / 1_000_000_000n), nsec: Number(g.mtimeNs % 1_000_000_000n) });
     } else if (m.t === 'bits') {
-      const v = this.views.get(m.id);
+      const v = this.views.get(keyOfId(m.id));
       if (v) v.map = new ResidentMap(v.map.chunks, Buffer.from(m.bits));
     } else {
-      this.views.delete(m.id);
+      this.views.delete(keyOfId(m.id));
     }
   }
 
   /**
-   * One FAN_PRE_ACCESS on dev:ino `id` whose fd has (size, mtimeNs) now. `allow`: answer it
-   * here. Else `fed` (when granted) is the read-ahead result the handler must use.
+   * One FAN_PRE_ACCESS on the inode `key` (statKey) whose fd has (size, mtime) now.
+   * `allow`: answer it here. Else `fed` (when granted) is the read-ahead result the
+   * handler must use.
    */
-  decide(id: string, size: number, mtimeNs: bigint, range: { offset: number; count: number }): { allow: boolean; fed?: Fed } {
-    const v = this.views.get(id);
+  decide(key: string, size: number, mtime: { sec: number; nsec: number }, range: { offset: number; count: number }): { allow: boolean; fed?: Fed } {
+    const v = this.views.get(key);
     if (!v) return { allow: false };
     const g = v.g;
     // A count of 0 ("to end of file") and a changed file are the handler's.
     if (range.count === 0) return { allow: false };
     const fed = feed(g.ra, range.offset, range.offset + range.count, { chunk: g.chunk, max: g.readahead });
     g.ra = fed.state;
-    if (size !== g.size || mtimeNs !== g.mtimeNs) return { allow: false, fed };
+    if (size !== g.size || mtime.sec !== v.sec || mtime.nsec !== v.nsec) return { allow: false, fed };
     const want = clampToSize(range.offset, range.count, g.size);
     if (want && v.map.missing(chunkSpan(want, g.chunk)).length > 0) return { allow: false, fed };
     const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, g.size);

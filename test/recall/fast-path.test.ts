@@ -8,36 +8,39 @@ import { open } from 'node:fs/promises';
 import { XATTR_STATE, encodeRecord } from '../../src/record/state-record.js';
 import { fremovexattr, fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
 import { punchHole } from '../../src/kernel/punch.js';
-import { GrantTable } from '../../src/recall/fast-path.js';
+import { GrantTable, keyOfId } from '../../src/recall/fast-path.js';
 import { initialReadahead } from '../../src/recall/readahead.js';
 import { MTIME_NS, makeReleased, pattern, run, startHarness, stateOf, type Harness } from './harness.js';
 
 const KiB = 1024;
 
 describe('GrantTable (pure)', () => {
+  const K = keyOfId('1:2');
+  const T5 = { sec: 0, nsec: 5 };
+  const T6 = { sec: 0, nsec: 6 };
   const g = () => ({ id: '1:2', size: 1024 * KiB, mtimeNs: 5n, chunk: 256 * KiB, readahead: 512 * KiB, bits: Uint8Array.from([0b0001]), ra: initialReadahead() });
 
   test('answers only a granted inode, unchanged, on resident chunks', () => {
     const t = new GrantTable();
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 0, count: 4096 }).allow, false, 'not granted');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 0, count: 4096 }).allow, false, 'not granted');
     t.apply({ t: 'grant', g: g() });
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 8192, count: 4096 }).allow, true);
-    assert.equal(t.decide('1:2', 1024 * KiB, 6n, { offset: 8192, count: 4096 }).allow, false, 'mtime moved');
-    assert.equal(t.decide('1:2', 1000, 5n, { offset: 8192, count: 4096 }).allow, false, 'size moved');
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 256 * KiB, count: 4096 }).allow, false, 'chunk 1 missing');
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 252 * KiB, count: 8192 }).allow, false, 'straddles into chunk 1');
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 0, count: 0 }).allow, false, 'to end of file');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 8192, count: 4096 }).allow, true);
+    assert.equal(t.decide(K, 1024 * KiB, T6, { offset: 8192, count: 4096 }).allow, false, 'mtime moved');
+    assert.equal(t.decide(K, 1000, T5, { offset: 8192, count: 4096 }).allow, false, 'size moved');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 256 * KiB, count: 4096 }).allow, false, 'chunk 1 missing');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 252 * KiB, count: 8192 }).allow, false, 'straddles into chunk 1');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 0, count: 0 }).allow, false, 'to end of file');
     t.apply({ t: 'bits', id: '1:2', bits: Uint8Array.from([0b0011]) });
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 256 * KiB, count: 4096 }).allow, true);
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 256 * KiB, count: 4096 }).allow, true);
     t.apply({ t: 'revoke', id: '1:2' });
-    assert.equal(t.decide('1:2', 1024 * KiB, 5n, { offset: 8192, count: 4096 }).allow, false, 'revoked');
+    assert.equal(t.decide(K, 1024 * KiB, T5, { offset: 8192, count: 4096 }).allow, false, 'revoked');
   });
 
   test('a sequential stream whose read-ahead wants missing chunks goes to the handler, with its read-ahead', () => {
     const t = new GrantTable();
     t.apply({ t: 'grant', g: g() });
     let last;
-    for (let off = 0; off < 200 * KiB; off += 64 * KiB) last = t.decide('1:2', 1024 * KiB, 5n, { offset: off, count: 64 * KiB });
+    for (let off = 0; off < 200 * KiB; off += 64 * KiB) last = t.decide(K, 1024 * KiB, T5, { offset: off, count: 64 * KiB });
     assert.equal(last?.allow, false);
     assert.ok(last?.fed && last.fed.ahead.length > 0, 'the thread fed the stream');
   });

@@ -21,6 +21,7 @@ import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvent
 import { blockSignalInThread, closeFd, fstatxInto, readNb, waitReadable, writeAll } from '../kernel/libc.js';
 import { C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { InflightRecord } from './inflight.js';
+import { faultPoint } from '../engine/fault.js';
 
 const SIGIO = 29;
 const TWO32 = 4294967296;
@@ -110,6 +111,7 @@ function run(d: EventThreadData): void {
         continue;
       }
       if (n <= 0) break; // EAGAIN: drained
+      faultPoint('event-thread-read'); // FAULT INJECTION (tests): the thread dies holding unanswered events
       drainGrants();
       for (const ev of decodeEvents(buf, n)) {
         if (ev.fd < 0) post({ t: 'ev', ev });

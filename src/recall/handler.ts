@@ -30,6 +30,7 @@ import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed } from './readahead.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
+import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
 
 export interface HandlerDeps {
   groupFd: number;
@@ -40,6 +41,8 @@ export interface HandlerDeps {
   log: Logger;
   /** A file became whole and its final record is written (the catalog follows it). */
   onComplete?(dev: number, ino: number, record: StateRecord): void;
+  /** The event thread's grants (fast-path.ts); none: every event comes here. */
+  fast?: { post(m: GrantMsg): void };
 }
 
 /** A batch of read-ahead ended: its bytes, how long it took, the event fd (still open). */
@@ -58,8 +61,6 @@ export interface Outcome {
 
 const fdatasync = promisify(fdatasyncCb);
 const MAX_STALE_RETRIES = 4;
-/** Largest run of chunks one GET (and one sync) fetches: big enough to amortise a GET, small enough that several run at once. */
-const RUN_BYTES = 2 * 1024 * 1024;
 /** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
 const SMALL_WHOLE = 256 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
@@ -79,7 +80,43 @@ export class RecallHandler {
   }
 
   forget(id: string): void {
+    this.drop(id);
+  }
+
+  /** Drops a cached entry; its grant is revoked first (the thread must not answer from a map no longer kept). */
+  private drop(id: string): void {
+    const e = this.cache.get(id);
+    if (e?.granted !== undefined) {
+      this.d.fast?.post({ t: 'revoke', id });
+      e.granted = undefined;
+    }
     this.cache.delete(id);
+  }
+
+  /**
+   * Keeps the event thread's view of `e` in step: a grant once it can answer from it, the
+   * bits after fills, a revoke once the handler must see every event again (diverged, done).
+   */
+  private offer(e: InodeEntry): void {
+    const sink = this.d.fast;
+    if (!sink) return;
+    const ok = this.cache.get(e.id) === e && e.fsChecked === true && !e.diverged && !e.mapUnstorable && e.resident.count() > 0 && !this.isDone(e);
+    if (!ok) {
+      if (e.granted !== undefined && this.cache.get(e.id) === e) sink.post({ t: 'revoke', id: e.id });
+      e.granted = undefined;
+      return;
+    }
+    const n = e.resident.count(); // bits only grow while an entry is cached (fill.ts undoes a set in the same tick)
+    if (e.granted === n) return;
+    const bits = e.resident.toBuffer();
+    if (e.granted === undefined) {
+      const tuning = this.d.tiers.get(e.copy.tier);
+      const readahead = tuning ? this.d.tuningOf(tuning).readahead : 0;
+      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, bits, ra: e.ra } });
+    } else {
+      sink.post({ t: 'bits', id: e.id, bits });
+    }
+    e.granted = n;
   }
 
   /** Chunk fetches under way for this inode (the engine must not punch it now). */
@@ -96,7 +133,7 @@ export class RecallHandler {
   private evict(): void {
     for (const [id, x] of this.cache) {
       if (this.cache.size <= MAX_CACHED * 0.9) break;
-      if (x.fetching.size === 0) this.cache.delete(id);
+      if (x.fetching.size === 0) this.drop(id);
     }
   }
 
@@ -128,8 +165,9 @@ export class RecallHandler {
    * `onBytes` counts every byte fetched (the event's and its read-ahead's); the event's own
    * bytes are in the Outcome, and each batch of read-ahead it starts reports its bytes
    * once done through `onAhead` (after the answer: the recall log's row of its own).
+   * `fed`: the event thread's read-ahead result for this event (a granted inode), used instead of feeding here.
    */
-  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, onAhead?: AheadHook): Promise<Outcome> {
+  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, onAhead?: AheadHook, fed?: Fed): Promise<Outcome> {
     const out: Outcome = { response: FAN_DENY_EIO, bytes: 0, whole: false };
     const count = (n: number) => {
       out.bytes += n;
@@ -138,7 +176,7 @@ export class RecallHandler {
     const ahead: Ahead = { onBytes, ...(onAhead ? { done: onAhead } : {}) };
     for (let attempt = 0; ; attempt++) {
       try {
-        out.response = await this.once(ev, ref, count, out, ahead);
+        out.response = await this.once(ev, ref, count, out, ahead, attempt === 0 ? fed : undefined);
         return out;
       } catch (e) {
         // The file changed while we fetched: re-decide with fresh facts (it is now diverged).
@@ -147,7 +185,7 @@ export class RecallHandler {
     }
   }
 
-  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome, ahead: Ahead): Promise<number> {
+  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome, ahead: Ahead, given?: Fed): Promise<number> {
     const fd = ref.fd;
     const st = fstatSync(fd, { bigint: true });
     const id = `${st.dev}:${st.ino}`;
@@ -164,6 +202,7 @@ export class RecallHandler {
         return FAN_DENY_EIO;
       }
       e = l.entry;
+      given = undefined; // fed for an entry no longer cached
       this.cache.set(id, e);
       if (this.cache.size > MAX_CACHED) this.evict();
     }
@@ -210,7 +249,7 @@ export class RecallHandler {
       // record's SHA-256 (no sums GET: fill.ts), instead of a GET for the sums and one per run.
       const small = !e.copy.sparse && e.copy.size <= SMALL_WHOLE && e.resident.count() === 0;
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
-      const fed = feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
+      const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
       const aheadBytes = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
       if (aheadBytes) this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, aheadBytes, ahead.done);
@@ -225,6 +264,7 @@ export class RecallHandler {
     // needs the event fd, open for writing, closed before execve (else ETXTBSY).
     if (isOpen) await this.finishIfComplete(e, ref);
     else this.finishLater(e, ref);
+    this.offer(e);
     return FAN_ALLOW;
   }
 
@@ -266,17 +306,14 @@ export class RecallHandler {
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
   private readAhead(e: InodeEntry, ref: FdRef, base: FillEnv, bytes: { start: number; end: number }, done?: AheadHook): void {
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
-    // Like the kernel's async marker: top the window up only once a good part of it is
-    // consumed, so each GET (and sync) is a run, not the chunk or two a read uncovered.
-    const least = Math.min(RUN_BYTES, Math.floor((bytes.end - bytes.start) / 2));
-    if (missing.length * e.copy.chunk < least && bytes.end < e.copy.size) return;
+    if (!aheadWanted(missing.length, e.copy.chunk, bytes, e.copy.size)) return;
     // This batch's bytes, reported once when its last run ends (every fetched byte counted once).
     const t0 = Date.now();
     let got = 0;
     const env: FillEnv = { ...base, onBytes: (n) => ((got += n), base.onBytes(n)) };
     const runs = this.startRuns(e, missing, ref, env).map((run) => {
       const work = run
-        .then(() => this.finishIfComplete(e, ref))
+        .then(() => (this.offer(e), this.finishIfComplete(e, ref)))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }));
       this.inBackground(e, ref, work);
       return work;
@@ -358,7 +395,7 @@ export class RecallHandler {
       removeInodeMark(this.d.groupFd, fd);
       this.marksRemoved++;
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
-      this.cache.delete(e.id);
+      this.drop(e.id);
       if (this.d.onComplete) {
         const done = fstatSync(fd);
         this.d.onComplete(done.dev, done.ino, e.record);

@@ -57,6 +57,8 @@ export interface InodeEntry {
   /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
   hashing?: boolean;
   hashed?: boolean;
+  /** Granted to the event thread (fast-path.ts) with this many resident bits; undefined: not granted. */
+  granted?: number;
 }
 
 export function cachedResident(e: InodeEntry): CachedResident {

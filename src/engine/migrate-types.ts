@@ -24,6 +24,8 @@ export interface Marker {
   clearMark?(fd: number): void | Promise<void>;
   /** The recall service's no-notify access, to re-release partial files (release-partial.ts). */
   noNotify?: NoNotifyAccess;
+  /** Any open may raise an event our own handler answers (a filesystem mark): opens go through withMarkedIo. */
+  opensWait?(): boolean;
 }
 
 /** What release-partial.ts needs from the recall service (RecallService has it); ids are dev:ino. */

@@ -11,18 +11,7 @@
 // - The poll handle is kept referenced: a collected handle ends the process.
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
-import {
-  FAN_ALLOW,
-  FAN_DENY_EIO,
-  FAN_OPEN_PERM,
-  FAN_Q_OVERFLOW,
-  addInodeMark,
-  decodeEvents,
-  releasedMask,
-  removeInodeMark,
-  respond,
-  type FanEvent,
-} from '../kernel/fanotify.js';
+import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_PERM, FAN_Q_OVERFLOW, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
 import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
 import { read } from 'node:fs';
 import type { Logger } from '../log.js';
@@ -30,6 +19,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler } from './handler.js';
 import { InflightRecord } from './inflight.js';
+import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
 
@@ -107,8 +97,11 @@ export class RecallService {
   private readonly s: RecallStats;
   /** dev:ino -> pending capture of this process's own open event (usually empty). */
   private readonly captures = new Map<string, OwnOpenCapture>();
+  /** How released files get their events: filesystem marks where allowed, else inode marks (marks.ts). */
+  readonly marks: Marks;
 
   constructor(private readonly o: RecallServiceOptions) {
+    this.marks = new Marks(o.groupFd, o.mode);
     this.inflight = new InflightRecord(o.inflightPath);
     this.s = {
       mode: o.mode,
@@ -130,6 +123,7 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
+      marks: this.marks,
     });
   }
 
@@ -156,13 +150,13 @@ export class RecallService {
   }
 
   markReleased(fd: number): void {
-    addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
+    this.marks.released(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksAdded++;
   }
 
   unmark(fd: number): void {
-    removeInodeMark(this.o.groupFd, fd);
+    this.marks.unmark(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksRemoved++;
   }

@@ -26,6 +26,10 @@ export interface Marker {
   noNotify?: NoNotifyAccess;
   /** Any open may raise an event our own handler answers (a filesystem mark): opens go through withMarkedIo. */
   opensWait?(): boolean;
+  /** A filesystem mark covers the inode (recall/marks.ts): the release works through a no-notify fd. */
+  underFilesystemMark?(fd: number): boolean;
+  /** The lease is held (release): under a filesystem mark, any ignore mark comes off. */
+  leased?(fd: number): void | Promise<void>;
 }
 
 /** What release-partial.ts needs from the recall service (RecallService has it); ids are dev:ino. */

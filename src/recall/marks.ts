@@ -11,16 +11,20 @@
 // - Never a filesystem mark on the root filesystem, nor on the one holding the daemon's
 //   state directory, nor in content mode (older kernels: FAN_OPEN_PERM only), nor where the
 //   kernel refuses it (tmpfs): inode marks there.
-// - A released or partial file never carries an ignore mark. The handler adds one only
-//   while it holds the event's fd (no lease can be taken meanwhile), and reads the record
-//   again after adding it: released by then (import: record first, then `released()`)
-//   means the mark comes off again and the event is decided as released.
-// - The engine holds an ignore mark on the file it releases from before its lease (its own
-//   reads and the punch raise nothing) and removes it right after the punch, in the same
-//   synchronous step, still under the lease: no opener can run between the two.
-// - Ignore marks are a cache: every worker start flushes them (a worker killed between its
-//   punch and the removal must not leave one on a released file), and re-places the inode
-//   marks of fallback filesets in the same step.
+// - A released or partial file never carries an ignore mark, at any kill point. The handler
+//   adds one only while it holds the event's fd (no lease can be taken meanwhile), and reads
+//   the record again after adding it: released by then (import: record first, then
+//   `released()`) means the mark comes off again and the event is decided as released.
+// - The engine never adds one. Its release works through a no-notify fd (the event fd of its
+//   own open, engine/migrate-file.ts), so its reads and punch raise nothing without one. It
+//   takes any ignore mark off before that open (else the open raises no event to capture)
+//   and again once it holds the lease (the handler may have added one in between); under the
+//   lease nobody can add one (an event fd would break the lease: we give up before the
+//   punch, or the record already says released and the handler takes it off again). So a
+//   worker killed anywhere leaves no ignore mark on a punched file: a reader in the gap
+//   before the next worker waits for its event (test/daemon/fs-marks-kill.test.ts).
+// - Ignore marks are a cache: every worker start flushes them anyway, and re-places the
+//   inode marks of fallback filesets in the same step.
 import { fstatSync, lstatSync, statSync } from 'node:fs';
 import {
   addIgnoreMark,
@@ -123,12 +127,18 @@ export class Marks {
   }
 
   /**
-   * The engine, before its lease: under a filesystem mark, silence the file (our reads,
-   * the punch); else the pre-content inode mark (engine/marker.ts says why not the open events).
+   * The engine, before its lease (release): under a filesystem mark, any ignore mark off (the
+   * open that gives the engine its no-notify fd must raise its event); else the pre-content
+   * inode mark (engine/marker.ts says why not the open events yet).
    */
   preLease(fd: number): void {
-    if (this.covers(fd)) addIgnoreMark(this.groupFd, fd, FS_MASK);
+    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
     else if (this.mode === 'pre-content') addInodeMark(this.groupFd, fd, FAN_PRE_ACCESS);
+  }
+
+  /** The engine holds its lease (release): under a filesystem mark, an ignore mark the handler added since preLease comes off. */
+  leased(fd: number): void {
+    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
   }
 
   /**

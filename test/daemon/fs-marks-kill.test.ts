@@ -64,6 +64,24 @@ for (const type of ['ext4', 'xfs'] as const)
       }
     });
 
+    // While no worker serves, the supervisor answers events itself (daemon/drain.ts). Under
+    // the filesystem mark every new or uncached file raises one: those with no released
+    // record are allowed (all their data is local), not failed with EIO.
+    test('worker killed, the supervisor drains: a new file can be created and read meanwhile', async () => {
+      await serving();
+      const p = join(data, 'r-drain');
+      writeFileSync(p, pattern(SIZE, 7));
+      writeFileSync(faultFile, 'after-lease 1');
+      const r = await runCli(['apply', policy, '--state-dir', stateDir, '--json']);
+      assert.notEqual(r.code, 0, `the worker died mid-apply:\n${r.stdout}${r.stderr}`);
+      const q = join(data, 'new-in-gap');
+      writeFileSync(q, 'made while no worker served');
+      assert.equal(readFileSync(q, 'utf8'), 'made while no worker served');
+      await serving();
+      unlinkSync(q);
+      unlinkSync(p);
+    });
+
     for (const point of type === 'xfs' ? XFS_POINTS : POINTS)
       test(`killed at ${point}: a reader in the gap reads the data, never zeros`, async () => {
         await serving();

@@ -221,6 +221,16 @@ export class Catalog {
     for (const r of it) yield fromDb(r);
   }
 
+  /** releasedFiles() but for paths under none of `dirs` (filesets under a filesystem mark need no per-file mark): filtered in SQL. */
+  *releasedFilesOutside(dirs: readonly string[]): Generator<CatalogRow> {
+    const prefixes = dirs.map((d) => d.replace(/\/+$/, '') + '/');
+    const not = prefixes.map(() => ' AND substr(path, 1, length(?)) != ?').join('');
+    const it = this.db
+      .prepare(`SELECT * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL${not}`)
+      .iterate(...prefixes.flatMap((p) => [p, p])) as Iterable<DbRow>;
+    for (const r of it) yield fromDb(r);
+  }
+
   *all(): Generator<CatalogRow> {
     for (const r of this.db.prepare('SELECT * FROM files ORDER BY path').iterate() as Iterable<DbRow>) yield fromDb(r);
   }

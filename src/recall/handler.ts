@@ -31,6 +31,7 @@ import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed } from './readahead.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
+import type { Marks } from './marks.js';
 
 export interface HandlerDeps {
   groupFd: number;
@@ -43,6 +44,8 @@ export interface HandlerDeps {
   onComplete?(dev: number, ino: number, record: StateRecord): void;
   /** The event thread's grants (fast-path.ts); none: every event comes here. */
   fast?: { post(m: GrantMsg): void };
+  /** Filesystem marks (marks.ts); absent: inode marks only. */
+  marks?: Marks;
 }
 
 /** A batch of read-ahead ended: its bytes, how long it took, the event fd (still open). */
@@ -70,6 +73,8 @@ export class RecallHandler {
   private readonly cache = new Map<string, InodeEntry>();
   private readonly sems = new Map<string, Semaphore>();
   private readonly background = new Set<Promise<void>>();
+  /** Birth time of each cached entry's inode (see once()). */
+  private readonly born = new WeakMap<InodeEntry, bigint>();
   /** Marks this handler removed (stale marks, files that became whole). */
   marksRemoved = 0;
 
@@ -190,10 +195,19 @@ export class RecallHandler {
     const st = fstatSync(fd, { bigint: true });
     const id = `${st.dev}:${st.ino}`;
     let e = this.cache.get(id);
+    // Under a filesystem mark new files raise events too: a cached inode number may now be
+    // another file (the released one was deleted and its number reused). Birth time tells.
+    if (e && this.born.get(e) !== st.birthtimeNs) {
+      this.cache.delete(id);
+      e = undefined;
+    }
     if (!e) {
       const l = loadEntry(fd, id);
       if (l.kind === 'plain') {
-        removeInodeMark(this.d.groupFd, fd); // stale mark: the file is whole
+        // Not released: silence its later events (ignore mark under a filesystem mark, or a
+        // stale inode mark removed). Released while we looked: decide again (marks.ts).
+        if (this.d.marks && !this.d.marks.notReleased(fd)) throw new StaleFileError('released while its event was decided');
+        if (!this.d.marks) removeInodeMark(this.d.groupFd, fd);
         this.marksRemoved++;
         return FAN_ALLOW;
       }
@@ -204,6 +218,7 @@ export class RecallHandler {
       e = l.entry;
       given = undefined; // fed for an entry no longer cached
       this.cache.set(id, e);
+      this.born.set(e, st.birthtimeNs);
       if (this.cache.size > MAX_CACHED) this.evict();
     }
     const tier = this.d.tiers.get(e.copy.tier);

@@ -19,9 +19,6 @@ import {
   FAN_DENY_EIO,
   FAN_OPEN_PERM,
   FAN_Q_OVERFLOW,
-  addInodeMark,
-  releasedMask,
-  removeInodeMark,
   respond,
   type FanEvent,
 } from '../kernel/fanotify.js';
@@ -34,6 +31,7 @@ import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
 import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
 
@@ -132,8 +130,11 @@ export class RecallService {
   private readonly s: RecallStats;
   /** dev:ino -> pending capture of this process's own open event (usually empty). */
   private readonly captures = new Map<string, OwnOpenCapture>();
+  /** How released files get their events: filesystem marks where allowed, else inode marks (marks.ts). */
+  readonly marks: Marks;
 
   constructor(private readonly o: RecallServiceOptions) {
+    this.marks = new Marks(o.groupFd, o.mode);
     this.inflight = new InflightRecord(o.inflightPath);
     this.s = {
       mode: o.mode,
@@ -158,6 +159,7 @@ export class RecallService {
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
       ...(o.onComplete ? { onComplete: o.onComplete } : {}),
       fast: o.mode === 'pre-content' ? { post: (m: GrantMsg) => this.port?.postMessage(m) } : undefined,
+      marks: this.marks,
     });
   }
 
@@ -214,13 +216,13 @@ export class RecallService {
   }
 
   markReleased(fd: number): void {
-    addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
+    this.marks.released(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksAdded++;
   }
 
   unmark(fd: number): void {
-    removeInodeMark(this.o.groupFd, fd);
+    this.marks.unmark(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksRemoved++;
   }

@@ -40,7 +40,8 @@ describe('start-up marking with a stale catalog', () => {
     linkSync(first, second);
     assert.equal(statSync(second).ino, statSync(first).ino);
 
-    const d = startDaemon([L.policy], L.stateDir);
+    // Start-up marking per file is the inode-mark fallback's (recall/marks.ts): under a filesystem mark nothing is opened.
+    const d = startDaemon([L.policy], L.stateDir, [], { env: { TIER_MARKS: 'inode' } });
     try {
       let timer: NodeJS.Timeout | undefined;
       const hung = new Promise<never>((_, reject) => {

@@ -2,7 +2,8 @@
 // (cron + watermark triggers), the recall log, the metrics registry and its optional
 // loopback listener. The worker creates one DaemonOps, feeds recall outcomes to
 // onRecall, passes policy runs in through `runPolicy`, and serves metricsText().
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../record/sqlite.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFile } from '../dsl/ast.js';
@@ -333,7 +334,7 @@ export class DaemonOps {
     if (!this.catalogRead) {
       const file = join(this.o.stateDir, 'catalog.db');
       if (!existsSync(file)) return null;
-      this.catalogRead = new Database(file, { readonly: true, fileMustExist: true });
+      this.catalogRead = openSqlite(file, { readonly: true, fileMustExist: true });
       this.catalogRead.pragma('busy_timeout = 2000');
     }
     return this.catalogRead;

@@ -198,7 +198,7 @@ export class RecallHandler {
     // Under a filesystem mark new files raise events too: a cached inode number may now be
     // another file (the released one was deleted and its number reused). Birth time tells.
     if (e && this.born.get(e) !== st.birthtimeNs) {
-      this.cache.delete(id);
+      this.drop(id);
       e = undefined;
     }
     if (!e) {

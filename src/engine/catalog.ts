@@ -236,10 +236,16 @@ export class Catalog {
   *releasedFilesOutside(dirs: readonly string[]): Generator<CatalogRow> {
     const prefixes = dirs.map((d) => d.replace(/\/+$/, '') + '/');
     const not = prefixes.map(() => ' AND substr(path, 1, length(?)) != ?').join('');
-    const it = this.db
-      .prepare(`SELECT * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL${not}`)
-      .iterate(...prefixes.flatMap((p) => [p, p])) as Iterable<DbRow>;
-    for (const r of it) yield fromDb(r);
+    const sql = `SELECT rowid AS rid, * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL${not}
+      AND rowid > ? ORDER BY rowid LIMIT ${PAGE}`;
+    const args = prefixes.flatMap((p) => [p, p]);
+    // Keyset pages like releasedFiles() (no iterate(): record/sqlite.ts).
+    for (let last = -1; ; ) {
+      const rows = this.db.prepare(sql).all(...args, last) as (DbRow & { rid: number })[];
+      for (const r of rows) yield fromDb(r);
+      if (rows.length < PAGE) return;
+      last = rows[rows.length - 1]!.rid;
+    }
   }
 
   *all(): Generator<CatalogRow> {

@@ -8,13 +8,13 @@
 // - a chunk is rebuilt over its logical range (zeros in the map's holes) and checked
 //   against its sum before it is returned; an all-hole chunk of a mapped copy costs no GET;
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal.
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { sha256Off } from './hasher.js';
 import { TierError, type Tier } from '../tiers/tier.js';
 import { chunkCount, oneChunkCopy, storedSize, sumsKey, type StateRecord } from '../record/state-record.js';
 import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
 
 type Copy = NonNullable<StateRecord['copy']>;
-const subtle = webcrypto.subtle;
 
 /** Bytes of one chunk's SHA-256 in a copy's `${key}.sums` object. */
 export const SUM_LEN = SUM_BYTES;
@@ -145,13 +145,14 @@ export function verifyCopyChunk(tier: Tier, copy: Copy, ix: CopyIndex | null, i:
 }
 
 /**
- * verifyCopyChunk with the SHA-256 on the libuv threadpool (WebCrypto digest): a long run's
- * hashing runs on another core while the event loop answers events and writes other runs
- * (bench 2: hashing 2 MiB on the loop held every event arriving meanwhile for ~5 ms).
+ * verifyCopyChunk for chunks [first, first + chunks.length), hashed on a thread of their own
+ * (hasher.ts): a long run's SHA-256 runs on another core while the event loop answers events
+ * and writes other runs (hashing 2 MiB on the loop held every event arriving meanwhile ~5 ms).
  */
-export async function verifyCopyChunkOff(tier: Tier, copy: Copy, ix: CopyIndex | null, i: number, c: CopyChunk): Promise<void> {
-  if (skipsHash(copy, ix, i, c)) return;
-  checkChunk(tier, copy, ix, i, c, Buffer.from(await subtle.digest('SHA-256', c.data)));
+export async function verifyRunOff(tier: Tier, copy: Copy, ix: CopyIndex | null, first: number, chunks: CopyChunk[]): Promise<void> {
+  const todo = chunks.map((c, k) => k).filter((k) => !skipsHash(copy, ix, first + k, chunks[k]!));
+  const sums = await sha256Off(todo.map((k) => chunks[k]!.data));
+  todo.forEach((k, n) => checkChunk(tier, copy, ix, first + k, chunks[k]!, sums[n]!));
 }
 
 function skipsHash(copy: Copy, ix: CopyIndex | null, i: number, c: CopyChunk): boolean {

@@ -18,7 +18,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyCopyChunkOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
 import type { FdRef } from './fdref.js';
@@ -55,7 +55,7 @@ export interface FillEnv {
 }
 
 let warnedUnsummed = false;
-/** Runs of more chunks than this are hashed on the threadpool (copy-chunk.ts verifyCopyChunkOff). */
+/** Runs of more chunks than this are hashed on the hasher thread (chunks/hasher.ts). */
 const OFF_LOOP_CHUNKS = 2;
 
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
@@ -181,9 +181,9 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     } else {
       [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
     }
-    // A long run is hashed off the event loop (several chunks at once on the threadpool);
-    // a chunk or two on it (a reader waits, one threadpool hop would cost more).
-    if (last - first > OFF_LOOP_CHUNKS) await Promise.all(chunks.map((c, k) => verifyCopyChunkOff(env.tier, e.copy, sums, first + k, c)));
+    // A long run is hashed off the event loop (chunks/hasher.ts); a chunk or two on it (a
+    // reader waits for them, and a trip to another thread would cost more than it saves).
+    if (last - first > OFF_LOOP_CHUNKS) await verifyRunOff(env.tier, e.copy, sums, first, chunks);
     else chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
   }
   env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));

@@ -14,8 +14,7 @@
 // - All chunks resident: state 'archived' (or 'dirty'), resident map dropped, unmarked.
 // - A record that says nothing needs recalling: unmark, allow. A released record without
 //   a usable copy: EIO (never ALLOW over a hole that should hold data).
-import { fdatasync as fdatasyncCb, fstatSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { fstatSync } from 'node:fs';
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
@@ -29,6 +28,7 @@ import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed } from './readahead.js';
+import { SyncQueue } from './sync-queue.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
 import type { Marks } from './marks.js';
@@ -62,7 +62,8 @@ export interface Outcome {
   whole: boolean;
 }
 
-const fdatasync = promisify(fdatasyncCb);
+/** Completion syncs at most two at once (sync-queue.ts); an open's own file jumps the queue. */
+const SYNCS = new SyncQueue(2);
 const MAX_STALE_RETRIES = 4;
 /** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
 const SMALL_WHOLE = 256 * 1024;
@@ -277,7 +278,7 @@ export class RecallHandler {
     // record only costs a re-fetch: chunks/fs-resident.ts). An open waits for it: the
     // opener must see the final ctime (tar creating an archive checks it), and an exec
     // needs the event fd, open for writing, closed before execve (else ETXTBSY).
-    if (isOpen) await this.finishIfComplete(e, ref);
+    if (isOpen) await this.finishIfComplete(e, ref, true);
     else this.finishLater(e, ref);
     this.offer(e);
     return FAN_ALLOW;
@@ -377,14 +378,20 @@ export class RecallHandler {
    * final state and drop the mark (later reads raise no event). An imported file is hashed
    * first (hashForeign, which comes back here).
    */
-  private async finishIfComplete(e: InodeEntry, ref: FdRef): Promise<void> {
+  private async finishIfComplete(e: InodeEntry, ref: FdRef, urgent = false): Promise<void> {
     const fd = ref.fd;
     const isDone = () => this.isDone(e);
     if (!isDone() || this.cache.get(e.id) !== e) return;
     if (wantsForeignHash(e) && !e.hashed) return this.hashForeign(e, ref); // finishes when hashed
     // One sync per file; a reader whose event completes it waits for the record too.
-    if (e.finishing) return e.finishing;
-    const synced = fdatasync(fd).then(
+    if (e.finishing) {
+      if (urgent) e.syncNow?.();
+      return e.finishing;
+    }
+    const job = SYNCS.sync(fd);
+    if (urgent) job.now();
+    e.syncNow = job.now;
+    const synced = job.done.then(
       () => true,
       (err: unknown) => {
         this.d.log.warn('recall complete but fdatasync failed: left partial', { op: 'recall', key: e.copy.key, err });
@@ -393,6 +400,7 @@ export class RecallHandler {
     );
     e.finishing = synced.then((ok) => {
       e.finishing = undefined;
+      e.syncNow = undefined;
       if (ok) this.recordComplete(e, fd, isDone);
     });
     return e.finishing;

@@ -1,6 +1,9 @@
 // The CLI side of the control socket. `connectDaemon` answers null when no daemon runs
 // (no socket file, or a stale one left by a crash: connection refused), so callers can
 // choose between "send it to the daemon" and "refuse / run locally".
+// One connection per request (agent: false): a kept-alive socket reused just as the server's
+// keep-alive timer closes it fails the next request with EPIPE or ECONNRESET, and the
+// control socket is local, so a connect costs next to nothing.
 import { request } from 'node:http';
 import { existsSync } from 'node:fs';
 import {
@@ -72,7 +75,7 @@ const HEALTH_TIMEOUT_MS = 10_000;
 
 function getJson<T>(sock: string, path: string, timeoutMs?: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: sock, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath: sock, path, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -107,6 +110,7 @@ function postStream(
         socketPath: sock,
         path,
         method: 'POST',
+        agent: false,
         headers: { 'content-type': 'application/json', 'content-length': payload.length },
         signal,
       },

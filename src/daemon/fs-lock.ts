@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import type { PolicyFile } from '../dsl/ast.js';
 import type { GroupMode } from '../kernel/fanotify.js';
+import { statfsFsid } from '../kernel/libc.js';
 
 export interface LockOwner {
   supervisorPid: number | null; // null: the supervisor is gone (an orphaned worker answers)
@@ -45,7 +46,18 @@ export function devName(dev: number): string {
   return `${major}:${minor}`;
 }
 
-const lockName = (dev: number): string => `\0tier-daemon/dev/${dev}`;
+/** The lock's name: device and fsid of the filesystem `dir` is on (null fsid: statfs failed). */
+function lockName(dev: number, dir: string): string {
+  let fsid = 'unknown';
+  try {
+    fsid = statfsFsid(dir);
+  } catch {
+    // the dir vanished between stat and statfs: the device alone still locks
+  }
+  return `\0tier-daemon/fs/${dev}/${fsid}`;
+}
+/** The name daemons before the fsid key bound (asked too, so a reload can take one over). */
+const legacyLockName = (dev: number): string => `\0tier-daemon/dev/${dev}`;
 
 /**
  * The filesystems the policies manage: device -> a directory on it (for messages). A
@@ -69,10 +81,14 @@ export function managedFilesystems(policies: PolicyFile[]): Map<number, string> 
   return out;
 }
 
-/** Asks the holder of dev's lock who it is; null when nobody holds it (or it does not answer). */
-export function queryOwner(dev: number, timeoutMs = 2000): Promise<LockOwner | null> {
+/** Asks the holder of the lock of dir's filesystem (device dev) who it is; null when nobody holds it (or it does not answer). */
+export async function queryOwner(dev: number, dir: string, timeoutMs = 2000): Promise<LockOwner | null> {
+  return (await ask(lockName(dev, dir), timeoutMs)) ?? (await ask(legacyLockName(dev), timeoutMs));
+}
+
+function ask(path: string, timeoutMs: number): Promise<LockOwner | null> {
   return new Promise((resolve) => {
-    const s = connect({ path: lockName(dev) });
+    const s = connect({ path });
     let buf = '';
     const done = (v: LockOwner | null) => {
       s.destroy();
@@ -136,16 +152,21 @@ export async function lockFilesystems(devs: Map<number, string>, owner: () => Lo
     const server = serve(owner);
     const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
       server.once('error', resolve);
-      server.listen({ path: lockName(dev) }, () => resolve(null));
+      server.listen({ path: lockName(dev, dir) }, () => resolve(null));
     });
     if (err) {
       locks.close();
       if (err.code !== 'EADDRINUSE') throw err;
-      const holder = await queryOwner(dev);
+      const holder = await queryOwner(dev, dir);
       throw new FilesystemBusy(holder ?? { supervisorPid: null, workerPid: null, stateDir: '' }, dir, dev);
     }
     // Node keeps the fd of a listening pipe on its handle; it is ours to pass at spawn.
     locks.merge(new FsLocks(new Map([[dev, server]])));
+    const legacy = await ask(legacyLockName(dev), 2000); // a daemon of an earlier version
+    if (legacy) {
+      locks.close();
+      throw new FilesystemBusy(legacy, dir, dev);
+    }
   }
   return locks;
 }

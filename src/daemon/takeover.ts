@@ -19,7 +19,7 @@ import { socketPath } from './protocol.js';
 /** The first daemon that answers on the lock of one of `devs`, or null. */
 export async function runningOwner(devs: Map<number, string>): Promise<{ owner: LockOwner; dev: number; dir: string } | null> {
   for (const [dev, dir] of devs) {
-    const owner = await queryOwner(dev);
+    const owner = await queryOwner(dev, dir);
     if (owner) return { owner, dev, dir };
   }
   return null;

@@ -55,8 +55,15 @@ async function releaseAll(policy: string, state: string, files: string[]): Promi
 describe('restart after change tracking (ext4)', () => {
   const mounted: LoopFs[] = [];
   let d: DaemonProc | undefined;
+  // Every daemon started, not only the last: a failed test leaves its own running.
+  const started: DaemonProc[] = [];
+  const start = (policy: string, state: string): DaemonProc => {
+    const x = startDaemon([policy], state);
+    started.push(x);
+    return x;
+  };
   after(async () => {
-    await d?.stop();
+    for (const x of started) await x.stop().catch(() => x.proc.kill('SIGKILL'));
     for (const m of mounted) m.unmount();
   });
   const mount = (): LoopFs => {
@@ -70,7 +77,7 @@ describe('restart after change tracking (ext4)', () => {
     const names = ['grown.bin', 'down.bin'];
     const { data, state, policy, content } = setup(fs, names);
     const p = (n: string) => join(data, n);
-    d = startDaemon([policy], state);
+    d = start(policy, state);
     await d.ready;
     await releaseAll(policy, state, names.map(p));
     const dev = statSync(data).dev;
@@ -93,7 +100,7 @@ describe('restart after change tracking (ext4)', () => {
     // While the daemon is down: written past its end (no event without a mark) and renamed.
     await sh('echo y >> "$1" && mv "$1" "$2"', p('down.bin'), p('down-renamed.bin'));
 
-    d = startDaemon([policy], state); // a fresh group: every mark must be placed again
+    d = start(policy, state); // a fresh group: every mark must be placed again
     await d.ready;
     assert.ok(
       readFileSync(p('grown.bin')).equals(Buffer.concat([content.get('grown.bin')!, Buffer.from('x\n')])),
@@ -116,7 +123,7 @@ describe('restart after change tracking (ext4)', () => {
     const outside = join(fs.dir, 'outside'); // same filesystem, not under the fileset root
     mkdirSync(outside);
     const b = join(outside, 'b.bin');
-    d = startDaemon([policy], state);
+    d = start(policy, state);
     await d.ready;
     await releaseAll(policy, state, [p('a.bin'), p('z.bin')]);
     const key = rec(p('a.bin'))!.copy!.key;
@@ -140,7 +147,7 @@ describe('restart after change tracking (ext4)', () => {
     assert.equal((await d.stop()).code, 0);
     d = undefined;
 
-    d = startDaemon([policy], state);
+    d = start(policy, state);
     await d.ready;
     assert.ok(readFileSync(b).equals(content.get('a.bin')!), 'the remaining name reads byte-exact');
     assert.equal(readFileSync(p('a.bin'), 'utf8'), 'replacement');

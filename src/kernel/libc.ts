@@ -7,7 +7,8 @@
 //   other JS that could call into libc, and turned into a Node-style error:
 //   `code` ('EAGAIN'), `errno` (negative, like Node's fs errors), `syscall`, `path`.
 // - Every binding is synchronous: these calls do not block (the group fd is
-//   FAN_NONBLOCK; xattr/fallocate/futimens are metadata calls).
+//   FAN_NONBLOCK; xattr/fallocate/futimens are metadata calls), except waitReadable(),
+//   which is for a dedicated thread (the recall event thread), never the event loop.
 import koffi from 'koffi';
 import { getSystemErrorName } from 'node:util';
 import { fsidAt } from './fanotify-fid.js';
@@ -50,6 +51,8 @@ const c = {
   socket: lib.func('int socket(int domain, int type, int protocol)'),
   sendmsg: lib.func('intptr_t sendmsg(int fd, const tier_msghdr *msg, int flags)'),
   close: lib.func('int close(int fd)'),
+  poll: lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
+  pthread_sigmask: lib.func('int pthread_sigmask(int how, const void *set, void *oldset)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
   unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
@@ -350,6 +353,31 @@ export function writeAll(fd: number, buf: Buffer, syscall = 'write'): void {
   if (n !== buf.length) throw new Error(`${syscall}: short write ${n}/${buf.length}`);
 }
 
+const EINTR = 4;
+
+/**
+ * Blocks the calling thread until fd is readable or timeoutMs passed (poll(2)); false on
+ * timeout or EINTR. Only for a thread of its own: it stops that thread's event loop.
+ */
+export function waitReadable(fd: number, timeoutMs: number): boolean {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(1 /* POLLIN */, 4);
+  const n = Number(c.poll(pfd, 1, timeoutMs));
+  if (n >= 0) return n > 0;
+  const e = koffi.errno();
+  if (e === EINTR) return false;
+  throw sysError(e, 'poll');
+}
+
+/** Blocks `signo` in the calling thread only (pthread_sigmask SIG_BLOCK), so the kernel delivers it to another thread. */
+export function blockSignalInThread(signo: number): void {
+  const set = Buffer.alloc(128); // sigset_t
+  set[(signo - 1) >> 3]! |= 1 << ((signo - 1) & 7);
+  const r = Number(c.pthread_sigmask(0 /* SIG_BLOCK */, set, null));
+  if (r !== 0) throw sysError(r, 'pthread_sigmask');
+}
+
 export interface PollHandle {
   /** Watches again after stop() (libuv polls level-triggered: stop while a read is pending). */
   start(): void;
@@ -421,6 +449,13 @@ export const STATX_BASIC_STATS = 0x7ff;
 /** statx(2) of `name` in directory fd `dirfd` into buf (256 bytes), never following a symlink or an automount. */
 export function statxAt(dirfd: number, name: string, buf: Buffer, path?: string): void {
   check(c.statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, buf), 'statx', path);
+}
+
+const AT_EMPTY_PATH = 0x1000;
+
+/** statx(2) of an open fd into buf (256 bytes, struct statx): no Stats object on a hot path. */
+export function fstatxInto(fd: number, buf: Buffer): void {
+  check(c.statx(fd, '', AT_EMPTY_PATH, STATX_BASIC_STATS, buf), 'statx');
 }
 
 const SYS_getxattrat = 464; // Linux 6.13+, one number on every architecture (the unified table)

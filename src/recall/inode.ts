@@ -51,12 +51,16 @@ export interface InodeEntry {
   lost?: Set<number>;
   /** finishIfComplete is syncing the file and then records it complete (one at a time). */
   finishing?: Promise<void>;
+  /** Starts its queued completion sync at once (an open waits for it: sync-queue.ts). */
+  syncNow?: () => void;
   /** Work on this inode that outlives an answer (read-ahead, hashing, completion): RecallHandler.settled. */
   after?: Set<Promise<void>>;
   sumsLoading?: Promise<CopyIndex>;
   /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
   hashing?: boolean;
   hashed?: boolean;
+  /** Granted to the event thread (fast-path.ts) with this many resident bits; undefined: not granted. */
+  granted?: number;
 }
 
 export function cachedResident(e: InodeEntry): CachedResident {

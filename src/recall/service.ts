@@ -1,24 +1,36 @@
-// The recall service: reads permission events from the fanotify group (created by the
-// supervisor and inherited), runs the handler for each, and answers every one.
+// The recall service: an event thread (event-thread.ts) reads permission events from the
+// fanotify group (created by the supervisor and inherited) and answers those on resident
+// ranges itself; the rest come here, where the handler runs for each and every one is
+// answered.
 //
 // Invariants:
-// - Every event with an fd gets exactly one answer, written in a `finally`: ALLOW only
-//   when the handler returned it, FAN_DENY_ERRNO(EIO) for anything thrown (tier error,
-//   timeout, bug).
+// - Every event with an fd gets exactly one answer: here, written in a `finally`: ALLOW
+//   only when the handler returned it, FAN_DENY_ERRNO(EIO) for anything thrown (tier
+//   error, timeout, bug); in the thread, likewise.
 // - Before an event is handled its fd number is covered by the in-flight record, so a
-//   successor can answer it if this process dies (inflight.ts).
-// - read() errors on the group fd (ETXTBSY for a running binary) are logged, never fatal.
-// - The poll handle is kept referenced: a collected handle ends the process.
+//   successor can answer it if this process dies (inflight.ts; the thread writes it).
+// - The event thread's death outside stop() ends this process (onThreadDeath): the
+//   supervisor answers what it left (in-flight record) and starts another worker.
+// - The handler's grants go to the thread before the change they guard (fast-path.ts).
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
-import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_PERM, FAN_Q_OVERFLOW, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
-import { fcntl, pollReadable, type PollHandle } from '../kernel/libc.js';
-import { read } from 'node:fs';
+import {
+  FAN_ALLOW,
+  FAN_DENY_EIO,
+  FAN_OPEN_PERM,
+  FAN_Q_OVERFLOW,
+  respond,
+  type FanEvent,
+} from '../kernel/fanotify.js';
+import { fcntl } from '../kernel/libc.js';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
-import { RecallHandler } from './handler.js';
+import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
+import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -35,6 +47,8 @@ export interface RecallLogRecord {
   pid: number;
   comm: string;
   error?: string;
+  /** Read-ahead this event's reader started, reported when it ended (bytes fetched after the answer). */
+  readahead?: boolean;
 }
 
 export interface RecallServiceOptions {
@@ -45,8 +59,12 @@ export interface RecallServiceOptions {
   inflightPath: string;
   log: Logger;
   onRecall?: (rec: RecallLogRecord) => void;
+  /** A file became whole and its final record is written (RecallHandler's onComplete). */
+  onComplete?: (dev: number, ino: number, record: StateRecord) => void;
   /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
   tuning?: Map<string, TierTuning>;
+  /** The event thread died outside stop(); default: exit the process (code 70) so the supervisor takes over. */
+  onThreadDeath?: (err: Error) => void;
 }
 
 export interface RecallStats {
@@ -63,9 +81,10 @@ export interface RecallStats {
   marksRemoved: number;
   cachedInodes: number;
   staleAnswered: number;
+  /** Events the event thread answered alone (resident ranges: fast-path.ts); part of `events`. */
+  fastAnswered: number;
 }
 
-const READ_BUF = 64 * 1024;
 const F_DUPFD_CLOEXEC = 1030;
 
 /**
@@ -86,14 +105,28 @@ function tierTuning(t: Tier): TierTuning {
 
 const CAPTURED = { response: FAN_ALLOW, bytes: 0, whole: false };
 
+const THREAD = new URL(import.meta.url.endsWith('.ts') ? './event-thread.ts' : './event-thread.js', import.meta.url);
+
+/** Under tsx (tests, bench) a worker has no loader hooks of its own: it registers tsx's, then imports the .ts entry. */
+function spawnThread(data: EventThreadData): Worker {
+  const opts = { workerData: data, transferList: [data.port] };
+  if (!THREAD.pathname.endsWith('.ts')) return new Worker(THREAD, opts);
+  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return new Worker(`import(${api}).then((t) => { t.register(); return import(${JSON.stringify(THREAD.href)}); })`, { ...opts, eval: true });
+}
+
+const defaultThreadDeath = (): void => process.exit(70);
+
 export class RecallService {
   private readonly handler: RecallHandler;
   private readonly inflight: InflightRecord;
-  private readonly buf = Buffer.alloc(READ_BUF);
   private readonly pending = new Set<Promise<void>>();
-  private poll: PollHandle | null = null;
-  private reading = false;
-  private readEnded: (() => void) | null = null;
+  private thread: Worker | null = null;
+  private port: MessagePort | null = null;
+  private threadStopped: Promise<void> | null = null;
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(4));
+  private readonly counters = new Float64Array(new SharedArrayBuffer(8 * COUNTERS));
+  private stopping = false;
   private readonly s: RecallStats;
   /** dev:ino -> pending capture of this process's own open event (usually empty). */
   private readonly captures = new Map<string, OwnOpenCapture>();
@@ -115,6 +148,7 @@ export class RecallService {
       marksRemoved: 0,
       cachedInodes: 0,
       staleAnswered: 0,
+      fastAnswered: 0,
     };
     this.handler = new RecallHandler({
       groupFd: o.groupFd,
@@ -123,25 +157,57 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
+      ...(o.onComplete ? { onComplete: o.onComplete } : {}),
+      fast: o.mode === 'pre-content' ? { post: (m: GrantMsg) => this.port?.postMessage(m) } : undefined,
       marks: this.marks,
     });
   }
 
   /** Answers what a dead predecessor left unanswered (EIO), then serves. */
   async start(): Promise<void> {
-    if (this.poll) return;
+    if (this.thread) return;
     this.s.staleAnswered = this.inflight.answerStale(this.o.groupFd);
     if (this.s.staleAnswered > 0) this.o.log.warn('answered events a previous worker left', { count: this.s.staleAnswered });
-    this.poll = pollReadable(this.o.groupFd, () => this.drain());
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    const thread = spawnThread({ groupFd: this.o.groupFd, inflightPath: this.o.inflightPath, ctl: this.ctl, counters: this.counters, port: port2 });
+    this.thread = thread;
+    let ready!: () => void;
+    let failed!: (e: Error) => void;
+    const started = new Promise<void>((res, rej) => ((ready = res), (failed = rej)));
+    let stopped!: () => void;
+    this.threadStopped = new Promise<void>((r) => (stopped = r));
+    port1.on('message', (m: ThreadMsg) => {
+      if (m.t === 'ev') this.dispatch(m.ev, m.fed);
+      else if (m.t === 'log') this.o.log[m.level](m.msg, m.fields);
+      else if (m.t === 'ready') ready();
+      else stopped();
+    });
+    thread.on('error', (err) => {
+      this.o.log.error('recall event thread failed', { op: 'recall', err });
+      failed(err);
+    });
+    thread.on('exit', (code) => {
+      stopped();
+      if (this.stopping) return;
+      const err = new Error(`recall event thread exited (code ${code}) while serving`);
+      failed(err);
+      this.o.log.error('recall event thread died: this worker ends, the supervisor answers what it left', { op: 'recall', code });
+      (this.o.onThreadDeath ?? defaultThreadDeath)(err);
+    });
+    await started;
   }
 
   /** Stops reading; events already read are still answered before this resolves. */
   async stop(): Promise<void> {
-    this.poll?.close();
-    this.poll = null;
-    if (this.reading) await new Promise<void>((r) => (this.readEnded = r));
+    this.stopping = true;
+    Atomics.store(this.ctl, 0, 1);
+    if (this.threadStopped) await this.threadStopped;
+    // Forwarded events arrive before 'stopped' (one port, in order).
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
     await this.handler.idle();
+    this.port?.close();
+    this.port = null;
   }
 
   /** Resolves once no work runs after an answer (read-ahead, a file's completion and record), on one inode or on all. */
@@ -185,52 +251,27 @@ export class RecallService {
   }
 
   stats(): RecallStats {
-    return { ...this.s, cachedInodes: this.handler.cachedInodes, marksRemoved: this.s.marksRemoved + this.handler.marksRemoved };
+    const c = this.counters;
+    return {
+      ...this.s,
+      events: this.s.events + c[C_EVENTS]!,
+      allowed: this.s.allowed + c[C_ALLOWED]!,
+      denied: this.s.denied + c[C_DENIED]!,
+      readErrors: c[C_READ_ERRORS]!,
+      fastAnswered: c[C_EVENTS]!,
+      cachedInodes: this.handler.cachedInodes,
+      marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,
+    };
   }
 
-  /**
-   * Reads until EAGAIN, one read at a time, on the libuv threadpool: creating an event fd
-   * opens the file, which must break any lease on it. The engine holds leases in this
-   * process while it releases, and its SIGIO handler must run on the event loop to
-   * unlock. Measured: a read() on the main thread of the lease holder fails at once
-   * (EAGAIN) and the kernel denies the event (the reader gets EPERM); on a threadpool
-   * thread it waits for the break, SIGIO runs, the engine unlocks, the event arrives.
-   */
-  private drain(): void {
-    if (this.reading) return;
-    this.reading = true;
-    let errors = 0;
-    const done = (): void => {
-      this.reading = false;
-      this.readEnded?.();
-      this.readEnded = null;
-    };
-    const next = (): void => {
-      read(this.o.groupFd, this.buf, 0, this.buf.length, null, (err, n) => {
-        if (err) {
-          if (err.code === 'EAGAIN' || !this.poll || ++errors > 64) return done();
-          // ETXTBSY (event on a running binary: the reader gets EPERM), EMFILE, ...
-          this.s.readErrors++;
-          this.o.log.warn('fanotify read failed', { op: 'read', err });
-          next();
-          return;
-        }
-        if (n > 0) for (const ev of decodeEvents(this.buf, n)) this.dispatch(ev);
-        if (n > 0 && this.poll) next();
-        else done();
-      });
-    };
-    next();
-  }
-
-  private dispatch(ev: FanEvent): void {
+  private dispatch(ev: FanEvent, fed?: Fed): void {
     if (ev.fd < 0) {
       if (ev.mask & FAN_Q_OVERFLOW) this.o.log.error('fanotify queue overflow', { op: 'read' });
       return;
     }
     this.s.events++;
     this.s.inFlight++;
-    const p = this.serve(ev).finally(() => this.pending.delete(p));
+    const p = this.serve(ev, fed).finally(() => this.pending.delete(p));
     this.pending.add(p);
   }
 
@@ -245,7 +286,15 @@ export class RecallService {
     return true;
   }
 
-  private async serve(ev: FanEvent): Promise<void> {
+  /** The recall log's row for read-ahead an event started (its bytes come after the answer). */
+  private aheadHook(ev: FanEvent, commNow: () => string): AheadHook | undefined {
+    const onRecall = this.o.onRecall;
+    if (!onRecall) return undefined;
+    return (bytes, ms, fd) =>
+      onRecall({ time: Date.now() - ms, path: pathOfFd(fd), offset: 0, length: 0, bytes, whole: false, latencyMs: ms, pid: ev.pid, comm: commNow() || commOf(ev.pid), readahead: true });
+  }
+
+  private async serve(ev: FanEvent, fed?: Fed): Promise<void> {
     const t0 = Date.now();
     const ref = new FdRef(ev.fd);
     let response = FAN_DENY_EIO;
@@ -255,8 +304,7 @@ export class RecallService {
     let path = '';
     let comm = '';
     try {
-      this.inflight.note(ev.fd);
-      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n));
+      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n), this.aheadHook(ev, () => comm), fed);
       response = out.response;
       bytes = out.bytes;
       whole = out.whole;

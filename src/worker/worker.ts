@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RecallService } from '../recall/service.js';
 import { openCatalog } from '../engine/catalog.js';
+import { followRecall } from './follow-recall.js';
 import { DaemonOps } from './daemon-ops.js';
 import { markFoundReleased } from '../reconcile/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
@@ -100,6 +101,10 @@ export async function runWorker(
     inflightPath: cfg.inflightPath,
     log,
     onRecall: ops.onRecall,
+    onComplete: (dev, ino, record) => {
+      followRecall(catalog, dev, ino, record, log);
+      ops.catalogChanged(); // the next scrape reads the state totals afresh
+    },
   });
   const state: WorkerState = {
     cfg,

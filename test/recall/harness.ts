@@ -44,6 +44,8 @@ export interface HarnessOpts {
   makeTier?: (scratch: string, tuning: TierTuning) => Tier;
   /** Wraps the tier the service uses (fault injection). */
   wrapTier?: (t: Tier) => Tier;
+  /** Called when the event thread dies while serving (default: the process exits). */
+  onThreadDeath?: (err: Error) => void;
 }
 
 export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
@@ -64,6 +66,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     log: process.env.TIER_TEST_LOG ? jsonLogger((l) => process.stderr.write(l + '\n'), 'debug') : silentLogger,
     onRecall: (r) => records.push(r),
     tuning: new Map([[tier.name, tuning]]),
+    onThreadDeath: o.onThreadDeath,
   });
   await svc.start();
   live.add(svc);

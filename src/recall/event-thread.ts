@@ -1,0 +1,127 @@
+// The recall event thread (a worker_thread of the recall worker): reads the fanotify group
+// with blocking poll()+read(), answers events on resident ranges itself (fast-path.ts), and
+// hands every other event, its fd still open, to the main thread (service.ts).
+//
+// Invariants:
+// - Every event read is answered here or forwarded, whatever throws: a throw while
+//   deciding answers FAN_DENY_ERRNO(EIO). A forwarded event is answered by the main thread.
+// - Each event fd number is covered by the in-flight record before it is decided, so a
+//   successor answers it if this process dies (inflight.ts). This thread alone writes it.
+// - Grants are drained (receiveMessageOnPort, synchronous) after every read() and before
+//   the events it returned are decided: a revoke the main thread posted before an event
+//   was queued is always seen first.
+// - SIGIO is blocked in this thread: a read() that creates an event fd waits for a lease
+//   break, and the lease holder's SIGIO handler must run on the main thread meanwhile
+//   (test/recall/lease.test.ts). The read blocks this thread only, never the event loop.
+// - The fd is closed before the answer is written (an exec waiting on it denies writers
+//   next); the thread is the only one that touches the numbers it answers.
+// - read() errors on the group fd are counted and reported, never fatal.
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
+import { blockSignalInThread, closeFd, fstatxInto, readNb, waitReadable, writeAll } from '../kernel/libc.js';
+import { C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { InflightRecord } from './inflight.js';
+import { faultPoint } from '../engine/fault.js';
+
+const SIGIO = 29;
+const TWO32 = 4294967296;
+
+/** st_dev as Node (glibc makedev) builds it from statx's major and minor (as walk/walk.ts). */
+function makedev(major: number, minor: number): number {
+  return (major & 0xfff) * 256 + (minor & 0xff) + Math.floor(minor / 256) * 1048576 + Math.floor(major / 4096) * 2 ** 44;
+}
+const READ_BUF = 64 * 1024;
+/** Poll timeout: how soon a stop request is seen when no event comes. */
+const IDLE_MS = 100;
+
+function run(d: EventThreadData): void {
+  blockSignalInThread(SIGIO);
+  const post = (m: ThreadMsg): void => d.port.postMessage(m);
+  const report = (level: 'warn' | 'error', msg: string, fields: Record<string, unknown>): void => {
+    try {
+      post({ t: 'log', level, msg, fields });
+    } catch {
+      // Nothing else to tell it with.
+    }
+  };
+  const inflight = new InflightRecord(d.inflightPath);
+  const grants = new GrantTable();
+  const buf = Buffer.alloc(READ_BUF);
+  const stx = Buffer.alloc(256); // struct statx
+  const mtime = { sec: 0, nsec: 0 };
+  const allow = Buffer.alloc(8); // struct fanotify_response { fd, FAN_ALLOW }
+  allow.writeUInt32LE(FAN_ALLOW, 4);
+  const drainGrants = (): void => {
+    for (let m = receiveMessageOnPort(d.port); m; m = receiveMessageOnPort(d.port)) grants.apply(m.message as GrantMsg);
+  };
+
+  /** Answers here (the response) or forwards (null) one event. Never throws. */
+  const handle = (ev: FanEvent): void => {
+    let answer: number | null = null;
+    let fed: Fed | undefined;
+    try {
+      inflight.note(ev.fd);
+      if (grants.size > 0 && ev.range && (ev.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM)) === 0) {
+        fstatxInto(ev.fd, stx);
+        // struct statx: ino @32, size @40, mtime {i64 sec, u32 nsec} @112, dev major/minor @136/140
+        const key = statKey(makedev(stx.readUInt32LE(136), stx.readUInt32LE(140)), stx.readUInt32LE(36), stx.readUInt32LE(32));
+        mtime.sec = stx.readUInt32LE(112) + stx.readInt32LE(116) * TWO32;
+        mtime.nsec = stx.readUInt32LE(120);
+        const r = grants.decide(key, stx.readUInt32LE(40) + stx.readUInt32LE(44) * TWO32, mtime, ev.range);
+        if (r.allow) answer = FAN_ALLOW;
+        fed = r.fed;
+      }
+      if (answer === null) {
+        post({ t: 'ev', ev, fed });
+        return;
+      }
+    } catch (e) {
+      answer = FAN_DENY_EIO;
+      report('error', 'recall event thread failed on an event', { op: 'recall', fd: ev.fd, err: e instanceof Error ? e.message : String(e) });
+    }
+    try {
+      closeFd(ev.fd); // libc close: Node's closeSync costs ~7 us more per call in a worker thread (measured)
+    } catch {
+      // Already closed: the answer goes by number.
+    }
+    try {
+      if (answer === FAN_ALLOW) {
+        allow.writeInt32LE(ev.fd, 0);
+        writeAll(d.groupFd, allow, 'fanotify response');
+      } else respond(d.groupFd, ev.fd, answer);
+    } catch (e) {
+      report('error', 'fanotify response failed', { op: 'respond', fd: ev.fd, err: e instanceof Error ? e.message : String(e) });
+    }
+    d.counters[C_EVENTS]!++;
+    d.counters[answer === FAN_ALLOW ? C_ALLOWED : C_DENIED]!++;
+  };
+
+  post({ t: 'ready' });
+  while (Atomics.load(d.ctl, 0) === 0) {
+    if (!waitReadable(d.groupFd, IDLE_MS)) continue;
+    for (let errors = 0; errors <= 64; ) {
+      let n: number;
+      try {
+        n = readNb(d.groupFd, buf);
+      } catch (e) {
+        // ETXTBSY (event on a running binary: the reader gets EPERM), EMFILE, ...
+        d.counters[C_READ_ERRORS]!++;
+        errors++;
+        report('warn', 'fanotify read failed', { op: 'read', err: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
+      if (n <= 0) break; // EAGAIN: drained
+      faultPoint('event-thread-read'); // FAULT INJECTION (tests): the thread dies holding unanswered events
+      drainGrants();
+      for (const ev of decodeEvents(buf, n)) {
+        if (ev.fd < 0) post({ t: 'ev', ev });
+        else handle(ev);
+      }
+      if (Atomics.load(d.ctl, 0) !== 0) break;
+    }
+  }
+  post({ t: 'stopped' });
+  d.port.close();
+}
+
+run(workerData as EventThreadData);

@@ -1,0 +1,142 @@
+// The resident fast path: which events the event thread (event-thread.ts) answers on its
+// own, and the grants through which the handler tells it what is resident. Pure.
+//
+// Rules (why: docs/recall.md, "The event thread"):
+// - The thread answers FAN_ALLOW alone only for a FAN_PRE_ACCESS with a range, on an inode
+//   the handler granted, while the file still has the copy's (size, mtime) (else it was
+//   written or truncated: the handler must see it), when every chunk under the range is
+//   resident in the grant and its read-ahead wants nothing the grant lacks. Everything
+//   else (opens, unknown inodes, missing chunks, read-ahead to start) goes to the handler.
+// - A grant's bits are never ahead of the handler's map: the handler sends them after its
+//   fills, and revokes a grant before anything that could turn a resident chunk into a
+//   hole (forget before a partial re-release punches, markReleased, unmark, eviction,
+//   completion). A punch needs a write lease, which fails while any reader holds the file
+//   open, so no event the thread still decides on can race one.
+// - A granted inode's read-ahead state lives in the thread: it feeds every event of that
+//   inode and hands its result to the handler with a forwarded event, so streams stay
+//   sequential across events answered by either side.
+import type { MessagePort } from 'node:worker_threads';
+import type { FanEvent } from '../kernel/fanotify.js';
+import { chunkSpan, clampToSize } from '../chunks/ranges.js';
+import { ResidentMap } from '../chunks/resident.js';
+import { feed, type ReadaheadState } from './readahead.js';
+
+/** Largest run of chunks one GET fetches (handler.ts); read-ahead tops up once about this much is missing. */
+export const RUN_BYTES = 2 * 1024 * 1024;
+
+export interface Grant {
+  id: string; // dev:ino
+  /** The copy's size and mtime: the file must still have them. */
+  size: number;
+  mtimeNs: bigint;
+  chunk: number;
+  readahead: number;
+  bits: Uint8Array;
+  ra: ReadaheadState;
+}
+
+export type GrantMsg = { t: 'grant'; g: Grant } | { t: 'bits'; id: string; bits: Uint8Array } | { t: 'revoke'; id: string };
+
+/** The read-ahead result the thread computed for a forwarded event (handler uses it instead of feeding again). */
+export interface Fed {
+  state: ReadaheadState;
+  ahead: { offset: number; length: number };
+}
+
+/**
+ * Read-ahead worth starting: `missing` chunks of `ahead` are not resident. Like the
+ * kernel's async marker: only once a good part of the window is consumed, so each GET is
+ * a run, not the chunk or two one read uncovered; always when the window reaches EOF.
+ */
+export function aheadWanted(missing: number, chunk: number, ahead: { start: number; end: number }, copySize: number): boolean {
+  const least = Math.min(RUN_BYTES, Math.floor((ahead.end - ahead.start) / 2));
+  return !(missing * chunk < least && ahead.end < copySize);
+}
+
+interface View {
+  g: Grant;
+  map: ResidentMap;
+  sec: number; // the grant's mtime, split as statx gives it
+  nsec: number;
+}
+
+/** The table's key of an inode: dev and the inode number's two 32-bit halves (exact, no BigInt per event). */
+export function statKey(dev: number, inoHi: number, inoLo: number): string {
+  return `${dev}:${inoHi}:${inoLo}`;
+}
+
+/** statKey of a handler id `dev:ino` (decimal). */
+export function keyOfId(id: string): string {
+  const [dev, ino] = id.split(':');
+  const i = BigInt(ino!);
+  return statKey(Number(dev), Number(i >> 32n), Number(i & 0xffffffffn));
+}
+
+export class GrantTable {
+  private readonly views = new Map<string, View>();
+
+  get size(): number {
+    return this.views.size;
+  }
+
+  apply(m: GrantMsg): void {
+    if (m.t === 'grant') {
+      const { g } = m;
+      const map = new ResidentMap(Math.ceil(g.size / g.chunk), Buffer.from(g.bits));
+      this.views.set(keyOfId(g.id), { g, map, sec: Number(g.mtimeNs / 1_000_000_000n), nsec: Number(g.mtimeNs % 1_000_000_000n) });
+    } else if (m.t === 'bits') {
+      const v = this.views.get(keyOfId(m.id));
+      if (v) v.map = new ResidentMap(v.map.chunks, Buffer.from(m.bits));
+    } else {
+      this.views.delete(keyOfId(m.id));
+    }
+  }
+
+  /**
+   * One FAN_PRE_ACCESS on the inode `key` (statKey) whose fd has (size, mtime) now.
+   * `allow`: answer it here. Else `fed` (when granted) is the read-ahead result the
+   * handler must use.
+   */
+  decide(key: string, size: number, mtime: { sec: number; nsec: number }, range: { offset: number; count: number }): { allow: boolean; fed?: Fed } {
+    const v = this.views.get(key);
+    if (!v) return { allow: false };
+    const g = v.g;
+    // A count of 0 ("to end of file") and a changed file are the handler's.
+    if (range.count === 0) return { allow: false };
+    const fed = feed(g.ra, range.offset, range.offset + range.count, { chunk: g.chunk, max: g.readahead });
+    g.ra = fed.state;
+    if (size !== g.size || mtime.sec !== v.sec || mtime.nsec !== v.nsec) return { allow: false, fed };
+    const want = clampToSize(range.offset, range.count, g.size);
+    if (want && v.map.missing(chunkSpan(want, g.chunk)).length > 0) return { allow: false, fed };
+    const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, g.size);
+    if (ahead) {
+      const missing = v.map.missing(chunkSpan(ahead, g.chunk)).length;
+      if (missing > 0 && aheadWanted(missing, g.chunk, ahead, g.size)) return { allow: false, fed };
+    }
+    return { allow: true };
+  }
+}
+
+// The thread's start-up data and messages (event-thread.ts <-> service.ts).
+export interface EventThreadData {
+  groupFd: number;
+  inflightPath: string;
+  /** [0]: 1 = stop reading (set by the main thread). */
+  ctl: Int32Array;
+  /** Counters this thread alone writes: see C_* below. */
+  counters: Float64Array;
+  /** Main -> thread: GrantMsg, drained synchronously. Thread -> main: ThreadMsg. */
+  port: MessagePort;
+}
+
+export const C_EVENTS = 0; // events answered here
+export const C_ALLOWED = 1;
+export const C_DENIED = 2;
+export const C_READ_ERRORS = 3;
+export const COUNTERS = 4;
+
+export type ThreadMsg =
+  | { t: 'ready' }
+  | { t: 'ev'; ev: FanEvent; fed?: Fed }
+  | { t: 'log'; level: 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
+  | { t: 'stopped' };

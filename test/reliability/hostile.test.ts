@@ -233,9 +233,16 @@ describe('hostile input', () => {
     // While no daemon runs, nobody swaps their released file for a symlink to root's one.
     const r = asNobody('/bin/sh', ['-c', 'rm -f "$1" && ln -s "$2" "$1"', 'sh', theirs, target]);
     assert.equal(r.status, 0, r.stderr);
-    daemon = startDistDaemon(policy, stateDir);
+    // Per-file start-up marking (the inode-mark fallback, recall/marks.ts) opens each row's
+    // path: it must refuse the link. Under the filesystem mark (the default) nothing is
+    // opened per file: the link must be followed by nobody either way.
+    daemon = startDistDaemon(policy, stateDir, { TIER_MARKS: 'inode' });
     await daemon.ready;
     assert.match(daemon.stderr(), /not marked at start-up[^\n]*(is a symlink now|inode changed)/);
+    await daemon.stop();
+    daemon = startDistDaemon(policy, stateDir);
+    await daemon.ready;
+    assert.equal((await (await connectDaemon(stateDir))!.status()).startup.filesystems, 1, 'the default: the filesystem mark');
     assert.notEqual(asNobody('cat', [theirs]).status, 0, 'through the symlink nobody still cannot read the target');
     assert.ok(lstatSync(theirs).isSymbolicLink());
     assert.equal(recordOf(theirs), null, 'no record on the link');

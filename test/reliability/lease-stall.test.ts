@@ -35,7 +35,7 @@ interface Act {
   message?: string;
 }
 
-describe('no release waits out its own lease (dirty-but-marked files, stale marks)', () => {
+for (const scheme of ['filesystem', 'inode'] as const) describe(`no release waits out its own lease (dirty-but-marked files, stale marks), ${scheme} marks`, () => {
   let fs: LoopFs;
   let d: DaemonProc;
   let L: ReturnType<typeof daemonLayout>;
@@ -49,7 +49,7 @@ describe('no release waits out its own lease (dirty-but-marked files, stale mark
     fault = join(fs.scratch, 'fault');
     d = startDaemon([L.policy], L.stateDir, [], {
       nodeArgs: ['--import', './test/reliability/fault-hold-put.ts'],
-      env: { TIER_FAULT_HOLD_PUT: hold, TIER_FAULT_FILE: fault },
+      env: { TIER_FAULT_HOLD_PUT: hold, TIER_FAULT_FILE: fault, TIER_MARKS: scheme === 'inode' ? 'inode' : '' },
     });
     await d.ready;
   });
@@ -212,13 +212,32 @@ describe('no release waits out its own lease (dirty-but-marked files, stale mark
     assert.equal(recordOf(p), null, 'the record was never written');
     const ino = statSync(p).ino.toString(16);
     const marks = marksOf(before.supervisorPid);
-    assert.ok(marks.includes(ino), `the supervisor still holds a mark on the file (inode ${ino}; marks ${marks.join(' ')})`);
+    if (scheme === 'inode') assert.ok(marks.includes(ino), `the supervisor still holds a mark on the file (inode ${ino}; marks ${marks.join(' ')})`);
+    else {
+      // Under the filesystem mark the mark step only takes ignore marks off (recall/marks.ts):
+      // nothing of ours is left on the file that could silence it once released.
+      assert.ok(!marks.includes(ino), `no inode or ignore mark of ours is left on the file (inode ${ino}; marks ${marks.join(' ')})`);
+      assert.ok(filesystemMarksOf(before.supervisorPid) >= 1, 'the filesystem mark survives the worker in the supervisor');
+    }
 
     await releaseNow('orphan-mark.bin');
     assert.deepEqual(unlockFailures(), []);
     await assertReleasedWith(p, content);
   });
 });
+
+/** How many filesystem marks the fanotify groups `pid` holds (fdinfo `fanotify sdev:` lines). */
+function filesystemMarksOf(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[fanotify]') n += [...readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^fanotify sdev:/gm)].length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
 
 /** Inode numbers (hex) of the inode marks of the fanotify groups `pid` holds (fdinfo). */
 function marksOf(pid: number): string[] {

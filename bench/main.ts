@@ -13,6 +13,7 @@ import { benchHandler } from './b5-handler.js';
 import { benchScan } from './b6-scan.js';
 import { benchRelease } from './b7-release.js';
 import { benchSmallFiles } from './b8-small-files.js';
+import { benchMarks } from './b9-marks.js';
 import { makeCtx, type Ctx } from './lib/context.js';
 import { makeWorld, type World } from './lib/setup.js';
 import { fmtBytes, fmtMs, GiB, loadavg, log, missBy, nowMs, passed, sh, type Result } from './lib/util.js';
@@ -163,6 +164,7 @@ async function main(): Promise<number> {
     await run('8', 'small files', () => benchSmallFiles(world, ctx));
     await run('6', 'scan + evaluate', () => benchScan(world, ctx));
     await run('7', 'release throughput', () => benchRelease(world, ctx));
+    await run('9', 'marks at scale', () => benchMarks(ctx.scale));
   } finally {
     await world.close();
   }

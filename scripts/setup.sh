@@ -26,9 +26,19 @@ done
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-# node_modules built under another Node (its ABI): rebuild the native module for this one.
-if ! node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; then
-  echo "setup: rebuilding better-sqlite3 for node $node_version" >&2
-  npm rebuild better-sqlite3
+# node_modules built under another Node (its ABI): take this ABI's build kept from an earlier
+# run, else rebuild the native module for this Node (a minute or two) and keep it, so that
+# switching between Node 20 and 24 (.ci/run does) rebuilds once per ABI. koffi needs nothing:
+# its prebuilt module is Node-API, the same for both.
+sqlite_ok() { node -e "new (require('better-sqlite3'))(':memory:').close()" 2>/dev/null; }
+built=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+kept=node_modules/.tier-native/better-sqlite3-$(node -p "require('better-sqlite3/package.json').version")-abi$(node -p process.versions.modules).node
+if ! sqlite_ok; then
+  [ -f "$kept" ] && cp "$kept" "$built"
+  if ! sqlite_ok; then
+    echo "setup: rebuilding better-sqlite3 for node $node_version" >&2
+    npm rebuild better-sqlite3
+  fi
 fi
+mkdir -p "$(dirname "$kept")" && cmp -s "$built" "$kept" || cp "$built" "$kept"
 npm run build --silent

@@ -10,4 +10,4 @@ if [ -x scripts/rgw.sh ] && [ -z "${TIER_TEST_S3_ENDPOINT:-}" ]; then
   trap 'bash scripts/rgw.sh stop' EXIT
 fi
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}"
+node --import tsx --test --test-concurrency="${TIER_TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

@@ -2,11 +2,27 @@
 // stopping), the supervisor itself reads the group's events and answers each with
 // FAN_DENY_ERRNO(EIO): readers fail fast instead of waiting, and nothing stays pending —
 // a dying worker's teardown can wait on pending events (worker-process.ts), so leaving
-// them unanswered could stall it for good. Never ALLOW: the data may be a hole.
+// them unanswered could stall it for good. ALLOW only a file whose record says neither
+// released nor partial: all its data is local, there is nothing to wait for. Under a
+// filesystem mark (recall/marks.ts) every file's first open comes here: failing them all
+// would fail the whole filesystem while a worker restarts. Any other: EIO, never ALLOW (a hole).
 import { closeSync } from 'node:fs';
-import { FAN_DENY_EIO, decodeEvents, respond } from '../kernel/fanotify.js';
-import { pollReadable, readNb, type PollHandle } from '../kernel/libc.js';
+import { FAN_ALLOW, FAN_DENY_EIO, decodeEvents, respond } from '../kernel/fanotify.js';
+import { fgetxattr, pollReadable, readNb, type PollHandle } from '../kernel/libc.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import type { Logger } from '../log.js';
+
+/** No record, or one saying the data is all here (archived, resident): no hole of ours. Unreadable: assume holes. */
+function allLocal(fd: number): boolean {
+  try {
+    const buf = fgetxattr(fd, XATTR_STATE);
+    if (!buf) return true;
+    const s = decodeRecord(buf)?.state;
+    return s !== undefined && s !== 'released' && s !== 'partial';
+  } catch {
+    return false;
+  }
+}
 
 export class Drain {
   private poll: PollHandle | null = null;
@@ -48,8 +64,11 @@ export class Drain {
       for (const ev of decodeEvents(this.buf, n)) {
         if (ev.fd < 0) continue;
         try {
-          respond(this.groupFd, ev.fd, FAN_DENY_EIO);
-          this.answered++;
+          if (allLocal(ev.fd)) respond(this.groupFd, ev.fd, FAN_ALLOW);
+          else {
+            respond(this.groupFd, ev.fd, FAN_DENY_EIO);
+            this.answered++;
+          }
         } catch (e) {
           this.log.warn('drain: answer failed', { fd: ev.fd, err: e });
         } finally {

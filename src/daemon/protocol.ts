@@ -74,7 +74,7 @@ export interface DaemonStatus {
   policyFiles: string[];
   stateDir: string;
   /** Files marked at start-up from the catalog, and the ones skipped (missing, changed). */
-  startup: { marked: number; skipped: number; inherited: boolean };
+  startup: { marked: number; skipped: number; inherited: boolean; filesystems?: number };
   /** Whatever the recall service reports (marks, recalls served, in flight, bytes...). */
   recall: Record<string, unknown>;
   /** Requests being served on the control socket right now. */

@@ -10,7 +10,7 @@
 // or a clause or option keyword starting a line. An error AT that end token is about the
 // unfinished clause (a `rule` keyword is never wrong by itself), so the end belongs to it,
 // for syntax errors only.
-import { tokenMatcher, type IToken } from 'chevrotain';
+import { tokenMatcher, type IToken } from './cst.js';
 import type { Diagnostic } from './diagnostics.js';
 import { LCurly, Limit, OptionKey, Order, Policy, RCurly, Rule, When } from './tokens.js';
 

@@ -5,7 +5,7 @@
 // `policy` is null only when the text could not be parsed (lexer or syntax errors); with
 // semantic errors it is still returned for tools, and callers that act on it must refuse
 // to run when `hasErrors(diagnostics)`.
-import { EOF, type IToken } from 'chevrotain';
+import { EOF, type IToken } from './cst.js';
 import type { PolicyFile, Span } from './ast.js';
 import { collector, hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { policyLexer, LParen, RParen, UnterminatedString, BadQuantity, And, Or, Not, In, Star, Match, NotMatch, Comma } from './tokens.js';

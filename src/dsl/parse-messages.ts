@@ -1,6 +1,6 @@
 // Human wording for chevrotain's syntax errors: "expected ':' after the rule name but found
 // '->'" rather than "Expecting token of type --> Colon <--". Token labels come from tokens.ts.
-import { EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from 'chevrotain';
+import { EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from './cst.js';
 
 export function describeToken(t: IToken | undefined): string {
   if (!t || t.tokenType === EOF) return 'the end of the file';

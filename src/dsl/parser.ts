@@ -9,7 +9,7 @@
 // Each declaration is parsed as its own input (segment.ts). With one grammar for the whole
 // file, chevrotain's re-sync recovery treats any token that may start the next top-level
 // item as a sync point, so one bad rule would swallow the rest of its policy.
-import { CstParser, tokenMatcher, type CstNode, type IRecognitionException, type IToken } from 'chevrotain';
+import { CstParser, tokenMatcher, type CstNode, type IRecognitionException, type IToken } from './cst.js';
 import * as T from './tokens.js';
 import { errorMessageProvider } from './parse-messages.js';
 

@@ -2,7 +2,7 @@
 // tokens between them. A declaration keyword starts a new segment at brace depth 0, and
 // also inside an unclosed block when it is followed by a declaration header (`tier NAME {`),
 // so a missing '}' costs one error, not the rest of the file.
-import { tokenMatcher, type IToken, type TokenType } from 'chevrotain';
+import { tokenMatcher, type IToken, type TokenType } from './cst.js';
 import { Fileset, LCurly, Name, On, Policy, RCurly, Recall, Tier } from './tokens.js';
 
 export interface Decl {

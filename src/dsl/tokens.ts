@@ -4,7 +4,7 @@
 // by letters that are no unit (`5m`, `3days`, `2 months`) becomes a BadQuantity token so the
 // user gets one "unknown unit" instead of a cascade of syntax errors. Spaces and tabs may
 // separate a number from its unit, never a line break.
-import { createToken, Lexer, type TokenType } from 'chevrotain';
+import { createToken, Lexer, type TokenType } from './cst.js';
 
 /** Comparison operators, one category so the parser takes any of them. */
 export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA, label: 'a comparison operator' });

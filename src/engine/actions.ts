@@ -39,7 +39,7 @@ export async function setPinned(absPath: string, pinned: boolean, deps: Pick<Exe
   if (!isPinned(pin)) return pin;
   let fd: number;
   try {
-    fd = await openAsync(pin.proc, VIA_PROC);
+    fd = await withMarkedIo(() => openAsync(pin.proc, VIA_PROC)); // a released file's open (or any, under a filesystem mark) waits for our handler
   } catch (e) {
     return none('failed', `${op} ${absPath}: open: ${(e as Error).message}`);
   } finally {

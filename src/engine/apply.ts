@@ -91,14 +91,43 @@ export function selectPolicies(pf: PolicyFile, name?: string): PolicyDecl[] {
   return [p];
 }
 
-/** Runs `fn` over items with at most `n` in flight, in order of start. */
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length && !signal?.aborted) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+/**
+ * Runs `fn` over items in order of start, at most `slots` units in flight, an item costing
+ * `cost(item)` units (at most `slots`). Resolves when all that started have ended; rejects
+ * with the first failure, once the others in flight have ended.
+ */
+async function pool<T>(items: T[], slots: number, cost: (t: T) => number, fn: (t: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let used = 0;
+  let failure: { e: unknown } | null = null;
+  for (let next = 0; next < items.length && !signal?.aborted && !failure; ) {
+    const item = items[next]!;
+    const c = Math.max(1, Math.min(slots, cost(item)));
+    if (used + c > slots) {
+      await Promise.race(running);
+      continue;
+    }
+    next++;
+    used += c;
+    const p: Promise<void> = fn(item)
+      .catch((e: unknown) => void (failure ??= { e }))
+      .finally(() => {
+        used -= c;
+        running.delete(p);
+      });
+    running.add(p);
+  }
+  await Promise.all(running);
+  if (failure) throw (failure as { e: unknown }).e;
 }
+
+// A run's transfers: `concurrency N` in the policy is N actions in flight, whatever their
+// size. Unset: DEFAULT_SLOTS large files at once (rclone's 4 transfers), or up to
+// SMALL_PER_SLOT times as many files that fit one PUT: a small file's time is the round
+// trips and the per-file steps (open, mark, lease, record, punch), which overlap.
+const DEFAULT_SLOTS = 4;
+const SMALL_PER_SLOT = 4;
+const SMALL_FILE = 1024 * 1024;
 
 export async function runApply(
   opts: ApplyOptions,
@@ -165,14 +194,16 @@ export async function runApply(
     }
     // Loaded only for a real run: a dry run needs none of the executor's modules (SQLite, tiers).
     const { runAction } = await import('./actions.js');
-    const concurrency = policy.concurrency ?? 4;
+    const perSlot = policy.concurrency === undefined ? SMALL_PER_SLOT : 1;
+    const slots = (policy.concurrency ?? DEFAULT_SLOTS) * perSlot;
     // One inode once per run: two names of a hard-linked file migrating at once would open
     // it under our own lease and stall both for lease-break-time (45 s, then F_UNLCK fails
     // with EAGAIN; test/reliability/hostile.test.ts).
     const seen = new Set<string>();
     await pool(
       plan.actions,
-      concurrency,
+      slots,
+      (a) => (a.file.size <= SMALL_FILE ? 1 : perSlot),
       async (a) => {
         const id = `${a.file.dev}:${a.file.ino}`;
         if (seen.has(id)) return report(a, 'skipped', 0, 0, 'another name of this file (hard link) was handled in this run');

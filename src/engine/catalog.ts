@@ -1,14 +1,18 @@
 // The catalog: an SQLite index of managed files (STATE_DIR/catalog.db, WAL) for reports,
 // daemon start-up marking and garbage collection. It is never the source of truth:
 // the trusted.tier.state xattr is, and `rebuild` refills the index from a scan.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FileState } from '../dsl/ast.js';
 import type { StateRecord } from '../record/state-record.js';
+import { openSqlite } from '../record/sqlite.js';
 
 /** The catalog's file name in STATE_DIR. */
 export const CATALOG_FILE = 'catalog.db';
+
+/** Rows read at a time by `all` and `releasedFiles`. */
+const PAGE = 1000;
 
 export interface CatalogRow {
   dev: number;
@@ -102,7 +106,7 @@ export class Catalog {
 
   constructor(file: string) {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
+    this.db = openSqlite(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
@@ -217,12 +221,43 @@ export class Catalog {
    * holes still need the mark.
    */
   *releasedFiles(): Generator<CatalogRow> {
-    const it = this.db.prepare(`SELECT * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL`).iterate() as Iterable<DbRow>;
-    for (const r of it) yield fromDb(r);
+    const sql = `SELECT rowid AS rid, * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL
+      AND rowid > ? ORDER BY rowid LIMIT ${PAGE}`;
+    // Pages by keyset, not iterate() (record/sqlite.ts): rows written between pages are neither lost nor repeated.
+    for (let last = -1; ; ) {
+      const rows = this.db.prepare(sql).all(last) as (DbRow & { rid: number })[];
+      for (const r of rows) yield fromDb(r);
+      if (rows.length < PAGE) return;
+      last = rows[rows.length - 1]!.rid;
+    }
+  }
+
+  /** releasedFiles() but for paths under none of `dirs` (filesets under a filesystem mark need no per-file mark): filtered in SQL. */
+  *releasedFilesOutside(dirs: readonly string[]): Generator<CatalogRow> {
+    const prefixes = dirs.map((d) => d.replace(/\/+$/, '') + '/');
+    const not = prefixes.map(() => ' AND substr(path, 1, length(?)) != ?').join('');
+    const sql = `SELECT rowid AS rid, * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL${not}
+      AND rowid > ? ORDER BY rowid LIMIT ${PAGE}`;
+    const args = prefixes.flatMap((p) => [p, p]);
+    // Keyset pages like releasedFiles() (no iterate(): record/sqlite.ts).
+    for (let last = -1; ; ) {
+      const rows = this.db.prepare(sql).all(...args, last) as (DbRow & { rid: number })[];
+      for (const r of rows) yield fromDb(r);
+      if (rows.length < PAGE) return;
+      last = rows[rows.length - 1]!.rid;
+    }
   }
 
   *all(): Generator<CatalogRow> {
-    for (const r of this.db.prepare('SELECT * FROM files ORDER BY path').iterate() as Iterable<DbRow>) yield fromDb(r);
+    const first = `SELECT rowid AS rid, * FROM files ORDER BY path, rowid LIMIT ${PAGE}`;
+    const next = `SELECT rowid AS rid, * FROM files WHERE (path, rowid) > (?, ?) ORDER BY path, rowid LIMIT ${PAGE}`;
+    let rows = this.db.prepare(first).all() as (DbRow & { rid: number })[];
+    for (;;) {
+      for (const r of rows) yield fromDb(r);
+      if (rows.length < PAGE) return;
+      const last = rows[rows.length - 1]!;
+      rows = this.db.prepare(next).all(last.path, last.rid) as (DbRow & { rid: number })[];
+    }
   }
 
   /** Replaces the index of one filesystem with what a scan saw (rows for managed files). */

@@ -61,7 +61,8 @@ async function migratePinned(pin: Pinned, absPath: string, tierName: string, mod
   }
   // Not even opened while another action migrates it (our open would break its lease).
   if (inodeLocked(`${pin.st.dev}:${pin.st.ino}`)) return none('busy', 'busy: another action is migrating it');
-  return migrateFile(pin, absPath, tier, mode, deps, wasMarked);
+  // Under a filesystem mark every open waits for our handler (recall/marks.ts): capped like a marked file's.
+  return migrateFile(pin, absPath, tier, mode, deps, wasMarked || (deps.marker?.opensWait?.() ?? false));
 }
 
 /** The record of the pinned inode, read through its O_PATH fd's magic link (no open, no event). */

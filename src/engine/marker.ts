@@ -10,6 +10,8 @@ import type { Marker, NoNotifyAccess } from './execute.js';
 export interface RecallMarks extends Partial<NoNotifyAccess> {
   markReleased(fd: number): void | Promise<void>;
   unmark(fd: number): void | Promise<void>;
+  /** The recall service's marking (recall/marks.ts): under a filesystem mark the pre-lease step is an ignore mark. */
+  marks?: { preLease(fd: number): void; leased(fd: number): void; covers(fd: number): boolean; readonly filesystems: number };
 }
 
 /**
@@ -21,7 +23,8 @@ export interface RecallMarks extends Partial<NoNotifyAccess> {
 export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: RecallMarks): Marker {
   return {
     markPreLease(fd) {
-      if (mode === 'pre-content') addInodeMark(groupFd, fd, FAN_PRE_ACCESS);
+      if (recall.marks) recall.marks.preLease(fd);
+      else if (mode === 'pre-content') addInodeMark(groupFd, fd, FAN_PRE_ACCESS);
     },
     markReleased: (fd) => recall.markReleased(fd),
     unmark: (fd) => recall.unmark(fd),
@@ -31,6 +34,8 @@ export function leaseSafeMarker(groupFd: number, mode: GroupMode, recall: Recall
     clearMark(fd) {
       removeInodeMark(groupFd, fd, releasedMask(mode)); // pre-content: includes FAN_PRE_ACCESS
     },
+    ...(recall.marks ? { leased: (fd: number) => recall.marks!.leased(fd), underFilesystemMark: (fd: number) => recall.marks!.covers(fd) } : {}),
+    opensWait: () => (recall.marks?.filesystems ?? 0) > 0,
     // Re-releasing partial files (release-partial.ts) needs the service's own-open capture.
     noNotify: recall.captureOwnOpen && recall.fetching && recall.forget && recall.cachedResident ? (recall as NoNotifyAccess) : undefined,
   };

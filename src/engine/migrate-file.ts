@@ -6,8 +6,10 @@
 // Invariants:
 // - Every step works on the inode through the fd openUnmarked gave (opened while the inode
 //   had no mark: no pread or punch under the lease can raise a pre-content event, which
-//   this very process would have to answer: a deadlock, measured). Never a second open
-//   while holding the lease (we would block ourselves 45 s).
+//   this very process would have to answer: a deadlock, measured). Under a filesystem mark
+//   every fd raises events, so a release works through the event fd of its own open
+//   instead (no-notify, noNotifyRelease below). Never a second open while holding the lease
+//   (we would block ourselves 45 s).
 // - The mark goes on before the lease: an opener blocked by the lease has its fanotify
 //   mode fixed at open, and must see the mark or it would read zeros later.
 // - Nothing is punched without a verified copy; a dirty or stale file is uploaded again.
@@ -23,7 +25,7 @@ import { closeSync, constants, fstatSync, type BigIntStats } from 'node:fs';
 import { stillMatches, validatorOf } from '../tiers/validator.js';
 import { upload } from './upload.js';
 import { faultPoint } from './fault.js';
-import { fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
+import { fcntl, fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, nsToTimespec } from '../kernel/libc.js';
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
@@ -33,7 +35,8 @@ import { deriveState } from './facts.js';
 import { rowFromRecord, type CatalogRow } from './catalog.js';
 import { copyStillValid, recordedCtime } from './verify-copy.js';
 import { openUnmarked } from './open-unmarked.js';
-import { none, Stop, type ExecDeps, type MigrateMode, type Outcome } from './migrate-types.js';
+import { none, Stop, type ExecDeps, type Marker, type MigrateMode, type Outcome } from './migrate-types.js';
+import { Busy, noNotifyFd } from './release-partial.js';
 import type { Pinned } from '../kernel/beneath.js';
 
 export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NOFOLLOW;
@@ -42,6 +45,8 @@ export const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O
 // but the hole.
 const RELEASE_FLAGS = constants.O_RDWR | constants.O_NOATIME | constants.O_NOFOLLOW;
 const PUNCH_ALIGN = 64 * 1024; // a multiple of every block size we meet
+const F_GETFL = 3;
+const F_SETFL = 4;
 
 type Copy = NonNullable<StateRecord['copy']>;
 
@@ -50,6 +55,30 @@ export const newKey = (): string => {
   const u = randomUUID();
   return `${u.slice(0, 2)}/${u}`;
 };
+
+/**
+ * Under a filesystem mark, the fd a release works through: the event fd of our own open
+ * (no-notify: our reads and the punch raise nothing), taken after any ignore mark came off
+ * (else that open raises no event). With an ignore mark as the engine's silencer instead, a
+ * worker killed after the punch left a released file whose reads raised nothing: zeros
+ * until the next worker flushed it (test/daemon/fs-marks-kill.test.ts).
+ */
+async function noNotifyRelease(pin: Pinned, hsmFd: number, marker: Marker, absPath: string): Promise<number | Outcome> {
+  if (!marker.noNotify || !marker.markPreLease) return none('failed', `release ${absPath}: under a filesystem mark, but the recall service gives no no-notify fd`);
+  await marker.markPreLease(hsmFd); // under a filesystem mark: the ignore mark off
+  let fd: number;
+  try {
+    fd = await noNotifyFd(pin.proc, marker.noNotify);
+  } catch (e) {
+    return e instanceof Busy ? none('busy', e.message) : none('failed', `release ${absPath}: ${(e as Error).message}`);
+  }
+  try {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | constants.O_NOATIME); // our reads leave atime alone, as the usual fd's
+  } catch {
+    // atime moves on a read; restoreTimes puts it back after the punch
+  }
+  return fd;
+}
 
 /** The lease was broken or the file changed under it: busy, next run. */
 class Abort extends Error {}
@@ -126,7 +155,17 @@ class Migration {
       if (opened.code === 'ETXTBSY') return none('busy', 'busy: being executed');
       return none(opened.status, opened.status === 'busy' ? opened.message : `${mode} ${absPath}: ${opened.message}`);
     }
-    return new Migration(opened.fd, opened.unlock, absPath, tier, mode, deps);
+    let fd = opened.fd;
+    if (mode === 'release' && marker?.underFilesystemMark?.(fd)) {
+      const nn = await noNotifyRelease(pin, fd, marker, absPath);
+      closeSync(fd);
+      if (typeof nn !== 'number') {
+        opened.unlock();
+        return nn;
+      }
+      fd = nn;
+    }
+    return new Migration(fd, opened.unlock, absPath, tier, mode, deps);
   }
 
   /** Step 2, look: the file as opened, and whether there is anything to do. */
@@ -164,6 +203,9 @@ class Migration {
   lease(): void {
     try {
       this.leaseGuard = holdLease(this.fd, this.absPath, () => this.ac.abort(new Abort('lease broken: another process opened the file')));
+      // Under a filesystem mark: an ignore mark the handler added since our open comes off,
+      // before anything is punched (recall/marks.ts); nobody can add one under the lease.
+      if (this.mode === 'release') this.deps.marker?.leased?.(this.fd);
       faultPoint('after-lease');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw new Stop(none('busy', 'busy: open or mapped by another process'));

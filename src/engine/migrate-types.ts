@@ -24,6 +24,12 @@ export interface Marker {
   clearMark?(fd: number): void | Promise<void>;
   /** The recall service's no-notify access, to re-release partial files (release-partial.ts). */
   noNotify?: NoNotifyAccess;
+  /** Any open may raise an event our own handler answers (a filesystem mark): opens go through withMarkedIo. */
+  opensWait?(): boolean;
+  /** A filesystem mark covers the inode (recall/marks.ts): the release works through a no-notify fd. */
+  underFilesystemMark?(fd: number): boolean;
+  /** The lease is held (release): under a filesystem mark, any ignore mark comes off. */
+  leased?(fd: number): void | Promise<void>;
 }
 
 /** What release-partial.ts needs from the recall service (RecallService has it); ids are dev:ino. */

@@ -46,7 +46,7 @@ const PUNCH_ALIGN = 64 * 1024; // as in migrate-file.ts: the unaligned tail bloc
 const openAsync = promisify(open);
 const fdatasync = promisify(fdatasyncCb);
 
-class Busy extends Error {}
+export class Busy extends Error {}
 
 type Copy = NonNullable<StateRecord['copy']>;
 
@@ -233,7 +233,7 @@ async function completeAsDirty(
  * Opens the file (async: the answer comes from this event loop) while the recall service
  * captures that open's event fd; returns the no-notify dup, our own HSM-mode fd closed.
  */
-async function noNotifyFd(at: string, nn: NoNotifyAccess): Promise<number> {
+export async function noNotifyFd(at: string, nn: NoNotifyAccess): Promise<number> {
   const proc = at.startsWith('/proc/self/fd/'); // the caller's checked inode: the magic link is followed
   const st = proc ? statSync(at, { bigint: true }) : lstatSync(at, { bigint: true });
   if (!st.isFile()) throw new Error('not a regular file');

@@ -8,6 +8,7 @@
 // Users rename their directories while we walk (issue 18): see walk.ts and kernel/beneath.ts.
 import { Worker } from 'node:worker_threads';
 import { normalize } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { FilesetDecl } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
 import type { BigIntStats } from 'node:fs';
@@ -26,6 +27,8 @@ export interface ScanError {
 export interface ScanOptions {
   /** Unreadable directories or vanished files: reported, never fatal. */
   onError?: (e: ScanError) => void;
+  /** Walk threads per root (default: one per core, at most 4). */
+  threads?: number;
 }
 
 const nsToMs = (ns: bigint) => Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6;
@@ -137,46 +140,61 @@ function errorFrom(m: { message: string; code?: string }): Error {
   return e;
 }
 
+/** Walk threads per root: one per core (the walk is syscall-bound; the caller's thread plans). */
+const WALK_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+
 /**
- * One root's files in batches, walked in a worker thread (walk.ts) while the caller plans
- * the previous batch; the caller's event loop runs between batches.
+ * One root's files in batches, walked by worker threads (walk.ts; each thread its part of
+ * the directories) while the caller plans the previous batches; the caller's event loop
+ * runs between batches. Batches of different threads interleave: no order is promised
+ * across directories.
  */
 export async function* scanRootBatches(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
   const report = opts.onError ?? (() => {});
   const prefix = normalize(root).replace(/\/+$/, '');
-  const ctl = new Int32Array(new SharedArrayBuffer(8));
-  const workerData = { root, include, exclude, ctl } satisfies WalkJob;
-  const worker = WORKER.pathname.endsWith('.ts') ? tsxWorker(workerData) : new Worker(WORKER, { workerData });
-  const queue: WalkMessage[] = [];
+  const threads = opts.threads ?? WALK_THREADS;
+  const queue: { m: WalkMessage; ctl: Int32Array }[] = [];
   let failure: Error | null = null;
-  let exited = false;
+  let running = threads;
   let wake: (() => void) | null = null;
   const poke = () => {
     wake?.();
     wake = null;
   };
-  worker.on('message', (m: WalkMessage) => {
-    queue.push(m);
-    poke();
-  });
-  worker.on('error', (e) => {
-    failure = e;
-    poke();
-  });
-  worker.on('exit', () => {
-    exited = true;
-    poke();
+  const workers = Array.from({ length: threads }, (_, index) => {
+    const ctl = new Int32Array(new SharedArrayBuffer(8));
+    const workerData = { root, include, exclude, ctl, part: { index, of: threads } } satisfies WalkJob;
+    const worker = WORKER.pathname.endsWith('.ts') ? tsxWorker(workerData) : new Worker(WORKER, { workerData });
+    const w = { worker, ctl, exited: false, done: false };
+    worker.on('message', (m: WalkMessage) => {
+      queue.push({ m, ctl });
+      poke();
+    });
+    worker.on('error', (e) => {
+      failure = e;
+      poke();
+    });
+    worker.on('exit', () => {
+      w.exited = true;
+      poke();
+    });
+    return w;
   });
   try {
-    for (;;) {
-      const m = queue.shift();
-      if (!m) {
+    while (running > 0) {
+      const item = queue.shift();
+      if (!item) {
         if (failure) throw failure;
-        if (exited) throw new Error(`scan of ${root}: the walk thread ended early`);
+        if (workers.some((w) => w.exited && !w.done)) throw new Error(`scan of ${root}: the walk thread ended early`);
         await new Promise<void>((r) => (wake = r));
         continue;
       }
-      if (m.type === 'done') return;
+      const { m, ctl } = item;
+      if (m.type === 'done') {
+        workers.find((w) => w.ctl === ctl)!.done = true;
+        running--;
+        continue;
+      }
       if (m.type === 'fatal') throw errorFrom(m);
       for (const e of m.batch.errors) report({ path: e.path, op: e.op, error: errorFrom(e) });
       const files = unpack(m.batch, root, prefix);
@@ -185,10 +203,12 @@ export async function* scanRootBatches(root: string, include: string[], exclude:
       if (files.length > 0) yield files;
     }
   } finally {
-    // Stop a walk nobody reads any more; it closes its fds on the way out.
-    Atomics.store(ctl, 1, 1);
-    Atomics.notify(ctl, 0);
-    if (!exited) await new Promise((r) => worker.once('exit', r));
+    // Stop walks nobody reads any more; they close their fds on the way out.
+    for (const w of workers) {
+      Atomics.store(w.ctl, 1, 1);
+      Atomics.notify(w.ctl, 0);
+    }
+    await Promise.all(workers.map((w) => (w.exited ? null : new Promise((r) => w.worker.once('exit', r)))));
   }
 }
 

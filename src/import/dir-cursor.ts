@@ -16,14 +16,17 @@
 // - Only directories this module made get the import's owner and mode (ownership.ts).
 // - Directory fds are cached along the current key's directory only (keys arrive in
 //   listing order): memory stays flat however many keys there are.
-import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, realpathSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, open, realpathSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { mkdirat, renameat2, unlinkat } from '../kernel/libc.js';
-import { createBeneath, locate, openRootFd, pathFdBeneath } from '../kernel/beneath.js';
+import { locate, openRootFd, pathFdBeneath } from '../kernel/beneath.js';
 import type { Ownership } from './ownership.js';
 
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
+const O_CLOEXEC = 0o2000000;
+const openAsync = promisify(open);
 
 export const TEMP_PREFIX = '.tier-import.';
 
@@ -88,10 +91,16 @@ export function openChildDir(dirfd: number, name: string, own: Ownership | null)
   return fd;
 }
 
-/** A new, empty, root-only file under a fresh hidden name in dirfd: [fd, name]. */
-export function createTemp(dirfd: number): { fd: number; name: string } {
+/**
+ * A new, empty, root-only file under a fresh hidden name in dirfd: [fd, name]. Async,
+ * through the checked directory's magic link (O_EXCL|O_NOFOLLOW: only a new file): under a
+ * filesystem mark the create raises FAN_OPEN_PERM, which the recall service on this event
+ * loop answers (recall/marks.ts); a synchronous open would wait for it forever.
+ */
+export async function createTemp(dirfd: number): Promise<{ fd: number; name: string }> {
   const name = TEMP_PREFIX + randomBytes(8).toString('hex');
-  return { fd: createBeneath(dirfd, name, constants.O_WRONLY, 0o600), name };
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | O_CLOEXEC;
+  return { fd: await openAsync(`/proc/self/fd/${dirfd}/${name}`, flags, 0o600), name };
 }
 
 /** The finished file gets its owner and mode (after it was marked). */

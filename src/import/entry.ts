@@ -89,7 +89,7 @@ export function recordFor(o: ObjectInfo, validator: string, env: EntryEnv): Stat
 
 /** Builds the released file under a temporary name in dirfd; returns that name (the row is written for `absPath`). */
 async function build(dirfd: number, absPath: string, rec: StateRecord, env: EntryEnv): Promise<{ tmp: string; dev: number; ino: number }> {
-  const { fd, name } = createTemp(dirfd);
+  const { fd, name } = await createTemp(dirfd);
   let ok = false;
   let row: { dev: number; ino: number } | null = null;
   try {

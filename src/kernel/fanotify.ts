@@ -29,7 +29,13 @@ export const FAN_REPORT_DFID_NAME_TARGET = FAN_REPORT_DFID_NAME | FAN_REPORT_FID
 export const FAN_MARK_ADD = 0x01;
 export const FAN_MARK_REMOVE = 0x02;
 export const FAN_MARK_DONT_FOLLOW = 0x04;
+export const FAN_MARK_IGNORED_MASK = 0x20;
+export const FAN_MARK_IGNORED_SURV_MODIFY = 0x40;
 export const FAN_MARK_FLUSH = 0x80;
+/** Not pinning the inode: the mark goes when the inode is evicted (5.19+). */
+export const FAN_MARK_EVICTABLE = 0x200;
+/** `mask` is the ignore mask (6.0+); with SURV_MODIFY it survives writes. */
+export const FAN_MARK_IGNORE = 0x400;
 export const FAN_MARK_INODE = 0x00;
 export const FAN_MARK_MOUNT = 0x10;
 export const FAN_MARK_FILESYSTEM = 0x100;
@@ -97,6 +103,25 @@ export function removeInodeMark(groupFd: number, fileFd: number, mask: number = 
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+}
+
+/** Ignore mark on the inode behind fileFd: our group gets none of `mask` from it; evictable: it pins nothing. */
+export function addIgnoreMark(groupFd: number, fileFd: number, mask: number): void {
+  fanotifyMark(groupFd, FAN_MARK_ADD | FAN_MARK_INODE | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_EVICTABLE, mask, fileFd, null);
+}
+
+/** Removes the inode's ignore mark; none: not an error. */
+export function removeIgnoreMark(groupFd: number, fileFd: number, mask: number): void {
+  try {
+    fanotifyMark(groupFd, FAN_MARK_REMOVE | FAN_MARK_INODE | FAN_MARK_IGNORE, mask, fileFd, null);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+/** Removes every inode mark of the group (filesystem and mount marks stay). */
+export function flushInodeMarks(groupFd: number): void {
+  fanotifyMark(groupFd, FAN_MARK_FLUSH, 0, -100, null);
 }
 
 export function addPathMark(groupFd: number, path: string, mask: number, flags = FAN_MARK_INODE): void {

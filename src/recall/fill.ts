@@ -18,7 +18,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
 import type { FdRef } from './fdref.js';
@@ -55,6 +55,8 @@ export interface FillEnv {
 }
 
 let warnedUnsummed = false;
+/** Runs of more chunks than this are hashed on the hasher thread (chunks/hasher.ts). */
+const OFF_LOOP_CHUNKS = 2;
 
 /** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
 function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
@@ -179,7 +181,10 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     } else {
       [sums, chunks] = await Promise.all([sumsP, readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs)]);
     }
-    chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
+    // A long run is hashed off the event loop (chunks/hasher.ts); a chunk or two on it (a
+    // reader waits for them, and a trip to another thread would cost more than it saves).
+    if (last - first > OFF_LOOP_CHUNKS) await verifyRunOff(env.tier, e.copy, sums, first, chunks);
+    else chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
   }
   env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));
   if (e.resident.missing({ start: first, end: last }).length === 0) return; // filled meanwhile by a whole-file pass

@@ -14,12 +14,12 @@
 // - All chunks resident: state 'archived' (or 'dirty'), resident map dropped, unmarked.
 // - A record that says nothing needs recalling: unmark, allow. A released record without
 //   a usable copy: EIO (never ALLOW over a hole that should hold data).
-import { fdatasync as fdatasyncCb, fstatSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { fstatSync } from 'node:fs';
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
@@ -28,8 +28,10 @@ import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed } from './readahead.js';
+import { SyncQueue } from './sync-queue.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
+import type { Marks } from './marks.js';
 
 export interface HandlerDeps {
   groupFd: number;
@@ -38,8 +40,19 @@ export interface HandlerDeps {
   tuningOf(tier: Tier): TierTuning;
   settings: RecallSettings;
   log: Logger;
+  /** A file became whole and its final record is written (the catalog follows it). */
+  onComplete?(dev: number, ino: number, record: StateRecord): void;
   /** The event thread's grants (fast-path.ts); none: every event comes here. */
   fast?: { post(m: GrantMsg): void };
+  /** Filesystem marks (marks.ts); absent: inode marks only. */
+  marks?: Marks;
+}
+
+/** A batch of read-ahead ended: its bytes, how long it took, the event fd (still open). */
+export type AheadHook = (bytes: number, ms: number, fd: number) => void;
+interface Ahead {
+  onBytes(n: number): void;
+  done?: AheadHook;
 }
 
 /** What one event did, for the recall log. */
@@ -49,7 +62,8 @@ export interface Outcome {
   whole: boolean;
 }
 
-const fdatasync = promisify(fdatasyncCb);
+/** Completion syncs at most two at once (sync-queue.ts); an open's own file jumps the queue. */
+const SYNCS = new SyncQueue(2);
 const MAX_STALE_RETRIES = 4;
 /** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
 const SMALL_WHOLE = 256 * 1024;
@@ -60,6 +74,8 @@ export class RecallHandler {
   private readonly cache = new Map<string, InodeEntry>();
   private readonly sems = new Map<string, Semaphore>();
   private readonly background = new Set<Promise<void>>();
+  /** Birth time of each cached entry's inode (see once()). */
+  private readonly born = new WeakMap<InodeEntry, bigint>();
   /** Marks this handler removed (stale marks, files that became whole). */
   marksRemoved = 0;
 
@@ -151,16 +167,22 @@ export class RecallHandler {
     after.add(p);
   }
 
-  /** `fed`: the event thread's read-ahead result for this event (a granted inode), used instead of feeding here. */
-  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, fed?: Fed): Promise<Outcome> {
+  /**
+   * `onBytes` counts every byte fetched (the event's and its read-ahead's); the event's own
+   * bytes are in the Outcome, and each batch of read-ahead it starts reports its bytes
+   * once done through `onAhead` (after the answer: the recall log's row of its own).
+   * `fed`: the event thread's read-ahead result for this event (a granted inode), used instead of feeding here.
+   */
+  async handle(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, onAhead?: AheadHook, fed?: Fed): Promise<Outcome> {
     const out: Outcome = { response: FAN_DENY_EIO, bytes: 0, whole: false };
     const count = (n: number) => {
       out.bytes += n;
       onBytes(n);
     };
+    const ahead: Ahead = { onBytes, ...(onAhead ? { done: onAhead } : {}) };
     for (let attempt = 0; ; attempt++) {
       try {
-        out.response = await this.once(ev, ref, count, out, attempt === 0 ? fed : undefined);
+        out.response = await this.once(ev, ref, count, out, ahead, attempt === 0 ? fed : undefined);
         return out;
       } catch (e) {
         // The file changed while we fetched: re-decide with fresh facts (it is now diverged).
@@ -169,15 +191,24 @@ export class RecallHandler {
     }
   }
 
-  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome, given?: Fed): Promise<number> {
+  private async once(ev: FanEvent, ref: FdRef, onBytes: (n: number) => void, out: Outcome, ahead: Ahead, given?: Fed): Promise<number> {
     const fd = ref.fd;
     const st = fstatSync(fd, { bigint: true });
     const id = `${st.dev}:${st.ino}`;
     let e = this.cache.get(id);
+    // Under a filesystem mark new files raise events too: a cached inode number may now be
+    // another file (the released one was deleted and its number reused). Birth time tells.
+    if (e && this.born.get(e) !== st.birthtimeNs) {
+      this.drop(id);
+      e = undefined;
+    }
     if (!e) {
       const l = loadEntry(fd, id);
       if (l.kind === 'plain') {
-        removeInodeMark(this.d.groupFd, fd); // stale mark: the file is whole
+        // Not released: silence its later events (ignore mark under a filesystem mark, or a
+        // stale inode mark removed). Released while we looked: decide again (marks.ts).
+        if (this.d.marks && !this.d.marks.notReleased(fd)) throw new StaleFileError('released while its event was decided');
+        if (!this.d.marks) removeInodeMark(this.d.groupFd, fd);
         this.marksRemoved++;
         return FAN_ALLOW;
       }
@@ -188,6 +219,7 @@ export class RecallHandler {
       e = l.entry;
       given = undefined; // fed for an entry no longer cached
       this.cache.set(id, e);
+      this.born.set(e, st.birthtimeNs);
       if (this.cache.size > MAX_CACHED) this.evict();
     }
     const tier = this.d.tiers.get(e.copy.tier);
@@ -235,8 +267,8 @@ export class RecallHandler {
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;
-      const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
-      if (ahead) this.readAhead(e, ref, env, ahead);
+      const aheadBytes = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
+      if (aheadBytes) this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, aheadBytes, ahead.done);
       if (want) await this.fill(e, ref, env, want);
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: e.keep });
@@ -246,7 +278,7 @@ export class RecallHandler {
     // record only costs a re-fetch: chunks/fs-resident.ts). An open waits for it: the
     // opener must see the final ctime (tar creating an archive checks it), and an exec
     // needs the event fd, open for writing, closed before execve (else ETXTBSY).
-    if (isOpen) await this.finishIfComplete(e, ref);
+    if (isOpen) await this.finishIfComplete(e, ref, true);
     else this.finishLater(e, ref);
     this.offer(e);
     return FAN_ALLOW;
@@ -288,14 +320,26 @@ export class RecallHandler {
   }
 
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
-  private readAhead(e: InodeEntry, ref: FdRef, env: FillEnv, bytes: { start: number; end: number }): void {
+  private readAhead(e: InodeEntry, ref: FdRef, base: FillEnv, bytes: { start: number; end: number }, done?: AheadHook): void {
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
     if (!aheadWanted(missing.length, e.copy.chunk, bytes, e.copy.size)) return;
-    for (const run of this.startRuns(e, missing, ref, env)) {
+    // This batch's bytes, reported once when its last run ends (every fetched byte counted once).
+    const t0 = Date.now();
+    let got = 0;
+    const env: FillEnv = { ...base, onBytes: (n) => ((got += n), base.onBytes(n)) };
+    const runs = this.startRuns(e, missing, ref, env).map((run) => {
       const work = run
         .then(() => (this.offer(e), this.finishIfComplete(e, ref)))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }));
       this.inBackground(e, ref, work);
+      return work;
+    });
+    if (done && runs.length > 0) {
+      // Held like a run (idle() waits for it): the hook names the file through the event fd.
+      const report = Promise.allSettled(runs).then(() => {
+        if (got > 0) done(got, Date.now() - t0, ref.fd);
+      });
+      this.inBackground(e, ref, report.catch((err: unknown) => this.d.log.warn('read-ahead not reported', { op: 'recall', key: e.copy.key, err })));
     }
   }
 
@@ -334,14 +378,20 @@ export class RecallHandler {
    * final state and drop the mark (later reads raise no event). An imported file is hashed
    * first (hashForeign, which comes back here).
    */
-  private async finishIfComplete(e: InodeEntry, ref: FdRef): Promise<void> {
+  private async finishIfComplete(e: InodeEntry, ref: FdRef, urgent = false): Promise<void> {
     const fd = ref.fd;
     const isDone = () => this.isDone(e);
     if (!isDone() || this.cache.get(e.id) !== e) return;
     if (wantsForeignHash(e) && !e.hashed) return this.hashForeign(e, ref); // finishes when hashed
     // One sync per file; a reader whose event completes it waits for the record too.
-    if (e.finishing) return e.finishing;
-    const synced = fdatasync(fd).then(
+    if (e.finishing) {
+      if (urgent) e.syncNow?.();
+      return e.finishing;
+    }
+    const job = SYNCS.sync(fd);
+    if (urgent) job.now();
+    e.syncNow = job.now;
+    const synced = job.done.then(
       () => true,
       (err: unknown) => {
         this.d.log.warn('recall complete but fdatasync failed: left partial', { op: 'recall', key: e.copy.key, err });
@@ -350,6 +400,7 @@ export class RecallHandler {
     );
     e.finishing = synced.then((ok) => {
       e.finishing = undefined;
+      e.syncNow = undefined;
       if (ok) this.recordComplete(e, fd, isDone);
     });
     return e.finishing;
@@ -368,6 +419,10 @@ export class RecallHandler {
       this.marksRemoved++;
       futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
       this.drop(e.id);
+      if (this.d.onComplete) {
+        const done = fstatSync(fd);
+        this.d.onComplete(done.dev, done.ino, e.record);
+      }
       this.d.log.debug('recall complete', { op: 'recall', key: e.copy.key, state: e.record.state });
     } catch (err) {
       // The data is whole and durable either way; the next event retries the bookkeeping.

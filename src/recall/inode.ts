@@ -51,6 +51,8 @@ export interface InodeEntry {
   lost?: Set<number>;
   /** finishIfComplete is syncing the file and then records it complete (one at a time). */
   finishing?: Promise<void>;
+  /** Starts its queued completion sync at once (an open waits for it: sync-queue.ts). */
+  syncNow?: () => void;
   /** Work on this inode that outlives an answer (read-ahead, hashing, completion): RecallHandler.settled. */
   after?: Set<Promise<void>>;
   sumsLoading?: Promise<CopyIndex>;

@@ -19,20 +19,19 @@ import {
   FAN_DENY_EIO,
   FAN_OPEN_PERM,
   FAN_Q_OVERFLOW,
-  addInodeMark,
-  releasedMask,
-  removeInodeMark,
   respond,
   type FanEvent,
 } from '../kernel/fanotify.js';
 import { fcntl } from '../kernel/libc.js';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../log.js';
+import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
-import { RecallHandler } from './handler.js';
+import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
 import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
 
@@ -48,6 +47,8 @@ export interface RecallLogRecord {
   pid: number;
   comm: string;
   error?: string;
+  /** Read-ahead this event's reader started, reported when it ended (bytes fetched after the answer). */
+  readahead?: boolean;
 }
 
 export interface RecallServiceOptions {
@@ -58,6 +59,8 @@ export interface RecallServiceOptions {
   inflightPath: string;
   log: Logger;
   onRecall?: (rec: RecallLogRecord) => void;
+  /** A file became whole and its final record is written (RecallHandler's onComplete). */
+  onComplete?: (dev: number, ino: number, record: StateRecord) => void;
   /** Per-tier tuning (chunk fetch timeout, read-ahead, concurrency); else tier.tuning, else defaults. */
   tuning?: Map<string, TierTuning>;
   /** The event thread died outside stop(); default: exit the process (code 70) so the supervisor takes over. */
@@ -127,8 +130,11 @@ export class RecallService {
   private readonly s: RecallStats;
   /** dev:ino -> pending capture of this process's own open event (usually empty). */
   private readonly captures = new Map<string, OwnOpenCapture>();
+  /** How released files get their events: filesystem marks where allowed, else inode marks (marks.ts). */
+  readonly marks: Marks;
 
   constructor(private readonly o: RecallServiceOptions) {
+    this.marks = new Marks(o.groupFd, o.mode);
     this.inflight = new InflightRecord(o.inflightPath);
     this.s = {
       mode: o.mode,
@@ -151,7 +157,9 @@ export class RecallService {
       settings: o.settings,
       log: o.log,
       tuningOf: (t) => o.tuning?.get(t.name) ?? tierTuning(t),
+      ...(o.onComplete ? { onComplete: o.onComplete } : {}),
       fast: o.mode === 'pre-content' ? { post: (m: GrantMsg) => this.port?.postMessage(m) } : undefined,
+      marks: this.marks,
     });
   }
 
@@ -208,13 +216,13 @@ export class RecallService {
   }
 
   markReleased(fd: number): void {
-    addInodeMark(this.o.groupFd, fd, releasedMask(this.o.mode));
+    this.marks.released(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksAdded++;
   }
 
   unmark(fd: number): void {
-    removeInodeMark(this.o.groupFd, fd);
+    this.marks.unmark(fd);
     this.handler.forget(inodeId(fd));
     this.s.marksRemoved++;
   }
@@ -278,6 +286,14 @@ export class RecallService {
     return true;
   }
 
+  /** The recall log's row for read-ahead an event started (its bytes come after the answer). */
+  private aheadHook(ev: FanEvent, commNow: () => string): AheadHook | undefined {
+    const onRecall = this.o.onRecall;
+    if (!onRecall) return undefined;
+    return (bytes, ms, fd) =>
+      onRecall({ time: Date.now() - ms, path: pathOfFd(fd), offset: 0, length: 0, bytes, whole: false, latencyMs: ms, pid: ev.pid, comm: commNow() || commOf(ev.pid), readahead: true });
+  }
+
   private async serve(ev: FanEvent, fed?: Fed): Promise<void> {
     const t0 = Date.now();
     const ref = new FdRef(ev.fd);
@@ -288,7 +304,7 @@ export class RecallService {
     let path = '';
     let comm = '';
     try {
-      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n), fed);
+      const out = this.captured(ev) ? CAPTURED : await this.handler.handle(ev, ref, (n) => (this.s.bytesFetched += n), this.aheadHook(ev, () => comm), fed);
       response = out.response;
       bytes = out.bytes;
       whole = out.whole;

@@ -22,6 +22,7 @@ import { BeneathError, pinBeneath, type Pinned } from '../kernel/beneath.js';
 import { getLease, onLeaseBreak, setLease } from '../kernel/lease.js';
 import { decodeRecord, encodeRecord, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { GaveUp, hashAsCopy } from '../engine/verify-copy.js';
+import { withMarkedIo } from '../engine/marked-io.js';
 
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
@@ -60,7 +61,7 @@ export async function checkArchivedCopy(absPath: string, e: Expected, dryRun: bo
     return { kind: 'skipped', why: err instanceof BeneathError && err.code === 'REPLACED' ? 'changed since the scan' : (err as Error).message };
   }
   try {
-    fd = await openAsync(pin.proc, FLAGS & ~constants.O_NOFOLLOW); // the checked inode's magic link
+    fd = await withMarkedIo(() => openAsync(pin.proc, FLAGS & ~constants.O_NOFOLLOW)); // the checked inode's magic link; under a filesystem mark the open waits for our handler
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { kind: 'skipped', why: code === 'EAGAIN' || code === 'EWOULDBLOCK' ? 'busy: leased by the engine' : `open: ${code ?? (err as Error).message}` };

@@ -5,7 +5,8 @@
 // The recall handler is the hot path: record() only appends to memory; rows reach disk
 // in one transaction per flush (every FLUSH_MS, at FLUSH_ROWS, before any query, and on
 // close). A crash loses at most the last flush interval of log rows, never file data.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../record/sqlite.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -71,7 +72,7 @@ export class RecallLog {
   constructor(readonly file: string) {
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-      this.db = new Database(file);
+      this.db = openSqlite(file);
       this.db.pragma('busy_timeout = 5000');
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');

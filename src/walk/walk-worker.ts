@@ -1,17 +1,20 @@
-// Worker thread of the scan (scan.ts starts one per fileset root): runs walk.ts and posts its
+// Worker thread of the scan (scan.ts starts one per core for each fileset root, each its part): runs walk.ts and posts its
 // batches (their buffers transferred, not copied). At most MAX_IN_FLIGHT batches wait for the
 // main thread (ctl[0] counts them; the main thread takes one off and notifies), so memory
 // stays flat when planning is slower than the walk. ctl[1] = 1 asks it to stop: the walk's
 // finally blocks close its directory fds before the thread ends.
 import { parentPort, workerData } from 'node:worker_threads';
-import { walkRoot, type Packed } from './walk.js';
+import { walkRoot, type Packed, type WalkPart } from './walk.js';
 import { globMatcher } from './glob.js';
 
 export interface WalkJob {
   root: string;
   include: string[];
   exclude: string[];
+  /** [in flight, stop] of this thread. */
   ctl: Int32Array;
+  /** This thread's share of the root's files (walk.ts). */
+  part: WalkPart;
 }
 
 export type WalkMessage = { type: 'batch'; batch: Packed } | { type: 'done' } | { type: 'fatal'; message: string; code?: string };
@@ -29,7 +32,7 @@ function run(job: WalkJob): void {
     pruned: anyOf(job.exclude.flatMap((g) => (g.endsWith('/**') ? [g, g.slice(0, -3)] : [g]))),
   };
   try {
-    for (const batch of walkRoot(job.root, filter)) {
+    for (const batch of walkRoot(job.root, filter, 1024, job.part)) {
       for (let n = Atomics.load(ctl, 0); n >= MAX_IN_FLIGHT && Atomics.load(ctl, 1) === 0; n = Atomics.load(ctl, 0)) Atomics.wait(ctl, 0, n, 1000);
       if (Atomics.load(ctl, 1) !== 0) return;
       Atomics.add(ctl, 0, 1);

@@ -17,6 +17,10 @@
 //   include/exclude globs relative to the root, dotfiles included, excluded directories pruned.
 // - Errors travel in the batch (path + op + message), never fatal, except a root that is
 //   not a directory (thrown).
+// - Parts (scan.ts runs one walk per core): every part lists every directory, and looks at
+//   the files of the directories it owns (a hash of the directory's relative path), so the
+//   statx + getxattrat of the files, the bulk of the work, is split without any exchange
+//   between threads; the errors of a directory are reported by its owner alone.
 import { closeSync, fstatSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { dirFdBeneath, openRootFd } from '../kernel/beneath.js';
@@ -29,6 +33,12 @@ export interface WalkFilter {
   included: Matcher;
   excluded: Matcher;
   pruned: Matcher;
+}
+
+/** This walk's share of the files: directories whose path hashes to `index` modulo `of`. */
+export interface WalkPart {
+  index: number;
+  of: number;
 }
 
 export interface WalkError {
@@ -68,6 +78,14 @@ export const NO_RECORD = 0xffffffff;
 /** Where each field sits in a file's words (scan.ts reads them). */
 export const F = { dir: 0, nameLen: 1, recLen: 2, uid: 3, gid: 4, mode: 5, ino: 6, size: 8, blocks: 10, atime: 12, mtime: 15, ctime: 18, devMajor: 21, devMinor: 22 } as const;
 
+/** Which part owns a directory (FNV-1a of its relative path): deterministic, even over many directories. */
+export function partOf(relDir: string, of: number): number {
+  if (of === 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < relDir.length; i++) h = Math.imul(h ^ relDir.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % of;
+}
+
 /** glibc's makedev: what Node's lstat reports as st_dev. */
 export function makedev(major: number, minor: number): number {
   // (major & 0xfff) << 8 | (minor & 0xff) | (minor >> 8) << 20 | (major >> 12) << 44: disjoint bits
@@ -84,7 +102,7 @@ function errorOf(path: string, op: string, e: unknown): WalkError {
  * most `batchFiles` (a batch also ends every 4096 entries looked at, so a tree of symlinks
  * or pruned names still reports its errors as it goes). Throws when the root is not a directory.
  */
-export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Generator<Packed> {
+export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: WalkPart = { index: 0, of: 1 }): Generator<Packed> {
   const rootSt = lstatSync(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
   const rootFd = openRootFd(root);
@@ -100,11 +118,16 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Gener
     while (pending.length > 0) {
       const relDir = pending.pop()!;
       const absDir = relDir === '' ? root : join(root, relDir);
+      const mine = partOf(relDir, part.of) === part.index;
+      // Another part's directory: listed for its subdirectories only, its errors are that part's.
+      const fail = (e: WalkError) => {
+        if (mine) p.errors.push(e); // the current batch's (p moves on as batches are yielded)
+      };
       let fd: number;
       try {
         fd = dirFdBeneath(rootFd, relDir === '' ? '.' : relDir, absDir);
       } catch (e) {
-        p.errors.push(errorOf(absDir, 'open', e)); // e.g. swapped for a symlink since listed
+        fail(errorOf(absDir, 'open', e)); // e.g. swapped for a symlink since listed
         continue;
       }
       let dirIdx = -1;
@@ -114,7 +137,7 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Gener
           try {
             n = getdents64(fd, dents, absDir);
           } catch (e) {
-            p.errors.push(errorOf(absDir, 'readdir', e));
+            fail(errorOf(absDir, 'readdir', e));
             break;
           }
           if (n === 0) break;
@@ -128,6 +151,7 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Gener
             const start = off + 19;
             off += dents.readUInt16LE(off + 16);
             if (type !== DT_REG && type !== DT_DIR && type !== DT_UNKNOWN) continue; // symlinks, FIFOs, sockets, devices
+            if (type === DT_REG && !mine) continue;
             let end = start;
             while (dents[end] !== 0) end++;
             if (dents[start] === 46 && (end === start + 1 || (end === start + 2 && dents[start + 1] === 46))) continue; // . and ..
@@ -137,14 +161,14 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024): Gener
             try {
               statxAt(fd, name, stBuf); // its error names no path: the report does
             } catch (e) {
-              p.errors.push(errorOf(join(absDir, name), 'lstat', e));
+              fail(errorOf(join(absDir, name), 'lstat', e));
               continue;
             }
             if (makedev(w[W_DEV_MAJOR]!, w[W_DEV_MINOR]!) !== rootDev) continue; // another filesystem mounted here
             const fmt = w[W_MODE]! & S_IFMT;
             if (fmt === S_IFDIR) {
               if (type === DT_DIR || !f.pruned(rel)) pending.push(rel);
-            } else if (fmt === S_IFREG && (type === DT_REG || (f.included(rel) && !f.excluded(rel)))) {
+            } else if (fmt === S_IFREG && mine && (type === DT_REG || (f.included(rel) && !f.excluded(rel)))) {
               let rec: Buffer | null;
               try {
                 rec = getxattrAt(fd, name, XATTR_STATE);

@@ -2,7 +2,8 @@
 // (cron + watermark triggers), the recall log, the metrics registry and its optional
 // loopback listener. The worker creates one DaemonOps, feeds recall outcomes to
 // onRecall, passes policy runs in through `runPolicy`, and serves metricsText().
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../record/sqlite.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFile } from '../dsl/ast.js';
@@ -34,6 +35,8 @@ export interface RecallEvent {
   error?: string;
   dev?: number;
   ino?: number;
+  /** Bytes a reader's read-ahead fetched after its event was answered: bytes, not a recall. */
+  readahead?: boolean;
 }
 
 export interface DaemonOpsOptions {
@@ -172,8 +175,14 @@ export class DaemonOps {
     } catch (e) {
       this.o.log.warn('recall log write failed', { op: 'recall-log', path: r.path, err: e });
     }
-    observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
+    if (r.readahead) this.metrics.recallBytes.inc({}, r.bytes);
+    else observeRecall(this.metrics, { bytes: r.bytes, seconds: r.latencyMs / 1000, errorKind: r.error === undefined ? undefined : errorKind(r.error) });
   };
+
+  /** A row changed outside a policy run (a recall made a file whole): state gauges are re-read at the next scrape, not after their TTL. */
+  catalogChanged(): void {
+    this.totalsAt = 0;
+  }
 
   /** ApplyDeps.holdBack for one run at `now`: releases of files recalled within the policy's cooldown. */
   holdBack(now: number): ReturnType<typeof cooldownHoldBack> {
@@ -325,7 +334,7 @@ export class DaemonOps {
     if (!this.catalogRead) {
       const file = join(this.o.stateDir, 'catalog.db');
       if (!existsSync(file)) return null;
-      this.catalogRead = new Database(file, { readonly: true, fileMustExist: true });
+      this.catalogRead = openSqlite(file, { readonly: true, fileMustExist: true });
       this.catalogRead.pragma('busy_timeout = 2000');
     }
     return this.catalogRead;

@@ -44,6 +44,8 @@ export interface MarkResult {
   skipped: number;
   /** True in a restarted worker: the marks were kept by the group, none placed now. */
   inherited: boolean;
+  /** Filesystem marks in the group (recall/marks.ts): their released files need no mark of their own. */
+  filesystems?: number;
 }
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOATIME | constants.O_NONBLOCK;

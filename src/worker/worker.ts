@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RecallService } from '../recall/service.js';
 import { openCatalog } from '../engine/catalog.js';
+import { followRecall } from './follow-recall.js';
 import { DaemonOps } from './daemon-ops.js';
 import { markFoundReleased } from '../reconcile/reconcile-mark.js';
 import { ControlServer } from './control-server.js';
@@ -18,7 +19,7 @@ import { makeHandlers, runApplyRequest, type WorkerState } from './handlers.js';
 import { filesetRoots, loadPolicies } from '../daemon/policies.js';
 import { reloadPolicies } from './reload.js';
 import { socketPath } from '../daemon/protocol.js';
-import { markReleasedFiles } from './startup-marks.js';
+import { placeMarks } from './watch-filesets.js';
 import { bindBackings, detachBackings, prepareBackings, throughBacking } from '../daemon/backing.js';
 import { closeGroup } from '../daemon/close-group.js';
 import { finalStop, onBeforeGroupClose } from './stop-sequence.js';
@@ -100,6 +101,10 @@ export async function runWorker(
     inflightPath: cfg.inflightPath,
     log,
     onRecall: ops.onRecall,
+    onComplete: (dev, ino, record) => {
+      followRecall(catalog, dev, ino, record, log);
+      ops.catalogChanged(); // the next scrape reads the state totals afresh
+    },
   });
   const state: WorkerState = {
     cfg,
@@ -122,16 +127,18 @@ export async function runWorker(
   }
   await recall.start();
 
-  if (cfg.freshGroup) {
+  {
     const t0 = Date.now();
-    // The roots are not bound yet: open each file through its backing.
-    const rows = (function* () {
-      for (const r of catalog.releasedFiles()) yield { ...r, openPath: throughBacking(r.path, cfg.backings) };
-    })();
-    const roots = filesetRoots(state.policies).map((r) => throughBacking(r, cfg.backings));
-    state.startup = markReleasedFiles(rows, (fd) => recall.markReleased(fd), log, roots);
-    log.info('start-up marks placed', { ...state.startup, ms: Date.now() - t0 });
-  } else log.info('marks inherited from the previous worker');
+    // The roots are not bound yet: open each file through its backing. Filesystem marks
+    // where allowed, inode marks for the released files of the rest (watch-filesets.ts).
+    const filesets = filesetRoots(state.policies).map((root) => ({ root, openAt: throughBacking(root, cfg.backings) }));
+    const rows = function* (covered: readonly string[]) {
+      for (const r of catalog.releasedFilesOutside(covered)) yield { ...r, openPath: throughBacking(r.path, cfg.backings) };
+    };
+    const placed = placeMarks(recall.marks, filesets, rows, (fd) => recall.markReleased(fd), cfg.freshGroup, log, [cfg.stateDir]);
+    state.startup = placed;
+    log.info(placed.inherited && placed.filesystems === 0 ? 'marks inherited from the previous worker' : 'start-up marks placed', { ...placed, ms: Date.now() - t0 });
+  }
   // Every released file is marked: show the filesystems at their roots. Before change
   // tracking and reconcile start, which work on the roots.
   try {

@@ -40,7 +40,8 @@ describe('tier daemon lifecycle', () => {
   after(() => fs?.unmount());
 
   test('prints ready after marking, serves reads and status, exits 0 on SIGTERM', async () => {
-    const d = startDaemon([policy], stateDir);
+    // Start-up marking per file: the inode-mark fallback (recall/marks.ts; fs-marks.test.ts has the default).
+    const d = startDaemon([policy], stateDir, [], { env: { TIER_MARKS: 'inode' } });
     try {
       await d.ready;
       assert.deepEqual(d.stdout, ['ready'], 'stdout holds the ready line and nothing else');

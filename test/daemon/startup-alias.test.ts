@@ -6,7 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { connectDaemon } from '../../src/daemon/client.js';
 import { daemonLayout, pattern, releaseByHand, startDaemon } from '../helpers/daemon.js';
@@ -31,7 +31,7 @@ describe('start-up marking with a stale catalog', () => {
     await releaseByHand(b, 'slow', L.tierDir, L.stateDir);
 
     // Marking goes in the catalog's order: make the later row's path an alias of the earlier file.
-    const db = new Database(join(L.stateDir, 'catalog.db'), { readonly: true });
+    const db = openSqlite(join(L.stateDir, 'catalog.db'), { readonly: true });
     const order = (db.prepare("SELECT path FROM files WHERE state IN ('released', 'partial', 'dirty')").all() as { path: string }[]).map((r) => r.path);
     db.close();
     assert.deepEqual([...order].sort(), [a, b].sort());
@@ -40,7 +40,8 @@ describe('start-up marking with a stale catalog', () => {
     linkSync(first, second);
     assert.equal(statSync(second).ino, statSync(first).ino);
 
-    const d = startDaemon([L.policy], L.stateDir);
+    // Start-up marking per file is the inode-mark fallback's (recall/marks.ts): under a filesystem mark nothing is opened.
+    const d = startDaemon([L.policy], L.stateDir, [], { env: { TIER_MARKS: 'inode' } });
     try {
       let timer: NodeJS.Timeout | undefined;
       const hung = new Promise<never>((_, reject) => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
 
 const row = (ino: number, state: CatalogRow['state'] = 'archived'): CatalogRow => ({
@@ -16,7 +16,7 @@ test('an old catalog gets ctime_ns; its rows read null until set; upserts keep i
   const dir = mkdtempSync(join(tmpdir(), 'tier-cat-'));
   try {
     const file = join(dir, 'catalog.db');
-    const old = new Database(file);
+    const old = openSqlite(file);
     old.exec(`CREATE TABLE files (dev INTEGER NOT NULL, ino INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
       pinned INTEGER NOT NULL DEFAULT 0, tier TEXT, key TEXT, size INTEGER NOT NULL, sha256 TEXT, archived_at INTEGER,
       updated_at INTEGER NOT NULL, PRIMARY KEY (dev, ino));

@@ -51,3 +51,24 @@ test('catalog: upsert by inode, released files for start-up, rebuild, runs (real
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('catalog: released rows outside the filesystem-marked roots (start-up marking of fallback filesets only)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tier-cat-'));
+  try {
+    const c = openCatalog(join(dir, 'catalog.db'));
+    const row = (ino: number, path: string, state: StateRecord['state']): CatalogRow =>
+      rowFromRecord({ dev: 1, ino, absPath: path, size: 10 }, rec(state, `k${ino}`), state, 100)!;
+    c.upsert(row(1, '/srv/a/x', 'released'));
+    c.upsert(row(2, '/srv/ab/y', 'released')); // a sibling sharing the prefix: not under /srv/a
+    c.upsert(row(3, '/srv/b/z', 'partial'));
+    c.upsert(row(4, '/srv/a/sub/w', 'dirty'));
+    c.upsert(row(5, '/srv/c/v', 'archived'));
+    const paths = (dirs: string[]) => [...c.releasedFilesOutside(dirs)].map((r) => r.path).sort();
+    assert.deepEqual(paths([]), ['/srv/a/sub/w', '/srv/a/x', '/srv/ab/y', '/srv/b/z']);
+    assert.deepEqual(paths(['/srv/a']), ['/srv/ab/y', '/srv/b/z']);
+    assert.deepEqual(paths(['/srv/a/', '/srv/b']), ['/srv/ab/y']);
+    c.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

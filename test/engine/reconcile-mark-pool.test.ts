@@ -4,7 +4,8 @@
 // answers it, and the service needs a thread too (its group read, tier reads, fdatasync).
 // The worker runs with UV_THREADPOOL_SIZE=2 (one marked-io slot). Reconcile finds a
 // released file whose catalog row lost its path and opens it to mark it; the opener
-// (comm "node") is in `whole_file_for`, so the answer waits for a whole-file recall slowed
+// (its comm: "node" under Node 20, "MainThread" under Node 24, which names its threads) is in
+// `whole_file_for`, so the answer waits for a whole-file recall slowed
 // by a tpslimit: that open holds a thread for seconds. Meanwhile an apply re-releases a
 // partial file, whose open also waits for the service. Were the reconcile open not counted
 // as marked I/O, both threads would wait for the service and the service for a thread:
@@ -26,6 +27,8 @@ import { lgetxattr } from '../../src/kernel/libc.js';
 import type { ChildProcess } from 'node:child_process';
 
 const MiB = 1024 * 1024;
+/** This Node's /proc/PID/comm, the CLI's too (same binary): Node 24 names its main thread MainThread. */
+const NODE_COMM = readFileSync('/proc/self/comm', 'utf8').trim();
 /** A functional deadline, far above the few seconds the throttled recall takes. */
 const DEADLINE_MS = 60_000;
 const record = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE));
@@ -63,7 +66,7 @@ describe('reconcile marking a marked file while an apply opens another does not 
       policy,
       `tier slow { local "${L.tierDir}" chunk 1MiB readahead 1MiB tpslimit 2 timeout 300s }
 fileset data { root "${L.data}" }
-recall { whole_file_for "node" }
+recall { whole_file_for "${NODE_COMM}" }
 policy p on data {
   rule all: size >= 0B -> release to slow
 }

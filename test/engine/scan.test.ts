@@ -24,7 +24,7 @@ describe('scan on a loop-mounted ext4', () => {
   let other: LoopFs;
   let bind = '';
   before(() => {
-    fs = mountLoopFs('ext4', 32);
+    fs = mountLoopFs('ext4', 64);
     other = mountLoopFs('ext4', 32);
     const d = fs.dir;
     mkdirSync(join(d, 'a/b/c'), { recursive: true });
@@ -132,6 +132,27 @@ describe('scan on a loop-mounted ext4', () => {
     const before = fds();
     for await (const f of scanRoot(big, [], [])) if (f) break;
     assert.equal(fds(), before);
+  });
+
+  test('walk threads split the files by directory: each file once, whatever the number of threads', async () => {
+    const tree = join(fs.dir, 'parts');
+    const want: string[] = [];
+    for (let d = 0; d < 40; d++) {
+      const dir = join(tree, `g${d % 3}`, `d${d}`);
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < 30; i++) {
+        writeFileSync(join(dir, `f${i}`), String(i));
+        want.push(`g${d % 3}/d${d}/f${i}`);
+      }
+    }
+    writeFileSync(join(tree, 'at-root'), 'r');
+    want.push('at-root');
+    want.sort();
+    for (const threads of [1, 2, 3]) {
+      const seen: string[] = [];
+      for await (const f of scanRoot(tree, [], [], { threads })) seen.push(f.path);
+      assert.deepEqual(seen.sort(), want, `${threads} threads`);
+    }
   });
 
   test('a root that is a symlink is refused, not followed', async () => {

@@ -51,13 +51,14 @@ describe('daemon operations end to end', () => {
     fs.unmount();
   });
 
-  test('cron: a policy scheduled every 2 s releases files in the daemon without manual action; metrics and report agree', async () => {
+  test('cron: a policy scheduled every 2 s releases files in the daemon without manual action; files read back are archived again; metrics and report agree', async () => {
     const data = join(fs.dir, 'cron');
     const tierDir = join(fs.scratch, 'tier-cron');
     const state = join(fs.scratch, 'state-cron');
     mkdirSync(data);
     mkdirSync(tierDir);
     const sizes = [64 * 1024, 256 * 1024, 1024 * 1024];
+    const total = sizes.reduce((a, b) => a + b, 0);
     const files = sizes.map((size, i) => {
       const p = join(data, `f${i}.bin`);
       writeFileSync(p, pattern(size, 200 + i));
@@ -67,25 +68,38 @@ describe('daemon operations end to end', () => {
     writeFileSync(
       policy,
       `tier slow { local "${tierDir}" }\nfileset data { root "${data}" }\n` +
-        `policy every2s on data {\n  schedule "*/2 * * * * *"\n  rule all: size >= 0B -> release to slow\n}\n`,
+        `policy every2s on data {\n  schedule "*/2 * * * * *"\n  cooldown 1h\n  rule all: size >= 0B -> release to slow\n}\n`,
     );
     d = startDaemon([policy], state);
     await d.ready;
     await until('every file released by the schedule', () => files.every((f) => rec(f)?.state === 'released'));
-    files.forEach((f, i) => assert.ok(readFileSync(f).equals(pattern(sizes[i]!, 200 + i)), `${f} reads back`));
-    const m = await getMetrics(state);
-    assert.match(m, /^tier_policy_runs_total\{policy="every2s",trigger="schedule",outcome="ok"\} [1-9]\d*$/m);
-    // The known workload, exactly: 3 releases, each file read back once, whole (each is under one chunk).
-    assert.match(m, /^tier_migrations_total\{action="release",outcome="done"\} 3$/m);
-    assert.match(m, new RegExp(`^tier_recall_bytes_total ${sizes.reduce((a, b) => a + b, 0)}$`, 'm'));
-    assert.doesNotMatch(m, /^tier_recall_errors_total\{/m, 'no recall failed');
+    const released = async () => {
+      const m = await getMetrics(state);
+      return /^tier_files\{state="released"\} 3$/m.test(m) ? m : null;
+    };
+    let m = await released();
+    assert.ok(m, 'metrics count the three released');
     assert.match(m, /^tier_bytes\{state="released"\} 1376256$/m);
-    assert.match(m, /^tier_files\{state="released"\} 3$/m);
-    const r = await runCli(['report', '--json', '--state-dir', state]);
+    assert.match(m, /^tier_policy_runs_total\{policy="every2s",trigger="schedule",outcome="ok"\} [1-9]\d*$/m);
+    let r = await runCli(['report', '--json', '--state-dir', state]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).byState.find((b: { label: string }) => b.label === 'released'), { label: 'released', files: 3, bytes: total });
+    // Read back whole: each file is archived again (resident, its copy still valid), and the
+    // cooldown keeps the schedule from releasing it again; catalog, gauges and report follow.
+    files.forEach((f, i) => assert.ok(readFileSync(f).equals(pattern(sizes[i]!, 200 + i)), `${f} reads back`));
+    await until('every file read back is archived', () => files.every((f) => rec(f)?.state === 'archived'));
+    await until('the gauges say archived', async () => /^tier_files\{state="archived"\} 3$/m.test(await getMetrics(state)));
+    m = await getMetrics(state);
+    // The known workload, exactly: 3 releases, each file read back once, every byte fetched counted once.
+    assert.match(m, /^tier_migrations_total\{action="release",outcome="done"\} 3$/m);
+    assert.match(m, new RegExp(`^tier_recall_bytes_total ${total}$`, 'm'));
+    assert.doesNotMatch(m, /^tier_recall_errors_total\{/m, 'no recall failed');
+    assert.match(m, /^tier_files\{state="released"\} 0$/m);
+    assert.match(m, /^tier_bytes\{state="archived"\} 1376256$/m);
+    r = await runCli(['report', '--json', '--state-dir', state]);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    const released = j.byState.find((b: { label: string }) => b.label === 'released');
-    assert.deepEqual(released, { label: 'released', files: 3, bytes: sizes.reduce((a, b) => a + b, 0) });
+    assert.deepEqual(j.byState.find((b: { label: string }) => b.label === 'archived'), { label: 'archived', files: 3, bytes: total });
     assert.ok(j.lastRuns.length >= 1 && j.lastRuns[0].policy === 'every2s');
     assert.equal((await d.stop()).code, 0);
     d = undefined;

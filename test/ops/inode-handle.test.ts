@@ -9,7 +9,7 @@ import { closeSync, existsSync, linkSync, mkdirSync, openSync, statSync, unlinkS
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { fileHandleOfFd, fsetxattr } from '../../src/kernel/libc.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
@@ -82,7 +82,7 @@ describe('catalog handle column', () => {
 
   test('an older catalog gets the column; upsert stores the handle, an upsert without one keeps it', () => {
     const file = join(fs.scratch, 'old.db');
-    const db = new Database(file);
+    const db = openSqlite(file);
     // The schema before deleted_at, ctime_ns and handle.
     db.exec(`CREATE TABLE files (dev INTEGER NOT NULL, ino INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
       pinned INTEGER NOT NULL DEFAULT 0, tier TEXT, key TEXT, size INTEGER NOT NULL, sha256 TEXT, archived_at INTEGER,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 import { RecallLog, openRecallLog, recallLogPath } from '../../src/reports/recall-log.js';
 
 const H = 3_600_000;
@@ -25,7 +25,7 @@ describe('recall log', () => {
   test('its own SQLite file in the state dir; rows survive close and reopen', () => {
     log.record(rec(1000, '/d/a', 10, { dev: 7, ino: 42, comm: 'cat', pid: 99 }));
     log.close();
-    const db = new Database(recallLogPath(dir), { readonly: true });
+    const db = openSqlite(recallLogPath(dir), { readonly: true });
     const rows = db.prepare('SELECT at, path, dev, ino, bytes, comm, pid, error FROM recalls').all();
     db.close();
     assert.deepEqual(rows, [{ at: 1000, path: '/d/a', dev: 7, ino: 42, bytes: 10, comm: 'cat', pid: 99, error: null }]);
@@ -70,7 +70,7 @@ describe('recall log', () => {
   test('buffered writes reach disk on flush, and many records go in batches', () => {
     for (let i = 0; i < 1000; i++) log.record(rec(i, `/d/f${i % 10}`, 1));
     log.flush();
-    const db = new Database(recallLogPath(dir), { readonly: true });
+    const db = openSqlite(recallLogPath(dir), { readonly: true });
     assert.equal((db.prepare('SELECT COUNT(*) AS n FROM recalls').get() as { n: number }).n, 1000);
     db.close();
   });

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { daemonLayout, pattern, runCli, startDaemon, writePolicy, type DaemonProc } from '../helpers/daemon.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
@@ -49,7 +49,7 @@ describe('reconciliation after the daemon was down (ext4)', () => {
   let d: DaemonProc | undefined;
   const p = (n: string) => join(L.data, n);
   const rows = (): Row[] => {
-    const db = new Database(join(L.stateDir, 'catalog.db'), { readonly: true });
+    const db = openSqlite(join(L.stateDir, 'catalog.db'), { readonly: true });
     try {
       return db.prepare('SELECT path, state, ino, ctime_ns, deleted_at FROM files ORDER BY path').all() as Row[];
     } finally {

@@ -16,7 +16,7 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { checkDashboard } from '../helpers/grafana.js';
 import { applyActions, getMetrics, pattern, readAt, REPO, runCli, startDaemon, type DaemonProc } from '../helpers/daemon.js';
 import { recallLogPath } from '../../src/reports/recall-log.js';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/record/sqlite.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -116,7 +116,7 @@ describe('tier report --html in a real browser, from a real daemon run', () => {
     await readAt(join(data, 'videos/a.mkv'), 3 * MiB, 64);
     // The daemon flushes its recall log every second: wait for the rows (read-only, in this process).
     for (let i = 0; ; i++) {
-      const log = existsSync(recallLogPath(stateDir)) ? new Database(recallLogPath(stateDir), { readonly: true }) : null;
+      const log = existsSync(recallLogPath(stateDir)) ? openSqlite(recallLogPath(stateDir), { readonly: true }) : null;
       const n = (log?.prepare('SELECT COUNT(*) AS n FROM recalls').get() as { n: number } | undefined)?.n ?? 0;
       log?.close();
       if (n >= 4) break;

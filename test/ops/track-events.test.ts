@@ -281,10 +281,10 @@ describe('what tracking does to the catalog', () => {
   });
 
   test('an older catalog without deleted_at gets the column, its rows live', async () => {
-    const { default: Database } = await import('better-sqlite3');
+    const { openSqlite } = await import('../../src/record/sqlite.js');
     const file = join(fs.scratch, 'old', 'catalog.db');
     mkdirSync(join(fs.scratch, 'old'));
-    const db = new Database(file);
+    const db = openSqlite(file);
     db.exec(`CREATE TABLE files (dev INTEGER NOT NULL, ino INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL,
       pinned INTEGER NOT NULL DEFAULT 0, tier TEXT, key TEXT, size INTEGER NOT NULL, sha256 TEXT, archived_at INTEGER,
       updated_at INTEGER NOT NULL, PRIMARY KEY (dev, ino))`);

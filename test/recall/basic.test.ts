@@ -39,6 +39,26 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(allocated(path) >= h.tuning.chunk);
     });
 
+    test('every fetched byte is counted once: the recall log (read-ahead rows included) adds up to bytesFetched', async () => {
+      const data = pattern(6 * 1024 * 1024 + 99, 5);
+      const path = await makeReleased(h, 'count.bin', data);
+      const f0 = h.svc.stats().bytesFetched;
+      const r0 = h.records.length;
+      // Sequential reads of half the file: read-ahead runs past what was read.
+      const r = await run('dd', [`if=${path}`, 'bs=65536', 'count=48', 'status=none']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.equals(data.subarray(0, 48 * 65536)));
+      await h.svc.settled();
+      const fetched = h.svc.stats().bytesFetched - f0;
+      const rows = h.records.slice(r0);
+      const logged = rows.reduce((n, x) => n + x.bytes, 0);
+      assert.ok(rows.some((x) => x.readahead && x.bytes > 0), 'a read-ahead row');
+      assert.ok(rows.every((x) => x.path === path), 'rows name the file');
+      assert.equal(logged, fetched, 'log rows add up to the bytes fetched');
+      assert.ok(fetched > 48 * 65536, `read-ahead fetched past the reads (${fetched})`);
+      assert.ok(allocated(path) >= fetched - 65536, 'what was fetched is on disk');
+    });
+
     test('pread past EOF returns nothing and does not hang', async () => {
       const data = pattern(10000, 4);
       const path = await makeReleased(h, 'eof.bin', data);

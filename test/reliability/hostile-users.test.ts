@@ -112,6 +112,9 @@ function releaseAllPolicy(scratch: string, tierDir: string, data: string): strin
   );
   return policy;
 }
+// ext4 by default; TIER_TEST_FS=xfs runs both suites on xfs (under the filesystem mark either way).
+const FS: 'ext4' | 'xfs' = process.env.TIER_TEST_FS === 'xfs' ? 'xfs' : 'ext4';
+
 describe('hostile users: swaps race every path-based operation', () => {
   let fs: LoopFs;
   let other: LoopFs;
@@ -153,7 +156,7 @@ describe('hostile users: swaps race every path-based operation', () => {
 
   before(async () => {
     ensureDist();
-    fs = mountLoopFs('ext4');
+    fs = mountLoopFs(FS);
     other = mountLoopFs('ext4', 32);
     for (const m of [fs, other]) {
       chmodSync(dirname(m.dir), 0o755);
@@ -312,7 +315,7 @@ describe('hostile users: odd files and names', () => {
 
   before(async () => {
     ensureDist();
-    fs = mountLoopFs('ext4');
+    fs = mountLoopFs(FS);
     chmodSync(dirname(fs.dir), 0o755);
     chmodSync(fs.dir, 0o755);
     stateDir = join(fs.scratch, 'state');

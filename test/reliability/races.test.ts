@@ -45,7 +45,7 @@ function resized(b: Buffer, size: number): Buffer {
   return Buffer.concat([b, Buffer.alloc(size - b.length)]); // growth reads back as zeros
 }
 
-describe('races: readers, writers, truncaters, renamers against concurrent releases', () => {
+for (const type of ['ext4', 'xfs'] as const) describe(`races: readers, writers, truncaters, renamers against concurrent releases, ${type} (filesystem mark)`, () => {
   let fs: LoopFs;
   let daemon: Daemon;
   let stateDir: string;
@@ -54,7 +54,7 @@ describe('races: readers, writers, truncaters, renamers against concurrent relea
 
   before(async () => {
     ensureDist();
-    fs = mountLoopFs('ext4', 256);
+    fs = mountLoopFs(type, type === 'xfs' ? 320 : 256);
     stateDir = join(fs.scratch, 'state');
     const tierDir = join(fs.scratch, 'tier');
     const data = join(fs.dir, 'data');

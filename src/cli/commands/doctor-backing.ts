@@ -4,7 +4,7 @@
 // --config files, else from the running daemon; released files from the catalog (read-only).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../record/sqlite.js';
 import type { PolicyFile } from '../../dsl/ast.js';
 import { backingsOf, isBound, layoutProblem } from '../../daemon/backing.js';
 import { parsePolicyFiles } from '../../daemon/policies.js';
@@ -42,7 +42,7 @@ function unbacked(policies: PolicyFile[]) {
 /** Catalog rows of released/partial files under `roots`. */
 function releasedUnder(file: string, roots: string[]): number {
   if (!existsSync(file)) return 0;
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = openSqlite(file, { readonly: true, fileMustExist: true });
   try {
     const q = db.prepare(
       "SELECT count(*) AS n FROM files WHERE state IN ('released', 'partial') AND deleted_at IS NULL AND substr(path, 1, length(@p)) = @p",

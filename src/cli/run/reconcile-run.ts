@@ -4,7 +4,7 @@
 // A dry run here opens the catalog read-only: not even a schema migration is written.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../record/sqlite.js';
 import { CATALOG_FILE, fromDb, openCatalog, type CatalogRow, type DbRow } from '../../engine/catalog.js';
 import { daemonOrNull } from '../engine-cli.js';
 import { EXIT, UserError, type Printer } from '../io.js';
@@ -57,7 +57,7 @@ export async function runReconcile(opts: ReconcileCliOptions, printer: Printer):
 /** The catalog as a dry run sees it: read-only, no file made, no migration; null when absent. */
 function readOnlyCatalog(file: string): (ReconcileCatalog & { close(): void }) | null {
   if (!existsSync(file)) return null;
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const db = openSqlite(file, { readonly: true, fileMustExist: true });
   const hasCtime = (db.prepare('PRAGMA table_info(files)').all() as { name: string }[]).some((c) => c.name === 'ctime_ns');
   const refuse = () => {
     throw new Error('catalog opened read-only (dry run)');

@@ -1,0 +1,158 @@
+// How released files get their pre-content events: one filesystem mark per managed
+// filesystem (the default), or one inode mark per released file (the fallback).
+//
+// Why (issue 14, measured in bench 8, docs/architecture.md "Marks"): an inode mark pins
+// its inode in the inode cache, about 1 KiB of kernel memory per released file for as
+// long as the daemon runs. A filesystem mark costs nothing per file; every other file on
+// that filesystem pays one event the first time it is opened or read after entering the
+// inode cache, after which an evictable ignore mark (which pins nothing) silences it.
+//
+// Rules:
+// - Never a filesystem mark on the root filesystem, nor on the one holding the daemon's
+//   state directory, nor in content mode (older kernels: FAN_OPEN_PERM only), nor where the
+//   kernel refuses it (tmpfs): inode marks there.
+// - A released or partial file never carries an ignore mark, at any kill point. The handler
+//   adds one only while it holds the event's fd (no lease can be taken meanwhile), and reads
+//   the record again after adding it: released by then (import: record first, then
+//   `released()`) means the mark comes off again and the event is decided as released.
+// - The engine never adds one. Its release works through a no-notify fd (the event fd of its
+//   own open, engine/migrate-file.ts), so its reads and punch raise nothing without one. It
+//   takes any ignore mark off before that open (else the open raises no event to capture)
+//   and again once it holds the lease (the handler may have added one in between); under the
+//   lease nobody can add one (an event fd would break the lease: we give up before the
+//   punch, or the record already says released and the handler takes it off again). So a
+//   worker killed anywhere leaves no ignore mark on a punched file: a reader in the gap
+//   before the next worker waits for its event (test/daemon/fs-marks-kill.test.ts).
+// - Ignore marks are a cache: every worker start flushes them anyway, and re-places the
+//   inode marks of fallback filesets in the same step.
+import { fstatSync, lstatSync, statSync } from 'node:fs';
+import {
+  addIgnoreMark,
+  addInodeMark,
+  addPathMark,
+  FAN_MARK_FILESYSTEM,
+  FAN_OPEN_EXEC_PERM,
+  FAN_OPEN_PERM,
+  FAN_PRE_ACCESS,
+  flushInodeMarks,
+  releasedMask,
+  removeIgnoreMark,
+  removeInodeMark,
+  type GroupMode,
+} from '../kernel/fanotify.js';
+import { fgetxattr } from '../kernel/libc.js';
+import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
+
+/** What a filesystem mark watches; ignore marks silence the same events. */
+export const FS_MASK = FAN_PRE_ACCESS | FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM;
+
+export type Scheme = 'filesystem' | 'inode';
+
+/** TIER_MARKS=inode forces the fallback everywhere (bench 8's baseline, debugging). */
+export function wantedScheme(mode: GroupMode, env: NodeJS.ProcessEnv = process.env): Scheme {
+  return mode === 'pre-content' && env.TIER_MARKS !== 'inode' ? 'filesystem' : 'inode';
+}
+
+const isReleased = (fd: number): boolean => {
+  const s = decodeRecord(fgetxattr(fd, XATTR_STATE))?.state;
+  return s === 'released' || s === 'partial';
+};
+
+export class Marks {
+  /** st_dev of the filesystems that carry our filesystem mark. */
+  private readonly devs = new Set<number>();
+
+  constructor(
+    private readonly groupFd: number,
+    private readonly mode: GroupMode,
+    private readonly scheme: Scheme = wantedScheme(mode),
+  ) {}
+
+  /**
+   * Puts the filesystem mark on the filesystem holding `dir` (a fileset's root or its
+   * backing) when allowed; returns the scheme that filesystem uses. Adding it twice (a
+   * restarted worker, the group of a takeover) changes nothing.
+   */
+  watch(dir: string, ownDirs: readonly string[] = []): { scheme: Scheme; why?: string } {
+    if (this.scheme === 'inode') return { scheme: 'inode', why: this.mode === 'content' ? 'content mode' : 'TIER_MARKS=inode' };
+    const dev = statSync(dir).dev;
+    if (this.devs.has(dev)) return { scheme: 'filesystem' };
+    if (dev === statSync('/').dev) return { scheme: 'inode', why: 'on the root filesystem' };
+    // The daemon's own files (catalog, in-flight record) are opened synchronously on the
+    // event loop that answers the events: under our own filesystem mark, a deadlock.
+    const own = ownDirs.find((d) => statSync(d).dev === dev);
+    if (own !== undefined) return { scheme: 'inode', why: `the state directory ${own} is on this filesystem` };
+    try {
+      addPathMark(this.groupFd, dir, FS_MASK, FAN_MARK_FILESYSTEM);
+    } catch (e) {
+      return { scheme: 'inode', why: `filesystem mark refused: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+    }
+    this.devs.add(dev);
+    return { scheme: 'filesystem' };
+  }
+
+  /** A filesystem mark covers the inode behind fd. */
+  covers(fd: number): boolean {
+    return this.devs.size > 0 && this.devs.has(fstatSync(fd).dev);
+  }
+
+  /** A filesystem mark covers the filesystem `path` is on (lstat: no event); missing: false. */
+  coversPath(path: string): boolean {
+    if (this.devs.size === 0) return false;
+    try {
+      return this.devs.has(lstatSync(path).dev);
+    } catch {
+      return false;
+    }
+  }
+
+  get filesystems(): number {
+    return this.devs.size;
+  }
+
+  /** Worker start: drops every ignore mark (and inode mark) of the group; the caller re-marks fallback files. */
+  flushIgnores(): void {
+    flushInodeMarks(this.groupFd);
+  }
+
+  /** The file is released (after the punch / a new import): its events must reach us. */
+  released(fd: number): void {
+    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    else addInodeMark(this.groupFd, fd, releasedMask(this.mode));
+  }
+
+  /** The file is whole again (or never was released). */
+  unmark(fd: number): void {
+    if (!this.covers(fd)) removeInodeMark(this.groupFd, fd);
+  }
+
+  /**
+   * The engine, before its lease (release): under a filesystem mark, any ignore mark off (the
+   * open that gives the engine its no-notify fd must raise its event); else the pre-content
+   * inode mark (engine/marker.ts says why not the open events yet).
+   */
+  preLease(fd: number): void {
+    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    else if (this.mode === 'pre-content') addInodeMark(this.groupFd, fd, FAN_PRE_ACCESS);
+  }
+
+  /** The engine holds its lease (release): under a filesystem mark, an ignore mark the handler added since preLease comes off. */
+  leased(fd: number): void {
+    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+  }
+
+  /**
+   * The handler found the file not released: silence its later events. False when it was
+   * released meanwhile (the ignore mark is taken off again: decide the event as released).
+   */
+  notReleased(fd: number): boolean {
+    if (!this.covers(fd)) {
+      removeInodeMark(this.groupFd, fd); // a stale inode mark: the file is whole
+      return true;
+    }
+    addIgnoreMark(this.groupFd, fd, FS_MASK);
+    if (!isReleased(fd)) return true;
+    removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    return false;
+  }
+}

@@ -93,7 +93,7 @@ export async function migrateFile(pin: Pinned, absPath: string, tier: Tier, mode
   try {
     m.look();
     if (mode === 'release') await m.mark();
-    m.lease();
+    await m.lease();
     const copy = await m.copyOrReuse();
     m.lastLook();
     const next = m.nextRecord(copy);
@@ -199,18 +199,38 @@ class Migration {
     faultPoint('after-mark');
   }
 
-  /** Step 4, lease: F_SETLEASE F_WRLCK; a break is given up inside the SIGIO listener, before the abort (the opener never waits for our upload to settle). */
-  lease(): void {
+  /**
+   * Step 4, lease: F_SETLEASE F_WRLCK; a break is given up inside the SIGIO listener, before
+   * the abort (the opener never waits for our upload to settle). Our own recall service may
+   * still hold the inode's event fd for work after its answer (completion, read-ahead): that
+   * is no other user, so wait for it once and try again before calling the file busy.
+   */
+  async lease(): Promise<void> {
     try {
-      this.leaseGuard = holdLease(this.fd, this.absPath, () => this.ac.abort(new Abort('lease broken: another process opened the file')));
-      // Under a filesystem mark: an ignore mark the handler added since our open comes off,
-      // before anything is punched (recall/marks.ts); nobody can add one under the lease.
-      if (this.mode === 'release') this.deps.marker?.leased?.(this.fd);
-      faultPoint('after-lease');
+      this.takeLease();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw new Stop(none('busy', 'busy: open or mapped by another process'));
-      throw e;
+      const settled = this.deps.marker?.noNotify?.settled;
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || !settled) throw this.leaseError(e);
+      const st = fstatSync(this.fd, { bigint: true });
+      await settled(`${st.dev}:${st.ino}`);
+      try {
+        this.takeLease();
+      } catch (e2) {
+        throw this.leaseError(e2);
+      }
     }
+  }
+
+  private takeLease(): void {
+    this.leaseGuard = holdLease(this.fd, this.absPath, () => this.ac.abort(new Abort('lease broken: another process opened the file')));
+    // Under a filesystem mark: an ignore mark the handler added since our open comes off,
+    // before anything is punched (recall/marks.ts); nobody can add one under the lease.
+    if (this.mode === 'release') this.deps.marker?.leased?.(this.fd);
+    faultPoint('after-lease');
+  }
+
+  private leaseError(e: unknown): unknown {
+    return (e as NodeJS.ErrnoException).code === 'EAGAIN' ? new Stop(none('busy', 'busy: open or mapped by another process')) : e;
   }
 
   /**

@@ -7,9 +7,9 @@
 // supervisor, first: the whole daemon dies and the fanotify group with it). Removing the file
 // first means a restarted process runs clean.
 //
-// `POINT COUNT throw` injects an I/O error instead: from the COUNT-th pass on, every pass
-// throws an Error with code EIO (message `fault injected at POINT`) until the test removes
-// the file (e.g. a bitmap xattr that cannot be written: recall/inode.ts).
+// `POINT COUNT throw [CODE]` injects an error instead: from the COUNT-th pass on, every pass
+// throws an Error with code CODE (default EIO; message `fault injected at POINT`) until the
+// test removes the file (e.g. a bitmap xattr that cannot be written: recall/inode.ts).
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const FILE = process.env.TIER_FAULT_FILE;
@@ -27,8 +27,8 @@ function hit(file: string, name: string): void {
   }
   if (words[0] !== name) return;
   const left = Number(words[1] ?? 1) - 1;
-  if (left > 0) return writeFileSync(file, `${name} ${left} ${words[2] ?? ''}`);
-  if (words[2] === 'throw') throw Object.assign(new Error(`fault injected at ${name}`), { code: 'EIO' });
+  if (left > 0) return writeFileSync(file, `${name} ${left} ${words.slice(2).join(' ')}`);
+  if (words[2] === 'throw') throw Object.assign(new Error(`fault injected at ${name}`), { code: words[3] ?? 'EIO' });
   unlinkSync(file);
   if (words[2] === 'daemon') process.kill(process.ppid, 'SIGKILL');
   process.kill(process.pid, 'SIGKILL');

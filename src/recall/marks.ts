@@ -41,6 +41,7 @@ import {
   type GroupMode,
 } from '../kernel/fanotify.js';
 import { fgetxattr } from '../kernel/libc.js';
+import { faultPoint } from '../engine/fault.js';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 
 /** What a filesystem mark watches; ignore marks silence the same events. */
@@ -150,9 +151,23 @@ export class Marks {
       removeInodeMark(this.groupFd, fd); // a stale inode mark: the file is whole
       return true;
     }
-    addIgnoreMark(this.groupFd, fd, FS_MASK);
+    try {
+      faultPoint('add-ignore-mark'); // FAULT INJECTION (tests): ENOSPC, the mark limit reached
+      addIgnoreMark(this.groupFd, fd, FS_MASK);
+    } catch (e) {
+      // ENOSPC: the user's fanotify mark limit (fs.fanotify.max_user_marks, ~205k here) is
+      // reached, e.g. by a tree of new files still in the inode cache. An ignore mark only
+      // spares later events: go without it (this file raises one event per open until
+      // marks are evicted), never fail the reader's open.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+      this.unignored++;
+      return !isReleased(fd);
+    }
     if (!isReleased(fd)) return true;
     removeIgnoreMark(this.groupFd, fd, FS_MASK);
     return false;
   }
+
+  /** Files let through with no ignore mark because the mark limit was reached (notReleased). */
+  unignored = 0;
 }

@@ -209,10 +209,10 @@ class Migration {
     try {
       this.takeLease();
     } catch (e) {
-      const settled = this.deps.marker?.noNotify?.settled;
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || !settled) throw this.leaseError(e);
+      const nn = this.deps.marker?.noNotify;
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || !nn?.settled) throw this.leaseError(e);
       const st = fstatSync(this.fd, { bigint: true });
-      await settled(`${st.dev}:${st.ino}`);
+      await nn.settled(`${st.dev}:${st.ino}`); // a method of the recall service: called on it
       try {
         this.takeLease();
       } catch (e2) {

@@ -3,7 +3,7 @@
 // EIO, a server without ranges gets whole-file reads with a warning.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { startNginx, type Nginx } from '../helpers/nginx.js';
@@ -85,13 +85,21 @@ describe('tier import from an http server (nginx autoindex)', () => {
 
   test('a file replaced on the server after a partial read: EIO with both validators', async () => {
     const k = 'changing.bin';
-    writeFileSync(join(www, 'pub', k), pattern(3 * 1024 * 1024, 4));
+    // 8 MiB, the second read at 6 MiB: past the first read's chunk and read-ahead (1 MiB each),
+    // so that chunk is fetched only after the server's file changed (at 3 MiB and 2 MiB it
+    // raced the read-ahead and was sometimes already resident: no EIO to see).
+    writeFileSync(join(www, 'pub', k), pattern(8 * 1024 * 1024, 4));
     await tierImport(['web', dest, '--config', policy, '--state-dir', stateDir]);
     const p = join(dest, k);
-    assert.ok((await readAt(p, 0, 10)).equals(pattern(3 * 1024 * 1024, 4).subarray(0, 10)));
+    assert.ok((await readAt(p, 0, 10)).equals(pattern(8 * 1024 * 1024, 4).subarray(0, 10)));
     const etag1 = rec(p)!.copy!.foreign!.slice(5);
-    writeFileSync(join(www, 'pub', k), pattern(3 * 1024 * 1024, 5)); // new mtime: new ETag
-    await assert.rejects(readAt(p, 2 * 1024 * 1024 + 10, 10), /EIO/);
+    writeFileSync(join(www, 'pub', k), pattern(8 * 1024 * 1024, 5));
+    // nginx's ETag and Last-Modified carry whole seconds: a rewrite of the same size within the
+    // second of the first write has the same validators, and nobody can tell the versions
+    // apart (the read then got the new bytes). A new second, as any later edit has.
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(www, 'pub', k), later, later);
+    await assert.rejects(readAt(p, 6 * 1024 * 1024 + 10, 10), /EIO/);
     const line = await dd.waitLog((l) => l.msg === 'recall failed' && l.path === p);
     assert.ok(String(line.err).includes(etag1) && /now etag:"/.test(String(line.err)), String(line.err));
     const r = await tierImport(['web', dest, '--config', policy, '--state-dir', stateDir]);

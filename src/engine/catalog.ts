@@ -221,15 +221,7 @@ export class Catalog {
    * holes still need the mark.
    */
   *releasedFiles(): Generator<CatalogRow> {
-    const sql = `SELECT rowid AS rid, * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL
-      AND rowid > ? ORDER BY rowid LIMIT ${PAGE}`;
-    // Pages by keyset, not iterate() (record/sqlite.ts): rows written between pages are neither lost nor repeated.
-    for (let last = -1; ; ) {
-      const rows = this.db.prepare(sql).all(last) as (DbRow & { rid: number })[];
-      for (const r of rows) yield fromDb(r);
-      if (rows.length < PAGE) return;
-      last = rows[rows.length - 1]!.rid;
-    }
+    yield* this.releasedFilesOutside([]);
   }
 
   /** releasedFiles() but for paths under none of `dirs` (filesets under a filesystem mark need no per-file mark): filtered in SQL. */
@@ -239,7 +231,7 @@ export class Catalog {
     const sql = `SELECT rowid AS rid, * FROM files WHERE state IN (${MARKED_AT_START.map((x) => `'${x}'`).join(', ')}) AND deleted_at IS NULL${not}
       AND rowid > ? ORDER BY rowid LIMIT ${PAGE}`;
     const args = prefixes.flatMap((p) => [p, p]);
-    // Keyset pages like releasedFiles() (no iterate(): record/sqlite.ts).
+    // Pages by keyset, not iterate() (record/sqlite.ts): rows written between pages are neither lost nor repeated.
     for (let last = -1; ; ) {
       const rows = this.db.prepare(sql).all(...args, last) as (DbRow & { rid: number })[];
       for (const r of rows) yield fromDb(r);

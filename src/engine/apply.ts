@@ -4,9 +4,8 @@
 import { lstatSync, statfsSync } from 'node:fs';
 import type { FilesetDecl, PolicyDecl, PolicyFile, Rule, Span } from '../dsl/ast.js';
 import type { FileFacts, FsUsage } from './facts.js';
-import { evaluate } from './evaluate.js';
 import { noDataMessage, planPolicy, type ActionKind, type PlannedAction, type SkipKind, type WatermarkState } from './plan.js';
-import { scanFilesetBatches } from './scan.js';
+import { selectFilesetBatches } from './scan.js';
 import { recordedCtime } from './verify-copy.js';
 import type { ExecDeps, OutcomeStatus } from './execute.js';
 
@@ -240,21 +239,15 @@ async function planOne(
     result.scanErrors++;
     progress({ type: 'scan-error', policy: policy.name, path: e.path, op: e.op, message: e.error.message });
   };
-  for await (const batch of scanFilesetBatches(fileset, { onError })) {
-    for (const file of batch) decide(file);
+  // Each file is decided by evaluate() in the walk threads (scan.ts): unmatched and kept
+  // files are only counted there, so memory grows with the candidates, not the tree.
+  for await (const b of selectFilesetBatches(fileset, policy, now, { onError })) {
+    scanned += b.files.length + b.unmatched + b.kept;
+    unmatched += b.unmatched;
+    kept += b.kept;
+    for (let i = 0; i < b.files.length; i++) decide(b.files[i]!, b.rules[i]!);
   }
-  function decide(file: FileFacts): void {
-    scanned++;
-    const rule = evaluate(policy, file, now);
-    // Only files a rule acts on are kept: memory grows with the candidates, not the tree.
-    if (!rule) {
-      unmatched++;
-      return;
-    }
-    if (rule.action.kind === 'keep') {
-      kept++;
-      return;
-    }
+  function decide(file: FileFacts, rule: Rule): void {
     if (deps.holdBack?.(policy, file, rule)) {
       held++;
       return;

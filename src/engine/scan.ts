@@ -9,13 +9,14 @@
 import { Worker } from 'node:worker_threads';
 import { normalize } from 'node:path';
 import { availableParallelism } from 'node:os';
-import type { FilesetDecl } from '../dsl/ast.js';
+import type { FilesetDecl, PolicyDecl, Rule } from '../dsl/ast.js';
 import { lgetxattr } from '../kernel/libc.js';
 import type { BigIntStats } from 'node:fs';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from './users.js';
 import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from '../walk/walk.js';
+import { msAt, nsAt } from '../walk/file-view.js';
 import type { WalkJob, WalkMessage } from '../walk/walk-worker.js';
 
 export interface ScanError {
@@ -70,15 +71,6 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? '../walk/walk-worker.ts' : '../walk/walk-worker.js', import.meta.url);
 const TWO32 = 4294967296;
 
-/** A timestamp from [sec lo, sec hi (signed), nsec] as FileFacts carry it: ms (as `ns / 1e6n` + remainder) and ns as a decimal string. */
-function timeAt(w: Uint32Array, i: number): [number, string] {
-  const sec = (w[i + 1]! | 0) * TWO32 + w[i]!;
-  const nsec = w[i + 2]!;
-  if (sec >= 0) return [sec * 1000 + Math.floor(nsec / 1e6) + (nsec % 1e6) / 1e6, sec === 0 ? String(nsec) : `${sec}${String(nsec).padStart(9, '0')}`];
-  const ns = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
-  return [Number(ns / 1_000_000n) + Number(ns % 1_000_000n) / 1e6, ns.toString()];
-}
-
 /** The batch's files as FileFacts (absPath = join(root, rel), built by concatenation). */
 function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
   const out: FileFacts[] = new Array(p.count);
@@ -96,9 +88,11 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
     const dir = p.dirs[w[b + F.dir]!]!;
     const rel = dir === '' ? name : `${dir}/${name}`;
     const size = w[b + F.size]! + w[b + F.size + 1]! * TWO32;
-    const [atimeMs] = timeAt(w, b + F.atime);
-    const [mtimeMs, mtimeNs] = timeAt(w, b + F.mtime);
-    const [ctimeMs, ctimeNs] = timeAt(w, b + F.ctime);
+    const atimeMs = msAt(w, b + F.atime);
+    const mtimeMs = msAt(w, b + F.mtime);
+    const mtimeNs = nsAt(w, b + F.mtime);
+    const ctimeMs = msAt(w, b + F.ctime);
+    const ctimeNs = nsAt(w, b + F.ctime);
     const uid = w[b + F.uid]!;
     const gid = w[b + F.gid]!;
     out[i] = {
@@ -128,6 +122,12 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
   return out;
 }
 
+function ruleIndexes(p: Packed): Uint32Array {
+  const out = new Uint32Array(p.count);
+  for (let i = 0; i < p.count; i++) out[i] = p.words[i * FILE_WORDS + F.rule]!;
+  return out;
+}
+
 /** Under tsx (tests, bench) a worker has no loader hooks of its own: it registers tsx's, then imports the .ts entry. */
 function tsxWorker(workerData: WalkJob): Worker {
   const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
@@ -150,6 +150,18 @@ const WALK_THREADS = Math.max(1, Math.min(4, availableParallelism()));
  * across directories.
  */
 export async function* scanRootBatches(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
+  for await (const b of walkBatches(root, include, exclude, opts)) if (b.files.length > 0) yield b.files;
+}
+
+interface WalkedBatch {
+  files: FileFacts[];
+  /** Select mode: each file's deciding rule (its index in the policy). */
+  rules: Uint32Array | null;
+  unmatched: number;
+  kept: number;
+}
+
+async function* walkBatches(root: string, include: string[], exclude: string[], opts: ScanOptions, select?: WalkJob['select']): AsyncGenerator<WalkedBatch> {
   const report = opts.onError ?? (() => {});
   const prefix = normalize(root).replace(/\/+$/, '');
   const threads = opts.threads ?? WALK_THREADS;
@@ -163,7 +175,7 @@ export async function* scanRootBatches(root: string, include: string[], exclude:
   };
   const workers = Array.from({ length: threads }, (_, index) => {
     const ctl = new Int32Array(new SharedArrayBuffer(8));
-    const workerData = { root, include, exclude, ctl, part: { index, of: threads } } satisfies WalkJob;
+    const workerData = { root, include, exclude, ctl, part: { index, of: threads }, ...(select ? { select } : {}) } satisfies WalkJob;
     const worker = WORKER.pathname.endsWith('.ts') ? tsxWorker(workerData) : new Worker(WORKER, { workerData });
     const w = { worker, ctl, exited: false, done: false };
     worker.on('message', (m: WalkMessage) => {
@@ -198,9 +210,10 @@ export async function* scanRootBatches(root: string, include: string[], exclude:
       if (m.type === 'fatal') throw errorFrom(m);
       for (const e of m.batch.errors) report({ path: e.path, op: e.op, error: errorFrom(e) });
       const files = unpack(m.batch, root, prefix);
+      const rules = select ? ruleIndexes(m.batch) : null;
       Atomics.sub(ctl, 0, 1);
       Atomics.notify(ctl, 0);
-      if (files.length > 0) yield files;
+      if (files.length > 0 || m.batch.unmatched > 0 || m.batch.kept > 0) yield { files, rules, unmatched: m.batch.unmatched, kept: m.batch.kept };
     }
   } finally {
     // Stop walks nobody reads any more; they close their fds on the way out.
@@ -226,4 +239,29 @@ export async function* scanFilesetBatches(fs: FilesetDecl, opts: ScanOptions = {
 export async function* scanFileset(fs: FilesetDecl, opts: ScanOptions = {}): AsyncGenerator<FileFacts> {
   const include = fs.include.length === 1 && fs.include[0] === '**' ? [] : fs.include;
   for (const root of fs.roots) yield* scanRoot(root, include, fs.exclude, opts);
+}
+
+export interface SelectedBatch {
+  /** The files a rule acts on (not keep), each with its rule. */
+  files: FileFacts[];
+  rules: Rule[];
+  /** Files looked at that no rule matched, or that a keep rule decided: counted, not built. */
+  unmatched: number;
+  kept: number;
+}
+
+/**
+ * A policy run's scan: every file of the fileset decided by `evaluate(policy, file, now)` in
+ * the walk threads (walk.ts, file-view.ts), the same decision evaluate() makes on the
+ * FileFacts; only the files whose deciding rule acts come back as FileFacts, and their
+ * record is read only then (or when a condition reads state or pinned).
+ */
+export async function* selectFilesetBatches(fs: FilesetDecl, policy: PolicyDecl, now: number, opts: ScanOptions = {}): AsyncGenerator<SelectedBatch> {
+  const include = fs.include.length === 1 && fs.include[0] === '**' ? [] : fs.include;
+  for (const root of fs.roots) {
+    for await (const b of walkBatches(root, include, fs.exclude, opts, { policy, now })) {
+      const rules = Array.from(b.rules!, (i) => policy.rules[i]!);
+      yield { files: b.files, rules, unmatched: b.unmatched, kept: b.kept };
+    }
+  }
 }

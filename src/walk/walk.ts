@@ -20,12 +20,20 @@
 // - Parts (scan.ts runs one walk per core): every part lists every directory, and looks at
 //   the files of the directories it owns (a hash of the directory's relative path), so the
 //   statx + getxattrat of the files, the bulk of the work, is split without any exchange
-//   between threads; the errors of a directory are reported by its owner alone.
+//   between threads; the errors of a directory are reported by its owner alone. A directory
+//   whose st_nlink is 2 has no subdirectory (find's leaf optimisation; ext4 and xfs count
+//   them, 1 means unknown): only its owner lists it. A subdirectory made after that statx
+//   is as new as a file made after its directory was listed: the walk may miss it.
+// - Select (a policy run, walk-worker.ts): each file is decided in the walk, on a FileView of
+//   its statx (file-view.ts); a file no rule acts on (unmatched, keep) is only counted: no
+//   record read unless a condition asks for state or pinned, nothing packed. The files that
+//   are packed carry the deciding rule's index.
 import { closeSync, fstatSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { dirFdBeneath, openRootFd } from '../kernel/beneath.js';
 import { closeFd, getdents64, getxattrAt, statxAt } from '../kernel/libc.js';
 import { XATTR_STATE } from '../record/state-record.js';
+import { FileView } from './file-view.js';
 
 export type Matcher = (s: string) => boolean;
 
@@ -48,9 +56,20 @@ export interface WalkError {
   code?: string;
 }
 
+/**
+ * Decides a file in the walk (select mode): the index of the rule that acts on it (packed
+ * with it), or UNMATCHED / KEPT (counted only). May read the view's record (state, pinned).
+ */
+export type Selector = (v: FileView) => number;
+export const UNMATCHED = -1;
+export const KEPT = -2;
+
 /** A batch of files: `words` FILE_WORDS per file, `bytes` each file's name then record, `dirs` the directories they are in. */
 export interface Packed {
   count: number;
+  /** Select mode: files looked at and decided here with no action (not packed). */
+  unmatched: number;
+  kept: number;
   words: Uint32Array;
   bytes: Uint8Array;
   used: number;
@@ -66,17 +85,19 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 
 // struct statx as 32-bit words (every field used is 4-byte aligned).
+const W_NLINK = 4;
 const W_MODE = 7; // low 16 bits
 const W_DEV_MAJOR = 34;
 const W_DEV_MINOR = 35;
 /** statx words copied per file: uid, gid, mode, ino, size, blocks, atime, mtime, ctime (sec lo, hi, nsec), dev. */
 const COPIED = [5, 6, W_MODE, 8, 9, 10, 11, 12, 13, 16, 17, 18, 28, 29, 30, 24, 25, 26, W_DEV_MAJOR, W_DEV_MINOR];
 
-/** Words per file in a batch: [dir index, name length, record length or NO_RECORD, ...COPIED]. */
-export const FILE_WORDS = 3 + COPIED.length;
+/** Words per file in a batch: [dir index, name length, record length or NO_RECORD, ...COPIED, rule index or NO_RULE]. */
+export const FILE_WORDS = 4 + COPIED.length;
 export const NO_RECORD = 0xffffffff;
+export const NO_RULE = 0xffffffff;
 /** Where each field sits in a file's words (scan.ts reads them). */
-export const F = { dir: 0, nameLen: 1, recLen: 2, uid: 3, gid: 4, mode: 5, ino: 6, size: 8, blocks: 10, atime: 12, mtime: 15, ctime: 18, devMajor: 21, devMinor: 22 } as const;
+export const F = { dir: 0, nameLen: 1, recLen: 2, uid: 3, gid: 4, mode: 5, ino: 6, size: 8, blocks: 10, atime: 12, mtime: 15, ctime: 18, devMajor: 21, devMinor: 22, rule: 23 } as const;
 
 /** Which part owns a directory (FNV-1a of its relative path): deterministic, even over many directories. */
 export function partOf(relDir: string, of: number): number {
@@ -102,23 +123,32 @@ function errorOf(path: string, op: string, e: unknown): WalkError {
  * most `batchFiles` (a batch also ends every 4096 entries looked at, so a tree of symlinks
  * or pruned names still reports its errors as it goes). Throws when the root is not a directory.
  */
-export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: WalkPart = { index: 0, of: 1 }): Generator<Packed> {
+export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: WalkPart = { index: 0, of: 1 }, select?: Selector): Generator<Packed> {
   const rootSt = lstatSync(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`fileset root ${root}: not a directory (symlinks are not followed)`);
   const rootFd = openRootFd(root);
   const dents = Buffer.alloc(64 * 1024);
   const stBuf = Buffer.alloc(256);
   const w = new Uint32Array(stBuf.buffer, stBuf.byteOffset, 64);
+  // The view's record read goes to the current directory fd and name (set below).
+  let curFd = -1;
+  let curName = '';
+  const view = new FileView(w, () => getxattrAt(curFd, curName, XATTR_STATE));
   let p = newBatch(batchFiles);
   let seen = 0;
   try {
     const rootDev = Number(fstatSync(rootFd, { bigint: true }).dev);
     // Only directory paths wait here; files stream.
     const pending: string[] = [''];
+    // Beside each: its st_nlink was 2, so it has no subdirectory (ext4, xfs; 1 means unknown).
+    const leaf: boolean[] = [false];
     while (pending.length > 0) {
       const relDir = pending.pop()!;
-      const absDir = relDir === '' ? root : join(root, relDir);
+      const isLeaf = leaf.pop()!;
       const mine = partOf(relDir, part.of) === part.index;
+      // Another part's directory is listed only for its subdirectories: a leaf has none.
+      if (!mine && isLeaf) continue;
+      const absDir = relDir === '' ? root : join(root, relDir);
       // Another part's directory: listed for its subdirectories only, its errors are that part's.
       const fail = (e: WalkError) => {
         if (mine) p.errors.push(e); // the current batch's (p moves on as batches are yielded)
@@ -142,7 +172,7 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: 
           }
           if (n === 0) break;
           for (let off = 0; off < n; ) {
-            if (++seen % 4096 === 0 && (p.count > 0 || p.errors.length > 0)) {
+            if (++seen % 4096 === 0 && (p.count > 0 || p.errors.length > 0 || p.unmatched > 0 || p.kept > 0)) {
               yield p;
               p = newBatch(batchFiles);
               dirIdx = -1;
@@ -167,11 +197,30 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: 
             if (makedev(w[W_DEV_MAJOR]!, w[W_DEV_MINOR]!) !== rootDev) continue; // another filesystem mounted here
             const fmt = w[W_MODE]! & S_IFMT;
             if (fmt === S_IFDIR) {
-              if (type === DT_DIR || !f.pruned(rel)) pending.push(rel);
+              if (type === DT_DIR || !f.pruned(rel)) {
+                pending.push(rel);
+                leaf.push(w[W_NLINK] === 2);
+              }
             } else if (fmt === S_IFREG && mine && (type === DT_REG || (f.included(rel) && !f.excluded(rel)))) {
               let rec: Buffer | null;
+              let rule = NO_RULE;
               try {
-                rec = getxattrAt(fd, name, XATTR_STATE);
+                if (select) {
+                  curFd = fd;
+                  curName = name;
+                  view.at(rel, name);
+                  const r = select(view);
+                  if (r === UNMATCHED) {
+                    p.unmatched++;
+                    continue;
+                  }
+                  if (r === KEPT) {
+                    p.kept++;
+                    continue;
+                  }
+                  rule = r;
+                  rec = view.raw !== undefined ? view.raw : getxattrAt(fd, name, XATTR_STATE);
+                } else rec = getxattrAt(fd, name, XATTR_STATE);
               } catch (e) {
                 p.errors.push(errorOf(join(root, rel), 'lgetxattr', e));
                 continue;
@@ -182,7 +231,7 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: 
                 dirIdx = -1;
               }
               if (dirIdx < 0) dirIdx = p.dirs.push(relDir) - 1;
-              add(p, dirIdx, dents, start, end, rec, w);
+              add(p, dirIdx, dents, start, end, rec, w, rule);
             }
           }
         }
@@ -190,18 +239,18 @@ export function* walkRoot(root: string, f: WalkFilter, batchFiles = 1024, part: 
         closeFd(fd); // opened by openat2, not by node:fs (which warns in a worker about fds it did not open)
       }
     }
-    if (p.count > 0 || p.errors.length > 0) yield p;
+    if (p.count > 0 || p.errors.length > 0 || p.unmatched > 0 || p.kept > 0) yield p;
   } finally {
     closeSync(rootFd);
   }
 }
 
 function newBatch(files: number): Packed {
-  return { count: 0, words: new Uint32Array(files * FILE_WORDS), bytes: new Uint8Array(files * 32), used: 0, dirs: [], errors: [] };
+  return { count: 0, unmatched: 0, kept: 0, words: new Uint32Array(files * FILE_WORDS), bytes: new Uint8Array(files * 32), used: 0, dirs: [], errors: [] };
 }
 
 /** Appends one file (the batch has room for its words; the byte area grows). */
-function add(p: Packed, dir: number, dents: Buffer, start: number, end: number, rec: Buffer | null, w: Uint32Array): void {
+function add(p: Packed, dir: number, dents: Buffer, start: number, end: number, rec: Buffer | null, w: Uint32Array, rule: number): void {
   const nameLen = end - start;
   const recLen = rec ? rec.length : 0;
   const at = p.used;
@@ -219,5 +268,6 @@ function add(p: Packed, dir: number, dents: Buffer, start: number, end: number, 
   o[base + 1] = nameLen;
   o[base + 2] = rec ? recLen : NO_RECORD;
   for (let i = 0; i < COPIED.length; i++) o[base + 3 + i] = w[COPIED[i]!]!;
+  o[base + F.rule] = rule;
   p.count++;
 }

@@ -113,9 +113,106 @@ export function evalExpr(e: Expr, f: FileFacts, now: number): boolean {
   }
 }
 
-/** The first rule whose condition holds, or null. */
+type Pred = (f: FileFacts, now: number) => boolean;
+
+/** The attribute's value as a function (attrValue's switch taken once, not per file). */
+function getter(attr: Attr): (f: FileFacts, now: number) => Scalar {
+  switch (attr) {
+    case 'last_access':
+      return (f, now) => now - f.atimeMs;
+    case 'last_mod':
+      return (f, now) => now - f.mtimeMs;
+    case 'last_change':
+      return (f, now) => now - f.ctimeMs;
+    case 'size':
+      return (f) => f.size;
+    case 'path':
+      return (f) => f.path;
+    case 'name':
+      return (f) => f.name;
+    case 'owner':
+      return (f) => f.owner;
+    case 'group':
+      return (f) => f.group;
+    case 'uid':
+      return (f) => f.uid;
+    case 'gid':
+      return (f) => f.gid;
+    case 'state':
+      return (f) => f.state;
+    case 'pinned':
+      return (f) => f.pinned;
+  }
+}
+
+/** evalExpr as closures: literals, globs and attributes resolved once per policy. */
+function compileExpr(e: Expr): Pred {
+  switch (e.kind) {
+    case 'true':
+      return () => true;
+    case 'and': {
+      const l = compileExpr(e.left);
+      const r = compileExpr(e.right);
+      return (f, now) => l(f, now) && r(f, now);
+    }
+    case 'or': {
+      const l = compileExpr(e.left);
+      const r = compileExpr(e.right);
+      return (f, now) => l(f, now) || r(f, now);
+    }
+    case 'not': {
+      const o = compileExpr(e.operand);
+      return (f, now) => !o(f, now);
+    }
+    case 'cmp': {
+      const get = getter(e.attr);
+      const x = literal(e.value);
+      switch (e.op) {
+        case '~': {
+          const m = globMatcher(String(x));
+          return (f, now) => m(String(get(f, now)));
+        }
+        case '!~': {
+          const m = globMatcher(String(x));
+          return (f, now) => !m(String(get(f, now)));
+        }
+        case '==':
+          return (f, now) => get(f, now) === x;
+        case '!=':
+          return (f, now) => get(f, now) !== x;
+        case '<':
+          return (f, now) => get(f, now) < x;
+        case '<=':
+          return (f, now) => get(f, now) <= x;
+        case '>':
+          return (f, now) => get(f, now) > x;
+        case '>=':
+          return (f, now) => get(f, now) >= x;
+      }
+      break;
+    }
+    case 'in': {
+      const get = getter(e.attr);
+      const xs = e.values.map(literal);
+      const attr = e.attr;
+      const negated = e.negated;
+      return (f, now) => member(get(f, now), attr, xs) !== negated;
+    }
+  }
+  return (f, now) => evalExpr(e, f, now);
+}
+
+// Compiled once per rule list (a reload parses new ones; the old ones are collected).
+const compiled = new WeakMap<readonly Rule[], Pred[]>();
+
+/** The first rule whose condition holds, or null (evalExpr's answer, compiled: a scan asks it per file). */
 export function evaluate(policy: PolicyDecl, f: FileFacts, now: number): Rule | null {
-  for (const rule of policy.rules) if (evalExpr(rule.cond, f, now)) return rule;
+  let preds = compiled.get(policy.rules);
+  if (!preds || preds.length !== policy.rules.length) {
+    preds = policy.rules.map((r) => compileExpr(r.cond));
+    compiled.set(policy.rules, preds);
+  }
+  for (let i = 0; i < preds.length; i++) if (preds[i]!(f, now)) return policy.rules[i]!;
   return null;
 }
 

@@ -49,7 +49,7 @@ function slab(): { total: number; inodes: number } {
   return { total: kb * 1024, inodes };
 }
 
-function makeReleased(dir: string, n: number, stateDir: string): void {
+export function makeReleased(dir: string, n: number, stateDir: string): void {
   const cat = openCatalog(join(stateDir, 'catalog.db'));
   const rows = function* () {
     for (let i = 0; i < n; i++) {
@@ -92,10 +92,10 @@ interface Daemon {
   exited: Promise<void>;
 }
 
-function startDaemon(policy: string, stateDir: string, env: NodeJS.ProcessEnv): Daemon {
+export function startDaemon(policy: string, stateDir: string, env: NodeJS.ProcessEnv, extra: string[] = []): Daemon {
   // The built CLI, as an admin runs it (tsx compiling at start-up would dominate); else the sources.
   const cmd = existsSync(join(REPO, 'dist/cli/main.js')) ? ['bin/tier.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
-  const proc = spawn(process.execPath, [...cmd, 'daemon', policy, '--state-dir', stateDir], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...cmd, 'daemon', policy, '--state-dir', stateDir, ...extra], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let marksMs = NaN;
   let reconciled!: () => void;
@@ -122,7 +122,7 @@ function startDaemon(policy: string, stateDir: string, env: NodeJS.ProcessEnv): 
 }
 
 /** VmRSS of the daemon and its children (the worker), bytes. */
-function rss(pid: number): number {
+export function rss(pid: number): number {
   const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   let sum = 0;
   for (const p of [pid, ...kids]) sum += Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;

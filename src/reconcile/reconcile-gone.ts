@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { InodeProbe } from '../changes/inode-handle.js';
 import type { ReconcileCatalog, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
 import { atInFilesets } from '../kernel/beneath.js';
+import type { InodeSet } from './inode-set.js';
 
 const under = (p: string, root: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
 
@@ -19,11 +20,11 @@ const under = (p: string, root: string) => p === root || p.startsWith(root.endsW
  * no longer holds it. A row written after the pass began (a file created and released
  * behind the walker) is left alone: its path still holds its inode.
  */
-export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<number>, seen: Set<string>, r: ReconcileResult, write: boolean, now: number, deps: ReconcileDeps): Promise<void> {
+export async function removeGone(cat: ReconcileCatalog, roots: string[], devs: Set<number>, seen: InodeSet, r: ReconcileResult, write: boolean, now: number, deps: ReconcileDeps): Promise<void> {
   const gone: CatalogRow[] = [];
   for (const row of cat.all()) {
     if (row.deletedAt != null) continue; // already deleted: its retention runs
-    if (!devs.has(row.dev) || seen.has(`${row.dev}:${row.ino}`) || !roots.some((root) => under(row.path, root))) continue;
+    if (!devs.has(row.dev) || seen.has(row.dev, row.ino) || !roots.some((root) => under(row.path, root))) continue;
     gone.push(row); // collected first: no writes while the catalog is being iterated
   }
   const probe = gone.some((row) => row.handle) ? new InodeProbe(roots) : null;

@@ -30,6 +30,7 @@ import type { StateRecord } from '../record/state-record.js';
 import { checkArchivedCopy } from './reconcile-hash.js';
 import { handleAt } from '../changes/inode-handle.js';
 import { removeGone } from './reconcile-gone.js';
+import { InodeSet } from './inode-set.js';
 import type { ReconcileDeps, ReconcileOptions, ReconcileResult } from './reconcile-types.js';
 
 export type { DirtyHow, ReconcileCatalog, ReconcileDeps, ReconcileOptions, ReconcileResult } from './reconcile-types.js';
@@ -52,7 +53,7 @@ export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Pr
   };
   const cat = deps.catalog;
   const write = !opts.dryRun && cat !== null;
-  const seen = new Set<string>();
+  const seen = new InodeSet();
   const roots = [...new Set(opts.roots.map((x) => resolve(x)))];
   const rootDevs = new Set<number>();
   const complete = new Set<string>();
@@ -81,11 +82,11 @@ export async function reconcile(opts: ReconcileOptions, deps: ReconcileDeps): Pr
   return r;
 }
 
-async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, r: ReconcileResult, seen: Set<string>, write: boolean): Promise<void> {
+async function visit(f: FileFacts, opts: ReconcileOptions, deps: ReconcileDeps, r: ReconcileResult, seen: InodeSet, write: boolean): Promise<void> {
   const cat = deps.catalog;
   const row = cat?.get(f.dev, f.ino) ?? null;
   let rec: StateRecord | null = f.record;
-  if (rec || row) seen.add(`${f.dev}:${f.ino}`);
+  if (rec || row) seen.add(f.dev, f.ino);
   if (!rec) {
     // A row for a file without a record (unpinned, record removed): not managed any more.
     if (row && (!write || stillAsSeen(f, null))) {

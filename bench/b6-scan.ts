@@ -7,8 +7,10 @@
 // lines; no daemon on its state dir, so it runs in-process) vs the same find, same tree.
 // The tree has ctx.treeFiles files (1M at --scale 1, 500k at the default 0.5);
 // BENCH_TREE_FILES=N sets it alone (e.g. 1000000 for issue 14's figure at any scale).
+// Alone, without the RGW or the daemon of bench/main.ts (as root; run `npm run build` first):
+//   node --import tsx bench/b6-scan.ts [FILES]     (default 1000000, on its own loop ext4)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
 import { REPO, type World } from './lib/setup.js';
@@ -142,4 +144,28 @@ function cliDryRun(root: string, ctx: Ctx, w: World): Result {
     ratioIs: 'tier wall time / find wall time (the better of 2 pairs)',
     note: `each pair (tier vs find, wall; user+sys cpu; load after): ${each}; output to /dev/null for both; the built CLI (dist/), no daemon on its state dir`,
   };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const files = Number(process.argv[2] ?? 1_000_000);
+  const base = mkdtempSync('/var/tmp/tier-bench6-');
+  const img = join(base, 'fs.img');
+  const mnt = join(base, 'mnt');
+  mkdirSync(mnt);
+  sh('truncate', ['-s', `${Math.max(2048, Math.ceil(files / 100))}M`, img]);
+  sh('mkfs.ext4', ['-q', '-F', '-N', String(Math.round(files * 1.2) + 10_000), img]);
+  sh('mount', ['-o', 'loop', img, mnt]);
+  try {
+    const data = join(mnt, 'data');
+    mkdirSync(data);
+    const rows = await benchScan({ data } as World, { treeFiles: files } as Ctx);
+    for (const r of rows) console.log(`${r.id} ${r.name}: ${r.figure} | baseline ${r.baseline} | ratio ${r.ratio.toFixed(3)} (${r.dir} ${r.limit}: ${r.ratioIs})${r.note ? `\n   ${r.note}` : ''}`);
+  } finally {
+    try {
+      sh('umount', [mnt]);
+    } catch {
+      sh('umount', ['-l', mnt]);
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
 }

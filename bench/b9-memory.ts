@@ -5,12 +5,14 @@
 // and the start-up reconcile pass (it walks every file, released or not), measured once
 // the pass is over. Per daemon: time to ready, the worker's VmRSS split (anon / file /
 // shmem), the supervisor's VmRSS, and the worker's own view (GET /metrics: V8 heap used and
-// total, external memory). Prints one JSON line per daemon life, then the ratios.
+// total, external memory); with the pass, the worker's RSS after two more passes (`tier
+// reconcile`): a bound, not a leak. Prints one JSON line per daemon life, then the ratios.
 //   node --import tsx bench/b9-memory.ts [N]     (default 100000)
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchMetrics } from '../src/cli/run/metrics-cli.js';
 import { makeReleased, startDaemon } from './b9-marks.js';
+import { REPO } from './lib/setup.js';
 import { fmtBytes, loadavg, log, nowMs, sh } from './lib/util.js';
 
 const n = Number(process.argv[2] ?? 100_000);
@@ -39,10 +41,20 @@ async function life(policy: string, stateDir: string, label: string, reconcile: 
     await new Promise((r) => setTimeout(r, 2000));
     const sup = d.proc.pid!;
     const worker = Number(readFileSync(`/proc/${sup}/task/${sup}/children`, 'utf8').trim().split(/\s+/)[0]);
+    // Bounded, not leaking: two more passes (`tier reconcile`, through the daemon), the worker's RSS after each.
+    const again: number[] = [];
+    if (reconcile) {
+      for (let i = 0; i < 2; i++) {
+        sh(process.execPath, [join(REPO, 'bin/tier.js'), 'reconcile', '--state-dir', stateDir]);
+        await new Promise((r) => setTimeout(r, 2000));
+        again.push(status(worker).VmRSS!);
+      }
+    }
     const m = await fetchMetrics(stateDir);
     const w = status(worker);
     const s = status(sup);
     return {
+      ...(reconcile ? { workerRssAfterMorePasses: again } : {}),
       label,
       readyMs: Math.round(readyMs),
       settledMs: Math.round(settledMs),

@@ -45,27 +45,7 @@ export function freedByRelease(f: Pick<FileFacts, 'blocks'>): number {
   return f.blocks * 512;
 }
 
-/**
- * The state a record means for the file as it is now. A record whose copy no longer
- * matches the local size or mtime is 'dirty' (the local data is the only truth);
- * the copy is never trusted for a file that changed under it.
- */
-export function deriveState(
-  rec: StateRecord | null,
-  st: { size: number; mtimeNs: string },
-): FileState {
-  if (!rec) return 'resident';
-  const copy = rec.copy;
-  if (!copy) return rec.state === 'dirty' ? 'dirty' : 'resident';
-  // Released/partial data lives in the tier: a write or truncate raises an event through
-  // the mark (the recall service then records the change), but `touch` changes mtime
-  // alone; the data is still only in the tier, so that file is not 'dirty' (which would
-  // claim complete local data).
-  if (rec.state === 'released' || rec.state === 'partial') return copy.size === st.size ? rec.state : 'dirty';
-  const same = copy.size === st.size && copy.mtimeNs === st.mtimeNs;
-  if (!same) return 'dirty';
-  return rec.state;
-}
+export { deriveState } from '../record/state-record.js';
 
 /** Filesystem usage as df computes it: used / (used + available to users). */
 export interface FsUsage {

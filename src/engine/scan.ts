@@ -14,10 +14,10 @@ import { lgetxattr } from '../kernel/libc.js';
 import type { BigIntStats } from 'node:fs';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
-import { groupName, userName } from './users.js';
+import { groupName, userName } from '../walk/users.js';
 import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from '../walk/walk.js';
 import { msAt, nsAt } from '../walk/file-view.js';
-import type { WalkJob, WalkMessage } from '../walk/walk-worker.js';
+import type { WalkJob, WalkMessage } from './walk-worker.js';
 
 export interface ScanError {
   path: string;
@@ -68,7 +68,7 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
 }
 
 // In the build, walk-worker.js beside this file; under tsx (tests, bench), the .ts.
-const WORKER = new URL(import.meta.url.endsWith('.ts') ? '../walk/walk-worker.ts' : '../walk/walk-worker.js', import.meta.url);
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './walk-worker.ts' : './walk-worker.js', import.meta.url);
 const TWO32 = 4294967296;
 
 /** The batch's files as FileFacts (absPath = join(root, rel), built by concatenation). */

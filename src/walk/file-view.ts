@@ -10,9 +10,8 @@
 // - One view per walk, moved from file to file (`at`): nothing is allocated per file
 //   unless a condition reads a string.
 import type { FileState } from '../dsl/ast.js';
-import { deriveState } from '../engine/facts.js';
-import { groupName, userName } from '../engine/users.js';
-import { decodeRecord, type StateRecord } from '../record/state-record.js';
+import { groupName, userName } from './users.js';
+import { decodeRecord, deriveState, type StateRecord } from '../record/state-record.js';
 
 const TWO32 = 4294967296;
 

@@ -1,4 +1,4 @@
-// The synchronous core of the scan, run in a worker thread (walk-worker.ts; scan.ts turns its
+// The synchronous core of the scan, run in a worker thread (engine/walk-worker.ts; scan.ts turns its
 // batches into FileFacts on the main thread, so the syscalls of one batch overlap the
 // planning of the previous one): one fileset root, depth first, files packed in batches of
 // fixed-size words plus name and record bytes, memory flat (one open directory at a time,
@@ -24,7 +24,7 @@
 //   whose st_nlink is 2 has no subdirectory (find's leaf optimisation; ext4 and xfs count
 //   them, 1 means unknown): only its owner lists it. A subdirectory made after that statx
 //   is as new as a file made after its directory was listed: the walk may miss it.
-// - Select (a policy run, walk-worker.ts): each file is decided in the walk, on a FileView of
+// - Select (a policy run, engine/walk-worker.ts): each file is decided in the walk, on a FileView of
 //   its statx (file-view.ts); a file no rule acts on (unmatched, keep) is only counted: no
 //   record read unless a condition asks for state or pinned, nothing packed. The files that
 //   are packed carry the deciding rule's index.

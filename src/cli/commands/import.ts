@@ -10,7 +10,7 @@ import type { ImportEvent, ImportSummary } from '../../import/run.js';
 import { daemonOrNull, loadPolicyForRun, pickTier } from '../engine-cli.js';
 import { ImportView } from './import-view.js';
 import { parseId, parsePerms, type OwnershipRequest } from '../../import/ownership.js';
-import { gidOf, uidOf } from '../../engine/users.js';
+import { gidOf, uidOf } from '../../walk/users.js';
 
 export interface ImportCliOptions {
   config: string;

@@ -6,10 +6,10 @@
 // With `select` (a policy run) the thread decides each file with evaluate() (walk.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { PolicyDecl } from '../dsl/ast.js';
-import type { FileFacts } from '../engine/facts.js';
-import { evaluate } from '../engine/evaluate.js';
-import { KEPT, UNMATCHED, walkRoot, type Packed, type Selector, type WalkPart } from './walk.js';
-import { globMatcher } from './glob.js';
+import type { FileFacts } from './facts.js';
+import { evaluate } from './evaluate.js';
+import { KEPT, UNMATCHED, walkRoot, type Packed, type Selector, type WalkPart } from '../walk/walk.js';
+import { globMatcher } from '../walk/glob.js';
 
 export interface WalkJob {
   root: string;

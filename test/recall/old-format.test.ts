@@ -1,7 +1,10 @@
-// Copies released before issue 11 (4 MiB chunks and sums, a partial file's resident
-// bitmap xattr at that unit) keep recalling right under today's defaults (64 KiB chunks
-// for new copies, runs of chunks per GET, read-ahead of what the stream has read): the
-// unit of a file is its record's `copy.chunk`, never the current tuning.
+// Copies released by earlier versions keep recalling right under today's defaults (16 KiB
+// chunks and two-level sums for new copies, runs of chunks per GET, read-ahead of what the
+// stream has read): the unit of a file is its record's `copy.chunk`, never the current
+// tuning, and its sums format is the record's (no `tree`: one flat object, fetched whole).
+//   - before issue 11: 4 MiB chunks and flat sums, a partial file's bitmap at that unit;
+//   - issue 11's first round: 64 KiB chunks, flat sums, a raw bitmap xattr.
+// Every sums byte a recall fetches counts in bytesFetched.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,12 +25,13 @@ for (const type of ['ext4', 'xfs'] as const) {
 
     test('a read fetches its 4 MiB chunk; the bitmap it leaves is read back after a restart; the rest is fetched once, byte-exact', async () => {
       const data = pattern(10 * MiB + 123, 71);
-      const path = await makeReleased(h, 'old.bin', data, 0o644, undefined, { chunk: OLD_CHUNK });
+      const SUMS = 3 * 32; // the flat sums object: 32 bytes per chunk
+      const path = await makeReleased(h, 'old.bin', data, 0o644, undefined, { chunk: OLD_CHUNK, flat: true });
       const f0 = h.svc.stats().bytesFetched;
       const r = await run('dd', [`if=${path}`, 'bs=4096', 'skip=1300', 'count=1', 'status=none']); // 5.08 MiB: chunk 1
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.equals(data.subarray(1300 * 4096, 1301 * 4096)));
-      assert.equal(h.svc.stats().bytesFetched - f0, OLD_CHUNK, 'one chunk of the record, not of the current tuning');
+      assert.equal(h.svc.stats().bytesFetched - f0, OLD_CHUNK + SUMS, 'one chunk of the record, not of the current tuning, and its flat sums');
       assert.equal((await stateOf(path))?.state, 'partial');
       assert.deepEqual(await residentOf(path), Buffer.from([0x02]), 'bit 1 of the old-unit bitmap');
       // As after a daemon restart: the cached entry is gone, state comes from the xattrs.
@@ -36,13 +40,13 @@ for (const type of ['ext4', 'xfs'] as const) {
       const c = await run('cat', [path]);
       assert.equal(c.code, 0, c.stderr);
       assert.equal(createHash('sha256').update(c.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
-      assert.equal(h.svc.stats().bytesFetched - f0, data.length, 'chunk 1 not fetched again');
+      assert.equal(h.svc.stats().bytesFetched - f0, data.length + 2 * SUMS, 'chunk 1 not fetched again (the sums are: a new entry)');
       assert.equal((await stateOf(path))?.state, 'archived');
     });
 
     test('a corrupt chunk of an old copy is still EIO, never wrong bytes', async () => {
       const data = pattern(9 * MiB, 72);
-      const path = await makeReleased(h, 'old-bad.bin', data, 0o644, undefined, { chunk: OLD_CHUNK });
+      const path = await makeReleased(h, 'old-bad.bin', data, 0o644, undefined, { chunk: OLD_CHUNK, flat: true });
       // Replace the object with one whose chunk 2 differs (same size): its sum no longer matches.
       const bad = Buffer.from(data);
       bad[8 * MiB + 5] = bad[8 * MiB + 5]! ^ 0xff;

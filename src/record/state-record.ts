@@ -172,8 +172,8 @@ export function sumsInRecord(copy: { size: number; chunk: number; sparse?: unkno
   return chunkCount(copy.size, copy.chunk) === 1 || copy.size <= WHOLE_BY_RECORD_MAX;
 }
 
-/** Most chunks a new copy gets: its resident bitmap stays <= 2 KiB, inside one xattr block. */
-export const MAX_COPY_CHUNKS = 16384;
+/** Most chunks a new dense copy gets (its resident map is stored run-length coded: resident.ts). */
+export const MAX_COPY_CHUNKS = 65536;
 /** A sparse copy keeps the earlier rule: at least 64 KiB, at most 16384 chunks (flat sums, fetched whole with its map). */
 export const SPARSE_MIN_CHUNK = 64 * 1024;
 export const MAX_SPARSE_CHUNKS = 16384;

@@ -76,11 +76,13 @@ test('sparse copies: [stored, sumsLen] as a 9th element; dense copies keep exact
 
 test('copyChunkFor: the tier chunk, doubled until the resident map has at most MAX_COPY_CHUNKS bits; sparse copies keep the earlier rule', () => {
   const K = 1024;
-  assert.equal(copyChunkFor(64 * K, 0), 64 * K);
-  assert.equal(copyChunkFor(64 * K, 1 << 30), 64 * K, '1 GiB: 16384 chunks of 64 KiB');
-  assert.equal(copyChunkFor(64 * K, (1 << 30) + 1), 128 * K);
+  assert.equal(MAX_COPY_CHUNKS, 65536);
+  assert.equal(copyChunkFor(16 * K, 0), 16 * K);
+  assert.equal(copyChunkFor(16 * K, 1 << 30), 16 * K, '1 GiB: 65536 chunks of 16 KiB');
+  assert.equal(copyChunkFor(16 * K, (1 << 30) + 1), 32 * K);
+  assert.equal(copyChunkFor(16 * K, 100 * (1 << 30)), 2 * K * K);
   assert.equal(copyChunkFor(4 * K * K, 1 << 30), 4 * K * K, 'a bigger tier chunk is kept');
-  for (const size of [1, 12345, 3 << 30, 2 ** 40 + 7]) assert.ok(Math.ceil(size / copyChunkFor(64 * K, size)) <= MAX_COPY_CHUNKS);
+  for (const size of [1, 12345, 3 << 30, 2 ** 40 + 7]) assert.ok(Math.ceil(size / copyChunkFor(16 * K, size)) <= MAX_COPY_CHUNKS);
   // Sparse: at least 64 KiB, at most 16384 chunks (flat sums with the map, fetched whole).
   assert.equal(copyChunkFor(16 * K, 1 << 20, true), 64 * K);
   assert.equal(copyChunkFor(16 * K, (1 << 30) + 1, true), 128 * K);

@@ -2,7 +2,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { MTIME_NS, allocated, makeReleased, pattern, run, startHarness, stateOf, type Harness } from './harness.js';
+import { MTIME_NS, allocated, makeReleased, pattern, residentOf, run, startHarness, stateOf, type Harness } from './harness.js';
 
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`recall on ${type} (local tier)`, () => {
@@ -81,11 +81,17 @@ describe('a resident map too big for an xattr (ext4, 1 KiB blocks)', () => {
   });
   after(async () => h.close());
 
-  test('the first read recalls the whole file instead of leaving an unrecorded partial file', async () => {
-    const data = pattern(40 * 1024 * 1024, 5); // 10240 chunks: a 1280-byte map does not fit a 1 KiB block
+  test('a map that fits as runs is stored; one that does not makes the read recall the whole file, never an unrecorded partial file', async () => {
+    const data = pattern(40 * 1024 * 1024, 5); // 10240 chunks: a 1280-byte bitmap does not fit a 1 KiB block
     const path = await makeReleased(h, 'many-chunks.bin', data);
     const r = await run('head', ['-c', '10', path]);
     assert.deepEqual(r.stdout, data.subarray(0, 10));
+    assert.equal((await stateOf(path))?.state, 'partial', 'one run: a few bytes');
+    assert.ok((await residentOf(path))!.length < 8);
+    // Every third chunk: about 3400 runs, which no 1 KiB block holds in either form.
+    const py = 'import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nfor i in range(1,3413): os.pread(fd,1,i*3*4096)\n';
+    const s = await run('python3', ['-c', py, path]);
+    assert.equal(s.code, 0, s.stderr);
     assert.equal((await stateOf(path))?.state, 'archived');
     assert.ok((await run('cat', [path])).stdout.equals(data));
   });

@@ -41,9 +41,12 @@ for (const type of ['ext4', 'xfs'] as const) {
       const r = await run('dd', [`if=${path}`, 'bs=777', 'skip=200001', 'count=5', 'status=none']);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.equals(data.subarray(777 * 200001, 777 * 200006)));
-      assert.equal(h.svc.stats().bytesFetched - before - (h.sumsFetched() - s0), CHUNK);
+      // The chunks under the page-rounded range (the event's), whatever the chunk size.
+      const first = Math.floor(Math.floor((777 * 200001) / 4096) * 4096 / CHUNK);
+      const last = Math.ceil(Math.ceil((777 * 200006) / 4096) * 4096 / CHUNK);
+      assert.equal(h.svc.stats().bytesFetched - before - (h.sumsFetched() - s0), (last - first) * CHUNK);
       assert.equal(h.sumsFetched() - s0, 64 * 32, 'one block of leaves');
-      assert.ok(allocated(path) <= 2 * CHUNK + 65536, `allocated ${allocated(path)}`);
+      assert.ok(allocated(path) <= (1 + last - first) * CHUNK + 65536, `allocated ${allocated(path)}`);
     });
 
     test('a sequential cat reads every byte; the file ends archived and unmarked', async () => {

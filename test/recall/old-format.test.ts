@@ -61,3 +61,67 @@ for (const type of ['ext4', 'xfs'] as const) {
     });
   });
 }
+
+// Issue 11's first round: 64 KiB chunks, one flat sums object (32 bytes per chunk, its
+// SHA-256 in the record, fetched whole), the resident map as a raw bitmap.
+const K64 = 64 * 1024;
+for (const type of ['ext4', 'xfs'] as const) {
+  describe(`a copy of the 64 KiB flat-sums format on ${type}`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness({ type, tuning: { chunk: DEFAULT_TUNING.chunk, readahead: DEFAULT_TUNING.readahead } });
+    });
+    after(async () => h.close());
+
+    test('reads fetch its 64 KiB chunks and the flat sums once; a raw bitmap left by that version is read back; the rest is fetched once, byte-exact', async () => {
+      const data = pattern(3 * MiB + 5, 73); // 49 chunks of 64 KiB
+      const SUMS = 49 * 32;
+      const path = await makeReleased(h, 'k64.bin', data, 0o644, undefined, { chunk: K64, flat: true });
+      assert.equal((await stateOf(path))?.copy?.tree, undefined, 'a flat record');
+      const f0 = h.svc.stats().bytesFetched;
+      for (const chunk of [3, 10]) {
+        const r = await run('dd', [`if=${path}`, 'bs=4096', `skip=${chunk * 16 + 1}`, 'count=1', 'status=none']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(r.stdout.equals(data.subarray((chunk * 16 + 1) * 4096, (chunk * 16 + 2) * 4096)));
+      }
+      assert.equal(h.svc.stats().bytesFetched - f0, 2 * K64 + SUMS, 'two chunks of the record, the flat sums once');
+      // The map that version wrote: a raw bitmap of ceil(49 / 8) bytes, bits 3 and 10.
+      const raw = Buffer.alloc(7);
+      raw[0] = 0x08;
+      raw[1] = 0x04;
+      const set = await run('setfattr', ['-n', 'trusted.tier.resident', '-v', `0x${raw.toString('hex')}`, path]);
+      assert.equal(set.code, 0, set.stderr);
+      const st = statSync(path, { bigint: true });
+      h.svc.forget(`${st.dev}:${st.ino}`); // as after a restart: state from the xattrs
+      const c = await run('cat', [path]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(createHash('sha256').update(c.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
+      assert.equal(h.svc.stats().bytesFetched - f0, data.length + 2 * SUMS, 'chunks 3 and 10 not fetched again');
+      assert.equal((await stateOf(path))?.state, 'archived');
+    });
+
+    test('a corrupt chunk or a corrupt flat sums object of that format: EIO, no wrong bytes', async () => {
+      const data = pattern(2 * MiB, 74);
+      const bad = await makeReleased(h, 'k64-bad.bin', data, 0o644, undefined, { chunk: K64, flat: true });
+      const obj = Buffer.from(data);
+      obj[K64 * 7 + 9] = obj[K64 * 7 + 9]! ^ 0xff;
+      const { Readable } = await import('node:stream');
+      await h.tier.put('k/k64-bad.bin', Readable.from([obj]), obj.length, { sha256: createHash('sha256').update(obj).digest('hex'), size: obj.length, path: bad, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+      const ok = await run('dd', [`if=${bad}`, 'bs=4096', 'count=1', 'status=none']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.ok(ok.stdout.equals(data.subarray(0, 4096)));
+      const r = await run('dd', [`if=${bad}`, 'bs=4096', `skip=${(7 * K64) / 4096}`, 'count=1', 'status=none']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Input\/output error/);
+      assert.equal(r.stdout.length, 0);
+
+      const sumsBad = await makeReleased(h, 'k64-sums.bin', data, 0o644, undefined, { chunk: K64, flat: true });
+      const sums = await h.tier.get('k/k64-sums.bin.sums');
+      sums[40] = sums[40]! ^ 0xff;
+      await h.tier.put('k/k64-sums.bin.sums', Readable.from([sums]), sums.length, { sha256: createHash('sha256').update(sums).digest('hex'), size: sums.length, path: sumsBad, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0 });
+      const s = await run('dd', [`if=${sumsBad}`, 'bs=4096', 'count=1', 'status=none']);
+      assert.notEqual(s.code, 0);
+      assert.match(s.stderr, /Input\/output error/);
+    });
+  });
+}

@@ -11,58 +11,17 @@
 import { createHash } from 'node:crypto';
 import { sha256Off } from './hasher.js';
 import { TierError, type Tier } from '../tiers/tier.js';
-import { chunkCount, oneChunkCopy, storedSize, sumsKey, type StateRecord } from '../record/state-record.js';
-import { decodeSums, MapError, objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
+import { chunkCount, storedSize, type StateRecord } from '../record/state-record.js';
+import { objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
+import { getWithTimeout } from './tier-get.js';
+
+export { getWithTimeout } from './tier-get.js';
+export { fetchChunkSums } from './sums-fetch.js';
 
 type Copy = NonNullable<StateRecord['copy']>;
 
 /** Bytes of one chunk's SHA-256 in a copy's `${key}.sums` object. */
 export const SUM_LEN = SUM_BYTES;
-
-/** tier.get bounded by the tier timeout even if the tier ignores its signal. */
-export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
-  const ac = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ac.abort();
-      reject(new TierError('Timeout', 'get', tier.name, key, `no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([tier.get(key, { offset, length }, ac.signal, expect), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Fetches a copy's `${key}.sums` and checks it against the record's sumsSha (and a sparse
- * copy's map against the record); rejects (TierError Corrupt: EIO for readers, never a
- * release) when missing, short, different or inconsistent.
- */
-export async function fetchChunkSums(tier: Tier, copy: Copy, timeoutMs: number): Promise<CopyIndex> {
-  // One dense chunk: its sum is the record's SHA-256 (no object was written, upload.ts),
-  // checked against the record's sumsSha like a fetched one.
-  if (oneChunkCopy(copy)) {
-    const sums = Buffer.from(copy.sha256, 'hex');
-    if (createHash('sha256').update(sums).digest('hex') === copy.sumsSha) return { map: null, sums, summed: null };
-  }
-  const key = sumsKey(copy.key);
-  const want = copy.sparse ? copy.sparse.sumsLen : chunkCount(copy.size, copy.chunk) * SUM_LEN;
-  const sums = await getWithTimeout(tier, key, 0, want, timeoutMs);
-  if (sums.length !== want) throw new TierError('Corrupt', 'get', tier.name, key, `chunk sums object has ${sums.length} bytes, expected ${want}`);
-  if (createHash('sha256').update(sums).digest('hex') !== copy.sumsSha) {
-    throw new TierError('Corrupt', 'get', tier.name, key, `SHA-256 of the chunk sums differs from the file's record`);
-  }
-  if (!copy.sparse) return { map: null, sums, summed: null };
-  try {
-    return decodeSums(sums, { size: copy.size, stored: copy.sparse.stored, chunk: copy.chunk });
-  } catch (e) {
-    if (e instanceof MapError) throw new TierError('Corrupt', 'get', tier.name, key, `data map: ${e.message}`);
-    throw e;
-  }
-}
 
 export interface CopyChunk {
   /** The chunk's logical bytes (zeros in holes), verified; empty when the chunk is all hole

@@ -15,6 +15,8 @@
 //   [0, size); their lengths add up to `stored`, the object's size;
 // - at most MAX_EXTENTS extents (a map stays small enough to hold in memory).
 
+import { TREE_BLOCK, type TreeLayout } from './sums-tree.js';
+
 export interface Extent {
   /** Logical offset in the file. */
   off: number;
@@ -153,14 +155,33 @@ export function encodeSums(m: ExtentMap, sums: Buffer): Buffer {
 /** A copy's verified index: which chunk has which sum, and the map (null: dense copy). */
 export interface CopyIndex {
   map: ExtentMap | null;
-  /** 32 bytes per summed chunk. */
+  /** 32 bytes per summed chunk (empty for a tree: its leaves are in `tree.blocks`). */
   sums: Buffer;
   /** For a mapped copy, the chunks that have a sum (dataChunks). */
   summed: number[] | null;
+  /** A two-level sums object (sums-tree.ts): level 1 verified, blocks of leaves as loaded. */
+  tree?: TreeIndex;
+}
+
+/** What a reader holds of a two-level sums object: every buffer here was verified. */
+export interface TreeIndex {
+  layout: TreeLayout;
+  l1: Buffer;
+  /** Block j -> its leaves (TREE_BLOCK sums, the last block fewer). */
+  blocks: Map<number, Buffer>;
+  /** Blocks being fetched (shared by concurrent readers; dropped on failure). */
+  loading: Map<number, Promise<void>>;
 }
 
 /** Chunk i's sum; null when the copy stores nothing for it (all hole: zeros). */
 export function sumOf(ix: CopyIndex, i: number): Buffer | null {
+  if (ix.tree) {
+    const block = ix.tree.blocks.get(Math.floor(i / TREE_BLOCK));
+    // A caller checks a chunk only after loading its block (sums-fetch.ts loadLeaves).
+    if (!block) throw new Error(`leaf sum of chunk ${i} not loaded`);
+    const k = i % TREE_BLOCK;
+    return block.subarray(k * SUM_BYTES, (k + 1) * SUM_BYTES);
+  }
   const k = ix.summed ? sumIndex(ix.summed, i) : i;
   return k < 0 ? null : ix.sums.subarray(k * SUM_BYTES, (k + 1) * SUM_BYTES);
 }

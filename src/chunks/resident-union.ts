@@ -31,11 +31,11 @@ export interface CachedResident {
 export type ResidentView = { ok: true; map: ResidentMap; memoryOnly: number[] } | { ok: false; why: string };
 
 export function residentToVerify(chunks: number, disk: Buffer | null, cached: CachedResident | null): ResidentView {
-  const onDisk = new ResidentMap(chunks, disk);
+  const onDisk = ResidentMap.fromStored(chunks, disk);
   if (!cached) return { ok: true, map: onDisk, memoryOnly: [] };
   if (cached.diverged) return { ok: false, why: 'partially recalled and written since (the recall service is completing it; it becomes dirty): next run' };
   const inMemory = new ResidentMap(chunks, cached.bits);
-  const map = new ResidentMap(chunks, disk);
+  const map = ResidentMap.fromStored(chunks, disk);
   const memoryOnly: number[] = [];
   for (let i = 0; i < chunks; i++) {
     if (inMemory.has(i) && !onDisk.has(i)) {

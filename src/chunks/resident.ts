@@ -1,6 +1,14 @@
-// The resident map of a partially recalled file: bit i set = chunk i is durable on
-// disk. Persisted as the trusted.tier.resident xattr (state-record.ts). Pure.
-import { coalesce, findMissing, type Range } from './ranges.js';
+// The resident map of a partially recalled file: bit i set = chunk i is on disk (the
+// filesystem witnesses durability: fs-resident.ts). Persisted as the trusted.tier.resident
+// xattr (state-record.ts) in whichever of two forms is shorter (toStored):
+//   - the raw bitmap, ceil(chunks / 8) bytes (the only form before; old maps read as before);
+//   - runs: LEB128 varints alternating missing-run and resident-run lengths, from chunk 0,
+//     the trailing missing run left out; used only when strictly shorter than the bitmap,
+//     so the length alone tells the two apart.
+// A 65536-chunk file's bitmap is 8 KiB, more than an ext4 xattr block holds; as runs, the
+// usual patterns (a prefix read, a few scattered reads, a stream's windows) take bytes.
+// What still does not fit makes the file recall whole (recall/inode.ts persistResident). Pure.
+import { findMissing, type Range } from './ranges.js';
 
 export class ResidentMap {
   private readonly bits: Buffer;
@@ -44,11 +52,64 @@ export class ResidentMap {
     return this.n === this.chunks;
   }
 
-  /** Runs of resident chunks, coalesced. */
+  /** Runs of resident chunks, coalesced, ascending (whole bytes of 0x00 or 0xff skipped at once). */
   runs(): Range[] {
     const out: Range[] = [];
-    for (let i = 0; i < this.chunks; i++) if (this.has(i)) out.push({ start: i, end: i + 1 });
-    return coalesce(out);
+    const n = this.chunks;
+    for (let i = 0; i < n; ) {
+      while (i < n && (i & 7) === 0 && this.bits[i >> 3] === 0) i += 8;
+      if (i >= n) break;
+      if (!this.has(i)) {
+        i++;
+        continue;
+      }
+      const start = i;
+      while (i < n) {
+        if ((i & 7) === 0 && this.bits[i >> 3] === 0xff) i += 8;
+        else if (this.has(i)) i++;
+        else break;
+      }
+      out.push({ start, end: Math.min(i, n) });
+    }
+    return out;
+  }
+
+  /** The xattr form: runs when strictly shorter than the bitmap, else the bitmap. */
+  toStored(): Buffer {
+    const raw = this.bits.length;
+    const out: number[] = [];
+    let pos = 0;
+    for (const r of this.runs()) {
+      varint(out, r.start - pos);
+      varint(out, r.end - r.start);
+      pos = r.end;
+      if (out.length >= raw) return this.toBuffer();
+    }
+    return out.length < raw ? Buffer.from(out) : this.toBuffer();
+  }
+
+  /** Reads either form (toStored); a malformed map is read for what it covers, never past the chunk count. */
+  static fromStored(chunks: number, b: Buffer | null): ResidentMap {
+    const raw = Math.ceil(chunks / 8);
+    if (!b || b.length >= raw) return new ResidentMap(chunks, b);
+    const m = new ResidentMap(chunks);
+    let at = 0;
+    let pos = 0;
+    for (let resident = false; at < b.length; resident = !resident) {
+      let v = 0;
+      let shift = 0;
+      for (;;) {
+        if (at >= b.length || shift > 28) return m; // truncated or too long: what was read so far
+        const x = b[at++]!;
+        v += (x & 0x7f) * 2 ** shift;
+        shift += 7;
+        if ((x & 0x80) === 0) break;
+      }
+      if (resident) for (let i = pos; i < Math.min(chunks, pos + v); i++) m.set(i);
+      pos += v;
+      if (pos >= chunks) return m;
+    }
+    return m;
   }
 
   /** Chunk indices in `want` (clamped to the map) that are not resident. O(want). */
@@ -67,4 +128,12 @@ export class ResidentMap {
   toBuffer(): Buffer {
     return Buffer.from(this.bits);
   }
+}
+
+function varint(out: number[], v: number): void {
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
 }

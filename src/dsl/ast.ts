@@ -31,7 +31,7 @@ export interface RecallSettings {
 export const DEFAULT_WHOLE_FILE_FOR = ['cp', 'mv', 'install', 'tar', 'rsync', 'bsdtar', 'cpio', 'qemu-img', 'qemu-nbd', 'qemu-storage-daemon'];
 
 export interface TierTuning {
-  chunk: number; // bytes, default 64 KiB (new copies of big files get more: copyChunkFor)
+  chunk: number; // bytes, default 16 KiB (new copies of files past 1 GiB get more: copyChunkFor)
   readahead: number; // bytes, default 16 MiB
   timeoutMs: number; // default 30 s
   concurrency: number; // default 8
@@ -42,7 +42,7 @@ export interface TierTuning {
 }
 
 export const DEFAULT_TUNING: TierTuning = {
-  chunk: 64 * 1024,
+  chunk: 16 * 1024,
   readahead: 16 * 1024 * 1024,
   timeoutMs: 30_000,
   concurrency: 8,

@@ -29,7 +29,7 @@ import { fcntl, fgetxattr, fileHandleOfFd, fremovexattr, fsetxattr, futimens, ns
 import { getLease, holdLease, type LeaseGuard } from '../kernel/lease.js';
 import { punchWhole } from '../kernel/punch.js';
 import type { Tier } from '../tiers/tier.js';
-import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from '../record/state-record.js';
+import { decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, XATTR_STATE, type StateRecord } from '../record/state-record.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type CatalogRow } from './catalog.js';
@@ -253,11 +253,10 @@ class Migration {
     const { fd, tier, absPath, st0 } = this;
     const size = Number(st0.size);
     const key = newKey();
-    const chunk = copyChunkFor(tier.tuning?.chunk ?? DEFAULT_TUNING.chunk, size);
-    const { sha256, sumsSha, stored, sparse } = await upload(fd, tier, key, size, chunk, st0, absPath, this.ac.signal);
+    const { sha256, sumsSha, stored, sparse, chunk, tree } = await upload(fd, tier, key, size, tier.tuning?.chunk ?? DEFAULT_TUNING.chunk, st0, absPath, this.ac.signal);
     this.uploaded = stored;
     faultPoint('after-verify');
-    return { tier: tier.name, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk, sumsSha, ...(sparse ? { sparse } : {}) };
+    return { tier: tier.name, key, size, mtimeNs: st0.mtimeNs.toString(), sha256, archivedAt: Date.now(), chunk, sumsSha, ...(sparse ? { sparse } : {}), ...(tree ? { tree } : {}) };
   }
 
   /**

@@ -4,8 +4,11 @@
 // then verification against what the tier reports (put result; then stat size and stored
 // checksum, unless the tier checked the stored bytes itself), then the per-chunk sums
 // object `${key}.sums` (the recall service checks every chunk it fetches against it: a
-// corrupt object gives EIO, never wrong bytes); a one-chunk dense copy has none, its one
-// sum being the file's SHA-256 in the record.
+// corrupt object gives EIO, never wrong bytes), two-level for a dense copy (chunks/sums-tree.ts:
+// a reader fetches level 1 and only the blocks of leaves it needs); a small dense copy has
+// none (record/state-record.ts sumsInRecord: it is checked whole against its SHA-256).
+// The chunk is decided here, once the extents are known (copyChunkFor: a sparse copy keeps
+// the earlier, larger unit and flat sums).
 // A file with holes (SEEK_DATA/SEEK_HOLE through the same fd, extent-scan.ts) uploads only
 // its data extents, packed, and its map heads the sums object (chunks/extent-map.ts); its chunk
 // sums stay over the logical bytes (holes as zeros), for the chunks that touch data.
@@ -15,9 +18,11 @@ import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Tier } from '../tiers/tier.js';
 import { faultPoint } from './fault.js';
-import { oneChunkCopy, sumsKey } from '../record/state-record.js';
+import { chunkCount, copyChunkFor, sumsInRecord, sumsKey } from '../record/state-record.js';
+import { encodeTree } from '../chunks/sums-tree.js';
 import { encodeMap, encodeSums, isDense, type Extent } from '../chunks/extent-map.js';
 import { scanExtents } from './extent-scan.js';
+import { flatSums } from '../chunks/sums-fetch.js';
 
 const preadAsync = promisify(read);
 
@@ -152,6 +157,10 @@ export class LogicalSums {
 
 export interface Uploaded {
   sha256: string;
+  /** The copy's chunk (copyChunkFor of the tier's chunk, dense or sparse). */
+  chunk: number;
+  /** The sums object is two-level (record copy.tree). */
+  tree?: true;
   /** SHA-256 (hex) of the sums object, for the record. */
   sumsSha: string;
   /** Bytes stored (the packed data of a sparse file, else its size). */
@@ -163,10 +172,11 @@ export interface Uploaded {
 type Meta = { path: string; mode: number; uid: number; gid: number; mtimeMs: number };
 
 /** Streams the file through `fd` (no second open) to the tier, then its chunk sums; returns the verified checksums. */
-export async function upload(fd: number, tier: Tier, key: string, size: number, chunkSize: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
+export async function upload(fd: number, tier: Tier, key: string, size: number, tierChunk: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
   const map = scanExtents(fd, size, absPath, signal);
-  if (!isDense(map)) return uploadSparse(fd, tier, key, map, chunkSize, st, absPath, signal);
-  if (size <= SMALL_READ && oneChunkCopy({ size, chunk: chunkSize })) return uploadSmall(fd, tier, key, size, st, absPath, signal);
+  if (!isDense(map)) return uploadSparse(fd, tier, key, map, copyChunkFor(tierChunk, size, true), st, absPath, signal);
+  const chunkSize = copyChunkFor(tierChunk, size);
+  if (size <= SMALL_READ && sumsInRecord({ size, chunk: chunkSize })) return uploadSmall(fd, tier, key, size, chunkSize, st, absPath, signal);
   const hash = createHash('sha256');
   const sums = new ChunkSums(chunkSize);
   let seen = 0;
@@ -202,22 +212,24 @@ export async function upload(fd: number, tier: Tier, key: string, size: number, 
     if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
   }
   const digest = sums.digest();
-  // One chunk: its sum is `sha`, kept by the record; no sums object (state-record.ts oneChunkCopy).
-  const sumsSha = oneChunkCopy({ size, chunk: chunkSize }) ? createHash('sha256').update(digest).digest('hex') : await putSums(tier, key, digest, meta, signal);
-  return { sha256: sha, sumsSha, stored: size };
+  // Small: checked whole by the record's `sha`, no sums object (state-record.ts sumsInRecord).
+  if (sumsInRecord({ size, chunk: chunkSize })) return { sha256: sha, chunk: chunkSize, sumsSha: createHash('sha256').update(digest).digest('hex'), stored: size };
+  const tree = encodeTree(digest);
+  await putSums(tier, key, tree.obj, meta, signal);
+  return { sha256: sha, chunk: chunkSize, tree: true, sumsSha: tree.sumsSha, stored: size };
 }
 
 /** A dense one-chunk file up to this size is read whole, in one pread (bench 7: 5,000 x 64 KiB). */
 const SMALL_READ = 1024 * 1024;
 
 /**
- * A small dense file with one chunk: one pread of size + 1 bytes (the +1 sees EOF: a file
+ * A small dense file checked whole (sumsInRecord): one pread of size + 1 bytes (the +1 sees EOF: a file
  * that grew is refused, as the stream's count would) into the buffer the put sends, one
  * SHA-256 (the file's, which is also its one chunk sum), no stream stages of our own. The
  * tier still hashes what it sends against that SHA-256 (meta.sha256: a put that streams
  * other bytes fails), and the checks after the put are upload()'s.
  */
-async function uploadSmall(fd: number, tier: Tier, key: string, size: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
+async function uploadSmall(fd: number, tier: Tier, key: string, size: number, chunk: number, st: BigIntStats, absPath: string, signal: AbortSignal): Promise<Uploaded> {
   const buf = Buffer.allocUnsafe(size + 1);
   const { bytesRead } = await preadAsync(fd, buf, 0, size + 1, 0);
   if (bytesRead !== size) throw new Error(`${absPath}: read ${bytesRead} bytes, the file had ${size} when opened (changed: next run)`);
@@ -235,8 +247,9 @@ async function uploadSmall(fd: number, tier: Tier, key: string, size: number, st
     if (!info || info.size !== size) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored size ${info?.size ?? 'missing'}, expected ${size}`);
     if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
   }
-  // One chunk: its sum is `sha`; the record keeps the SHA-256 of the one-sum list (upload()'s sumsSha).
-  return { sha256: sha, sumsSha: createHash('sha256').update(digest).digest('hex'), stored: size };
+  // No sums object: the record keeps the SHA-256 of the flat chunk sums (one chunk: of `sha`).
+  const flat = chunkCount(size, chunk) === 1 ? digest : flatSums(data, chunk);
+  return { sha256: sha, chunk, sumsSha: createHash('sha256').update(flat).digest('hex'), stored: size };
 }
 
 /**
@@ -276,7 +289,7 @@ async function uploadSparse(fd: number, tier: Tier, key: string, map: ReturnType
   if (info.meta?.sha256 && info.meta.sha256 !== sha) throw new Error(`tier ${tier.name}: stat ${JSON.stringify(key)}: stored checksum differs`);
   const obj = encodeSums(map, sums.digest());
   const sumsSha = await putSums(tier, key, obj, meta, signal);
-  return { sha256: content.digest('hex'), sumsSha, stored: map.stored, sparse: { stored: map.stored, sumsLen: obj.length } };
+  return { sha256: content.digest('hex'), chunk: chunkSize, sumsSha, stored: map.stored, sparse: { stored: map.stored, sumsLen: obj.length } };
 }
 
 /** Writes `${key}.sums` after its data object (before the record); returns its verified SHA-256. */

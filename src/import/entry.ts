@@ -14,7 +14,7 @@
 import { closeSync, fstatSync, ftruncateSync } from 'node:fs';
 import { fileHandleOfFd, fsetxattr, futimens, getxattr, nsToTimespec } from '../kernel/libc.js';
 import { rowFromRecord, type Catalog } from '../engine/catalog.js';
-import { XATTR_STATE, decodeRecord, encodeRecord, type StateRecord } from '../record/state-record.js';
+import { XATTR_STATE, copyChunkFor, decodeRecord, encodeRecord, type StateRecord } from '../record/state-record.js';
 import type { ObjectInfo } from '../tiers/tier.js';
 import { stillMatches } from '../tiers/validator.js';
 import { createTemp, exchangeIn, openPathAt, publishMode, renameIn, unlinkIn } from './dir-cursor.js';
@@ -22,6 +22,7 @@ import type { Ownership } from './ownership.js';
 
 export interface EntryEnv {
   tier: string;
+  /** The tier's chunk; a file gets copyChunkFor of it (at most 65536 chunks). */
   chunk: number;
   own: Ownership;
   catalog: Catalog | null;
@@ -83,7 +84,7 @@ export function recordFor(o: ObjectInfo, validator: string, env: EntryEnv): Stat
     state: 'released',
     pinned: false,
     gen: 1,
-    copy: { tier: env.tier, key: o.key, size: o.size, mtimeNs: (BigInt(ms) * 1_000_000n).toString(), sha256: '', archivedAt: env.now, chunk: env.chunk, foreign: validator },
+    copy: { tier: env.tier, key: o.key, size: o.size, mtimeNs: (BigInt(ms) * 1_000_000n).toString(), sha256: '', archivedAt: env.now, chunk: copyChunkFor(env.chunk, o.size), foreign: validator },
   };
 }
 

@@ -2,8 +2,10 @@
 // file through an event fd.
 //
 // Order: ranged GET (bounded by the tier timeout) -> SHA-256 against each chunk's sum
-// (the copy's `${key}.sums` object, fetched once per inode and checked against the
-// record's sumsSha; any mismatch: EIO, nothing written; an imported copy has no sums:
+// (the copy's `${key}.sums` object, checked against the record's sumsSha: a two-level one's
+// level 1 once per inode, then the blocks of leaves a run needs, GET beside its data; a flat
+// one whole, once per inode; every sums byte counts as fetched. Any mismatch: EIO, nothing
+// written; an imported copy has no sums:
 // its GETs are conditional on its validator, 'Changed' -> EIO) -> re-check the file still has
 // the expected size and mtime -> pwrite (a chunk a crash took: into its holes only) -> restore mtime
 // (same tick: no user write can slip in between) -> set the chunk bits -> persist the
@@ -18,7 +20,8 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchChunkSums, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
 import type { FdRef } from './fdref.js';
@@ -44,7 +47,8 @@ export class Semaphore {
   }
 }
 
-export { getWithTimeout, fetchChunkSums, SUM_LEN } from '../chunks/copy-chunk.js';
+export { getWithTimeout, SUM_LEN } from '../chunks/copy-chunk.js';
+export { fetchChunkSums } from '../chunks/sums-fetch.js';
 
 export interface FillEnv {
   tier: Tier;
@@ -58,8 +62,11 @@ let warnedUnsummed = false;
 /** Runs of more chunks than this are hashed on the hasher thread (chunks/hasher.ts). */
 const OFF_LOOP_CHUNKS = 2;
 
-/** The copy's verified chunk sums, fetched once per inode; null for a record made before sums existed. */
-function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
+/**
+ * The copy's verified chunk sums, fetched once per inode (a two-level copy: level 1, and the
+ * leaves of `near` when they are close to it); null for a record made before sums existed.
+ */
+function chunkSums(e: InodeEntry, env: FillEnv, near: { first: number; last: number } | null = null): Promise<CopyIndex | null> {
   // An imported object has no sums (tier did not write it): every GET is conditional on
   // its validator instead (chunks/copy-chunk.ts), so a replaced object is 'Changed', never mixed.
   if (e.copy.foreign !== undefined) return Promise.resolve(null);
@@ -73,13 +80,14 @@ function chunkSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex | null> {
   if (e.sums) return Promise.resolve(e.sums);
   // A fetch begun by an earlier event may be one doomed by an outage that has since ended:
   // if it fails, this event makes one fresh attempt of its own rather than inherit the error.
-  if (e.sumsLoading) return e.sumsLoading.catch(() => loadSums(e, env));
-  return loadSums(e, env);
+  if (e.sumsLoading) return e.sumsLoading.catch(() => loadSums(e, env, near));
+  return loadSums(e, env, near);
 }
 
 /** Shared by concurrent chunk fetches; not cached on failure, so a later event tries again. */
-function loadSums(e: InodeEntry, env: FillEnv): Promise<CopyIndex> {
-  e.sumsLoading ??= fetchChunkSums(env.tier, e.copy, env.tuning.timeoutMs)
+function loadSums(e: InodeEntry, env: FillEnv, near: { first: number; last: number } | null): Promise<CopyIndex> {
+  const t = env.tuning.timeoutMs;
+  e.sumsLoading ??= (e.copy.tree ? fetchTreeIndex(env.tier, e.copy, t, near, env.onBytes) : fetchChunkSums(env.tier, e.copy, t, env.onBytes))
     .then((b) => (e.sums = b))
     .finally(() => (e.sumsLoading = undefined));
   return e.sumsLoading;
@@ -172,8 +180,13 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     chunks = await readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs);
     verifyWholeRun(env.tier, e.copy, chunks);
   } else {
-    // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both at once.
-    const sumsP = chunkSums(e, env);
+    // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both
+    // at once (a two-level copy: level 1, then the blocks of this run's leaves).
+    const run = { first, last };
+    const sumsP = chunkSums(e, env, run).then(async (ix) => {
+      if (ix) await loadLeaves(env.tier, e.copy, ix, first, last, env.tuning.timeoutMs, env.onBytes);
+      return ix;
+    });
     let sums: CopyIndex | null;
     if (e.copy.sparse) {
       sums = await sumsP;

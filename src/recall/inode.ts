@@ -100,7 +100,7 @@ export function loadEntry(fd: number, id: string): Loaded {
       id,
       record,
       copy,
-      resident: new ResidentMap(n, bits),
+      resident: ResidentMap.fromStored(n, bits),
       expect: { size: copy.size, mtimeNs },
       keep: copy.size,
       diverged: false,
@@ -121,7 +121,7 @@ export function persistResident(fd: number, e: InodeEntry): boolean {
   faultPoint('persist-resident'); // FAULT INJECTION (tests): an xattr error, the bit in memory only
   try {
     // Bitmap first: a 'partial' record never points at a map that is missing.
-    fsetxattr(fd, XATTR_RESIDENT, e.resident.toBuffer());
+    fsetxattr(fd, XATTR_RESIDENT, e.resident.toStored()); // run-length form when shorter (chunks/resident.ts)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOSPC' && code !== 'E2BIG' && code !== 'ERANGE') throw err;

@@ -36,6 +36,9 @@ export interface StateRecord {
      *  heads the sums object. `sha256` is then the content digest SHA-256(map ‖ packed data),
      *  not the object's own. Absent: dense copy, the object is the file. */
     sparse?: { stored: number; sumsLen: number };
+    /** The sums object is two-level (chunks/sums-tree.ts): `sumsSha` is the SHA-256 of its
+     *  level-1 table, not of the object. Dense copies only. Absent: one flat list of sums. */
+    tree?: true;
     /** Set for an imported object tier did not write (src/import): its validator, `etag:<ETag>`
      *  or `lm:<Last-Modified ms>` (with `size`). No sums, sha256 ''; recall checks the validator
      *  on every GET, and tier never writes or deletes this key. */
@@ -53,11 +56,14 @@ export interface StateRecord {
 // an attribute value up to ~250 bytes inside the inode (measured: 250 in, 260 out), so a
 // released file there has st_blocks 0; the named-field form needed an attribute block.
 // (ext4 with 256-byte inodes holds only ~60 bytes in-inode: one xattr block remains.)
-// decodeRecord also accepts the named-field JSON object form. A sparse file's copy adds a 9th
+// decodeRecord also accepts the named-field JSON object form. A copy with two-level sums
+// (chunks/sums-tree.ts) has its chunk negated. A sparse file's copy adds a 9th
 // element [stored, sumsLen] (object bytes, sums object bytes); dense copies never have it.
 export function encodeRecord(r: StateRecord): Buffer {
   const c = r.copy;
-  const copy: unknown[] | 0 = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.chunk] : 0;
+  // A two-level copy's chunk is written negated (one byte): a version from before refuses
+  // the record's copy (chunk <= 0: EIO at recall), never reads its sums as a flat list.
+  const copy: unknown[] | 0 = c ? [c.tier, c.key, c.size, c.mtimeNs, c.sha256, c.archivedAt, c.tree ? -c.chunk : c.chunk] : 0;
   if (c?.sumsSha && copy) copy.push(Buffer.from(c.sumsSha, 'hex').toString('base64url'));
   // The 9th element: a sparse copy's [stored, sumsLen] (with sums), or an imported copy's validator.
   if (c?.sparse && c.sumsSha && copy) copy.push([c.sparse.stored, c.sparse.sumsLen]);
@@ -104,6 +110,12 @@ function fromArray(a: unknown[]): StateRecord | null {
       if (!sp || !r.copy.sumsSha) return null; // a map lives in the sums object
       r.copy.sparse = sp;
     }
+    if (chunk < 0) {
+      // Two-level sums: dense, with sums, never imported.
+      if (!r.copy.sumsSha || r.copy.sparse || r.copy.foreign !== undefined) return null;
+      r.copy.chunk = -chunk;
+      r.copy.tree = true;
+    }
   } else if (copy !== 0) return null;
   return r;
 }
@@ -122,6 +134,7 @@ export function decodeRecord(buf: Buffer | null | undefined): StateRecord | null
       const sp = validSparse([r.copy.sparse?.stored, r.copy.sparse?.sumsLen], r.copy.size);
       if (!sp || !r.copy.sumsSha) return null;
     }
+    if (r.copy?.tree !== undefined && (r.copy.tree !== true || r.copy.sparse || !r.copy.sumsSha || r.copy.foreign !== undefined)) return null;
     return r;
   } catch {
     return null;
@@ -136,25 +149,44 @@ export function chunkCount(size: number, chunk: number): number {
   return size === 0 ? 0 : Math.ceil(size / chunk);
 }
 
-/**
- * A dense copy of exactly one chunk: its one chunk sum is the copy's SHA-256, which the
- * record keeps, so no `${key}.sums` object is written (upload.ts) or fetched (copy-chunk.ts).
- */
-export function oneChunkCopy(copy: { size: number; chunk: number; sparse?: unknown }): boolean {
-  return copy.sparse === undefined && chunkCount(copy.size, copy.chunk) === 1;
+/** Leaf sums per level-1 block of a two-level sums object (chunks/sums-tree.ts): 2 KiB of leaves. */
+export const TREE_BLOCK = 64;
+
+/** Bytes of a two-level sums object over `chunks` chunks: level 1, then 32 bytes per chunk. */
+export function treeObjLen(chunks: number): number {
+  return Math.ceil(chunks / TREE_BLOCK) * 32 + chunks * 32;
 }
 
-/** Most chunks a new copy gets: its resident bitmap stays <= 2 KiB, inside one xattr block. */
-export const MAX_COPY_CHUNKS = 16384;
+/** A dense copy up to this size is recalled whole at its first read (recall/handler.ts SMALL_WHOLE). */
+export const WHOLE_BY_RECORD_MAX = 256 * 1024;
+
+/**
+ * A dense copy small enough to be checked whole against the record's SHA-256 (one chunk, or
+ * recalled whole at its first read): no `${key}.sums` object is written (upload.ts) or
+ * fetched (a reader that needs its chunk sums GETs the object, checks it against `sha256`
+ * and sums it itself: chunks/sums-fetch.ts). Its `sumsSha` is that of its flat chunk sums.
+ * Older copies of this size may have an object: it is simply not read.
+ */
+export function sumsInRecord(copy: { size: number; chunk: number; sparse?: unknown; foreign?: unknown }): boolean {
+  if (copy.sparse !== undefined || copy.foreign !== undefined) return false;
+  return chunkCount(copy.size, copy.chunk) === 1 || copy.size <= WHOLE_BY_RECORD_MAX;
+}
+
+/** Most chunks a new dense copy gets (its resident map is stored run-length coded: resident.ts). */
+export const MAX_COPY_CHUNKS = 65536;
+/** A sparse copy keeps the earlier rule: at least 64 KiB, at most 16384 chunks (flat sums, fetched whole with its map). */
+export const SPARSE_MIN_CHUNK = 64 * 1024;
+export const MAX_SPARSE_CHUNKS = 16384;
 
 /**
  * The chunk (verified unit and resident-map unit) of a new copy of `size` bytes: the
  * tier's `chunk`, doubled until the file has at most MAX_COPY_CHUNKS of them (a bigger
  * map would not fit an xattr and the file would be recalled whole). Pure.
  */
-export function copyChunkFor(tierChunk: number, size: number): number {
-  let c = tierChunk;
-  while (Math.ceil(size / c) > MAX_COPY_CHUNKS) c *= 2;
+export function copyChunkFor(tierChunk: number, size: number, sparse = false): number {
+  let c = sparse ? Math.max(tierChunk, SPARSE_MIN_CHUNK) : tierChunk;
+  const most = sparse ? MAX_SPARSE_CHUNKS : MAX_COPY_CHUNKS;
+  while (Math.ceil(size / c) > most) c *= 2;
   return c;
 }
 

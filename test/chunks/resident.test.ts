@@ -21,6 +21,56 @@ describe('ResidentMap', () => {
     assert.throws(() => back.set(10), RangeError);
   });
 
+  test('stored form: runs when strictly shorter than the bitmap, else the bitmap; both read back', () => {
+    const m = new ResidentMap(65536);
+    for (let i = 0; i < 128; i++) m.set(i); // head -c 2M at 16 KiB
+    assert.deepEqual([...m.toStored()], [0, 0x80, 0x01], 'one run: missing 0, resident 128');
+    const back = ResidentMap.fromStored(65536, m.toStored());
+    assert.deepEqual(back.runs(), [{ start: 0, end: 128 }]);
+    assert.equal(back.count(), 128);
+    // tar tvf | head: a chunk or two per header, scattered across a 512 MiB file.
+    const tar = new ResidentMap(32768);
+    for (let h = 0; h < 40; h++) {
+      tar.set(h * 811);
+      if (h % 2) tar.set(h * 811 + 1);
+    }
+    const st = tar.toStored();
+    assert.ok(st.length <= 4 * 40, `${st.length} bytes for 40 runs`);
+    assert.deepEqual(ResidentMap.fromStored(32768, st).runs(), tar.runs());
+    // A random half: the bitmap is shorter, and is what is stored.
+    const half = new ResidentMap(1000);
+    for (let i = 0; i < 1000; i++) if ((i * 7919) % 13 < 6) half.set(i);
+    assert.equal(half.toStored().length, 125);
+    assert.deepEqual(ResidentMap.fromStored(1000, half.toStored()).runs(), half.runs());
+    // Random patterns of every density round-trip.
+    for (let seed = 1; seed < 40; seed++) {
+      const n = 1 + ((seed * 977) % 5000);
+      const r = new ResidentMap(n);
+      let x = seed;
+      for (let i = 0; i < n; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        if (x % 100 < seed * 2.5) r.set(i);
+      }
+      const again = ResidentMap.fromStored(n, r.toStored());
+      assert.deepEqual(again.toBuffer(), r.toBuffer(), `seed ${seed}`);
+    }
+    // The whole file: one run (never stored in practice: the file is then archived).
+    const full = new ResidentMap(65536);
+    for (let i = 0; i < 65536; i++) full.set(i);
+    assert.ok(full.toStored().length <= 4);
+    assert.equal(ResidentMap.fromStored(65536, full.toStored()).complete(), true);
+  });
+
+  test('stored form: an old bitmap (exactly ceil(n/8) bytes) reads as before; malformed runs read for what they cover, never past n', () => {
+    assert.deepEqual(ResidentMap.fromStored(3, Buffer.from([0x02])).runs(), [{ start: 1, end: 2 }]);
+    assert.deepEqual(ResidentMap.fromStored(20, Buffer.from([0x0f, 0, 0x08])).runs(), [{ start: 0, end: 4 }, { start: 19, end: 20 }]);
+    // Runs past the chunk count stop at it; a truncated varint ends the map there.
+    assert.deepEqual(ResidentMap.fromStored(100, Buffer.from([98, 50])).runs(), [{ start: 98, end: 100 }]);
+    assert.deepEqual(ResidentMap.fromStored(1000, Buffer.from([2, 3, 0x80])).runs(), [{ start: 2, end: 5 }]);
+    assert.equal(ResidentMap.fromStored(1000, Buffer.alloc(0)).count(), 0);
+    assert.equal(ResidentMap.fromStored(1000, null).count(), 0);
+  });
+
   test('a stored map with bits beyond the chunk count is not trusted past it', () => {
     const m = new ResidentMap(3, Buffer.from([0xff, 0xff]));
     assert.equal(m.count(), 3);

@@ -124,7 +124,7 @@ describe('tier check', () => {
   test('--print: the normalised policy, which checks clean and prints the same again', () => {
     const r = tier('check', '--print', 'policies/media-archive.hsmpolicy');
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^tier nas \{\n  local "\/mnt\/nas\/tier"\n  chunk 64KiB\n/);
+    assert.match(r.out, /^tier nas \{\n  local "\/mnt\/nas\/tier"\n  chunk 16KiB\n/);
     assert.match(r.out, /  rule video:   \(name ~ "\*\.mkv" or name ~ "\*\.mov"\) and last_access > 30d -> release to cold\n/);
     const again = tier('check', '--print', file('printed.hsmpolicy', r.out));
     assert.equal(again.code, 0, again.err);

@@ -12,7 +12,8 @@ import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import type { ObjectMeta, PutResult, Tier } from '../../src/tiers/tier.js';
 import { migrate, NO_RECALL_SERVICE, type ExecDeps } from '../../src/engine/execute.js';
-import { decodeRecord, oneChunkCopy, XATTR_STATE, sumsKey } from '../../src/record/state-record.js';
+import { encodeTree } from '../../src/chunks/sums-tree.js';
+import { decodeRecord, sumsInRecord, XATTR_STATE, sumsKey } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestRecall, type TestRecall } from './test-recall.js';
@@ -93,11 +94,18 @@ for (const type of ['ext4', 'xfs'] as const) {
         // record; in the `.sums` object, except for a one-chunk copy (its one sum is sha256).
         const want: Buffer[] = [];
         for (let off = 0; off < data.length; off += rec.copy!.chunk) want.push(createHash('sha256').update(data.subarray(off, off + rec.copy!.chunk)).digest());
-        if (oneChunkCopy(rec.copy!)) {
-          assert.equal(await tier.stat(sumsKey(rec.copy!.key)), null, `${p}: one chunk, no sums object`);
-          assert.equal(Buffer.concat(want).toString('hex'), rec.copy!.sha256);
-        } else assert.ok((await tier.get(sumsKey(rec.copy!.key))).equals(Buffer.concat(want)), `${p}: chunk sums`);
-        assert.equal(rec.copy?.sumsSha, sha(Buffer.concat(want)));
+        if (sumsInRecord(rec.copy!)) {
+          // Small: checked whole against sha256, no sums object; the record names its flat sums.
+          assert.equal(await tier.stat(sumsKey(rec.copy!.key)), null, `${p}: small, no sums object`);
+          if (want.length === 1) assert.equal(Buffer.concat(want).toString('hex'), rec.copy!.sha256);
+          assert.equal(rec.copy?.sumsSha, sha(Buffer.concat(want)));
+        } else {
+          // Two levels: the object is level 1 then the leaves; the record names level 1.
+          const tree = encodeTree(Buffer.concat(want));
+          assert.equal(rec.copy?.tree, true);
+          assert.ok((await tier.get(sumsKey(rec.copy!.key))).equals(tree.obj), `${p}: chunk sums`);
+          assert.equal(rec.copy?.sumsSha, tree.sumsSha);
+        }
       }
       for (const [p, data] of originals) {
         const back = await readFile(p);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyChunkFor, decodeRecord, encodeRecord, MAX_COPY_CHUNKS, storedSize, type StateRecord } from '../../src/record/state-record.js';
+import { copyChunkFor, decodeRecord, encodeRecord, MAX_COPY_CHUNKS, storedSize, sumsInRecord, treeObjLen, type StateRecord } from '../../src/record/state-record.js';
 
 const full: StateRecord = {
   v: 1,
@@ -74,12 +74,39 @@ test('sparse copies: [stored, sumsLen] as a 9th element; dense copies keep exact
   assert.equal(decodeRecord(Buffer.from('[1,"released",0,2,["t","ab/k",100,"5","x",1,4194304,0,[10,10]]]')), null, 'map without sums');
 });
 
-test('copyChunkFor: the tier chunk, doubled until the resident map has at most MAX_COPY_CHUNKS bits', () => {
+test('copyChunkFor: the tier chunk, doubled until the resident map has at most MAX_COPY_CHUNKS bits; sparse copies keep the earlier rule', () => {
   const K = 1024;
-  assert.equal(copyChunkFor(64 * K, 0), 64 * K);
-  assert.equal(copyChunkFor(64 * K, 1 << 30), 64 * K, '1 GiB: 16384 chunks of 64 KiB');
-  assert.equal(copyChunkFor(64 * K, (1 << 30) + 1), 128 * K);
-  assert.equal(copyChunkFor(64 * K, 100 * (1 << 30)), 8 * K * K);
+  assert.equal(MAX_COPY_CHUNKS, 65536);
+  assert.equal(copyChunkFor(16 * K, 0), 16 * K);
+  assert.equal(copyChunkFor(16 * K, 1 << 30), 16 * K, '1 GiB: 65536 chunks of 16 KiB');
+  assert.equal(copyChunkFor(16 * K, (1 << 30) + 1), 32 * K);
+  assert.equal(copyChunkFor(16 * K, 100 * (1 << 30)), 2 * K * K);
   assert.equal(copyChunkFor(4 * K * K, 1 << 30), 4 * K * K, 'a bigger tier chunk is kept');
-  for (const size of [1, 12345, 3 << 30, 2 ** 40 + 7]) assert.ok(Math.ceil(size / copyChunkFor(64 * K, size)) <= MAX_COPY_CHUNKS);
+  for (const size of [1, 12345, 3 << 30, 2 ** 40 + 7]) assert.ok(Math.ceil(size / copyChunkFor(16 * K, size)) <= MAX_COPY_CHUNKS);
+  // Sparse: at least 64 KiB, at most 16384 chunks (flat sums with the map, fetched whole).
+  assert.equal(copyChunkFor(16 * K, 1 << 20, true), 64 * K);
+  assert.equal(copyChunkFor(16 * K, (1 << 30) + 1, true), 128 * K);
+  assert.equal(copyChunkFor(1 << 20, 1 << 20, true), 1 << 20);
+});
+
+test('two-level sums: the chunk written negated (a version from before refuses it: EIO, never a flat read); only with sums, dense, not imported', () => {
+  const size = 512 * 1024 * 1024;
+  const tree: StateRecord = { ...full, copy: { ...full.copy!, size, chunk: 16384, sumsSha: 'f0'.repeat(31) + '0e', tree: true } };
+  const enc = encodeRecord(tree);
+  assert.equal((JSON.parse(enc.toString()) as unknown[][])[4]![6], -16384);
+  assert.deepEqual(decodeRecord(enc), tree);
+  assert.ok(enc.length < 250, String(enc.length));
+  assert.deepEqual(decodeRecord(Buffer.from(JSON.stringify(tree))), tree, 'named-field form');
+  assert.equal(decodeRecord(Buffer.from(`[1,"released",0,2,["t","ab/k",${size},"5","x",1,-16384]]`)), null, 'tree without sums');
+  assert.equal(decodeRecord(Buffer.from(`[1,"released",0,2,["t","ab/k",${size},"5","x",1,-16384,"${'A'.repeat(43)}",[10,50]]]`)), null, 'tree and sparse');
+  assert.equal(decodeRecord(Buffer.from(JSON.stringify({ ...tree, copy: { ...tree.copy, tree: 1 } }))), null, 'named form, tree not true');
+  assert.equal(treeObjLen(32768), 512 * 32 + 32768 * 32);
+});
+
+test('sumsInRecord: small dense copies (one chunk, or up to 256 KiB) have no sums object', () => {
+  assert.equal(sumsInRecord({ size: 256 * 1024, chunk: 16384 }), true);
+  assert.equal(sumsInRecord({ size: 256 * 1024 + 1, chunk: 16384 }), false);
+  assert.equal(sumsInRecord({ size: 3 << 20, chunk: 4 << 20 }), true, 'one chunk');
+  assert.equal(sumsInRecord({ size: 100, chunk: 16384, sparse: { stored: 10, sumsLen: 50 } }), false);
+  assert.equal(sumsInRecord({ size: 100, chunk: 16384, foreign: 'etag:x' }), false);
 });

@@ -28,14 +28,14 @@ function setup(fs: LoopFs, names: string[]): { data: string; state: string; tier
   mkdirSync(tierDir);
   const content = new Map<string, Buffer>();
   names.forEach((n, i) => {
-    const b = pattern(96 * 1024 + i * 4096, 40 + i);
+    const b = pattern(300 * 1024 + i * 4096, 40 + i);
     writeFileSync(join(data, n), b);
     content.set(n, b);
   });
   const policy = join(fs.scratch, 'track.hsmpolicy');
   writeFileSync(
     policy,
-    // 64 KiB chunks: each ~100 KiB file has two, so its copy has a sums object (one-chunk copies have none).
+    // 64 KiB chunks: each ~300 KiB file has five, so its copy has a sums object (copies up to 256 KiB have none).
     `tier slow { local "${tierDir}" chunk 64KiB }\nfileset data { root "${data}" }\n` +
       `policy p on data {\n  keep_deleted ${KEEP_S}s\n  rule all: size > 0B -> release to slow\n}\n`,
   );

@@ -2,7 +2,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { MTIME_NS, allocated, makeReleased, pattern, run, startHarness, stateOf, type Harness } from './harness.js';
+import { MTIME_NS, allocated, makeReleased, pattern, residentOf, run, startHarness, stateOf, type Harness } from './harness.js';
 
 for (const type of ['ext4', 'xfs'] as const) {
   describe(`recall on ${type} (local tier)`, () => {
@@ -39,10 +39,11 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(allocated(path) >= h.tuning.chunk);
     });
 
-    test('every fetched byte is counted once: the recall log (read-ahead rows included) adds up to bytesFetched', async () => {
+    test('every fetched byte is counted once, sums included: the recall log (read-ahead rows included) adds up to bytesFetched', async () => {
       const data = pattern(6 * 1024 * 1024 + 99, 5);
       const path = await makeReleased(h, 'count.bin', data);
       const f0 = h.svc.stats().bytesFetched;
+      const s0 = h.sumsFetched();
       const r0 = h.records.length;
       // Sequential reads of half the file: read-ahead runs past what was read.
       const r = await run('dd', [`if=${path}`, 'bs=65536', 'count=48', 'status=none']);
@@ -56,7 +57,9 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(rows.every((x) => x.path === path), 'rows name the file');
       assert.equal(logged, fetched, 'log rows add up to the bytes fetched');
       assert.ok(fetched > 48 * 65536, `read-ahead fetched past the reads (${fetched})`);
-      assert.ok(allocated(path) >= fetched - 65536, 'what was fetched is on disk');
+      const sums = h.sumsFetched() - s0;
+      assert.ok(sums > 0, 'the sums GETs are counted too (in bytesFetched and in the log rows)');
+      assert.ok(allocated(path) >= fetched - sums - 65536, 'what was fetched is on disk');
     });
 
     test('pread past EOF returns nothing and does not hang', async () => {
@@ -78,11 +81,17 @@ describe('a resident map too big for an xattr (ext4, 1 KiB blocks)', () => {
   });
   after(async () => h.close());
 
-  test('the first read recalls the whole file instead of leaving an unrecorded partial file', async () => {
-    const data = pattern(40 * 1024 * 1024, 5); // 10240 chunks: a 1280-byte map does not fit a 1 KiB block
+  test('a map that fits as runs is stored; one that does not makes the read recall the whole file, never an unrecorded partial file', async () => {
+    const data = pattern(40 * 1024 * 1024, 5); // 10240 chunks: a 1280-byte bitmap does not fit a 1 KiB block
     const path = await makeReleased(h, 'many-chunks.bin', data);
     const r = await run('head', ['-c', '10', path]);
     assert.deepEqual(r.stdout, data.subarray(0, 10));
+    assert.equal((await stateOf(path))?.state, 'partial', 'one run: a few bytes');
+    assert.ok((await residentOf(path))!.length < 8);
+    // Every third chunk: about 3400 runs, which no 1 KiB block holds in either form.
+    const py = 'import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\nfor i in range(1,3413): os.pread(fd,1,i*3*4096)\n';
+    const s = await run('python3', ['-c', py, path]);
+    assert.equal(s.code, 0, s.stderr);
     assert.equal((await stateOf(path))?.state, 'archived');
     assert.ok((await run('cat', [path])).stdout.equals(data));
   });
@@ -100,7 +109,7 @@ describe('fallback mode: content group, whole file at open', () => {
     const path = await makeReleased(h, 'content.bin', data);
     const r = await run('head', ['-c', '1', path]);
     assert.deepEqual(r.stdout, data.subarray(0, 1));
-    assert.equal(h.svc.stats().bytesFetched, data.length);
+    assert.equal(h.svc.stats().bytesFetched, data.length + h.sumsFetched());
     assert.equal((await stateOf(path))?.state, 'archived');
     assert.ok((await run('cat', [path])).stdout.equals(data));
   });

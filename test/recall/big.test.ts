@@ -1,5 +1,5 @@
-// A 256 MiB released file with the default 4 MiB chunks and 16 MiB read-ahead: one
-// byte costs about one chunk; a sequential read gets everything exactly once.
+// A 256 MiB released file with the default chunks and 16 MiB read-ahead: one byte costs
+// one chunk and a block of its sums; a sequential read gets everything exactly once.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -23,21 +23,30 @@ for (const type of ['ext4', 'xfs'] as const) {
 
     test('head -c 1 fetches one chunk', async () => {
       const before = h.svc.stats().bytesFetched;
+      const s0 = h.sumsFetched();
       const r = await run('head', ['-c', '1', path]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout, data.subarray(0, 1));
-      assert.equal(h.svc.stats().bytesFetched - before, CHUNK);
+      const sums = h.sumsFetched() - s0;
+      assert.equal(h.svc.stats().bytesFetched - before, CHUNK + sums, 'one chunk and its sums, all counted');
+      // Level 1 (32 B per 64 chunks) and the first block of leaves (2 KiB), in one GET.
+      assert.equal(sums, (SIZE / CHUNK / 64) * 32 + 64 * 32);
       assert.ok(allocated(path) <= CHUNK + 65536, `allocated ${allocated(path)}`);
       assert.equal((await stateOf(path))?.state, 'partial');
     });
 
     test('dd at an odd offset deep in the file: exact bytes, one more chunk (a few small reads open no read-ahead)', async () => {
       const before = h.svc.stats().bytesFetched;
+      const s0 = h.sumsFetched();
       const r = await run('dd', [`if=${path}`, 'bs=777', 'skip=200001', 'count=5', 'status=none']);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stdout.equals(data.subarray(777 * 200001, 777 * 200006)));
-      assert.equal(h.svc.stats().bytesFetched - before, CHUNK);
-      assert.ok(allocated(path) <= 2 * CHUNK + 65536, `allocated ${allocated(path)}`);
+      // The chunks under the page-rounded range (the event's), whatever the chunk size.
+      const first = Math.floor(Math.floor((777 * 200001) / 4096) * 4096 / CHUNK);
+      const last = Math.ceil(Math.ceil((777 * 200006) / 4096) * 4096 / CHUNK);
+      assert.equal(h.svc.stats().bytesFetched - before - (h.sumsFetched() - s0), (last - first) * CHUNK);
+      assert.equal(h.sumsFetched() - s0, 64 * 32, 'one block of leaves');
+      assert.ok(allocated(path) <= (1 + last - first) * CHUNK + 65536, `allocated ${allocated(path)}`);
     });
 
     test('a sequential cat reads every byte; the file ends archived and unmarked', async () => {
@@ -46,7 +55,8 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal(r.stdout.length, SIZE);
       assert.equal(createHash('sha256').update(r.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
       // Each chunk fetched once: what head and dd fetched plus the rest.
-      assert.equal(h.svc.stats().bytesFetched, SIZE);
+      assert.equal(h.svc.stats().bytesFetched, SIZE + h.sumsFetched());
+      assert.ok(h.sumsFetched() <= (SIZE / CHUNK) * 33, 'each block of sums fetched once');
       assert.equal((await stateOf(path))?.state, 'archived');
     });
   });

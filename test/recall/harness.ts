@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { DEFAULT_TUNING, DEFAULT_WHOLE_FILE_FOR, type TierTuning } from '../../src/dsl/ast.js';
-import { XATTR_STATE, decodeRecord, encodeRecord, sumsKey, type StateRecord } from '../../src/record/state-record.js';
+import { SUMS_SUFFIX, XATTR_STATE, decodeRecord, encodeRecord, sumsInRecord, sumsKey, type StateRecord } from '../../src/record/state-record.js';
+import { encodeTree } from '../../src/chunks/sums-tree.js';
 import { ChunkSums } from '../../src/engine/upload.js';
 import { createGroup, type GroupMode } from '../../src/kernel/fanotify.js';
 import { fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
@@ -31,6 +32,8 @@ export interface Harness {
   records: RecallLogRecord[];
   tuning: TierTuning;
   inflightPath: string;
+  /** Bytes GETs of `.sums` objects returned so far (part of bytesFetched). */
+  sumsFetched(): number;
   /** Stops the service, closes the group, unmounts. */
   close(): Promise<void>;
 }
@@ -53,7 +56,20 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
   const mode = o.mode ?? 'pre-content';
   const tuning: TierTuning = { ...DEFAULT_TUNING, chunk: 256 * 1024, readahead: 1024 * 1024, timeoutMs: 5000, ...o.tuning };
   const base = o.makeTier ? o.makeTier(fs.scratch, tuning) : new LocalTier('slow', join(fs.scratch, 'tier'), tuning);
-  const tier = o.wrapTier ? o.wrapTier(base) : base;
+  const wrapped = o.wrapTier ? o.wrapTier(base) : base;
+  // Counts the bytes GETs of sums objects return: bytesFetched must include them.
+  const sums = { bytes: 0 };
+  const tier = new Proxy(wrapped, {
+    get(t, prop) {
+      const v = Reflect.get(t, prop, t) as unknown;
+      if (prop !== 'get' || typeof v !== 'function') return typeof v === 'function' ? v.bind(t) : v;
+      return async (...args: Parameters<Tier['get']>) => {
+        const got = await (v as Tier['get']).apply(t, args);
+        if (args[0].endsWith(SUMS_SUFFIX)) sums.bytes += got.length;
+        return got;
+      };
+    },
+  });
   const group = createGroup(mode);
   const records: RecallLogRecord[] = [];
   const inflightPath = join(fs.scratch, 'inflight');
@@ -78,6 +94,7 @@ export async function startHarness(o: HarnessOpts = {}): Promise<Harness> {
     records,
     tuning,
     inflightPath,
+    sumsFetched: () => sums.bytes,
     async close() {
       live.delete(svc);
       await svc.stop();
@@ -104,7 +121,8 @@ export function pattern(size: number, seed = 1): Buffer {
 
 /**
  * Writes `data` at `name` (mode `fileMode`), uploads it with its chunk sums object (as the
- * engine does; `sums: false` makes a record of the older format without them), and
+ * engine does; `sums: false` makes a record of the older format without them, `flat: true`
+ * one of the flat sums format of copies made before the two-level one), and
  * releases it: mark, punch, record, restore mtime. Returns the path.
  */
 export async function makeReleased(
@@ -113,7 +131,7 @@ export async function makeReleased(
   data: Buffer,
   fileMode = 0o644,
   mark: (fd: number) => void = (fd) => h.svc.markReleased(fd),
-  opts: { sums?: boolean; chunk?: number } = {},
+  opts: { sums?: boolean; chunk?: number; flat?: boolean } = {},
 ): Promise<string> {
   const path = join(h.fs.dir, name);
   writeFileSync(path, data, { mode: fileMode });
@@ -122,12 +140,24 @@ export async function makeReleased(
   const meta = { sha256, size: data.length, path, mode: fileMode, uid: 0, gid: 0, mtimeMs: Number(MTIME_NS / 1_000_000n) };
   await h.tier.put(key, Readable.from([data]), data.length, meta);
   let sumsSha: string | undefined;
+  let tree = false;
+  const chunk = opts.chunk ?? h.tuning.chunk;
   if (opts.sums !== false) {
-    const cs = new ChunkSums(opts.chunk ?? h.tuning.chunk);
+    // As upload.ts writes them today: none for a small copy, else two levels; `flat`: the
+    // format of copies made before (one object of 32 bytes per chunk, named by its SHA-256).
+    const cs = new ChunkSums(chunk);
     cs.update(data);
-    const sums = cs.digest();
-    sumsSha = createHash('sha256').update(sums).digest('hex');
-    await h.tier.put(sumsKey(key), Readable.from([sums]), sums.length, { ...meta, sha256: sumsSha, size: sums.length });
+    const flat = cs.digest();
+    let obj: Buffer | null = flat;
+    sumsSha = createHash('sha256').update(flat).digest('hex');
+    if (!opts.flat && sumsInRecord({ size: data.length, chunk })) obj = null;
+    else if (!opts.flat) {
+      const t = encodeTree(flat);
+      obj = t.obj;
+      sumsSha = t.sumsSha;
+      tree = true;
+    }
+    if (obj) await h.tier.put(sumsKey(key), Readable.from([obj]), obj.length, { ...meta, sha256: createHash('sha256').update(obj).digest('hex'), size: obj.length });
   }
   const fd = openSync(path, 'r+');
   try {
@@ -140,7 +170,7 @@ export async function makeReleased(
       state: 'released',
       pinned: false,
       gen: 1,
-      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk: opts.chunk ?? h.tuning.chunk, ...(sumsSha ? { sumsSha } : {}) },
+      copy: { tier: h.tier.name, key, size: data.length, mtimeNs: MTIME_NS.toString(), sha256, archivedAt: Date.now(), chunk, ...(sumsSha ? { sumsSha } : {}), ...(tree ? { tree: true as const } : {}) },
     };
     fsetxattr(fd, XATTR_STATE, encodeRecord(rec), path);
     futimens(fd, nsToTimespec(MTIME_NS), nsToTimespec(MTIME_NS), path);

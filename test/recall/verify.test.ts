@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { sumsKey } from '../../src/record/state-record.js';
+import { ResidentMap } from '../../src/chunks/resident.js';
 import { makeReleased, pattern, residentOf, run, startHarness, stateOf, type Harness } from './harness.js';
 
 const CHUNK = 256 * 1024;
@@ -26,12 +27,12 @@ function scribble(h: Harness, key: string, offset: number, bytes: Buffer): void 
 const readRange = (path: string, offset: number, len: number) =>
   run('dd', [`if=${path}`, 'iflag=skip_bytes,count_bytes', `skip=${offset}`, `count=${len}`, 'bs=65536', 'status=none']);
 
-/** Bit i of the resident map (getfattr --only-values prints the raw bytes; accept 0x... too). */
-function residentBit(out: Buffer | null, i: number): boolean {
+/** Bit i of the stored resident map of a file of `n` chunks (either form: chunks/resident.ts). */
+function residentBit(out: Buffer | null, i: number, n = 9): boolean {
   if (!out) return false;
   const text = out.toString('latin1');
-  const bits = text.startsWith('0x') ? Buffer.from(text.trim().slice(2), 'hex') : out;
-  return ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
+  const stored = text.startsWith('0x') ? Buffer.from(text.trim().slice(2), 'hex') : out;
+  return ResidentMap.fromStored(n, stored).has(i);
 }
 
 describe('chunk verification (local tier, 256 KiB chunks)', () => {
@@ -83,6 +84,50 @@ describe('chunk verification (local tier, 256 KiB chunks)', () => {
     assert.match(r.stderr, /Input\/output error/);
     const st = await stateOf(path);
     assert.notEqual(st?.state, 'archived', 'the file is not complete');
+  });
+
+  test('two-level sums: a corrupt block of leaves is EIO for its chunks only, nothing written; a corrupt level 1 is EIO for all; repaired: read again', async () => {
+    const n = 140; // three blocks of leaves (64, 64, 12)
+    const data = pattern(n * CHUNK - 7, 37);
+    const path = await makeReleased(h, 'tree-bad.bin', data);
+    assert.equal((await stateOf(path))?.copy?.tree, true);
+    const key = sumsKey('k/tree-bad.bin');
+    const l1 = 3 * 32;
+    const good = await h.tier.get(key);
+    // One byte of chunk 70's leaf (block 1).
+    scribble(h, key, l1 + 70 * 32 + 3, Buffer.from([good[l1 + 70 * 32 + 3]! ^ 0xff]));
+    const ok = await readRange(path, 5 * CHUNK + 11, 1000); // block 0
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(ok.stdout.equals(data.subarray(5 * CHUNK + 11, 5 * CHUNK + 1011)));
+    const s0 = h.sumsFetched();
+    const bad = await readRange(path, 100 * CHUNK + 5, 1000); // chunk 100, block 1: the block fails as a whole
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /Input\/output error/);
+    assert.equal(bad.stdout.length, 0, 'no byte of a chunk whose leaf block fails');
+    assert.ok(h.sumsFetched() - s0 >= 64 * 32, 'the block was fetched (and counted)');
+    const map = await residentOf(path);
+    assert.equal(residentBit(map, 5, n), true, 'a chunk read before is recorded');
+    assert.equal(residentBit(map, 100, n), false, 'nothing recorded for it');
+    const ok2 = await readRange(path, 130 * CHUNK, 1000); // block 2 still fine
+    assert.equal(ok2.code, 0, ok2.stderr);
+    assert.ok(ok2.stdout.equals(data.subarray(130 * CHUNK, 130 * CHUNK + 1000)));
+    // Repaired: the block is fetched again (a failed one is never cached) and the read works.
+    scribble(h, key, 0, good);
+    const fixed = await readRange(path, 100 * CHUNK + 5, 1000);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.ok(fixed.stdout.equals(data.subarray(100 * CHUNK + 5, 100 * CHUNK + 1005)));
+
+    // Level 1 itself: every read of a fresh file fails, nothing is written.
+    const path2 = await makeReleased(h, 'tree-l1.bin', data);
+    const key2 = sumsKey('k/tree-l1.bin');
+    scribble(h, key2, 33, Buffer.from([(await h.tier.get(key2))[33]! ^ 0x01]));
+    for (const off of [0, 70 * CHUNK, 139 * CHUNK]) {
+      const r = await readRange(path2, off, 100);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Input\/output error/);
+      assert.equal(r.stdout.length, 0);
+    }
+    assert.equal((await stateOf(path2))?.state, 'released', 'nothing recalled');
   });
 
   test('a corrupt or missing sums object: EIO for every read, then recovers when it is back', async () => {

@@ -23,7 +23,7 @@ import { connectDaemon } from '../../src/daemon/client.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import { encodeMap } from '../../src/chunks/extent-map.js';
 import { scanExtents } from '../../src/engine/extent-scan.js';
-import { oneChunkCopy } from '../../src/record/state-record.js';
+import { sumsInRecord } from '../../src/record/state-record.js';
 import { ensureDist, recordOf, sha256, shaOfFile, startDistDaemon, type Daemon } from './dist-daemon.js';
 
 const MiB = 1024 * 1024;
@@ -197,7 +197,7 @@ for (const { type, rounds } of CASES.filter((c) => c.rounds.length > 0)) describ
     const referenced = new Set(
       [...expected.keys()].flatMap((p) => {
         const c = recordOf(p)?.copy;
-        return !c ? [] : c.sumsSha && !oneChunkCopy(c) ? [c.key, `${c.key}.sums`] : [c.key];
+        return !c ? [] : c.sumsSha && !sumsInRecord(c) ? [c.key, `${c.key}.sums`] : [c.key];
       }),
     );
     const gcPolicy = join(fs.scratch, 'gc.hsmpolicy');

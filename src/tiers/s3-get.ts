@@ -1,15 +1,17 @@
 // S3 reads: ranged GET (`bytes=a-b`). A range past the end is answered by the server with
 // 416 (or fewer bytes): both mean "the bytes that exist". The body is checked against its
 // Content-Length, so a cut connection is an error, never silently short data.
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { callS3, type CallContext } from './s3-call.js';
 import { mapS3Error } from './s3-errors.js';
+import type { S3Hot } from './s3-hot.js';
 import { TierError, type ByteRange } from './tier.js';
 import { parseValidator } from './validator.js';
 
 export interface GetContext {
   client: S3Client;
+  hot: S3Hot;
   bucket: string;
   tier: string;
   timeoutMs: number;
@@ -24,7 +26,7 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
   const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
   if (range && range.length <= 0) {
     // Nothing to read, but a missing key is still NotFound.
-    await callS3(c, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
+    await callS3(c, signal, (s) => g.hot.head(g.bucket, objKey, s));
     return Readable.from([]);
   }
   const Range = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
@@ -33,9 +35,7 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
   const cond = v?.kind === 'etag' ? { IfMatch: v.etag } : v?.kind === 'lm' ? { IfUnmodifiedSince: new Date(v.ms + 999) } : {};
   let res;
   try {
-    res = await callS3(c, signal, (s) =>
-      g.client.send(new GetObjectCommand({ Bucket: g.bucket, Key: objKey, Range, ...cond }), { abortSignal: s }),
-    );
+    res = await callS3(c, signal, (s) => g.hot.get({ Bucket: g.bucket, Key: objKey, Range, ...cond }, s));
   } catch (e) {
     if (isInvalidRange(e)) return Readable.from([]); // offset at or past the end
     if (v && isPreconditionFailed(e)) throw await changedError(g, c, key, objKey, expect!, signal);
@@ -77,7 +77,7 @@ function isPreconditionFailed(e: unknown): boolean {
 async function changedError(g: GetContext, c: CallContext, key: string, objKey: string, expect: string, signal?: AbortSignal): Promise<TierError> {
   let now = 'unknown';
   try {
-    const h = await callS3({ ...c, op: 'stat' }, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
+    const h = await callS3({ ...c, op: 'stat' }, signal, (s) => g.hot.head(g.bucket, objKey, s));
     now = h.ETag ? `etag:${h.ETag}` : h.LastModified ? `lm:${h.LastModified.getTime()}` : 'unknown';
   } catch (e) {
     if ((e as TierError).code === 'NotFound') now = 'deleted';

@@ -8,8 +8,6 @@ import { pipeline } from 'node:stream/promises';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
   type S3Client,
   type StorageClass,
 } from '@aws-sdk/client-s3';
@@ -18,6 +16,7 @@ import type { Logger } from '../log.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { callS3, type CallContext } from './s3-call.js';
 import { mapS3Error } from './s3-errors.js';
+import type { S3Hot } from './s3-hot.js';
 import { toS3Metadata } from './s3-meta.js';
 import { TierError, type ObjectMeta, type PutResult } from './tier.js';
 
@@ -27,6 +26,7 @@ const COPY_RATE = 20 * 1024 * 1024; // bytes/s assumed for server-side copy dead
 
 export interface PutContext {
   client: S3Client;
+  hot: S3Hot;
   bucket: string;
   tier: string;
   storageClass?: string;
@@ -63,18 +63,19 @@ async function putSingle(p: PutContext, c: CallContext, t: PutTarget, body: Read
     throw mapS3Error(e, { ...c, caller: signal });
   }
   const md5 = check.md5Base64() ?? '';
+  const Body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   const res = await callS3(c, signal, (s) =>
-    p.client.send(
-      new PutObjectCommand({
+    p.hot.put(
+      {
         Bucket: p.bucket,
         Key: t.objKey,
-        Body: Buffer.concat(chunks, size),
-        ContentLength: size,
+        Body,
         ContentMD5: md5, // the server rejects a body that does not match (BadDigest)
+        Sha256: check.sha256, // and, on the light path, one whose signed SHA-256 differs
         Metadata: toS3Metadata(meta, check.sha256),
-        StorageClass: p.storageClass as StorageClass | undefined,
-      }),
-      { abortSignal: s },
+        ...(p.storageClass ? { StorageClass: p.storageClass } : {}),
+      },
+      s,
     ),
   );
   // A single PUT's ETag is the MD5 of the stored bytes. (No HEAD: a concurrent writer of the
@@ -185,7 +186,7 @@ async function putMultipart(p: PutContext, c: CallContext, t: PutTarget, body: R
 /** HEAD after upload: the stored size must be the declared size. Returns the ETag. */
 async function verifySize(p: PutContext, c: CallContext, objKey: string, size: number, signal?: AbortSignal): Promise<string | undefined> {
   const head = await callS3({ ...c, op: 'put (verify)' }, signal, (s) =>
-    p.client.send(new HeadObjectCommand({ Bucket: p.bucket, Key: objKey }), { abortSignal: s }),
+    p.hot.head(p.bucket, objKey, s),
   );
   if (head.ContentLength !== size) {
     throw new TierError('ShortObject', 'put', p.tier, c.key, `stored ${head.ContentLength} bytes, expected ${size}`);

@@ -46,6 +46,15 @@ export class S3Hot {
     return this.light && (await this.light.usable()) ? this.light : undefined;
   }
 
+  /** Whether a put goes by the light path, which signs the payload's SHA-256 (the server checks it). */
+  async signsPayload(): Promise<boolean> {
+    try {
+      return (await this.useLight()) !== undefined;
+    } catch {
+      return false; // the put itself reports why (no credentials, say)
+    }
+  }
+
   async head(Bucket: string, Key: string, signal: AbortSignal): Promise<HeadOut> {
     const l = await this.useLight();
     if (!l) return this.client.send(new HeadObjectCommand({ Bucket, Key }), { abortSignal: signal });

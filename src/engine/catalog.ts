@@ -163,6 +163,11 @@ export class Catalog {
       if (ctimeNs !== undefined) this.ctimeSetStmt.run(ctimeNs, row.dev, row.ino);
     })();
 
+  /** Runs `fn` (several upserts) as one transaction: one commit for the lot (catalog-batch.ts). */
+  batch(fn: () => void): void {
+    this.db.transaction(fn)();
+  }
+
   /** Records the inode's file handle (a row written before the column existed). */
   setHandle(dev: number, ino: number, handle: Buffer): void {
     this.handleSetStmt.run(handle, dev, ino);

@@ -2,7 +2,7 @@
 // goes through release-partial.ts), as the list of steps docs/architecture.md tells:
 //   open -> look -> mark -> lease -> copy + verify (or verify the kept copy) -> last look ->
 //   catalog ahead -> record -> punch -> futimens -> complete mark -> catalog -> unlock.
-// The two catalog writes join the group commit of the migrations in flight (catalog-batch.ts).
+// The two catalog writes join the group commit of the migrations in flight (catalog.ts upsertGrouped).
 // Archive takes the same steps without mark, catalog ahead, punch, futimens and complete mark.
 // Invariants:
 // - Every step works on the inode through the fd openUnmarked gave (opened while the inode
@@ -34,7 +34,6 @@ import { copyChunkFor, decodeRecord, encodeRecord, storedSize, XATTR_RESIDENT, X
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import { deriveState } from './facts.js';
 import { rowFromRecord, type CatalogRow } from './catalog.js';
-import { upsertBatched } from './catalog-batch.js';
 import { copyStillValid, recordedCtime } from './verify-copy.js';
 import { openUnmarked } from './open-unmarked.js';
 import { none, Stop, type ExecDeps, type Marker, type MigrateMode, type Outcome } from './migrate-types.js';
@@ -320,7 +319,7 @@ class Migration {
    * row ahead of its record is harmless: start-up marking checks the record first.
    */
   async catalogAhead(next: StateRecord): Promise<void> {
-    if (this.deps.catalog) await upsertBatched(this.deps.catalog, this.row(next)); // committed before we go on (group commit)
+    if (this.deps.catalog) await this.deps.catalog.upsertGrouped(this.row(next)); // committed before we go on (group commit)
   }
 
   /** Step 9, record: the trusted.tier.state xattr, the truth about the file. */
@@ -362,7 +361,7 @@ class Migration {
   async catalog(next: StateRecord): Promise<void> {
     const { deps } = this;
     try {
-      if (deps.catalog) await upsertBatched(deps.catalog, this.row(next), fstatSync(this.fd, { bigint: true }).ctimeNs.toString()); // row and ctime: one commit
+      if (deps.catalog) await deps.catalog.upsertGrouped(this.row(next), fstatSync(this.fd, { bigint: true }).ctimeNs.toString()); // row and ctime: one commit
     } catch (e) {
       deps.log.warn('catalog not updated', { path: this.absPath, op: this.mode, err: e });
     }

@@ -1,4 +1,4 @@
-// Group commit of migration rows (src/engine/catalog-batch.ts): rows written in one turn
+// Group commit of migration rows (Catalog.upsertGrouped, src/record/group-commit.ts): rows written in one turn
 // share one transaction, each promise settles only once its row is committed (a second
 // connection reads it), and a row that fails fails alone.
 import { test } from 'node:test';
@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog, type CatalogRow } from '../../src/engine/catalog.js';
-import { upsertBatched } from '../../src/engine/catalog-batch.js';
 
 const row = (ino: number): CatalogRow => ({
   dev: 7, ino, path: `/d/f${ino}`, state: 'released', pinned: false, tier: 't', key: `k${ino}`, size: 10, sha256: 'ab', archivedAt: 1, updatedAt: 2,
@@ -22,7 +21,7 @@ test('rows of one turn: one transaction, committed when their promises resolve; 
     let batches = 0;
     const batch = a.batch.bind(a);
     a.batch = (fn) => (batches++, batch(fn));
-    const ps = [1, 2, 3, 4].map((i) => upsertBatched(a, row(i), i === 4 ? '123' : undefined));
+    const ps = [1, 2, 3, 4].map((i) => a.upsertGrouped(row(i), i === 4 ? '123' : undefined));
     assert.equal(other.get(7, 1), null, 'nothing committed before the turn ends');
     await Promise.all(ps);
     assert.equal(batches, 1);
@@ -34,7 +33,7 @@ test('rows of one turn: one transaction, committed when their promises resolve; 
       if (r.ino === 6) throw new Error('disk I/O error');
       upsert(r, c);
     };
-    const rs = await Promise.allSettled([5, 6, 7].map((i) => upsertBatched(a, row(i))));
+    const rs = await Promise.allSettled([5, 6, 7].map((i) => a.upsertGrouped(row(i))));
     assert.deepEqual(rs.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.equal(other.get(7, 5)?.key, 'k5');
     assert.equal(other.get(7, 6), null);

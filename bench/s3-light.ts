@@ -3,7 +3,7 @@
 // time per request for a 64 KiB put, a HEAD (stat) and a 4 KiB ranged GET, `conc` at a time.
 // The two paths alternate in rounds so a busy machine weighs on both alike.
 //   source /work/rgw.env; node --import tsx bench/s3-light.ts [n=2000] [conc=8]
-// Needs TIER_TEST_S3_ENDPOINT + AWS_* (the test RGW).
+// Needs TIER_TEST_S3_ENDPOINT + AWS_* (an RGW of your own: scripts/rgw.sh start); deletes its objects at the end.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { S3Tier } from '../src/tiers/s3.js';
@@ -66,4 +66,8 @@ for (const op of Object.keys(ops) as Op[]) {
   const [sc, lc, sw, lw] = [avg('sdk', 'cpuUs'), avg('light', 'cpuUs'), avg('sdk', 'wallMs'), avg('light', 'wallMs')];
   console.log(`${op.padEnd(11)} CPU/request: sdk ${sc.toFixed(0)} us, light ${lc.toFixed(0)} us (${(sc / lc).toFixed(2)}x less); wall/request: sdk ${sw.toFixed(2)} ms, light ${lw.toFixed(2)} ms (${(sw / lw).toFixed(2)}x)`);
 }
+// Leave nothing behind on the RGW (its memstore is small): every object written here goes.
+const keys: string[] = [];
+for await (const o of tiers.light.list('')) keys.push(o.key);
+await pool(keys.length, (i) => tiers.light.delete(keys[i]!));
 for (const t of Object.values(tiers)) await t.close();

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import type { FileState } from '../dsl/ast.js';
 import type { StateRecord } from '../record/state-record.js';
 import { openSqlite } from '../record/sqlite.js';
+import { GroupCommit } from '../record/group-commit.js';
 
 /** The catalog's file name in STATE_DIR. */
 export const CATALOG_FILE = 'catalog.db';
@@ -162,6 +163,25 @@ export class Catalog {
       this.track.revive.run(row.dev, row.ino); // a live file (a reused inode number) is not deleted
       if (ctimeNs !== undefined) this.ctimeSetStmt.run(ctimeNs, row.dev, row.ino);
     })();
+
+  /** Runs `fn` (several upserts) as one transaction: one commit for the lot. */
+  batch(fn: () => void): void {
+    this.db.transaction(fn)();
+  }
+
+  private readonly group = new GroupCommit<[CatalogRow, string | undefined]>(
+    (items) => this.batch(() => items.forEach(([row, ctime]) => this.upsert(row, ctime))),
+    ([row, ctime]) => this.upsert(row, ctime),
+  );
+
+  /**
+   * upsert() in the next group commit (record/group-commit.ts): the rows of the migrations in
+   * flight share one transaction (one commit per row was ~10% of the daemon's CPU releasing
+   * 64 KiB files, bench 7). Resolves once the row is committed.
+   */
+  upsertGrouped(row: CatalogRow, ctimeNs?: string): Promise<void> {
+    return this.group.add([row, ctimeNs]);
+  }
 
   /** Records the inode's file handle (a row written before the column existed). */
   setHandle(dev: number, ino: number, handle: Buffer): void {

@@ -2,6 +2,7 @@
 // goes through release-partial.ts), as the list of steps docs/architecture.md tells:
 //   open -> look -> mark -> lease -> copy + verify (or verify the kept copy) -> last look ->
 //   catalog ahead -> record -> punch -> futimens -> complete mark -> catalog -> unlock.
+// The two catalog writes join the group commit of the migrations in flight (catalog.ts upsertGrouped).
 // Archive takes the same steps without mark, catalog ahead, punch, futimens and complete mark.
 // Invariants:
 // - Every step works on the inode through the fd openUnmarked gave (opened while the inode
@@ -97,14 +98,17 @@ export async function migrateFile(pin: Pinned, absPath: string, tier: Tier, mode
     const copy = await m.copyOrReuse();
     m.lastLook();
     const next = m.nextRecord(copy);
-    if (mode === 'release') m.catalogAhead(next);
+    if (mode === 'release') {
+      await m.catalogAhead(next);
+      m.lastLook(); // that await let a lease break in: look again, nothing awaits from here to the punch
+    }
     m.record(next);
     if (mode === 'release') {
       m.punch();
       m.restoreTimes();
       await m.completeMark();
     }
-    m.catalog(next);
+    await m.catalog(next);
     return { status: 'done', uploaded: m.uploaded, freed: m.freed, key: copy.key };
   } catch (e) {
     return m.outcomeOf(e);
@@ -313,8 +317,8 @@ class Migration {
    * daemon killed in between leaves a hole nobody marks (zeros; kill-migrate.test.ts). A
    * row ahead of its record is harmless: start-up marking checks the record first.
    */
-  catalogAhead(next: StateRecord): void {
-    if (this.deps.catalog) this.deps.catalog.upsert(this.row(next));
+  async catalogAhead(next: StateRecord): Promise<void> {
+    if (this.deps.catalog) await this.deps.catalog.upsertGrouped(this.row(next)); // committed before we go on (group commit)
   }
 
   /** Step 9, record: the trusted.tier.state xattr, the truth about the file. */
@@ -353,10 +357,10 @@ class Migration {
    * without a hash (verify-copy.ts). The record is the truth and is written: a failure
    * here only warns, the index catches up on a rebuild.
    */
-  catalog(next: StateRecord): void {
+  async catalog(next: StateRecord): Promise<void> {
     const { deps } = this;
     try {
-      if (deps.catalog) deps.catalog.upsert(this.row(next), fstatSync(this.fd, { bigint: true }).ctimeNs.toString()); // row and ctime: one commit
+      if (deps.catalog) await deps.catalog.upsertGrouped(this.row(next), fstatSync(this.fd, { bigint: true }).ctimeNs.toString()); // row and ctime: one commit
     } catch (e) {
       deps.log.warn('catalog not updated', { path: this.absPath, op: this.mode, err: e });
     }

@@ -27,6 +27,7 @@ const BY_NAME: Record<string, TierErrorCode> = {
   TooManyRequests: 'Throttled',
   BadDigest: 'Corrupt',
   InvalidDigest: 'Corrupt',
+  XAmzContentSHA256Mismatch: 'Corrupt', // the body is not the SHA-256 it was signed with
   TimeoutError: 'Timeout',
   RequestTimeout: 'Timeout',
   RequestTimeoutException: 'Timeout',

@@ -1,31 +1,79 @@
 // S3 reads: ranged GET (`bytes=a-b`). A range past the end is answered by the server with
 // 416 (or fewer bytes): both mean "the bytes that exist". The body is checked against its
 // Content-Length, so a cut connection is an error, never silently short data.
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { callS3, type CallContext } from './s3-call.js';
 import { mapS3Error } from './s3-errors.js';
+import type { S3Hot } from './s3-hot.js';
 import { TierError, type ByteRange } from './tier.js';
 import { parseValidator } from './validator.js';
 
 export interface GetContext {
   client: S3Client;
+  hot: S3Hot;
   bucket: string;
   tier: string;
   timeoutMs: number;
 }
 
-/**
- * `expect` (a validator, src/import/validator.ts) makes the GET conditional: If-Match on
- * the ETag, If-Unmodified-Since for a Last-Modified one; 412 is TierError 'Changed' whose
- * message names the object's current ETag (one HEAD, best effort).
- */
 export async function s3GetStream(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Readable> {
+  const o = await openBody(g, key, objKey, range, signal, expect);
+  if (!o) return Readable.from([]);
+  const out = new BodyCheck(o.want, o.skip, o.contentLength, (detail) => new TierError('Unavailable', 'get', g.tier, key, detail));
+  o.body.once('error', (e) => out.destroy(mapS3Error(e, { ...o.c, caller: signal })));
+  out.once('close', () => o.body.readableEnded || o.body.destroy());
+  o.body.pipe(out);
+  out.on('error', () => {}); // consumers see errors via pipeline/for-await; an unread stream must not crash the daemon
+  return out;
+}
+
+/** The range as one buffer, read straight off the response (no stream stage of our own: recall's hot path). */
+export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+  const o = await openBody(g, key, objKey, range, signal, expect);
+  if (!o) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  let seen = 0; // bytes of the HTTP body
+  let sent = 0;
+  try {
+    for await (const chunk of o.body as AsyncIterable<Buffer>) {
+      const from = Math.max(0, o.skip - seen);
+      seen += chunk.length;
+      const room = o.want >= 0 ? o.want - sent : chunk.length;
+      if (room <= 0 || from >= chunk.length) continue;
+      const piece = from === 0 && room >= chunk.length ? chunk : chunk.subarray(from, from + room);
+      parts.push(piece);
+      sent += piece.length;
+    }
+  } catch (e) {
+    throw mapS3Error(e, { ...o.c, caller: signal });
+  }
+  if (o.contentLength >= 0 && seen !== o.contentLength) {
+    throw new TierError('Unavailable', 'get', g.tier, key, `response body ended after ${seen} of ${o.contentLength} bytes`);
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, sent);
+}
+
+interface OpenBody {
+  c: CallContext;
+  body: Readable;
+  want: number; // bytes of the range to pass on (-1: all)
+  skip: number; // body bytes before the range (a server that ignored Range)
+  contentLength: number; // -1: unknown
+}
+
+/**
+ * The response body for a range (null: no bytes). `expect` (a validator,
+ * src/import/validator.ts) makes the GET conditional: If-Match on the ETag,
+ * If-Unmodified-Since for a Last-Modified one; 412 is TierError 'Changed' whose message
+ * names the object's current ETag (one HEAD, best effort).
+ */
+async function openBody(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<OpenBody | null> {
   const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
   if (range && range.length <= 0) {
     // Nothing to read, but a missing key is still NotFound.
-    await callS3(c, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
-    return Readable.from([]);
+    await callS3(c, signal, (s) => g.hot.head(g.bucket, objKey, s));
+    return null;
   }
   const Range = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
   const v = expect !== undefined ? parseValidator(expect) : null;
@@ -33,11 +81,9 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
   const cond = v?.kind === 'etag' ? { IfMatch: v.etag } : v?.kind === 'lm' ? { IfUnmodifiedSince: new Date(v.ms + 999) } : {};
   let res;
   try {
-    res = await callS3(c, signal, (s) =>
-      g.client.send(new GetObjectCommand({ Bucket: g.bucket, Key: objKey, Range, ...cond }), { abortSignal: s }),
-    );
+    res = await callS3(c, signal, (s) => g.hot.get({ Bucket: g.bucket, Key: objKey, Range, ...cond }, s));
   } catch (e) {
-    if (isInvalidRange(e)) return Readable.from([]); // offset at or past the end
+    if (isInvalidRange(e)) return null; // offset at or past the end
     if (v && isPreconditionFailed(e)) throw await changedError(g, c, key, objKey, expect!, signal);
     throw e;
   }
@@ -46,27 +92,15 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
     throw new TierError('Changed', 'get', g.tier, key, `object is ${res.ETag}, expected ${v.etag}`);
   }
   const body = res.Body as Readable | undefined;
-  if (!body) return Readable.from([]);
-  let expected = res.ContentLength ?? -1;
+  if (!body) return null;
+  let want = res.ContentLength ?? -1;
   let skip = 0;
   if (range && !res.ContentRange) {
     // The server ignored Range and sent the whole object: cut the range out of it.
     skip = range.offset;
-    expected = Math.max(0, Math.min(range.length, (res.ContentLength ?? 0) - range.offset));
+    want = Math.max(0, Math.min(range.length, (res.ContentLength ?? 0) - range.offset));
   }
-  const out = new BodyCheck(expected, skip, res.ContentLength ?? -1, (detail) => new TierError('Unavailable', 'get', g.tier, key, detail));
-  body.once('error', (e) => out.destroy(mapS3Error(e, { ...c, caller: signal })));
-  out.once('close', () => body.readableEnded || body.destroy());
-  body.pipe(out);
-  out.on('error', () => {}); // consumers see errors via pipeline/for-await; an unread stream must not crash the daemon
-  return out;
-}
-
-export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
-  const s = await s3GetStream(g, key, objKey, range, signal, expect);
-  const parts: Buffer[] = [];
-  for await (const chunk of s) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
+  return { c, body, want, skip, contentLength: res.ContentLength ?? -1 };
 }
 
 function isPreconditionFailed(e: unknown): boolean {
@@ -77,7 +111,7 @@ function isPreconditionFailed(e: unknown): boolean {
 async function changedError(g: GetContext, c: CallContext, key: string, objKey: string, expect: string, signal?: AbortSignal): Promise<TierError> {
   let now = 'unknown';
   try {
-    const h = await callS3({ ...c, op: 'stat' }, signal, (s) => g.client.send(new HeadObjectCommand({ Bucket: g.bucket, Key: objKey }), { abortSignal: s }));
+    const h = await callS3({ ...c, op: 'stat' }, signal, (s) => g.hot.head(g.bucket, objKey, s));
     now = h.ETag ? `etag:${h.ETag}` : h.LastModified ? `lm:${h.LastModified.getTime()}` : 'unknown';
   } catch (e) {
     if ((e as TierError).code === 'NotFound') now = 'deleted';

@@ -1,6 +1,7 @@
 // S3 tier over any S3-compatible store (AWS S3, Ceph RGW, MinIO, Garage).
 // Object `k` lives at `<prefix>k` in the bucket, with ObjectMeta as x-amz-meta-* (s3-meta.ts).
-// put: s3-put.ts; get: s3-get.ts; client, timeouts and retries: s3-client.ts / s3-call.ts.
+// put: s3-put.ts; get: s3-get.ts; client, timeouts and retries: s3-client.ts / s3-call.ts;
+// HEAD, GET and single PUT go by the light request path (s3-hot.ts, s3-light.ts).
 // Staging objects (multipart uploads awaiting their checksum) live under
 // `<prefix>.tier-staging/` and never appear in list().
 import { randomBytes } from 'node:crypto';
@@ -10,7 +11,6 @@ import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
-  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
@@ -20,6 +20,8 @@ import { silentLogger, type Logger } from '../log.js';
 import { checkKey, checkPrefix, STAGING_DIR } from './keys.js';
 import { callS3, type CallContext } from './s3-call.js';
 import { makeS3Client } from './s3-client.js';
+import { S3Hot } from './s3-hot.js';
+import { S3Light } from './s3-light.js';
 import { s3Get, s3GetStream, type GetContext } from './s3-get.js';
 import { fromS3Metadata } from './s3-meta.js';
 import { s3Put, type PutContext } from './s3-put.js';
@@ -52,6 +54,7 @@ export class S3Tier implements Tier {
   private readonly put_: PutContext;
   private readonly get_: GetContext;
   private readonly pageSize: number;
+  private readonly hot: S3Hot;
 
   constructor(
     readonly decl: S3TierDecl,
@@ -63,7 +66,9 @@ export class S3Tier implements Tier {
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? Math.max(DEFAULT_PART_SIZE, decl.tuning.chunk));
     this.pageSize = Math.max(1, Math.min(1000, opts.listPageSize ?? 1000));
     ({ client: this.client, agents: this.agents } = makeS3Client(decl));
-    const base = { client: this.client, bucket: this.bucket, tier: this.name, timeoutMs: decl.tuning.timeoutMs };
+    const light = process.env.TIER_S3_SDK_ONLY === '1' ? undefined : new S3Light(this.client, this.agents, this.bucket, decl.tuning.timeoutMs);
+    this.hot = new S3Hot(this.client, light);
+    const base = { client: this.client, hot: this.hot, bucket: this.bucket, tier: this.name, timeoutMs: decl.tuning.timeoutMs };
     this.get_ = base;
     this.put_ = {
       ...base,
@@ -92,9 +97,7 @@ export class S3Tier implements Tier {
   async stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null> {
     const objKey = this.objKey('stat', key);
     try {
-      const h = await callS3(this.ctx('stat', key), signal, (s) =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objKey }), { abortSignal: s }),
-      );
+      const h = await callS3(this.ctx('stat', key), signal, (s) => this.hot.head(this.bucket, objKey, s));
       const meta = fromS3Metadata(h.Metadata);
       return {
         key,

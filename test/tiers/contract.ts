@@ -222,9 +222,9 @@ export function tierContract(name: string, makeTier: () => Promise<Tier>, opts: 
       });
     }
 
-    test('a wrong expected sha256 is Corrupt and leaves nothing visible', async () => {
-      const key = k('corrupt/x');
-      const data = randomBytes(opts.partSize + 3);
+    for (const [label, n] of [['one request', 70_000], ['multipart', opts.partSize + 3]] as const) test(`a wrong expected sha256 is Corrupt and leaves nothing visible (${label})`, async () => {
+      const key = k(`corrupt/${n}`);
+      const data = randomBytes(n);
       const meta = { ...metaFor(data), sha256: sha(Buffer.from('something else')) };
       await rejectsWith(tier.put(key, bodyOf(data), data.length, meta), 'Corrupt', true);
       assert.equal(await tier.stat(key), null);

@@ -83,6 +83,8 @@ export interface RecallStats {
   staleAnswered: number;
   /** Events the event thread answered alone (resident ranges: fast-path.ts); part of `events`. */
   fastAnswered: number;
+  /** Under a filesystem mark: ignore marks held (as counted), the most allowed, files let through without one. */
+  ignoreMarks: { held: number; budget: number; without: number };
 }
 
 const F_DUPFD_CLOEXEC = 1030;
@@ -149,6 +151,7 @@ export class RecallService {
       cachedInodes: 0,
       staleAnswered: 0,
       fastAnswered: 0,
+      ignoreMarks: { held: 0, budget: 0, without: 0 },
     };
     this.handler = new RecallHandler({
       groupFd: o.groupFd,
@@ -260,6 +263,7 @@ export class RecallService {
       readErrors: c[C_READ_ERRORS]!,
       fastAnswered: c[C_EVENTS]!,
       cachedInodes: this.handler.cachedInodes,
+      ignoreMarks: { ...this.marks.ignoreMarks(), without: this.marks.unignored },
       marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,
     };
   }

@@ -1,7 +1,9 @@
 // 2. Cold sequential read of a released file vs the raw tier read of the same object in
-// the same run. Goal >= 0.8 (throughput ratio). Local tier: `cat` of the tier's object file
-// after dropping its pages (posix_fadvise DONTNEED) vs `cat` of the released file (object
-// dropped again). S3: one full GetObject with the SDK, body consumed, vs `cat`.
+// the same run. Goal >= 0.8 (throughput ratio). Local tier: the issue's baseline, `cp` of
+// the tier's object file onto the released file's filesystem after dropping the object's
+// pages (posix_fadvise DONTNEED; the copy is removed after each round), vs `cat` of the
+// released file (object dropped again); `cat` of the object alone (read only, no write) is
+// kept in the note. S3: one full GetObject with the SDK, body consumed, vs `cat`.
 // The S3 file stays recalled for benchmark 4.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,12 +45,17 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   // reuses the copy (no upload), so every round reads a freshly released file.
   const rounds = 3;
   const obj = localObjectOf(w.tierDir, local);
+  const copy = join(dir, 'cp-of-object.bin');
   const rawL: number[] = [];
+  const catL: number[] = [];
   const tierL: number[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([local]).then(() => release(w, [local], 'loc'));
     dropFileCache(obj);
-    rawL.push(await timeAsync('cat', [obj]));
+    rawL.push(await timeAsync('cp', [obj, copy]));
+    sh('rm', ['-f', copy]);
+    dropFileCache(obj);
+    catL.push(await timeAsync('cat', [obj]));
     dropFileCache(obj);
     tierL.push(await timeAsync('cat', [local]));
   }
@@ -61,18 +68,19 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const dsyncMs = nowMs() - p0;
   sh('rm', ['-f', probe]);
   const rawMs = median(rawL);
+  const catMs = median(catL);
   const tierMs = median(tierL);
-  log(`2 local: raw ${rawL.map(fmtMs)}, tier ${tierL.map(fmtMs)}`);
+  log(`2 local: cp ${rawL.map(fmtMs)}, cat of the object ${catL.map(fmtMs)}, tier ${tierL.map(fmtMs)}`);
   out.push({
     id: '2a',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, local tier`,
     figure: `${fmtRate(size, tierMs)} (${fmtMs(tierMs)})`,
-    baseline: `cat of the tier object, cache dropped: ${fmtRate(size, rawMs)} (${fmtMs(rawMs)})`,
+    baseline: `cp of the tier object to the same filesystem, cache dropped: ${fmtRate(size, rawMs)} (${fmtMs(rawMs)})`,
     ratio: rawMs / tierMs,
     dir: '>=',
     limit: 0.8,
-    ratioIs: 'tier throughput / raw throughput',
-    note: `medians of ${rounds} rounds (raw, then the file released afresh); for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}`,
+    ratioIs: 'tier throughput / cp throughput',
+    note: `medians of ${rounds} rounds (cp, cat of the object, then the file released afresh); cat of the tier object alone (read only): ${fmtRate(size, catMs)} (${fmtMs(catMs)}), ratio ${(catMs / tierMs).toFixed(2)}; for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}`,
   });
 
   const key = s3KeyOf(w, s3);

@@ -210,29 +210,33 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   // hold a user's write by now), and only the copy's data pieces: its holes stay holes.
   // Never extend a file that was truncated: write only what lies below its size.
   const done: number[] = [];
-  let touched = false;
-  try {
-    chunks.forEach((c, k) => {
-      const i = first + k;
-      if (e.resident.has(i)) return;
-      done.push(i);
-      const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
-      for (const p of c.pieces) {
-        touched = true;
-        const end = Math.min(p.at + p.len, e.expect.size, e.keep);
-        // A chunk a crash took: only into the file's holes (data there is ours from before
-        // the crash, or a user's write). Any other missing chunk is written whole: data in
-        // it can only be zeros of the block an O_APPEND write put at EOF (its event names
-        // offset 0, not EOF: kernel-facts.md), where the copy's bytes belong.
-        const spans = e.lost?.has(i) ? holesIn(fd, p.at, end) : [{ start: p.at, end }];
-        for (const h of spans) {
-          for (let at = h.start; at < h.end; ) at += writeSync(fd, c.data, at - base, h.end - at, at);
-        }
+  const writes: Write[] = [];
+  chunks.forEach((c, k) => {
+    const i = first + k;
+    if (e.resident.has(i)) return;
+    done.push(i);
+    const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
+    const lost = e.lost?.has(i) === true;
+    for (const p of c.pieces) {
+      const end = Math.min(p.at + p.len, e.expect.size, e.keep);
+      // A chunk a crash took: only into the file's holes (data there is ours from before
+      // the crash, or a user's write), hole by hole. Any other missing chunk is written whole:
+      // data in it can only be zeros of the block an O_APPEND write put at EOF (its event
+      // names offset 0, not EOF: kernel-facts.md), where the copy's bytes belong.
+      if (lost) {
+        for (const h of holesIn(fd, p.at, end)) writes.push({ buf: c.data, off: h.start - base, at: h.start, len: h.end - h.start, join: false });
+      } else if (end > p.at) {
+        writes.push({ buf: c.data, off: p.at - base, at: p.at, len: end - p.at, join: true });
       }
-    });
+    }
+  });
+  try {
+    for (const w of coalesce(writes)) {
+      for (let n = 0; n < w.len; ) n += writeSync(fd, w.buf, w.off + n, w.len - n, w.at + n);
+    }
   } finally {
     // Also after a short write (ENOSPC): the user's mtime must never become our write time.
-    if (touched) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
+    if (writes.length > 0) futimens(fd, { sec: 0, nsec: UTIME_OMIT }, mtimeSpec(e.expect.mtimeNs));
   }
   // No fdatasync: a crash turns bytes not yet on disk into holes, and a bit is believed
   // only over data (chunks/fs-resident.ts). The file is synced once, when it is complete.
@@ -251,3 +255,37 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
 }
 
 export const mtimeSpec = nsToTimespec;
+
+/** One pwrite: `len` bytes of `buf` from `off`, at file offset `at`; `join`: may merge with its neighbours. */
+interface Write {
+  buf: Buffer;
+  off: number;
+  at: number;
+  len: number;
+  join: boolean;
+}
+
+/**
+ * Merges writes that continue each other both in the file and in memory (a dense run's
+ * chunks are views of its one GET buffer): a 2 MiB run is one pwrite, not one per chunk
+ * (fewer syscalls, and the page cache gets large folios, as for a file written in big
+ * writes). Same bytes at the same offsets; writes not marked `join` stay as they are.
+ */
+export function coalesce(ws: Write[]): Write[] {
+  const out: Write[] = [];
+  for (const w of ws) {
+    const prev = out[out.length - 1];
+    if (
+      prev?.join &&
+      w.join &&
+      prev.at + prev.len === w.at &&
+      prev.buf.buffer === w.buf.buffer &&
+      prev.buf.byteOffset + prev.off + prev.len === w.buf.byteOffset + w.off
+    ) {
+      // One view over both: the underlying memory is contiguous.
+      const start = prev.buf.byteOffset + prev.off;
+      out[out.length - 1] = { buf: Buffer.from(prev.buf.buffer, start, prev.len + w.len), off: 0, at: prev.at, len: prev.len + w.len, join: true };
+    } else out.push({ ...w });
+  }
+  return out;
+}

@@ -133,7 +133,8 @@ export const C_EVENTS = 0; // events answered here
 export const C_ALLOWED = 1;
 export const C_DENIED = 2;
 export const C_READ_ERRORS = 3;
-export const COUNTERS = 4;
+export const C_SPUN = 4; // events found by adaptive polling (answered without a blocking poll)
+export const COUNTERS = 5;
 
 export type ThreadMsg =
   | { t: 'ready' }

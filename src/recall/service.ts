@@ -30,7 +30,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
-import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -83,6 +83,8 @@ export interface RecallStats {
   staleAnswered: number;
   /** Events the event thread answered alone (resident ranges: fast-path.ts); part of `events`. */
   fastAnswered: number;
+  /** Of those, events its adaptive polling found (no blocking poll, no wake-up). */
+  fastSpun: number;
 }
 
 const F_DUPFD_CLOEXEC = 1030;
@@ -149,6 +151,7 @@ export class RecallService {
       cachedInodes: 0,
       staleAnswered: 0,
       fastAnswered: 0,
+      fastSpun: 0,
     };
     this.handler = new RecallHandler({
       groupFd: o.groupFd,
@@ -259,6 +262,7 @@ export class RecallService {
       denied: this.s.denied + c[C_DENIED]!,
       readErrors: c[C_READ_ERRORS]!,
       fastAnswered: c[C_EVENTS]!,
+      fastSpun: c[C_SPUN]!,
       cachedInodes: this.handler.cachedInodes,
       marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,
     };

@@ -173,7 +173,15 @@ export class RecallService {
     if (this.s.staleAnswered > 0) this.o.log.warn('answered events a previous worker left', { count: this.s.staleAnswered });
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const thread = spawnThread({ groupFd: this.o.groupFd, inflightPath: this.o.inflightPath, ctl: this.ctl, counters: this.counters, port: port2 });
+    const thread = spawnThread({
+      groupFd: this.o.groupFd,
+      opens: this.o.mode === 'pre-content',
+      wholeFileFor: [...this.o.settings.wholeFileFor],
+      inflightPath: this.o.inflightPath,
+      ctl: this.ctl,
+      counters: this.counters,
+      port: port2,
+    });
     this.thread = thread;
     let ready!: () => void;
     let failed!: (e: Error) => void;

@@ -1,5 +1,8 @@
-// 1. Streaming: bytes fetched from the tier / bytes read, for `head -c 1M` and for
-// `tar tvf | head` on a released large tar file. Goal <= 2 (a whole-file HSM: size / read).
+// 1. Streaming: bytes fetched from the tier / bytes read, for `head -c 1M` (goal <= 2) and
+// for `tar tvf | head` on a released large tar file (goal <= 4, issue 11 goal 2), at the
+// default tuning; `head -c 1M` once more on a tier with 1 MiB chunks; and `tar tvf | head
+// -20` on a released tar of a real source tree (system headers, docs, python's library) on
+// the S3 tier: fetched <= 1 MiB, the article's figure. A whole-file HSM: size / read.
 // Fetched bytes: the daemon's own counter (GET /status recall.bytesFetched), after the
 // background read-ahead has settled; st_blocks growth is printed beside it as a check.
 // Bytes read: what the reader's read() calls returned on the file, counted with strace.
@@ -52,6 +55,14 @@ function bytesReadFrom(straceLog: string, file: string): number {
   return total;
 }
 
+/** A tar of real source and text trees (what the article lists with `tar tvf | head`). */
+function makeSourceTar(dir: string): string {
+  const roots = ['/usr/include', '/usr/share/doc', '/usr/lib/python3.11'].filter((r) => sh('bash', ['-c', `test -d ${r} && echo y || true`]).trim() === 'y');
+  const tar = join(dir, 'src.tar');
+  sh('tar', ['cf', tar, '--ignore-failed-read', ...roots], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return tar;
+}
+
 async function measure(w: World, file: string, script: string, straceLog: string): Promise<{ read: number; fetched: number; blocks: number }> {
   const f0 = await bytesFetched(w);
   const b0 = allocated(file);
@@ -76,27 +87,35 @@ export async function benchStreaming(w: World, ctx: Ctx): Promise<Result[]> {
   copyFileSync('/usr/bin/tar', tarlist);
   sh('chmod', ['755', tarlist]);
 
-  const cases = [
-    { id: 'head', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} head -c 1048576 '${f}' > /dev/null`, what: 'head -c 1M' },
-    { id: 'tar', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} tar tvf '${f}' | head > /dev/null`, what: 'tar tvf | head' },
-    { id: 'tarlist', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} ${tarlist} tvf '${f}' | head > /dev/null`, what: 'tar tvf | head, tar renamed' },
+  const cases: { id: string; cmd: (f: string, log: string) => string; what: string; limit: number }[] = [
+    { id: 'head', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} head -c 1048576 '${f}' > /dev/null`, what: 'head -c 1M', limit: 2 },
+    { id: 'tar', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} tar tvf '${f}' | head > /dev/null`, what: 'tar tvf | head', limit: 4 },
+    { id: 'tarlist', cmd: (f: string, log: string) => `strace -qq -e trace=openat,read,pread64 -o ${log} ${tarlist} tvf '${f}' | head > /dev/null`, what: 'tar tvf | head, tar renamed', limit: 4 },
   ];
+  // The defaults (loc) for every case; the 1 MiB-chunk tier for head only (its tar figure
+  // is the chunk size over a 10 KiB record: not a default, not a goal).
   const tiers = ['loc', 'fine'];
+  const casesOf = (t: string) => (t === 'loc' ? cases : cases.filter((c) => c.id === 'head'));
   const files = new Map<string, string>();
   for (const t of tiers)
-    for (const c of cases) {
+    for (const c of casesOf(t)) {
       const f = join(dir, `${t}-${c.id}.tar`);
       copyFileSync(tar, f);
       files.set(`${t}/${c.id}`, f);
     }
   sh('sync', []);
-  for (const t of tiers) await release(w, cases.map((c) => files.get(`${t}/${c.id}`)!), t);
+  for (const t of tiers) await release(w, casesOf(t).map((c) => files.get(`${t}/${c.id}`)!), t);
   sh('rm', ['-f', tar]);
+  log('1: building a tar of a real source tree');
+  const srcTar = makeSourceTar(dir);
+  const srcSize = Number(sh('stat', ['-c', '%s', srcTar]).trim());
+  sh('sync', []);
+  await release(w, [srcTar], 'rgw');
 
   const out: Result[] = [];
   let n = 0;
   for (const t of tiers) {
-    for (const c of cases) {
+    for (const c of casesOf(t)) {
       const f = files.get(`${t}/${c.id}`)!;
       const chunk = recordOf(f)?.copy?.chunk ?? 0;
       const slog = join(w.base, `strace-${t}-${c.id}.log`);
@@ -110,11 +129,27 @@ export async function benchStreaming(w: World, ctx: Ctx): Promise<Result[]> {
         baseline: `read ${fmtBytes(m.read)}`,
         ratio,
         dir: '<=',
-        limit: 2,
+        limit: c.limit,
         ratioIs: 'fetched / read',
         note: `st_blocks grew ${fmtBytes(m.blocks)}; whole-file HSM would be ${(tarSize / Math.max(1, m.read)).toFixed(0)}`,
       });
     }
+  }
+  {
+    const slog = join(w.base, 'strace-src.log');
+    const m = await measure(w, srcTar, `strace -qq -e trace=openat,read,pread64 -o ${slog} tar tvf '${srcTar}' | head -20 > /dev/null`, slog);
+    log(`1 rgw source tree tar tvf | head -20: read ${m.read}, fetched ${m.fetched}, st_blocks grew ${m.blocks}`);
+    out.push({
+      id: `1${'abcdef'[n++]}`,
+      name: `streaming: tar tvf | head -20 on a released ${fmtBytes(srcSize)} tar of a real source tree (system headers, docs, python library), S3 tier (record chunk ${fmtBytes(recordOf(srcTar)?.copy?.chunk ?? 0)})`,
+      figure: `fetched ${fmtBytes(m.fetched)}`,
+      baseline: '1 MiB (the article: "only the first 1MB of the file would be transferred")',
+      ratio: m.fetched / MiB,
+      dir: '<=',
+      limit: 1,
+      ratioIs: 'fetched / 1 MiB',
+      note: `tar read ${fmtBytes(m.read)}; st_blocks grew ${fmtBytes(m.blocks)}; whole-file HSM would fetch ${fmtBytes(srcSize)}`,
+    });
   }
   return out;
 }

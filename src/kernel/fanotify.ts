@@ -7,6 +7,7 @@
 //   errno makes the response write fail with EINVAL and leaves the reader blocked forever.
 // - decodeEvents() never throws on a short or odd buffer: it stops at the first
 //   incomplete record (the kernel never splits events across reads).
+import { readFile } from 'node:fs/promises';
 import { constants as osc } from 'node:os';
 import { fanotifyInit, fanotifyMark, writeAll } from './libc.js';
 
@@ -110,13 +111,23 @@ export function addIgnoreMark(groupFd: number, fileFd: number, mask: number): vo
   fanotifyMark(groupFd, FAN_MARK_ADD | FAN_MARK_INODE | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_EVICTABLE, mask, fileFd, null);
 }
 
-/** Removes the inode's ignore mark; none: not an error. */
-export function removeIgnoreMark(groupFd: number, fileFd: number, mask: number): void {
+/** Removes the inode's ignore mark; none: not an error. True when one was removed. */
+export function removeIgnoreMark(groupFd: number, fileFd: number, mask: number): boolean {
   try {
     fanotifyMark(groupFd, FAN_MARK_REMOVE | FAN_MARK_INODE | FAN_MARK_IGNORE, mask, fileFd, null);
+    return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return false;
   }
+}
+
+/** Ignore marks the group holds now, from its fdinfo (one line per mark). */
+export async function countIgnoreMarks(groupFd: number): Promise<number> {
+  const text = await readFile(`/proc/self/fdinfo/${groupFd}`, 'latin1');
+  let n = 0;
+  for (const m of text.matchAll(/ignored_mask:([0-9a-f]+)/g)) if (m[1] !== '0') n++;
+  return n;
 }
 
 /** Removes every inode mark of the group (filesystem and mount marks stay). */

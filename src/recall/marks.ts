@@ -25,11 +25,18 @@
 //   before the next worker waits for its event (test/daemon/fs-marks-kill.test.ts).
 // - Ignore marks are a cache: every worker start flushes them anyway, and re-places the
 //   inode marks of fallback filesets in the same step.
-import { fstatSync, lstatSync, statSync } from 'node:fs';
+// - They are also a shared budget: fs.fanotify.max_user_marks counts the marks of every
+//   group of the user (root: other daemons, other tools' watchers). A tree of new files
+//   once took all 205k here, and every other group's fanotify_mark failed with ENOSPC
+//   (a bench daemon's releases). So a group holds at most a quarter of the limit
+//   (TIER_IGNORE_MARKS sets it); past that a file goes without one and raises an event
+//   per open, and the count is re-read from fdinfo (evictions are not reported).
+import { fstatSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import {
   addIgnoreMark,
   addInodeMark,
   addPathMark,
+  countIgnoreMarks,
   FAN_MARK_FILESYSTEM,
   FAN_OPEN_EXEC_PERM,
   FAN_OPEN_PERM,
@@ -59,9 +66,27 @@ const isReleased = (fd: number): boolean => {
   return s === 'released' || s === 'partial';
 };
 
+/** Ignore marks one group may hold: TIER_IGNORE_MARKS, else a quarter of the user's limit. */
+export function ignoreMarkBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const set = env.TIER_IGNORE_MARKS;
+  if (set !== undefined && /^\d+$/.test(set)) return Number(set);
+  try {
+    return Math.floor(Number(readFileSync('/proc/sys/fs/fanotify/max_user_marks', 'utf8')) / 4);
+  } catch {
+    return 16384;
+  }
+}
+
+/** The group's ignore marks are re-counted at most this often once the budget is reached. */
+const RECOUNT_MS = 10_000;
+
 export class Marks {
   /** st_dev of the filesystems that carry our filesystem mark. */
   private readonly devs = new Set<number>();
+  /** Ignore marks we believe the group holds (an upper bound: the kernel evicts silently). */
+  private held = 0;
+  private recountAfter = 0;
+  private readonly budget = ignoreMarkBudget();
 
   constructor(
     private readonly groupFd: number,
@@ -114,11 +139,32 @@ export class Marks {
   /** Worker start: drops every ignore mark (and inode mark) of the group; the caller re-marks fallback files. */
   flushIgnores(): void {
     flushInodeMarks(this.groupFd);
+    this.held = 0;
+  }
+
+  private removeIgnore(fd: number): void {
+    if (removeIgnoreMark(this.groupFd, fd, FS_MASK) && this.held > 0) this.held--;
+  }
+
+  /** At the budget: learn how many the kernel has evicted since, at most every RECOUNT_MS. */
+  private recount(): void {
+    const now = Date.now();
+    if (now < this.recountAfter) return;
+    this.recountAfter = now + RECOUNT_MS;
+    countIgnoreMarks(this.groupFd).then(
+      (n) => (this.held = n),
+      () => {},
+    );
+  }
+
+  /** Ignore marks held (as counted) and the most allowed. */
+  ignoreMarks(): { held: number; budget: number } {
+    return { held: this.held, budget: this.budget };
   }
 
   /** The file is released (after the punch / a new import): its events must reach us. */
   released(fd: number): void {
-    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    if (this.covers(fd)) this.removeIgnore(fd);
     else addInodeMark(this.groupFd, fd, releasedMask(this.mode));
   }
 
@@ -133,13 +179,13 @@ export class Marks {
    * inode mark (engine/marker.ts says why not the open events yet).
    */
   preLease(fd: number): void {
-    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    if (this.covers(fd)) this.removeIgnore(fd);
     else if (this.mode === 'pre-content') addInodeMark(this.groupFd, fd, FAN_PRE_ACCESS);
   }
 
   /** The engine holds its lease (release): under a filesystem mark, an ignore mark the handler added since preLease comes off. */
   leased(fd: number): void {
-    if (this.covers(fd)) removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    if (this.covers(fd)) this.removeIgnore(fd);
   }
 
   /**
@@ -151,9 +197,15 @@ export class Marks {
       removeInodeMark(this.groupFd, fd); // a stale inode mark: the file is whole
       return true;
     }
+    if (this.held >= this.budget) {
+      this.recount();
+      this.unignored++;
+      return !isReleased(fd);
+    }
     try {
       faultPoint('add-ignore-mark'); // FAULT INJECTION (tests): ENOSPC, the mark limit reached
       addIgnoreMark(this.groupFd, fd, FS_MASK);
+      this.held++;
     } catch (e) {
       // ENOSPC: the user's fanotify mark limit (fs.fanotify.max_user_marks, ~205k here) is
       // reached, e.g. by a tree of new files still in the inode cache. An ignore mark only
@@ -164,10 +216,10 @@ export class Marks {
       return !isReleased(fd);
     }
     if (!isReleased(fd)) return true;
-    removeIgnoreMark(this.groupFd, fd, FS_MASK);
+    this.removeIgnore(fd);
     return false;
   }
 
-  /** Files let through with no ignore mark because the mark limit was reached (notReleased). */
+  /** Files let through with no ignore mark: the mark limit or our budget reached (notReleased). */
   unignored = 0;
 }

@@ -85,6 +85,8 @@ export interface RecallStats {
   fastAnswered: number;
   /** Of those, events its adaptive polling found (no blocking poll, no wake-up). */
   fastSpun: number;
+  /** Under a filesystem mark: ignore marks held (as counted), the most allowed, files let through without one. */
+  ignoreMarks: { held: number; budget: number; without: number };
 }
 
 const F_DUPFD_CLOEXEC = 1030;
@@ -152,6 +154,7 @@ export class RecallService {
       staleAnswered: 0,
       fastAnswered: 0,
       fastSpun: 0,
+      ignoreMarks: { held: 0, budget: 0, without: 0 },
     };
     this.handler = new RecallHandler({
       groupFd: o.groupFd,
@@ -272,6 +275,7 @@ export class RecallService {
       fastAnswered: c[C_EVENTS]!,
       fastSpun: c[C_SPUN]!,
       cachedInodes: this.handler.cachedInodes,
+      ignoreMarks: { ...this.marks.ignoreMarks(), without: this.marks.unignored },
       marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,
     };
   }

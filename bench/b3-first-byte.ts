@@ -107,6 +107,7 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
   } finally {
     await m.close();
   }
+  const fast0 = Number((await w.client.status()).recall?.fastAnswered ?? 0);
   const tier: number[] = [];
   const opens: number[] = [];
   for (const f of files) {
@@ -114,6 +115,8 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
     tier.push(ms);
     opens.push(open);
   }
+  // Opens the daemon's event thread answered (not the main thread): one per file when it can.
+  const fastOpens = Number((await w.client.status()).recall?.fastAnswered ?? 0) - fast0;
   const head: number[] = [];
   for (const f of heads) head.push(await timeAsync('head', ['-c', '1', f]));
   const syscalls = tracedSyscalls(traced);
@@ -124,7 +127,7 @@ export async function benchFirstByte(w: World, ctx: Ctx): Promise<Result[]> {
   const fl = median(floor);
   log(
     `3: tier ${tier.map((x) => x.toFixed(2))} (open ${opens.map((x) => x.toFixed(2))}) raw ${raw.map((x) => x.toFixed(2))} rclone ${rc.map((x) => x.toFixed(2))}` +
-      ` head -c 1 ${head.map((x) => x.toFixed(1))} floor ${fmtMs(fl)}; load ${loadavg()}`,
+      ` head -c 1 ${head.map((x) => x.toFixed(1))} floor ${fmtMs(fl)}; events answered by the event thread: ${fastOpens}; load ${loadavg()}`,
   );
   const dl = daemonMs.length > 0 ? `; the daemon's own latency for the reads (recall log): median ${fmtMs(median(daemonMs))}` : '';
   const note =

@@ -52,6 +52,7 @@ const c = {
   sendmsg: lib.func('intptr_t sendmsg(int fd, const tier_msghdr *msg, int flags)'),
   close: lib.func('int close(int fd)'),
   poll: lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
+  sched_yield: lib.func('int sched_yield(void)'),
   pthread_sigmask: lib.func('int pthread_sigmask(int how, const void *set, void *oldset)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
@@ -368,6 +369,11 @@ export function waitReadable(fd: number, timeoutMs: number): boolean {
   const e = koffi.errno();
   if (e === EINTR) return false;
   throw sysError(e, 'poll');
+}
+
+/** sched_yield(2): lets another runnable task on this CPU go first (a spinning thread's manners). */
+export function schedYield(): void {
+  c.sched_yield();
 }
 
 /** Blocks `signo` in the calling thread only (pthread_sigmask SIG_BLOCK), so the kernel delivers it to another thread. */

@@ -6,7 +6,12 @@
 //   the handler granted, while the file still has the copy's (size, mtime) (else it was
 //   written or truncated: the handler must see it), when every chunk under the range is
 //   resident in the grant and its read-ahead wants nothing the grant lacks. Everything
-//   else (opens, unknown inodes, missing chunks, read-ahead to start) goes to the handler.
+//   else (unknown inodes, missing chunks, read-ahead to start) goes to the handler.
+// - Opens (FAN_OPEN_PERM) it answers alone only for a released or partial file the handler
+//   holds no state for (hold/unhold), not an exec, not this process, opener not in
+//   whole_file_for: the handler would answer ALLOW at once too, or (a file written since
+//   release) recall it whole, which its first access, raising an event like every access
+//   after the open, then does. Everything else about opens is the handler's.
 // - A grant's bits are never ahead of the handler's map: the handler sends them after its
 //   fills, and revokes a grant before anything that could turn a resident chunk into a
 //   hole (forget before a partial re-release punches, markReleased, unmark, eviction,
@@ -35,7 +40,16 @@ export interface Grant {
   ra: ReadaheadState;
 }
 
-export type GrantMsg = { t: 'grant'; g: Grant } | { t: 'bits'; id: string; bits: Uint8Array } | { t: 'revoke'; id: string };
+/**
+ * hold/unhold: the handler caches state for this inode (from its first event until it drops
+ * it): its opens are the handler's (a completion may be under way, which an open waits for).
+ */
+export type GrantMsg =
+  | { t: 'grant'; g: Grant }
+  | { t: 'bits'; id: string; bits: Uint8Array }
+  | { t: 'revoke'; id: string }
+  | { t: 'hold'; id: string }
+  | { t: 'unhold'; id: string };
 
 /** The read-ahead result the thread computed for a forwarded event (handler uses it instead of feeding again). */
 export interface Fed {
@@ -74,13 +88,21 @@ export function keyOfId(id: string): string {
 
 export class GrantTable {
   private readonly views = new Map<string, View>();
+  private readonly holds = new Set<string>();
 
   get size(): number {
     return this.views.size;
   }
 
+  /** The handler holds state for the inode `key` (statKey): its opens go there. */
+  held(key: string): boolean {
+    return this.holds.has(key);
+  }
+
   apply(m: GrantMsg): void {
-    if (m.t === 'grant') {
+    if (m.t === 'hold') this.holds.add(keyOfId(m.id));
+    else if (m.t === 'unhold') this.holds.delete(keyOfId(m.id));
+    else if (m.t === 'grant') {
       const { g } = m;
       const map = new ResidentMap(Math.ceil(g.size / g.chunk), Buffer.from(g.bits));
       this.views.set(keyOfId(g.id), { g, map, sec: Number(g.mtimeNs / 1_000_000_000n), nsec: Number(g.mtimeNs % 1_000_000_000n) });
@@ -120,6 +142,10 @@ export class GrantTable {
 // The thread's start-up data and messages (event-thread.ts <-> service.ts).
 export interface EventThreadData {
   groupFd: number;
+  /** Answer opens of released files here (pre-content mode; see openHere in event-thread.ts). */
+  opens: boolean;
+  /** The recall settings' whole_file_for: such openers go to the handler. */
+  wholeFileFor: string[];
   inflightPath: string;
   /** [0]: 1 = stop reading (set by the main thread). */
   ctl: Int32Array;
@@ -133,7 +159,8 @@ export const C_EVENTS = 0; // events answered here
 export const C_ALLOWED = 1;
 export const C_DENIED = 2;
 export const C_READ_ERRORS = 3;
-export const COUNTERS = 4;
+export const C_SPUN = 4; // events found by adaptive polling (answered without a blocking poll)
+export const COUNTERS = 5;
 
 export type ThreadMsg =
   | { t: 'ready' }

@@ -92,11 +92,13 @@ export class RecallHandler {
   /** Drops a cached entry; its grant is revoked first (the thread must not answer from a map no longer kept). */
   private drop(id: string): void {
     const e = this.cache.get(id);
-    if (e?.granted !== undefined) {
+    if (!e) return;
+    if (e.granted !== undefined) {
       this.d.fast?.post({ t: 'revoke', id });
       e.granted = undefined;
     }
     this.cache.delete(id);
+    this.d.fast?.post({ t: 'unhold', id });
   }
 
   /**
@@ -219,6 +221,7 @@ export class RecallHandler {
       e = l.entry;
       given = undefined; // fed for an entry no longer cached
       this.cache.set(id, e);
+      this.d.fast?.post({ t: 'hold', id }); // its opens are ours from now on (fast-path.ts)
       this.born.set(e, st.birthtimeNs);
       if (this.cache.size > MAX_CACHED) this.evict();
     }

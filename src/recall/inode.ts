@@ -78,19 +78,25 @@ export function inodeId(fd: number): string {
 }
 
 /** Reads the record of the file behind `fd` (no cache). */
+/** Why a released or partial record cannot be recalled from (null: it can); pure. */
+export function copyProblem(record: StateRecord): string | null {
+  const copy = record.copy;
+  if (!copy || !(copy.chunk > 0) || typeof copy.mtimeNs !== 'string') return `state ${record.state} without a usable copy record`;
+  try {
+    BigInt(copy.mtimeNs);
+  } catch {
+    return `bad mtimeNs ${JSON.stringify(copy.mtimeNs)}`;
+  }
+  return null;
+}
+
 export function loadEntry(fd: number, id: string): Loaded {
   const record = decodeRecord(fgetxattr(fd, XATTR_STATE));
   if (!record || (record.state !== 'released' && record.state !== 'partial')) return { kind: 'plain', record };
-  const copy = record.copy;
-  if (!copy || !(copy.chunk > 0) || typeof copy.mtimeNs !== 'string') {
-    return { kind: 'broken', why: `state ${record.state} without a usable copy record` };
-  }
-  let mtimeNs: bigint;
-  try {
-    mtimeNs = BigInt(copy.mtimeNs);
-  } catch {
-    return { kind: 'broken', why: `bad mtimeNs ${JSON.stringify(copy.mtimeNs)}` };
-  }
+  const why = copyProblem(record);
+  if (why !== null) return { kind: 'broken', why };
+  const copy = record.copy!;
+  const mtimeNs = BigInt(copy.mtimeNs);
   const n = chunkCount(copy.size, copy.chunk);
   // 'released' means nothing is resident, whatever a stale bitmap says.
   const bits = record.state === 'partial' ? fgetxattr(fd, XATTR_RESIDENT) : null;

@@ -30,7 +30,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
-import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -83,6 +83,8 @@ export interface RecallStats {
   staleAnswered: number;
   /** Events the event thread answered alone (resident ranges: fast-path.ts); part of `events`. */
   fastAnswered: number;
+  /** Of those, events its adaptive polling found (no blocking poll, no wake-up). */
+  fastSpun: number;
   /** Under a filesystem mark: ignore marks held (as counted), the most allowed, files let through without one. */
   ignoreMarks: { held: number; budget: number; without: number };
 }
@@ -151,6 +153,7 @@ export class RecallService {
       cachedInodes: 0,
       staleAnswered: 0,
       fastAnswered: 0,
+      fastSpun: 0,
       ignoreMarks: { held: 0, budget: 0, without: 0 },
     };
     this.handler = new RecallHandler({
@@ -173,7 +176,15 @@ export class RecallService {
     if (this.s.staleAnswered > 0) this.o.log.warn('answered events a previous worker left', { count: this.s.staleAnswered });
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const thread = spawnThread({ groupFd: this.o.groupFd, inflightPath: this.o.inflightPath, ctl: this.ctl, counters: this.counters, port: port2 });
+    const thread = spawnThread({
+      groupFd: this.o.groupFd,
+      opens: this.o.mode === 'pre-content',
+      wholeFileFor: [...this.o.settings.wholeFileFor],
+      inflightPath: this.o.inflightPath,
+      ctl: this.ctl,
+      counters: this.counters,
+      port: port2,
+    });
     this.thread = thread;
     let ready!: () => void;
     let failed!: (e: Error) => void;
@@ -262,6 +273,7 @@ export class RecallService {
       denied: this.s.denied + c[C_DENIED]!,
       readErrors: c[C_READ_ERRORS]!,
       fastAnswered: c[C_EVENTS]!,
+      fastSpun: c[C_SPUN]!,
       cachedInodes: this.handler.cachedInodes,
       ignoreMarks: { ...this.marks.ignoreMarks(), without: this.marks.unignored },
       marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,

@@ -3,7 +3,9 @@
 // them (the file was written or truncated, or its grant was revoked before a punch).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { open } from 'node:fs/promises';
 import { XATTR_STATE, encodeRecord } from '../../src/record/state-record.js';
 import { fremovexattr, fsetxattr, futimens, nsToTimespec } from '../../src/kernel/libc.js';
@@ -67,6 +69,48 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.ok(r.stdout.equals(data.subarray(0, 60 * 4096)));
       assert.ok(h.svc.stats().fastAnswered - f0 >= 59, `answered by the thread: ${h.svc.stats().fastAnswered - f0} of 60`);
       assert.equal((await stateOf(path))?.state, 'partial');
+    });
+
+    test('back-to-back reads of resident ranges find the thread polling (adaptive polling)', async () => {
+      const path = await makeReleased(h, 'spin.bin', data);
+      await run('dd', [`if=${path}`, 'bs=4096', 'count=1', 'status=none']);
+      // Timing on a busy machine decides how many: a few runs of 60 back-to-back reads.
+      let spun = 0;
+      for (let i = 0; i < 20 && spun === 0; i++) {
+        const s0 = h.svc.stats();
+        const r = await run('dd', [`if=${path}`, 'of=/dev/null', 'bs=4096', 'count=60', 'status=none']);
+        assert.equal(r.code, 0, r.stderr);
+        const s1 = h.svc.stats();
+        assert.ok(s1.fastAnswered - s0.fastAnswered >= 59, `answered by the thread: ${s1.fastAnswered - s0.fastAnswered} of 60`);
+        spun = s1.fastSpun - s0.fastSpun;
+      }
+      // Without polling every event waits for a wake-up from poll(): none is found this way.
+      assert.ok(spun > 0, 'no event found by adaptive polling');
+      const again = await run('cat', [path]);
+      assert.ok(again.stdout.equals(data), 'byte-exact');
+    });
+
+    test('the first open of a freshly released file is answered by the thread, the main thread blocked', async () => {
+      const path = await makeReleased(h, 'open.bin', data);
+      const f0 = h.svc.stats().fastAnswered;
+      // spawnSync blocks this (the main) thread: an open forwarded to it would wait out the timeout.
+      const r = spawnSync('sh', ['-c', `: < '${path}'`], { timeout: 5000 });
+      assert.equal(r.status, 0, `open not answered without the main thread (${r.signal ?? r.status})`);
+      assert.equal(h.svc.stats().fastAnswered - f0, 1);
+      // Its reads still go to the handler: byte-exact, then the inode is the handler's.
+      assert.ok((await run('cat', [path])).stdout.equals(data));
+    });
+
+    test('opens the thread leaves to the handler: whole_file_for openers, and inodes the handler holds', async () => {
+      const path = await makeReleased(h, 'held.bin', data);
+      await run('dd', [`if=${path}`, 'bs=4096', 'count=1', 'status=none']); // the handler loads it: held
+      const r = spawnSync('sh', ['-c', `: < '${path}'`], { timeout: 1000 });
+      assert.notEqual(r.status, 0, 'a held inode\'s open was answered without the handler');
+      const copy = join(h.fs.dir, 'copy-of-open.bin');
+      const p2 = await makeReleased(h, 'whole.bin', data);
+      const c = await run('cp', [p2, copy]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.ok(readFileSync(copy).equals(data), 'cp got the whole file at open');
     });
 
     test('a write into a resident chunk: the next read goes to the handler, the file ends dirty with the write', async () => {

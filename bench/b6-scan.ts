@@ -10,11 +10,11 @@
 // Alone, without the RGW or the daemon of bench/main.ts (as root; run `npm run build` first):
 //   node --import tsx bench/b6-scan.ts [FILES]     (default 1000000, on its own loop ext4)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
 import { REPO, type World } from './lib/setup.js';
-import { fmtMs, loadavg, log, nowMs, sh, type Result } from './lib/util.js';
+import { fmtMs, loadavg, log, nowMs, sh, unmountAndRemove, type Result } from './lib/util.js';
 
 const PER_DIR = 1000;
 
@@ -161,11 +161,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const rows = await benchScan({ data } as World, { treeFiles: files } as Ctx);
     for (const r of rows) console.log(`${r.id} ${r.name}: ${r.figure} | baseline ${r.baseline} | ratio ${r.ratio.toFixed(3)} (${r.dir} ${r.limit}: ${r.ratioIs})${r.note ? `\n   ${r.note}` : ''}`);
   } finally {
-    try {
-      sh('umount', [mnt]);
-    } catch {
-      sh('umount', ['-l', mnt]);
-    }
-    rmSync(base, { recursive: true, force: true });
+    unmountAndRemove(mnt, base);
   }
 }

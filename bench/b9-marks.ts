@@ -10,13 +10,13 @@
 //   node --import tsx bench/b9-marks.ts [--scale 0.5]     (also: bench/main.ts --only 9)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, ftruncateSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, ftruncateSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCatalog, rowFromRecord } from '../src/engine/catalog.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../src/record/state-record.js';
 import { fsetxattr, futimens, nsToTimespec } from '../src/kernel/libc.js';
 import { REPO } from './lib/setup.js';
-import { fmtBytes, fmtMs, fmtRate, loadavg, log, MiB, nowMs, sh, timeAsync, type Result } from './lib/util.js';
+import { fmtBytes, fmtMs, fmtRate, loadavg, log, MiB, nowMs, sh, timeAsync, unmountAndRemove, type Result } from './lib/util.js';
 
 const MTIME_NS = 1_700_000_000_000_000_000n;
 
@@ -237,12 +237,7 @@ export async function benchMarks(scale: number): Promise<Result[]> {
     ];
     return out;
   } finally {
-    try {
-      sh('umount', [mnt]);
-    } catch {
-      sh('umount', ['-l', mnt]);
-    }
-    rmSync(base, { recursive: true, force: true });
+    unmountAndRemove(mnt, base);
   }
 }
 

@@ -8,12 +8,12 @@
 // total, external memory); with the pass, the worker's RSS after two more passes (`tier
 // reconcile`): a bound, not a leak. Prints one JSON line per daemon life, then the ratios.
 //   node --import tsx bench/b9-memory.ts [N]     (default 100000)
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchMetrics } from '../src/cli/run/metrics-cli.js';
 import { makeReleased, startDaemon } from './b9-marks.js';
 import { REPO } from './lib/setup.js';
-import { fmtBytes, loadavg, log, nowMs, sh } from './lib/util.js';
+import { fmtBytes, loadavg, log, nowMs, sh, unmountAndRemove } from './lib/util.js';
 
 const n = Number(process.argv[2] ?? 100_000);
 
@@ -103,10 +103,5 @@ try {
       `after the start-up reconcile pass ${fmtBytes(min('catalog+reconcile'))} (ratio ${(min('catalog+reconcile') / min('empty')).toFixed(3)}) (load ${loadavg()})`,
   );
 } finally {
-  try {
-    sh('umount', [mnt]);
-  } catch {
-    sh('umount', ['-l', mnt]);
-  }
-  rmSync(base, { recursive: true, force: true });
+  unmountAndRemove(mnt, base);
 }

@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmarks: timing, child processes, formatting, results.
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const MiB = 1024 * 1024;
@@ -107,4 +107,14 @@ export async function settle(read: () => Promise<number> | number, quietMs = 600
 
 export function loadavg(): string {
   return sh('cat', ['/proc/loadavg']).trim().split(' ').slice(0, 3).join(' ');
+}
+
+/** Unmounts a bench's loop filesystem (lazily if busy) and removes its directory. */
+export function unmountAndRemove(mnt: string, base: string): void {
+  try {
+    sh('umount', [mnt]);
+  } catch {
+    sh('umount', ['-l', mnt]);
+  }
+  rmSync(base, { recursive: true, force: true });
 }

@@ -3,7 +3,6 @@
 // streaming. Multipart metadata is fixed when the upload starts, so unless the caller passed
 // the SHA-256 in advance, the upload goes to a staging key and is copied onto the final key
 // with the full metadata (one atomic server-side CopyObject), then the staging key is deleted.
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
@@ -13,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Logger } from '../log.js';
-import { expectedSha, HashCheck } from './hash-stream.js';
+import { BodyHash, expectedSha, HashCheck } from './hash-stream.js';
 import { callS3, type CallContext } from './s3-call.js';
 import { mapS3Error } from './s3-errors.js';
 import type { S3Hot } from './s3-hot.js';
@@ -54,24 +53,20 @@ async function putSingle(p: PutContext, c: CallContext, t: PutTarget, body: Read
   // bytes (XAmzContentSHA256Mismatch: Corrupt; test/tiers/s3-light.test.ts): no second hash
   // of it here. Otherwise we hash what we send. MD5 always: Content-MD5 and the ETag check.
   const signed = expect !== undefined && (await p.hot.signsPayload());
-  const md5h = createHash('md5');
-  const shaH = signed ? null : createHash('sha256');
+  const h = new BodyHash({ tier: p.tier, key: t.key, size, sha256: expect }, { md5: true, hashSha: !signed });
   const chunks: Buffer[] = [];
-  let n = 0;
-  const fail = (code: 'ShortObject' | 'Corrupt', detail: string) => new TierError(code, 'put', p.tier, t.key, detail);
   // A plain read loop, not a stream pipeline: for a 64 KiB body the pipeline cost more CPU than its hashes (bench 7).
   const onAbort = () => body.destroy(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     signal?.throwIfAborted();
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      n += chunk.length;
-      if (n > size) {
+      try {
+        h.update(chunk);
+      } catch (e) {
         body.destroy();
-        throw fail('ShortObject', `body is longer than the declared ${size} bytes`);
+        throw e;
       }
-      md5h.update(chunk);
-      shaH?.update(chunk);
       chunks.push(chunk);
     }
   } catch (e) {
@@ -79,10 +74,9 @@ async function putSingle(p: PutContext, c: CallContext, t: PutTarget, body: Read
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  if (n !== size) throw fail('ShortObject', `body ended after ${n} of ${size} bytes`);
-  const sha256 = shaH ? shaH.digest('hex') : expect!;
-  if (expect && sha256 !== expect) throw fail('Corrupt', `SHA-256 ${sha256} differs from the expected ${expect}`);
-  const md5 = md5h.digest('base64');
+  h.finish();
+  const sha256 = h.sha256;
+  const md5 = h.md5Base64()!;
   const Body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   const res = await callS3(c, signal, (s) =>
     p.hot.put(

@@ -19,7 +19,7 @@ import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, removeInodeMark, type FanEvent, type GroupMode } from '../kernel/fanotify.js';
 import { futimens, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
-import type { StateRecord } from '../record/state-record.js';
+import { WHOLE_BY_RECORD_MAX, type StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
 import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
@@ -65,8 +65,6 @@ export interface Outcome {
 /** Completion syncs at most two at once (sync-queue.ts); an open's own file jumps the queue. */
 const SYNCS = new SyncQueue(2);
 const MAX_STALE_RETRIES = 4;
-/** A dense file up to this size is recalled whole at its first read (fetched at most 256 KiB for a byte read). */
-const SMALL_WHOLE = 256 * 1024;
 /** Cached inodes kept; the oldest idle ones are dropped (their state is re-read from xattrs). */
 const MAX_CACHED = 20_000;
 
@@ -266,7 +264,7 @@ export class RecallHandler {
       const r = ev.range!.count === 0 ? { offset: ev.range!.offset, count: Math.max(0, size - ev.range!.offset) } : ev.range!;
       // A small dense file is filled whole at its first read: one GET, checked against the
       // record's SHA-256 (no sums GET: fill.ts), instead of a GET for the sums and one per run.
-      const small = !e.copy.sparse && e.copy.size <= SMALL_WHOLE && e.resident.count() === 0;
+      const small = !e.copy.sparse && e.copy.size <= WHOLE_BY_RECORD_MAX && e.resident.count() === 0;
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
       e.ra = fed.state;

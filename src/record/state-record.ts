@@ -157,7 +157,7 @@ export function treeObjLen(chunks: number): number {
   return Math.ceil(chunks / TREE_BLOCK) * 32 + chunks * 32;
 }
 
-/** A dense copy up to this size is recalled whole at its first read (recall/handler.ts SMALL_WHOLE). */
+/** A dense copy up to this size is recalled whole at its first read (recall/handler.ts: at most 256 KiB fetched for a byte read) and checked against its record. */
 export const WHOLE_BY_RECORD_MAX = 256 * 1024;
 
 /**

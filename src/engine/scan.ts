@@ -16,7 +16,7 @@ import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { deriveState, type FileFacts } from './facts.js';
 import { groupName, userName } from '../walk/users.js';
 import { F, FILE_WORDS, makedev, NO_RECORD, type Packed } from '../walk/walk.js';
-import { msAt, nsAt } from '../walk/file-view.js';
+import { msAt, nsAt, u64At } from '../walk/file-view.js';
 import type { WalkJob, WalkMessage } from './walk-worker.js';
 
 export interface ScanError {
@@ -69,7 +69,6 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
 
 // In the build, walk-worker.js beside this file; under tsx (tests, bench), the .ts.
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './walk-worker.ts' : './walk-worker.js', import.meta.url);
-const TWO32 = 4294967296;
 
 /** The batch's files as FileFacts (absPath = join(root, rel), built by concatenation). */
 function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
@@ -87,7 +86,7 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
     if (recLen !== NO_RECORD) at += recLen;
     const dir = p.dirs[w[b + F.dir]!]!;
     const rel = dir === '' ? name : `${dir}/${name}`;
-    const size = w[b + F.size]! + w[b + F.size + 1]! * TWO32;
+    const size = u64At(w, b + F.size);
     const atimeMs = msAt(w, b + F.atime);
     const mtimeMs = msAt(w, b + F.mtime);
     const mtimeNs = nsAt(w, b + F.mtime);
@@ -101,7 +100,7 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
       name,
       root,
       size,
-      blocks: w[b + F.blocks]! + w[b + F.blocks + 1]! * TWO32,
+      blocks: u64At(w, b + F.blocks),
       atimeMs,
       mtimeMs,
       ctimeMs,
@@ -113,7 +112,7 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
       owner: userName(uid),
       group: groupName(gid),
       dev: makedev(w[b + F.devMajor]!, w[b + F.devMinor]!),
-      ino: w[b + F.ino]! + w[b + F.ino + 1]! * TWO32,
+      ino: u64At(w, b + F.ino),
       state: deriveState(record, { size, mtimeNs }),
       pinned: record?.pinned ?? false,
       record,

@@ -77,7 +77,6 @@ export function inodeId(fd: number): string {
   return `${st.dev}:${st.ino}`;
 }
 
-/** Reads the record of the file behind `fd` (no cache). */
 /** Why a released or partial record cannot be recalled from (null: it can); pure. */
 export function copyProblem(record: StateRecord): string | null {
   const copy = record.copy;
@@ -90,6 +89,7 @@ export function copyProblem(record: StateRecord): string | null {
   return null;
 }
 
+/** Reads the record of the file behind `fd` (no cache). */
 export function loadEntry(fd: number, id: string): Loaded {
   const record = decodeRecord(fgetxattr(fd, XATTR_STATE));
   if (!record || (record.state !== 'released' && record.state !== 'partial')) return { kind: 'plain', record };

@@ -12,6 +12,8 @@
 // - The event thread's death outside stop() ends this process (onThreadDeath): the
 //   supervisor answers what it left (in-flight record) and starts another worker.
 // - The handler's grants go to the thread before the change they guard (fast-path.ts).
+// - stop() resolves only after every message the thread posted was taken: its 'exit' can
+//   come first, so the exit handler drains the port before it counts the thread stopped.
 import type { RecallSettings, TierTuning } from '../dsl/ast.js';
 import { DEFAULT_TUNING } from '../dsl/ast.js';
 import {
@@ -23,7 +25,7 @@ import {
   type FanEvent,
 } from '../kernel/fanotify.js';
 import { fcntl } from '../kernel/libc.js';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
@@ -191,17 +193,22 @@ export class RecallService {
     const started = new Promise<void>((res, rej) => ((ready = res), (failed = rej)));
     let stopped!: () => void;
     this.threadStopped = new Promise<void>((r) => (stopped = r));
-    port1.on('message', (m: ThreadMsg) => {
+    const onMsg = (m: ThreadMsg): void => {
       if (m.t === 'ev') this.dispatch(m.ev, m.fed);
       else if (m.t === 'log') this.o.log[m.level](m.msg, m.fields);
       else if (m.t === 'ready') ready();
       else stopped();
-    });
+    };
+    port1.on('message', onMsg);
     thread.on('error', (err) => {
       this.o.log.error('recall event thread failed', { op: 'recall', err });
       failed(err);
     });
     thread.on('exit', (code) => {
+      // Node may emit 'exit' before the messages the thread posted last (it does when this
+      // thread was busy meanwhile): take them now, or stop() would close the port on
+      // forwarded events nobody answers (test/recall/stop-order.test.ts).
+      for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMsg(m.message as ThreadMsg);
       stopped();
       if (this.stopping) return;
       const err = new Error(`recall event thread exited (code ${code}) while serving`);

@@ -133,7 +133,10 @@ export async function makeWorld(o: WorldOptions): Promise<World> {
     const policyFile = join(base, 'bench.hsmpolicy');
     writeFileSync(policyFile, policyText({ data, tierDir, fineTierDir, bucket, prefix, s3env }));
 
-    const daemon = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'daemon', policyFile, '--state-dir', stateDir, '--log-level', 'warn'], {
+    // BENCH_DAEMON_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): node flags for the
+    // daemon, which passes them on to its worker (profiling the real path).
+    const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const daemon = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'daemon', policyFile, '--state-dir', stateDir, '--log-level', 'warn'], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -9,11 +9,11 @@
 //   against its sum before it is returned; an all-hole chunk of a mapped copy costs no GET;
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal.
 import { createHash } from 'node:crypto';
-import { sha256Off } from './hasher.js';
+import { giveRunBuf, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from './hasher.js';
 import { TierError, type Tier } from '../tiers/tier.js';
 import { chunkCount, storedSize, type StateRecord } from '../record/state-record.js';
-import { objectSpan, piecesOf, SUM_BYTES, sumOf, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
-import { getWithTimeout } from './tier-get.js';
+import { objectSpan, piecesOf, SUM_BYTES, sumOf, sumsFrom, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
+import { getIntoWithTimeout, getWithTimeout } from './tier-get.js';
 
 export { getWithTimeout } from './tier-get.js';
 export { fetchChunkSums } from './sums-fetch.js';
@@ -92,6 +92,60 @@ export async function readCopyRun(tier: Tier, copy: Copy, map: ExtentMap | null,
     out.push({ data, pieces, fetched });
   }
   return out;
+}
+
+/** A dense run's bytes, verified, in a reused buffer: `release()` it once written out. */
+export interface DenseRun {
+  /** Chunks [first, last) of the file, from chunk first's start. */
+  data: Buffer;
+  release(): void;
+}
+
+/**
+ * Chunks [first, last) of a dense copy with sums (no map, not imported): one ranged GET
+ * into a pooled shared buffer (no allocation per GET), hashed in place on the hasher
+ * thread (one message per run, not a buffer per chunk), each chunk's SHA-256 compared with
+ * its sum, as many at once as lie contiguous in `ix` (a block of 64 leaves, or the flat
+ * sums). `sums` resolves to the index with these chunks' leaves loaded; it is awaited
+ * while the GET runs. Short answer: ShortObject; any mismatch: Corrupt; nothing returned
+ * unverified. A buffer whose GET failed is dropped, not pooled (a timed-out read may
+ * still write into it).
+ */
+export async function fetchDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIndex>, first: number, last: number, timeoutMs: number): Promise<DenseRun> {
+  const start = first * copy.chunk;
+  const len = Math.min(copy.size, last * copy.chunk) - start;
+  const buf = takeRunBuf(len);
+  const got = getIntoWithTimeout(tier, copy.key, start, len, buf, timeoutMs);
+  const [g, ix] = await Promise.allSettled([got, sums]);
+  if (g.status === 'rejected') throw g.reason; // before the sums' error: the data GET is what the reader waited for
+  let ok = false;
+  try {
+    if (ix.status === 'rejected') throw ix.reason;
+    if (g.value !== len) throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${start}+${len} returned ${g.value} bytes`);
+    // A chunk or two on this thread (a reader waits for them; the trip would cost more).
+    const digests = last - first > 2 ? await sha256Units(buf, copy.chunk) : sha256UnitsHere(buf, copy.chunk);
+    checkRun(tier, copy, ix.value, first, last, digests);
+    ok = true;
+    return { data: buf, release: () => giveRunBuf(buf) };
+  } finally {
+    if (!ok) giveRunBuf(buf); // the GET is over: nothing writes into it any more
+  }
+}
+
+/** Throws Corrupt unless `digests` (32 bytes per chunk from `first`) equal the chunks' sums. */
+function checkRun(tier: Tier, copy: Copy, ix: CopyIndex, first: number, last: number, digests: Buffer): void {
+  for (let i = first; i < last; ) {
+    const want = sumsFrom(ix, i, last);
+    const n = want.length / SUM_BYTES;
+    const have = digests.subarray((i - first) * SUM_BYTES, (i - first + n) * SUM_BYTES);
+    if (n === 0 || !have.equals(want)) {
+      let bad = i;
+      while (n > 0 && bad < i + n && have.subarray((bad - i) * SUM_BYTES, (bad - i + 1) * SUM_BYTES).equals(want.subarray((bad - i) * SUM_BYTES, (bad - i + 1) * SUM_BYTES))) bad++;
+      const b = chunkRange(bad, copy.chunk, copy.size);
+      throw new TierError('Corrupt', 'get', tier.name, copy.key, `SHA-256 of chunk ${bad} (range ${b.start}+${b.end - b.start}) differs from its sum`);
+    }
+    i += n;
+  }
 }
 
 /**

@@ -186,6 +186,22 @@ export function sumOf(ix: CopyIndex, i: number): Buffer | null {
   return k < 0 ? null : ix.sums.subarray(k * SUM_BYTES, (k + 1) * SUM_BYTES);
 }
 
+/**
+ * The sums of chunks from i on, as many as one buffer holds contiguously (at most up to
+ * `last`): a dense copy's flat sums, or the rest of chunk i's block of leaves. Not for a
+ * sparse copy (its sums skip the all-hole chunks).
+ */
+export function sumsFrom(ix: CopyIndex, i: number, last: number): Buffer {
+  if (ix.summed) throw new Error('sumsFrom: a sparse copy has no contiguous sums');
+  if (ix.tree) {
+    const k = i % TREE_BLOCK;
+    const block = ix.tree.blocks.get(Math.floor(i / TREE_BLOCK));
+    if (!block) throw new Error(`leaf sum of chunk ${i} not loaded`);
+    return block.subarray(k * SUM_BYTES, Math.min(block.length, (k + last - i) * SUM_BYTES));
+  }
+  return ix.sums.subarray(i * SUM_BYTES, last * SUM_BYTES);
+}
+
 const u64 = (b: Buffer, at: number): number => {
   const v = b.readBigUInt64LE(at);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new MapError(`value ${v} at byte ${at} is too large`);

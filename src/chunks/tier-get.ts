@@ -1,9 +1,21 @@
 // One ranged GET of a tier object, bounded by the tier timeout even if the tier ignores its
 // AbortSignal (chunks and sums alike: copy-chunk.ts, sums-fetch.ts).
-import { TierError, type Tier } from '../tiers/tier.js';
+import { readInto, TierError, type Tier } from '../tiers/tier.js';
 
 /** tier.get bounded by the tier timeout even if the tier ignores its signal. */
-export async function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
+export function getWithTimeout(tier: Tier, key: string, offset: number, length: number, timeoutMs: number, expect?: string): Promise<Buffer> {
+  return bounded(tier, key, timeoutMs, (signal) => tier.get(key, { offset, length }, signal, expect));
+}
+
+/**
+ * readInto (tier.ts) bounded the same way: `length` bytes at `offset` into `dst`. On a
+ * timeout the tier may still be writing into `dst`: the caller must not reuse it.
+ */
+export function getIntoWithTimeout(tier: Tier, key: string, offset: number, length: number, dst: Buffer, timeoutMs: number, expect?: string): Promise<number> {
+  return bounded(tier, key, timeoutMs, (signal) => readInto(tier, key, { offset, length }, dst, signal, expect));
+}
+
+async function bounded<T>(tier: Tier, key: string, timeoutMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -13,7 +25,7 @@ export async function getWithTimeout(tier: Tier, key: string, offset: number, le
     }, timeoutMs);
   });
   try {
-    return await Promise.race([tier.get(key, { offset, length }, ac.signal, expect), timeout]);
+    return await Promise.race([call(ac.signal), timeout]);
   } finally {
     clearTimeout(timer);
   }

@@ -20,7 +20,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchDenseRun, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
@@ -174,14 +174,31 @@ export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, 
 
 async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
   if (e.resident.missing({ start: first, end: last }).length === 0) return;
+  // A dense copy with sums (every new copy but a small or sparse one): the run's bytes in
+  // one reused buffer, verified in one batch (copy-chunk.ts fetchDenseRun).
+  if (!e.copy.sparse && e.copy.foreign === undefined && e.copy.sumsSha && (e.sums || !wholeByRecord(e.copy, first, last))) {
+    const sums = chunkSums(e, env, { first, last }).then(async (ix) => {
+      await loadLeaves(env.tier, e.copy, ix!, first, last, env.tuning.timeoutMs, env.onBytes);
+      return ix!;
+    });
+    const run = await fetchDenseRun(env.tier, e.copy, sums, first, last, env.tuning.timeoutMs);
+    try {
+      env.onBytes(run.data.length);
+      const base = first * e.copy.chunk;
+      commit(e, first, last, fd, (i) => ({ data: run.data, base, pieces: null }));
+    } finally {
+      run.release(); // written out (pwrite is synchronous) or given up
+    }
+    return;
+  }
   let chunks: CopyChunk[];
   if (!e.sums && wholeByRecord(e.copy, first, last)) {
     // The whole file in one GET (a small file): checked against the record's SHA-256.
     chunks = await readCopyRun(env.tier, e.copy, null, first, last, env.tuning.timeoutMs);
     verifyWholeRun(env.tier, e.copy, chunks);
   } else {
-    // A sparse copy's map comes with its sums: needed before the data GET. A dense one: both
-    // at once (a two-level copy: level 1, then the blocks of this run's leaves).
+    // A sparse copy's map comes with its sums: needed before the data GET. An imported or
+    // unsummed one: both at once.
     const run = { first, last };
     const sumsP = chunkSums(e, env, run).then(async (ix) => {
       if (ix) await loadLeaves(env.tier, e.copy, ix, first, last, env.tuning.timeoutMs, env.onBytes);
@@ -200,6 +217,17 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     else chunks.forEach((c, k) => verifyCopyChunk(env.tier, e.copy, sums, first + k, c));
   }
   env.onBytes(chunks.reduce((n, c) => n + c.fetched, 0));
+  commit(e, first, last, fd, (i) => {
+    const c = chunks[i - first]!;
+    return { data: c.data, base: chunkRange(i, e.copy.chunk, e.copy.size).start, pieces: c.pieces };
+  });
+}
+
+/** Chunk i's verified bytes: `data` holds file offset `base` at 0; `pieces` null: all data. */
+type ChunkBytes = (i: number) => { data: Buffer; base: number; pieces: { at: number; len: number }[] | null };
+
+/** Writes the verified chunks [first, last) still missing into the file, then sets and stores their bits. */
+function commit(e: InodeEntry, first: number, last: number, fd: number, bytesOf: ChunkBytes): void {
   if (e.resident.missing({ start: first, end: last }).length === 0) return; // filled meanwhile by a whole-file pass
   // Commit: nothing below awaits until the mtime is restored.
   const st = fstatSync(fd, { bigint: true });
@@ -211,25 +239,25 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   // Never extend a file that was truncated: write only what lies below its size.
   const done: number[] = [];
   const writes: Write[] = [];
-  chunks.forEach((c, k) => {
-    const i = first + k;
-    if (e.resident.has(i)) return;
+  for (let i = first; i < last; i++) {
+    if (e.resident.has(i)) continue;
     done.push(i);
-    const base = chunkRange(i, e.copy.chunk, e.copy.size).start;
+    const c = bytesOf(i);
     const lost = e.lost?.has(i) === true;
-    for (const p of c.pieces) {
+    const r = chunkRange(i, e.copy.chunk, e.copy.size);
+    for (const p of c.pieces ?? [{ at: r.start, len: r.end - r.start }]) {
       const end = Math.min(p.at + p.len, e.expect.size, e.keep);
       // A chunk a crash took: only into the file's holes (data there is ours from before
       // the crash, or a user's write), hole by hole. Any other missing chunk is written whole:
       // data in it can only be zeros of the block an O_APPEND write put at EOF (its event
       // names offset 0, not EOF: kernel-facts.md), where the copy's bytes belong.
       if (lost) {
-        for (const h of holesIn(fd, p.at, end)) writes.push({ buf: c.data, off: h.start - base, at: h.start, len: h.end - h.start, join: false });
+        for (const h of holesIn(fd, p.at, end)) writes.push({ buf: c.data, off: h.start - c.base, at: h.start, len: h.end - h.start, join: false });
       } else if (end > p.at) {
-        writes.push({ buf: c.data, off: p.at - base, at: p.at, len: end - p.at, join: true });
+        writes.push({ buf: c.data, off: p.at - c.base, at: p.at, len: end - p.at, join: true });
       }
     }
-  });
+  }
   try {
     for (const w of coalesce(writes)) {
       for (let n = 0; n < w.len; ) n += writeSync(fd, w.buf, w.off + n, w.len - n, w.at + n);
@@ -275,7 +303,9 @@ export function coalesce(ws: Write[]): Write[] {
   const out: Write[] = [];
   for (const w of ws) {
     const prev = out[out.length - 1];
-    if (
+    if (prev?.join && w.join && prev.buf === w.buf && prev.at + prev.len === w.at && prev.off + prev.len === w.off) {
+      prev.len += w.len; // the same buffer, continued (a dense run): no new view
+    } else if (
       prev?.join &&
       w.join &&
       prev.at + prev.len === w.at &&

@@ -42,13 +42,19 @@ export async function writeFileAtomicNoDirSync(path: string, data: string | Buff
 /** Reads up to `length` bytes at `offset`; stops early only at end of file. */
 export async function preadFull(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
+  const got = await preadInto(fh, buf, offset, length);
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+/** Up to `length` bytes at `offset` into `dst` from its start (fewer at EOF): the count. */
+export async function preadInto(fh: FileHandle, dst: Buffer, offset: number, length: number): Promise<number> {
   let got = 0;
   while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    const { bytesRead } = await fh.read(dst, got, length - got, offset + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
-  return got === length ? buf : buf.subarray(0, got);
+  return got;
 }
 
 export interface WalkEntry {

@@ -5,7 +5,7 @@
 // fsynced. The sidecar records the data file's inode, so a crash between the two renames
 // (new sidecar, old data) is detected and the stale sidecar ignored; data is never partial.
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +13,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
 import { parseValidator, validatorOf } from './validator.js';
-import { fsyncDir, preadFull, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+import { fsyncDir, preadFull, preadInto, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
 import {
   TierError,
   type ByteRange,
@@ -70,19 +70,29 @@ export class LocalTier implements Tier {
   }
 
   async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+    return this.reading(key, signal, expect, async (fh, size) => {
+      const offset = range?.offset ?? 0;
+      return preadFull(fh, offset, Math.max(0, Math.min(range ? range.length : size, size - offset)));
+    });
+  }
+
+  getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+    return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+  }
+
+  /** Opens the object, checks it (expect) before and after `read`, closes it. */
+  private async reading<T>(key: string, signal: AbortSignal | undefined, expect: string | undefined, read: (fh: FileHandle, size: number) => Promise<T>): Promise<T> {
     const path = this.path('get', key);
     try {
       signal?.throwIfAborted();
       const fh = await open(path, 'r');
       try {
         const st = await fh.stat();
-        const size = st.size;
         this.checkUnchanged(key, expect, st);
-        const offset = range?.offset ?? 0;
-        const length = Math.max(0, Math.min(range ? range.length : size, size - offset));
-        const buf = await preadFull(fh, offset, length);
-        // A writer that replaced the content in place while we read changed mtime: check again.
-        this.checkUnchanged(key, expect, await fh.stat());
+        const buf = await read(fh, st.size);
+        // A writer that replaced the content in place while we read changed mtime: check again
+        // (a conditional read only: one threadpool trip less per recall GET otherwise).
+        if (expect !== undefined) this.checkUnchanged(key, expect, await fh.stat());
         signal?.throwIfAborted();
         return buf;
       } finally {

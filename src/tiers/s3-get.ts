@@ -30,9 +30,24 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
 
 /** The range as one buffer, read straight off the response (no stream stage of our own: recall's hot path). */
 export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
-  const o = await openBody(g, key, objKey, range, signal, expect);
-  if (!o) return Buffer.alloc(0);
   const parts: Buffer[] = [];
+  const sent = await readBody(g, key, objKey, range, signal, expect, (piece) => parts.push(piece));
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, sent);
+}
+
+/** s3Get into `dst` from its start (Tier.getInto): the bytes written; more than fit is an error. */
+export async function s3GetInto(g: GetContext, key: string, objKey: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+  let at = 0;
+  return readBody(g, key, objKey, range, signal, expect, (piece) => {
+    if (at + piece.length > dst.length) throw new TierError('Unavailable', 'get', g.tier, key, `range ${range.offset}+${range.length} answered more bytes`);
+    at += piece.copy(dst, at);
+  });
+}
+
+/** The range's bytes, piece by piece as they arrive, to `take`: their count. */
+async function readBody(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal: AbortSignal | undefined, expect: string | undefined, take: (piece: Buffer) => void): Promise<number> {
+  const o = await openBody(g, key, objKey, range, signal, expect);
+  if (!o) return 0;
   let seen = 0; // bytes of the HTTP body
   let sent = 0;
   try {
@@ -42,16 +57,20 @@ export async function s3Get(g: GetContext, key: string, objKey: string, range: B
       const room = o.want >= 0 ? o.want - sent : chunk.length;
       if (room <= 0 || from >= chunk.length) continue;
       const piece = from === 0 && room >= chunk.length ? chunk : chunk.subarray(from, from + room);
-      parts.push(piece);
+      take(piece);
       sent += piece.length;
     }
   } catch (e) {
+    if (e instanceof TierError) {
+      o.body.destroy();
+      throw e;
+    }
     throw mapS3Error(e, { ...o.c, caller: signal });
   }
   if (o.contentLength >= 0 && seen !== o.contentLength) {
     throw new TierError('Unavailable', 'get', g.tier, key, `response body ended after ${seen} of ${o.contentLength} bytes`);
   }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, sent);
+  return sent;
 }
 
 interface OpenBody {

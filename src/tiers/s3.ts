@@ -22,7 +22,7 @@ import { callS3, type CallContext } from './s3-call.js';
 import { makeS3Client } from './s3-client.js';
 import { S3Hot } from './s3-hot.js';
 import { S3Light } from './s3-light.js';
-import { s3Get, s3GetStream, type GetContext } from './s3-get.js';
+import { s3Get, s3GetInto, s3GetStream, type GetContext } from './s3-get.js';
 import { fromS3Metadata } from './s3-meta.js';
 import { s3Put, type PutContext } from './s3-put.js';
 import { TierError, type ByteRange, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
@@ -88,6 +88,10 @@ export class S3Tier implements Tier {
 
   async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
     return s3Get(this.get_, key, this.objKey('get', key), range, signal, expect);
+  }
+
+  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+    return s3GetInto(this.get_, key, this.objKey('get', key), range, dst, signal, expect);
   }
 
   async getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

@@ -66,6 +66,12 @@ export interface Tier {
    * that no longer matches it is TierError 'Changed' (permanent), never its bytes.
    */
   get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer>;
+  /**
+   * get() of a range into `dst` (at least range.length bytes) from its start: the bytes
+   * read, fewer past the end. Optional: readInto() falls back to get() and a copy.
+   * Recall reads runs into reused buffers with it (no allocation per GET).
+   */
+  getInto?(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number>;
   /** Streaming read for large objects (whole-file recall, verification). */
   getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
@@ -117,4 +123,12 @@ export class TierError extends Error {
 
 export function isTierError(e: unknown): e is TierError {
   return e instanceof TierError;
+}
+
+/** tier.getInto, or get() and a copy for a tier without it: the bytes now in `dst`. */
+export async function readInto(tier: Tier, key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+  if (tier.getInto) return tier.getInto(key, range, dst, signal, expect);
+  const got = await tier.get(key, range, signal, expect);
+  if (got.length > dst.length) throw new TierError('Unavailable', 'get', tier.name, key, `range ${range.offset}+${range.length} answered ${got.length} bytes`);
+  return got.copy(dst, 0);
 }

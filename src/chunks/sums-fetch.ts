@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { TierError, type Tier } from '../tiers/tier.js';
 import { chunkCount, sumsInRecord, sumsKey, type StateRecord } from '../record/state-record.js';
 import { decodeSums, MapError, SUM_BYTES, type CopyIndex, type TreeIndex } from './extent-map.js';
-import { blockMatches, blockSpan, blocksOf, l1Matches, treeLayout } from './sums-tree.js';
+import { blockMatches, blockSpan, blocksOf, l1Matches, TREE_BLOCK, treeLayout } from './sums-tree.js';
 import { getWithTimeout } from './tier-get.js';
 
 type Copy = NonNullable<StateRecord['copy']>;
@@ -26,6 +26,17 @@ const none: OnBytes = () => {};
 
 /** A first GET of level 1 also takes the blocks it needs when they start this close to its end. */
 const JOIN_GAP = 16 * 1024;
+
+/**
+ * What the sums GETs of a recall of this copy cost (recall/readahead.ts SumsCost: level 1
+ * once, then a block of leaves per TREE_BLOCK chunks, joined with level 1 near it; a flat
+ * object whole, once); undefined when a recall GETs none (no sums, or sums in the record).
+ */
+export function sumsCostOf(copy: Copy): { once: number; block: number; perBlock: number; join: number } | undefined {
+  if (copy.foreign !== undefined || !copy.sumsSha || sumsInRecord(copy)) return undefined;
+  if (copy.tree) return { once: treeLayout(chunkCount(copy.size, copy.chunk)).l1Len, block: TREE_BLOCK * SUM_BYTES, perBlock: TREE_BLOCK, join: JOIN_GAP };
+  return { once: copy.sparse ? copy.sparse.sumsLen : chunkCount(copy.size, copy.chunk) * SUM_BYTES, block: 0, perBlock: 0, join: 0 };
+}
 
 /** SHA-256 of every `chunk`-sized piece of `data` (the last covers its real length), concatenated. */
 export function flatSums(data: Buffer, chunk: number): Buffer {

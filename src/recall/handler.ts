@@ -27,7 +27,8 @@ import { cachedResident, loadEntry, persistComplete, type CachedResident, type I
 import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
-import { feed } from './readahead.js';
+import { feed, rebudget } from './readahead.js';
+import { sumsCostOf } from '../chunks/sums-fetch.js';
 import { SyncQueue } from './sync-queue.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
@@ -266,9 +267,13 @@ export class RecallHandler {
       // record's SHA-256 (no sums GET: fill.ts), instead of a GET for the sums and one per run.
       const small = !e.copy.sparse && e.copy.size <= WHOLE_BY_RECORD_MAX && e.resident.count() === 0;
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
-      const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, { chunk: e.copy.chunk, max: tuning.readahead });
+      // The window leaves room for the sums its chunks need (readahead.ts): the event thread
+      // feeds without them, so its result is budgeted again here.
+      const ra = { chunk: e.copy.chunk, max: tuning.readahead, sums: (e.sumsCost ??= sumsCostOf(e.copy) ?? null) ?? undefined };
+      const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, ra);
       e.ra = fed.state;
-      const aheadBytes = clampToSize(fed.ahead.offset, fed.ahead.length, e.copy.size);
+      const next = rebudget(fed, ra);
+      const aheadBytes = clampToSize(next.offset, next.length, e.copy.size);
       if (aheadBytes) this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, aheadBytes, ahead.done);
       if (want) await this.fill(e, ref, env, want);
       // No room for the map: a write may follow this answer, so nothing may stay missing.

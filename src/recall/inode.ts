@@ -17,7 +17,7 @@ import {
   type StateRecord,
 } from '../record/state-record.js';
 import type { CopyIndex } from '../chunks/extent-map.js';
-import { initialReadahead, type ReadaheadState } from './readahead.js';
+import { initialReadahead, type ReadaheadState, type SumsCost } from './readahead.js';
 import { ResidentMap } from '../chunks/resident.js';
 import type { CachedResident } from '../chunks/resident-union.js';
 export type { CachedResident };
@@ -41,6 +41,8 @@ export interface InodeEntry {
   /** The resident map does not fit in an xattr here (huge file): recall the whole file. */
   mapUnstorable: boolean;
   ra: ReadaheadState;
+  /** What its sums GETs cost (readahead.ts SumsCost; null: none), worked out once. */
+  sumsCost?: SumsCost | null;
   /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
   fetching: Map<number, Promise<void>>;
   /** The copy's per-chunk SHA-256 sums (and a sparse copy's data map), once fetched and verified (fill.ts); a failed fetch is not cached. */

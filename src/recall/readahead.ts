@@ -1,9 +1,11 @@
 // Sequential-access detection and a read-ahead window that grows with what the reader
 // has consumed, like the kernel's: nothing for a lone read or a few small ones; once a
 // stream has read `minRun` bytes in order, fetch ahead as much as it has read (whole
-// chunks), up to the tier's `readahead`: a reader that stops has been fetched at most
-// about twice what it read (`head -c 1M`), one that goes on finds its next bytes there
-// and the window doubles with every window it reads. A jump starts a new stream. Pure.
+// chunks), up to the tier's `readahead`, and never so much that what the stream has
+// caused to be fetched (its chunks, read or ahead, and the sums they need: `sums`) passes
+// twice what it read. A reader that stops has been fetched at most twice what it read
+// (`head -c 1M`), one that goes on finds its next bytes there and the window doubles
+// with every window it reads. A jump starts a new stream. Pure.
 
 export interface ReadaheadState {
   prevStart: number;
@@ -14,11 +16,53 @@ export interface ReadaheadState {
 
 export const initialReadahead = (): ReadaheadState => ({ prevStart: -1, prevEnd: -1, runStart: 0, window: 0 });
 
+/**
+ * What the sums of a stream's chunks cost to fetch (recall/fill.ts, chunks/sums-fetch.ts):
+ * `once` bytes for the first (a two-level copy's level 1, a flat copy's whole object), then
+ * `block` bytes per `perBlock` chunks (a block of leaves; 0: none); a stream whose first
+ * block starts within `join` bytes of `once`'s end gets the blocks before it too (one GET).
+ */
+export interface SumsCost {
+  once: number;
+  block: number;
+  perBlock: number;
+  join: number;
+}
+
 export interface ReadaheadOpts {
   chunk: number;
   max: number;
   /** Bytes a stream must have read in order before any read-ahead (default 64 KiB). */
   minRun?: number;
+  /** Absent: sums cost nothing (a copy without them, or one recalled whole). */
+  sums?: SumsCost;
+}
+
+/** Bytes of sums chunks [c0, c1) need, counted as if none were loaded yet. */
+export function sumsBytes(s: SumsCost | undefined, c0: number, c1: number): number {
+  if (!s) return 0;
+  if (s.perBlock <= 0 || s.block <= 0) return s.once;
+  const b0 = Math.floor(c0 / s.perBlock);
+  const from = b0 * s.block <= s.join ? 0 : b0;
+  return s.once + (Math.ceil(c1 / s.perBlock) - from) * s.block;
+}
+
+/**
+ * The read-ahead window of a stream that read [runStart, end) in order: at most what it
+ * read (whole chunks) and `max`, and no more than keeps everything the stream fetches,
+ * chunks [runStart's, window end's) and their sums, within twice what it read.
+ */
+export function windowFor(runStart: number, end: number, o: ReadaheadOpts): number {
+  const run = end - runStart;
+  if (o.max <= 0 || run < (o.minRun ?? 64 * 1024)) return 0;
+  const c = o.chunk;
+  const c0 = Math.floor(runStart / c);
+  const cost = (c1: number) => (c1 - c0) * c + sumsBytes(o.sums, c0, c1);
+  // The largest last chunk (exclusive) within budget: the data-only bound, then down.
+  let c1 = c0 + Math.floor((2 * run - sumsBytes(o.sums, c0, c0)) / c);
+  while (c1 > c0 && cost(c1) > 2 * run) c1--;
+  const e1 = Math.min(c1 * c, end + Math.min(o.max, Math.ceil(run / c) * c));
+  return Math.max(0, e1 - end);
 }
 
 /**
@@ -29,10 +73,15 @@ export interface ReadaheadOpts {
 export function feed(s: ReadaheadState, start: number, end: number, o: ReadaheadOpts): { state: ReadaheadState; ahead: { offset: number; length: number } } {
   const sequential = s.prevEnd >= 0 && start >= s.prevStart && start <= s.prevEnd;
   const runStart = sequential ? s.runStart : start;
-  const run = end - runStart;
-  let window = 0;
-  if (sequential && o.max > 0 && run >= (o.minRun ?? 64 * 1024)) {
-    window = Math.min(o.max, Math.ceil(run / o.chunk) * o.chunk);
-  }
+  const window = sequential ? windowFor(runStart, end, o) : 0;
   return { state: { prevStart: start, prevEnd: end, runStart, window }, ahead: { offset: end, length: window } };
+}
+
+/**
+ * The window of a result fed without `o.sums` (the event thread's: recall/fast-path.ts),
+ * recomputed with them: never larger.
+ */
+export function rebudget(fed: { state: ReadaheadState; ahead: { offset: number; length: number } }, o: ReadaheadOpts): { offset: number; length: number } {
+  if (fed.ahead.length === 0) return fed.ahead;
+  return { offset: fed.ahead.offset, length: Math.min(fed.ahead.length, windowFor(fed.state.runStart, fed.state.prevEnd, o)) };
 }

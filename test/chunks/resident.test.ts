@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResidentMap } from '../../src/chunks/resident.js';
-import { feed, initialReadahead } from '../../src/recall/readahead.js';
+import { feed, initialReadahead, sumsBytes } from '../../src/recall/readahead.js';
 
 describe('ResidentMap', () => {
   test('set, has, missing, complete, round trip', () => {
@@ -85,12 +85,14 @@ describe('read-ahead', () => {
     const steps: [number, number, number][] = [
       // start, end, expected window after
       [0, 2, 0], // first access: no history
-      [2, 3, 4], // run 3 >= minRun: as much as the run (3), rounded up to whole chunks
-      [3, 5, 8], // run 5 -> 8
-      [5, 13, 16], // run 13 -> 16
-      [13, 21, 16], // run 21 -> 24, capped at 16
+      // run 3 >= minRun: as much as the run, in whole chunks, but everything the stream
+      // fetched (chunk 0, [0, 4)) within twice what it read (6): up to 4
+      [2, 3, 1],
+      [3, 5, 3], // run 5: chunks up to 8 (<= 10)
+      [5, 13, 11], // run 13: up to 24 (<= 26)
+      [13, 21, 16], // run 21: up to 40 (<= 42), capped at 16
       [100, 102, 0], // jump: a new stream
-      [101, 105, 8], // an overlapping odd-sized read continues it: run 5 -> 8
+      [101, 105, 3], // an overlapping odd-sized read continues it: run 5, chunks 25..26 (8 <= 10)
     ];
     for (const [a, b, w] of steps) {
       const r = feed(s, a, b, o);
@@ -105,6 +107,23 @@ describe('read-ahead', () => {
       const r = feed(s, i * 4096, (i + 1) * 4096, { chunk: 4 << 20, max: 16 << 20 });
       assert.equal(r.ahead.length, 0);
       s = r.state;
+    }
+  });
+  test('a stream is fetched at most twice what it read, sums included (head -c 1M, 512 MiB, 16 KiB chunks, two-level sums)', () => {
+    const chunk = 16384;
+    const sums = { once: (32768 / 64) * 32, block: 64 * 32, perBlock: 64, join: 16384 };
+    for (const withSums of [false, true]) {
+      const o = { chunk, max: 16 << 20, ...(withSums ? { sums } : {}) };
+      let s = initialReadahead();
+      let top = 0; // chunks [0, top) fetched: the reads' and the windows'
+      for (let at = 0; at < 1 << 20; at += 131072) {
+        const r = feed(s, at, at + 131072, o);
+        s = r.state;
+        top = Math.max(top, Math.ceil((at + 131072) / chunk), Math.ceil((r.ahead.offset + r.ahead.length) / chunk));
+      }
+      const fetched = top * chunk + (withSums ? sumsBytes(sums, 0, top) : 0);
+      if (withSums) assert.ok(fetched <= 2 << 20 && fetched > (2 << 20) - 4 * chunk, `fetched ${fetched}`);
+      else assert.equal(fetched, 2 << 20, 'without sums the window is as large as the read');
     }
   });
   test('max 0 disables read-ahead', () => {

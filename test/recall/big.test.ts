@@ -1,5 +1,6 @@
 // A 256 MiB released file with the default chunks and 16 MiB read-ahead: one byte costs
-// one chunk and a block of its sums; a sequential read gets everything exactly once.
+// one chunk and a block of its sums; a sequential read gets everything exactly once;
+// `head -c 1M` is fetched at most twice what it read, sums included.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -58,6 +59,23 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal(h.svc.stats().bytesFetched, SIZE + h.sumsFetched());
       assert.ok(h.sumsFetched() <= (SIZE / CHUNK) * 33, 'each block of sums fetched once');
       assert.equal((await stateOf(path))?.state, 'archived');
+    });
+
+    test('head -c 1M of a fresh file fetches at most twice what it read, sums included', async () => {
+      // Read-ahead as large as the read would make the data alone exactly 2 MiB: the window
+      // leaves room for level 1 and the blocks of leaves its chunks need (readahead.ts).
+      const small = pattern(32 * 1024 * 1024, 43);
+      const p = await makeReleased(h, 'head.bin', small);
+      const before = h.svc.stats().bytesFetched;
+      const s0 = h.sumsFetched();
+      const r = await run('head', ['-c', '1048576', p]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.equals(small.subarray(0, 1048576)));
+      await h.svc.settled(); // the read-ahead it started, counted too
+      const fetched = h.svc.stats().bytesFetched - before;
+      assert.ok(h.sumsFetched() - s0 > 0, 'sums were fetched');
+      assert.ok(fetched <= 2 * 1048576, `fetched ${fetched} bytes (${h.sumsFetched() - s0} of sums) for 1 MiB read`);
+      assert.ok(fetched >= 1048576 + 512 * 1024, `read-ahead still runs: fetched ${fetched}`);
     });
   });
 }

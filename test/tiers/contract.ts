@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { isTierError, type ObjectMeta, type Tier, type TierErrorCode } from '../../src/tiers/tier.js';
+import { isTierError, readInto, type ObjectMeta, type Tier, type TierErrorCode } from '../../src/tiers/tier.js';
 
 export interface ContractOptions {
   /** The tier's multipart part size (sizes around it are tested); any value for tiers without parts. */
@@ -123,6 +123,12 @@ export function tierContract(name: string, makeTier: () => Promise<Tier>, opts: 
         assert.ok(got.equals(want), `get ${offset}+${length}: ${got.length} bytes, want ${want.length}`);
         const streamed = await collect(await tier.getStream(key, { offset, length }));
         assert.ok(streamed.equals(want), `getStream ${offset}+${length}: ${streamed.length} bytes`);
+        // Into a caller's buffer (recall's runs): the same bytes from its start, the rest untouched.
+        const dst = Buffer.alloc(length + 8, 0xee);
+        const n = await readInto(tier, key, { offset, length }, dst);
+        assert.equal(n, want.length, `readInto ${offset}+${length}: count`);
+        assert.ok(dst.subarray(0, n).equals(want), `readInto ${offset}+${length}: bytes`);
+        assert.ok(dst.subarray(n).every((b) => b === 0xee), `readInto ${offset}+${length}: nothing past the count`);
       }
     });
 

@@ -7,7 +7,9 @@
 //   (extent-map.ts decodeSums) before anything in it is believed;
 // - a chunk is rebuilt over its logical range (zeros in the map's holes) and checked
 //   against its sum before it is returned; an all-hole chunk of a mapped copy costs no GET;
-// - every GET is bounded by the tier timeout, even if the tier ignores its signal.
+// - every GET is bounded by the tier timeout, even if the tier ignores its signal;
+// - a dense run's pooled buffer (fetchDenseRun) goes back to the pool only once its GET has
+//   settled with an answer: after a timeout the tier may still write into it, so it is dropped.
 import { createHash } from 'node:crypto';
 import { giveRunBuf, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from './hasher.js';
 import { TierError, type Tier } from '../tiers/tier.js';

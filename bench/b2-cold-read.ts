@@ -51,9 +51,13 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const tierL: number[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([local]).then(() => release(w, [local], 'loc'));
+    // Each timed step starts with nothing dirty: else the previous step's writeback (the
+    // recall's 512 MiB, cp's copy) throttles the next one's writes, and cp swung 0.4-1.7 s.
+    sh('sync', []);
     dropFileCache(obj);
     rawL.push(await timeAsync('cp', [obj, copy]));
     sh('rm', ['-f', copy]);
+    sh('sync', []);
     dropFileCache(obj);
     catL.push(await timeAsync('cat', [obj]));
     dropFileCache(obj);
@@ -88,9 +92,11 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const tierS: number[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([s3]).then(() => release(w, [s3], 'rgw'));
+    sh('sync', []);
     const raw = await rawGet(w, key);
     if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
     rawS.push(raw.ms);
+    sh('sync', []);
     tierS.push(await timeAsync('cat', [s3]));
   }
   const rawMsS = median(rawS);

@@ -17,6 +17,12 @@ import { chunkCount, storedSize, type StateRecord } from '../record/state-record
 import { objectSpan, piecesOf, SUM_BYTES, sumOf, sumsFrom, type CopyIndex, type ExtentMap, type Piece } from './extent-map.js';
 import { getIntoWithTimeout, getWithTimeout } from './tier-get.js';
 
+/**
+ * Runs of more chunks than this are hashed on the hasher thread (hasher.ts); a chunk or two
+ * on the caller's (a reader waits for them, and the trip would cost more than it saves).
+ */
+export const OFF_LOOP_CHUNKS = 2;
+
 export { getWithTimeout } from './tier-get.js';
 export { fetchChunkSums } from './sums-fetch.js';
 
@@ -117,16 +123,16 @@ export async function fetchDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIn
   const start = first * copy.chunk;
   const len = Math.min(copy.size, last * copy.chunk) - start;
   const buf = takeRunBuf(len);
-  const got = getIntoWithTimeout(tier, copy.key, start, len, buf, timeoutMs);
-  const [g, ix] = await Promise.allSettled([got, sums]);
-  if (g.status === 'rejected') throw g.reason; // before the sums' error: the data GET is what the reader waited for
+  sums.catch(() => {}); // awaited below, once the GET is over; a failed GET must not wait for it
+  // A failed GET throws at once (the reader's EIO within the tier timeout) and drops the
+  // buffer: a timed-out read may still write into it.
+  const n = await getIntoWithTimeout(tier, copy.key, start, len, buf, timeoutMs);
   let ok = false;
   try {
-    if (ix.status === 'rejected') throw ix.reason;
-    if (g.value !== len) throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${start}+${len} returned ${g.value} bytes`);
-    // A chunk or two on this thread (a reader waits for them; the trip would cost more).
-    const digests = last - first > 2 ? await sha256Units(buf, copy.chunk) : sha256UnitsHere(buf, copy.chunk);
-    checkRun(tier, copy, ix.value, first, last, digests);
+    if (n !== len) throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${start}+${len} returned ${n} bytes`);
+    const ix = await sums;
+    const digests = last - first > OFF_LOOP_CHUNKS ? await sha256Units(buf, copy.chunk) : sha256UnitsHere(buf, copy.chunk);
+    checkRun(tier, copy, ix, first, last, digests);
     ok = true;
     return { data: buf, release: () => giveRunBuf(buf) };
   } finally {

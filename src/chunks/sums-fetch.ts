@@ -19,6 +19,7 @@ import { chunkCount, sumsInRecord, sumsKey, type StateRecord } from '../record/s
 import { decodeSums, MapError, SUM_BYTES, type CopyIndex, type TreeIndex } from './extent-map.js';
 import { blockMatches, blockSpan, blocksOf, l1Matches, TREE_BLOCK, treeLayout } from './sums-tree.js';
 import { getWithTimeout } from './tier-get.js';
+import { sha256UnitsHere } from './hasher.js';
 
 type Copy = NonNullable<StateRecord['copy']>;
 type OnBytes = (n: number) => void;
@@ -28,22 +29,28 @@ const none: OnBytes = () => {};
 const JOIN_GAP = 16 * 1024;
 
 /**
- * What the sums GETs of a recall of this copy cost (recall/readahead.ts SumsCost: level 1
- * once, then a block of leaves per TREE_BLOCK chunks, joined with level 1 near it; a flat
- * object whole, once); undefined when a recall GETs none (no sums, or sums in the record).
+ * What the sums of a stream's chunks cost to fetch (recall/readahead.ts budgets read-ahead
+ * with it): `once` bytes for the first (a two-level copy's level 1, a flat copy's whole
+ * object), then `block` bytes per `perBlock` chunks (a block of leaves; 0: none); a stream
+ * whose first block starts within `join` bytes of `once`'s end gets the blocks before it
+ * too (one GET).
  */
-export function sumsCostOf(copy: Copy): { once: number; block: number; perBlock: number; join: number } | undefined {
+export interface SumsCost {
+  once: number;
+  block: number;
+  perBlock: number;
+  join: number;
+}
+
+/** What a recall of this copy pays for its sums; undefined when it GETs none (no sums, or sums in the record). */
+export function sumsCostOf(copy: Copy): SumsCost | undefined {
   if (copy.foreign !== undefined || !copy.sumsSha || sumsInRecord(copy)) return undefined;
   if (copy.tree) return { once: treeLayout(chunkCount(copy.size, copy.chunk)).l1Len, block: TREE_BLOCK * SUM_BYTES, perBlock: TREE_BLOCK, join: JOIN_GAP };
   return { once: copy.sparse ? copy.sparse.sumsLen : chunkCount(copy.size, copy.chunk) * SUM_BYTES, block: 0, perBlock: 0, join: 0 };
 }
 
 /** SHA-256 of every `chunk`-sized piece of `data` (the last covers its real length), concatenated. */
-export function flatSums(data: Buffer, chunk: number): Buffer {
-  const out = Buffer.alloc(chunkCount(data.length, chunk) * SUM_BYTES);
-  for (let i = 0, at = 0; at < data.length; i++, at += chunk) createHash('sha256').update(data.subarray(at, at + chunk)).digest().copy(out, i * SUM_BYTES);
-  return out;
-}
+export const flatSums = (data: Buffer, chunk: number): Buffer => sha256UnitsHere(data, chunk);
 
 const corrupt = (tier: Tier, key: string, why: string) => new TierError('Corrupt', 'get', tier.name, key, why);
 

@@ -20,7 +20,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchDenseRun, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
@@ -59,8 +59,6 @@ export interface FillEnv {
 }
 
 let warnedUnsummed = false;
-/** Runs of more chunks than this are hashed on the hasher thread (chunks/hasher.ts). */
-const OFF_LOOP_CHUNKS = 2;
 
 /**
  * The copy's verified chunk sums, fetched once per inode (a two-level copy: level 1, and the

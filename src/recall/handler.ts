@@ -28,7 +28,7 @@ import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { feed, rebudget } from './readahead.js';
-import { sumsCostOf } from '../chunks/sums-fetch.js';
+import { sumsCostOf, type SumsCost } from '../chunks/sums-fetch.js';
 import { SyncQueue } from './sync-queue.js';
 import { hashWhole, recordHash, wantsForeignHash } from './foreign-hash.js';
 import { aheadWanted, RUN_BYTES, type Fed, type GrantMsg } from './fast-path.js';
@@ -269,7 +269,7 @@ export class RecallHandler {
       const want = small ? { start: 0, end: e.copy.size } : clampToSize(r.offset, r.count, Math.min(size, e.copy.size));
       // The window leaves room for the sums its chunks need (readahead.ts): the event thread
       // feeds without them, so its result is budgeted again here.
-      const ra = { chunk: e.copy.chunk, max: tuning.readahead, sums: (e.sumsCost ??= sumsCostOf(e.copy) ?? null) ?? undefined };
+      const ra = { chunk: e.copy.chunk, max: tuning.readahead, sums: sumsCostCached(e) };
       const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, ra);
       e.ra = fed.state;
       const next = rebudget(fed, ra);
@@ -435,4 +435,10 @@ export class RecallHandler {
       this.d.log.warn('recall complete but state not recorded', { op: 'recall', key: e.copy.key, err });
     }
   }
+}
+
+/** The entry's sums cost, worked out once (null: a copy without sums, also kept). */
+function sumsCostCached(e: InodeEntry): SumsCost | undefined {
+  if (e.sumsCost === undefined) e.sumsCost = sumsCostOf(e.copy) ?? null;
+  return e.sumsCost ?? undefined;
 }

@@ -7,6 +7,8 @@
 // (`head -c 1M`), one that goes on finds its next bytes there and the window doubles
 // with every window it reads. A jump starts a new stream. Pure.
 
+import type { SumsCost } from '../chunks/sums-fetch.js';
+
 export interface ReadaheadState {
   prevStart: number;
   prevEnd: number;
@@ -16,18 +18,7 @@ export interface ReadaheadState {
 
 export const initialReadahead = (): ReadaheadState => ({ prevStart: -1, prevEnd: -1, runStart: 0, window: 0 });
 
-/**
- * What the sums of a stream's chunks cost to fetch (recall/fill.ts, chunks/sums-fetch.ts):
- * `once` bytes for the first (a two-level copy's level 1, a flat copy's whole object), then
- * `block` bytes per `perBlock` chunks (a block of leaves; 0: none); a stream whose first
- * block starts within `join` bytes of `once`'s end gets the blocks before it too (one GET).
- */
-export interface SumsCost {
-  once: number;
-  block: number;
-  perBlock: number;
-  join: number;
-}
+export type { SumsCost };
 
 export interface ReadaheadOpts {
   chunk: number;

@@ -18,6 +18,7 @@ if (flag) {
   const proto = LocalTier.prototype;
   const get = proto.get;
   const getStream = proto.getStream;
+  const getInto = proto.getInto;
   proto.get = async function (this: LocalTier, key, range, signal) {
     await hang(`get ${key}`, signal);
     return get.call(this, key, range, signal);
@@ -25,5 +26,9 @@ if (flag) {
   proto.getStream = async function (this: LocalTier, key, range, signal) {
     await hang(`getStream ${key}`, signal);
     return getStream.call(this, key, range, signal);
+  };
+  proto.getInto = async function (this: LocalTier, key, range, dst, signal, expect) {
+    await hang(`getInto ${key}`, signal);
+    return getInto.call(this, key, range, dst, signal, expect);
   };
 }

@@ -4,6 +4,8 @@
 // syscalls per entry, no promise per file); this module turns its packed batches into
 // FileFacts on the caller's thread, whose event loop runs between batches (the daemon runs
 // scans beside its recall service, which must keep answering events).
+// scanRoot (reconcile, gc: every file) builds each FileFacts only when the caller takes it,
+// so the V8 heap holds one file's facts, not a batch's (see Unpacker).
 // The record is read without opening the file: an open could raise fanotify events.
 // Users rename their directories while we walk (issue 18): see walk.ts and kernel/beneath.ts.
 import { Worker } from 'node:worker_threads';
@@ -70,41 +72,52 @@ export function factsFrom(root: string, rel: string, abs: string, st: BigIntStat
 // In the build, walk-worker.js beside this file; under tsx (tests, bench), the .ts.
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './walk-worker.ts' : './walk-worker.js', import.meta.url);
 
-/** The batch's files as FileFacts (absPath = join(root, rel), built by concatenation). */
-function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
-  const out: FileFacts[] = new Array(p.count);
-  const bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.used);
-  let at = 0;
-  for (let i = 0; i < p.count; i++) {
+/**
+ * The batch's files as FileFacts, built one at a time as asked (absPath = join(root, rel), by
+ * concatenation). A caller that takes them one by one (scanRoot: reconcile, gc) lets each die
+ * young: built as a whole batch of 1024 they outlived the scavenges of the work done on them,
+ * were promoted, and the worker's V8 heap grew with the files a pass walked (bench/b9-memory.ts).
+ */
+class Unpacker {
+  private at = 0;
+  private readonly bytes: Buffer;
+
+  constructor(
+    private readonly p: Packed,
+    private readonly root: string,
+    private readonly prefix: string,
+  ) {
+    this.bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.used);
+  }
+
+  /** File i; files are taken in order (the name and record bytes are read sequentially). */
+  fact(i: number): FileFacts {
+    const { p, bytes } = this;
     const b = i * FILE_WORDS;
     const w = p.words;
     const nameLen = w[b + F.nameLen]!;
     const recLen = w[b + F.recLen]!;
-    const name = bytes.toString('utf8', at, at + nameLen);
-    at += nameLen;
-    const record = recLen === NO_RECORD ? null : decodeRecord(Buffer.from(bytes.subarray(at, at + recLen)));
-    if (recLen !== NO_RECORD) at += recLen;
+    const name = bytes.toString('utf8', this.at, this.at + nameLen);
+    this.at += nameLen;
+    const record = recLen === NO_RECORD ? null : decodeRecord(Buffer.from(bytes.subarray(this.at, this.at + recLen)));
+    if (recLen !== NO_RECORD) this.at += recLen;
     const dir = p.dirs[w[b + F.dir]!]!;
     const rel = dir === '' ? name : `${dir}/${name}`;
     const size = u64At(w, b + F.size);
-    const atimeMs = msAt(w, b + F.atime);
-    const mtimeMs = msAt(w, b + F.mtime);
     const mtimeNs = nsAt(w, b + F.mtime);
-    const ctimeMs = msAt(w, b + F.ctime);
-    const ctimeNs = nsAt(w, b + F.ctime);
     const uid = w[b + F.uid]!;
     const gid = w[b + F.gid]!;
-    out[i] = {
+    return {
       path: rel,
-      absPath: `${prefix}/${rel}`,
+      absPath: `${this.prefix}/${rel}`,
       name,
-      root,
+      root: this.root,
       size,
       blocks: u64At(w, b + F.blocks),
-      atimeMs,
-      mtimeMs,
-      ctimeMs,
-      ctimeNs,
+      atimeMs: msAt(w, b + F.atime),
+      mtimeMs: msAt(w, b + F.mtime),
+      ctimeMs: msAt(w, b + F.ctime),
+      ctimeNs: nsAt(w, b + F.ctime),
       mtimeNs,
       mode: w[b + F.mode]! & 0xffff,
       uid,
@@ -118,7 +131,20 @@ function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
       record,
     };
   }
+}
+
+/** The whole batch at once (a policy run plans it as a batch). */
+function unpack(p: Packed, root: string, prefix: string): FileFacts[] {
+  const u = new Unpacker(p, root, prefix);
+  const out: FileFacts[] = new Array(p.count);
+  for (let i = 0; i < p.count; i++) out[i] = u.fact(i);
   return out;
+}
+
+/** The batch one file at a time, each built when the consumer asks for it. */
+function* unpackEach(p: Packed, root: string, prefix: string): Generator<FileFacts> {
+  const u = new Unpacker(p, root, prefix);
+  for (let i = 0; i < p.count; i++) yield u.fact(i);
 }
 
 function ruleIndexes(p: Packed): Uint32Array {
@@ -149,11 +175,13 @@ const WALK_THREADS = Math.max(1, Math.min(4, availableParallelism()));
  * across directories.
  */
 export async function* scanRootBatches(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts[]> {
-  for await (const b of walkBatches(root, include, exclude, opts)) if (b.files.length > 0) yield b.files;
+  for await (const b of walkBatches(root, include, exclude, opts)) if (b.packed.count > 0) yield unpack(b.packed, root, b.prefix);
 }
 
 interface WalkedBatch {
-  files: FileFacts[];
+  /** The files as the walk packed them (unpack / unpackEach), under `prefix` (the root, normalized). */
+  packed: Packed;
+  prefix: string;
   /** Select mode: each file's deciding rule (its index in the policy). */
   rules: Uint32Array | null;
   unmatched: number;
@@ -208,11 +236,11 @@ async function* walkBatches(root: string, include: string[], exclude: string[], 
       }
       if (m.type === 'fatal') throw errorFrom(m);
       for (const e of m.batch.errors) report({ path: e.path, op: e.op, error: errorFrom(e) });
-      const files = unpack(m.batch, root, prefix);
       const rules = select ? ruleIndexes(m.batch) : null;
+      // The thread may walk on: this batch is ours now (one more than MAX_IN_FLIGHT at most while the caller takes it).
       Atomics.sub(ctl, 0, 1);
       Atomics.notify(ctl, 0);
-      if (files.length > 0 || m.batch.unmatched > 0 || m.batch.kept > 0) yield { files, rules, unmatched: m.batch.unmatched, kept: m.batch.kept };
+      if (m.batch.count > 0 || m.batch.unmatched > 0 || m.batch.kept > 0) yield { packed: m.batch, prefix, rules, unmatched: m.batch.unmatched, kept: m.batch.kept };
     }
   } finally {
     // Stop walks nobody reads any more; they close their fds on the way out.
@@ -224,8 +252,9 @@ async function* walkBatches(root: string, include: string[], exclude: string[], 
   }
 }
 
+/** One root's files one at a time, each FileFacts built only when taken (see Unpacker): reconcile and gc walk every file this way. */
 export async function* scanRoot(root: string, include: string[], exclude: string[], opts: ScanOptions = {}): AsyncGenerator<FileFacts> {
-  for await (const batch of scanRootBatches(root, include, exclude, opts)) yield* batch;
+  for await (const b of walkBatches(root, include, exclude, opts)) yield* unpackEach(b.packed, root, b.prefix);
 }
 
 /** Every file of a fileset in batches, root after root. */
@@ -260,7 +289,7 @@ export async function* selectFilesetBatches(fs: FilesetDecl, policy: PolicyDecl,
   for (const root of fs.roots) {
     for await (const b of walkBatches(root, include, fs.exclude, opts, { policy, now })) {
       const rules = Array.from(b.rules!, (i) => policy.rules[i]!);
-      yield { files: b.files, rules, unmatched: b.unmatched, kept: b.kept };
+      yield { files: unpack(b.packed, root, b.prefix), rules, unmatched: b.unmatched, kept: b.kept };
     }
   }
 }

@@ -43,6 +43,7 @@ const IDLE_MS = 100;
 /** Adaptive polling after an event answered here: how long, and at most how many empty polls (measured: bench 5). */
 const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 50) / 1000;
 const SPIN_POLLS = 200;
+// Following a late reader onto its CPU (follow.ts) rides on adaptive polling; TIER_FOLLOW=0 turns it off.
 
 interface Seen {
   answered: number;
@@ -165,7 +166,7 @@ function run(d: EventThreadData): void {
     return seen;
   };
 
-  let follower: Follower | null = new Follower({ now: () => performance.now(), readerCpu: cpuOf, myCpu: currentCpu, moveTo: moveThreadTo });
+  let follower: Follower | null = process.env.TIER_FOLLOW === '0' ? null : new Follower({ now: () => performance.now(), readerCpu: cpuOf, myCpu: currentCpu, moveTo: moveThreadTo });
   /** A reader found late by polling (follow.ts); its events are answered already. */
   const follow = (pid: number, polls: number): void => {
     try {

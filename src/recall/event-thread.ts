@@ -26,7 +26,8 @@ import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { copyProblem } from './inode.js';
 import { commOf, cpuOf, namedIn } from './proc.js';
 import { Follower } from './follow.js';
-import { C_ALLOWED, C_DENIED, C_EVENTS, C_FOLLOWED, C_READ_ERRORS, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { MarksView } from './marks.js';
+import { C_ALLOWED, C_DENIED, C_EVENTS, C_FOLLOWED, C_READ_ERRORS, C_SILENCED, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { InflightRecord } from './inflight.js';
 import { faultPoint } from '../engine/fault.js';
 
@@ -72,12 +73,15 @@ function run(d: EventThreadData): void {
     for (let m = receiveMessageOnPort(d.port); m; m = receiveMessageOnPort(d.port)) grants.apply(m.message as GrantMsg);
   };
 
+  let dev = 0; // of the last statFd
   /** fstatx of an event fd into `stx`; the inode's statKey. */
   const statFd = (fd: number): string => {
     fstatxInto(fd, stx);
     // struct statx: ino @32, size @40, mtime {i64 sec, u32 nsec} @112, dev major/minor @136/140
-    return statKey(makedev(stx.readUInt32LE(136), stx.readUInt32LE(140)), stx.readUInt32LE(36), stx.readUInt32LE(32));
+    dev = makedev(stx.readUInt32LE(136), stx.readUInt32LE(140));
+    return statKey(dev, stx.readUInt32LE(36), stx.readUInt32LE(32));
   };
+  const marks = d.marks ? new MarksView(d.groupFd, d.marks) : null;
 
   /**
    * An open this thread may allow alone (fast-path.ts rules): a plain open (no exec) by
@@ -89,8 +93,21 @@ function run(d: EventThreadData): void {
     if (!d.opens || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || ev.pid === process.pid) return false;
     if (grants.held(statFd(ev.fd))) return false;
     const rec = decodeRecord(fgetxattr(ev.fd, XATTR_STATE));
-    if (!rec || (rec.state !== 'released' && rec.state !== 'partial') || copyProblem(rec) !== null) return false;
+    if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return plainHere(ev.fd);
+    if (copyProblem(rec) !== null) return false;
     return !namedIn(d.wholeFileFor, commOf(ev.pid));
+  };
+
+  /**
+   * A never-released file's first open under our filesystem mark (every file there raises
+   * one): allowed here, its later events silenced with an ignore mark, as the handler does
+   * (marks.ts rules; bench 9d), without the trip to the main thread. False (the handler
+   * decides): not under our filesystem mark, the budget reached, or released meanwhile.
+   */
+  const plainHere = (fd: number): boolean => {
+    if (!marks || !marks.covers(dev) || !marks.silence(fd)) return false;
+    d.counters[C_SILENCED]!++;
+    return true;
   };
 
   /** Answers here (true) or forwards (false) one event. Never throws. */

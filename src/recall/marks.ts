@@ -89,6 +89,14 @@ const SHARED_DEVS = 64;
 const I_HELD = 0;
 const I_DEVS = 1;
 
+/** One ignore mark fewer, never below 0 (the main thread and the event thread both count). */
+function dropOne(held: Int32Array): void {
+  for (;;) {
+    const v = Atomics.load(held, I_HELD);
+    if (v <= 0 || Atomics.compareExchange(held, I_HELD, v, v - 1) === v) return;
+  }
+}
+
 /**
  * Adds an ignore mark to the file behind the event fd `fd` within the budget; re-reads the
  * record after it. 'ignored': done; 'released': released meanwhile, the mark is off again;
@@ -109,7 +117,7 @@ function ignore(groupFd: number, fd: number, held: Int32Array, budget: number): 
   }
   Atomics.add(held, I_HELD, 1);
   if (!isReleased(fd)) return 'ignored';
-  if (removeIgnoreMark(groupFd, fd, FS_MASK) && Atomics.load(held, I_HELD) > 0) Atomics.sub(held, I_HELD, 1);
+  if (removeIgnoreMark(groupFd, fd, FS_MASK)) dropOne(held);
   return 'released';
 }
 
@@ -219,7 +227,7 @@ export class Marks {
   }
 
   private removeIgnore(fd: number): void {
-    if (removeIgnoreMark(this.groupFd, fd, FS_MASK) && Atomics.load(this.ints, I_HELD) > 0) Atomics.sub(this.ints, I_HELD, 1);
+    if (removeIgnoreMark(this.groupFd, fd, FS_MASK)) dropOne(this.ints);
   }
 
   /** At the budget: learn how many the kernel has evicted since, at most every RECOUNT_MS. */

@@ -59,9 +59,9 @@ function cpuMs(pid: number): number {
 }
 
 /** Events the daemon's event thread answered alone (resident ranges), from its status. */
-async function fastAnswered(w: World): Promise<{ answered: number; spun: number; followed: number }> {
-  const r = (await w.client.status()).recall as { fastAnswered?: number; fastSpun?: number; fastFollowed?: number };
-  return { answered: Number(r.fastAnswered ?? 0), spun: Number(r.fastSpun ?? 0), followed: Number(r.fastFollowed ?? 0) };
+async function fastAnswered(w: World): Promise<{ answered: number; spun: number }> {
+  const r = (await w.client.status()).recall as { fastAnswered?: number; fastSpun?: number };
+  return { answered: Number(r.fastAnswered ?? 0), spun: Number(r.fastSpun ?? 0) };
 }
 
 export async function benchHandler(w: World, ctx: Ctx): Promise<Result[]> {
@@ -110,7 +110,7 @@ export async function benchHandler(w: World, ctx: Ctx): Promise<Result[]> {
     const fast1 = await fastAnswered(w);
     // The daemon's CPU over the whole round, C rounds included (it idles through those).
     const busy = cpuMs(worker) - cpu0;
-    log(`5 ${place}: node ${node.map((x) => x.toFixed(1))} us, C ${c.map((x) => x.toFixed(1))} us; events ${events}/${rounds * N}, answered by the event thread ${fast1.answered - fast0.answered} (found by adaptive polling ${fast1.spun - fast0.spun}; moves onto the reader's CPU ${fast1.followed - fast0.followed}); daemon cpu ${busy.toFixed(0)} ms over ${nodeMs.toFixed(0)} ms of its preads + the C rounds; load ${loadavg()}`);
+    log(`5 ${place}: node ${node.map((x) => x.toFixed(1))} us, C ${c.map((x) => x.toFixed(1))} us; events ${events}/${rounds * N}, answered by the event thread ${fast1.answered - fast0.answered} (found by adaptive polling ${fast1.spun - fast0.spun}); daemon cpu ${busy.toFixed(0)} ms over ${nodeMs.toFixed(0)} ms of its preads + the C rounds; load ${loadavg()}`);
     // One pread, one event: else the reads were not going through the handler at all.
     if (events < rounds * N) throw new Error(`5: the daemon saw ${events} events for ${rounds * N} preads: not every pread went through the handler`);
     return { node: median(node), c: median(c) };

@@ -53,9 +53,6 @@ const c = {
   close: lib.func('int close(int fd)'),
   poll: lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
   sched_yield: lib.func('int sched_yield(void)'),
-  sched_getcpu: lib.func('int sched_getcpu(void)'),
-  sched_getaffinity: lib.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
-  sched_setaffinity: lib.func('int sched_setaffinity(int pid, size_t size, const void *mask)'),
   pthread_sigmask: lib.func('int pthread_sigmask(int how, const void *set, void *oldset)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
@@ -377,35 +374,6 @@ export function waitReadable(fd: number, timeoutMs: number): boolean {
 /** sched_yield(2): lets another runnable task on this CPU go first (a spinning thread's manners). */
 export function schedYield(): void {
   c.sched_yield();
-}
-
-/** sched_getcpu(3): the CPU the calling thread runs on now. */
-export function currentCpu(): number {
-  return check(c.sched_getcpu(), 'sched_getcpu');
-}
-
-const CPU_SET_BYTES = 128; // glibc's cpu_set_t: 1024 CPUs
-
-/**
- * Moves the calling thread onto `cpu` and leaves its affinity as it was: sets the mask to
- * that CPU alone (the kernel migrates a running thread at once), then back to the mask it
- * had. False, nothing changed, when the mask excludes `cpu` (an admin's taskset holds).
- */
-export function moveThreadTo(cpu: number): boolean {
-  if (!(cpu >= 0 && cpu < CPU_SET_BYTES * 8)) return false;
-  const mask = Buffer.alloc(CPU_SET_BYTES);
-  check(c.sched_getaffinity(0, CPU_SET_BYTES, mask), 'sched_getaffinity');
-  if ((mask[cpu >> 3]! & (1 << (cpu & 7))) === 0) return false;
-  const one = Buffer.alloc(CPU_SET_BYTES);
-  one[cpu >> 3] = 1 << (cpu & 7);
-  check(c.sched_setaffinity(0, CPU_SET_BYTES, one), 'sched_setaffinity');
-  const back = Number(c.sched_setaffinity(0, CPU_SET_BYTES, mask));
-  if (back !== 0) {
-    const e = koffi.errno();
-    c.sched_setaffinity(0, CPU_SET_BYTES, mask); // once more: never leave the thread pinned
-    throw sysError(e, 'sched_setaffinity');
-  }
-  return true;
 }
 
 /** Blocks `signo` in the calling thread only (pthread_sigmask SIG_BLOCK), so the kernel delivers it to another thread. */

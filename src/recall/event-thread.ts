@@ -16,18 +16,14 @@
 // - The fd is closed before the answer is written (an exec waiting on it denies writers
 //   next); the thread is the only one that touches the numbers it answers.
 // - read() errors on the group fd are counted and reported, never fatal.
-// - The thread may move itself onto a reader's CPU (follow.ts), never outside the affinity
-//   it was given, only after the events that showed the need are answered; a failure to
-//   move is reported once and ends following, never an event.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
-import { blockSignalInThread, closeFd, currentCpu, fgetxattr, fstatxInto, moveThreadTo, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';
+import { blockSignalInThread, closeFd, fgetxattr, fstatxInto, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { copyProblem } from './inode.js';
-import { commOf, cpuOf, namedIn } from './proc.js';
-import { Follower } from './follow.js';
+import { commOf, namedIn } from './proc.js';
 import { MarksView } from './marks.js';
-import { C_ALLOWED, C_DENIED, C_EVENTS, C_FOLLOWED, C_READ_ERRORS, C_SILENCED, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SILENCED, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { InflightRecord } from './inflight.js';
 import { faultPoint } from '../engine/fault.js';
 
@@ -41,16 +37,13 @@ function makedev(major: number, minor: number): number {
 const READ_BUF = 64 * 1024;
 /** Poll timeout: how soon a stop request is seen when no event comes. */
 const IDLE_MS = 100;
-/** Adaptive polling after an event answered here: how long, and at most how many empty polls (measured: bench 5). */
-const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 50) / 1000;
+/**
+ * Adaptive polling after an event answered here: how long (TIER_SPIN_US; off by default: a
+ * thread that keeps spinning kept the scheduler from ever putting it beside its reader,
+ * docs/recall.md "Adaptive polling"), and at most how many empty polls.
+ */
+const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 0) / 1000;
 const SPIN_POLLS = 200;
-// Following a late reader onto its CPU (follow.ts) rides on adaptive polling; TIER_FOLLOW=0 turns it off.
-
-interface Seen {
-  answered: number;
-  forwarded: number;
-  pid: number;
-}
 
 function run(d: EventThreadData): void {
   blockSignalInThread(SIGIO);
@@ -153,9 +146,9 @@ function run(d: EventThreadData): void {
     return true;
   };
 
-  /** Reads the group until EAGAIN, deciding every event; how many it answered here and forwarded (pid: the last answered's reader). */
-  const drain = (): Seen => {
-    const seen = { answered: 0, forwarded: 0, pid: 0 };
+  /** Reads the group until EAGAIN, deciding every event; how many it answered here and forwarded. */
+  const drain = (): { answered: number; forwarded: number } => {
+    const seen = { answered: 0, forwarded: 0 };
     for (let errors = 0; errors <= 64; ) {
       let n: number;
       try {
@@ -172,10 +165,7 @@ function run(d: EventThreadData): void {
       drainGrants();
       for (const ev of decodeEvents(buf, n)) {
         if (ev.fd < 0) post({ t: 'ev', ev });
-        else if (handle(ev)) {
-          seen.answered++;
-          seen.pid = ev.pid;
-        }
+        else if (handle(ev)) seen.answered++;
         else seen.forwarded++;
       }
       if (Atomics.load(d.ctl, 0) !== 0) break;
@@ -183,42 +173,24 @@ function run(d: EventThreadData): void {
     return seen;
   };
 
-  let follower: Follower | null = process.env.TIER_FOLLOW === '0' ? null : new Follower({ now: () => performance.now(), readerCpu: cpuOf, myCpu: currentCpu, moveTo: moveThreadTo });
-  /** A reader found late by polling (follow.ts); its events are answered already. */
-  const follow = (pid: number, polls: number): void => {
-    try {
-      if (follower?.found(pid, polls)) d.counters[C_FOLLOWED]!++;
-    } catch (e) {
-      follower = null;
-      report('warn', 'recall event thread cannot follow readers across CPUs', { op: 'sched_setaffinity', err: e instanceof Error ? e.message : String(e) });
-    }
-  };
-
   post({ t: 'ready' });
   while (Atomics.load(d.ctl, 0) === 0) {
     if (!waitReadable(d.groupFd, IDLE_MS)) continue;
-    follower?.reset();
     let last = drain();
-    // Adaptive polling: a reader answered here usually reads again within microseconds
+    // Adaptive polling (TIER_SPIN_US > 0): a reader answered here usually reads again within microseconds
     // (preads on resident ranges). Poll without blocking for SPIN_MS after the last such
     // answer, yielding between polls, so its next event finds this thread awake instead of
     // paying a wake-up (docs/recall.md "Adaptive polling"). Never after a forwarded event:
     // the main thread needs the CPU then.
-    while (last.answered > 0 && last.forwarded === 0 && Atomics.load(d.ctl, 0) === 0) {
+    while (SPIN_MS > 0 && last.answered > 0 && last.forwarded === 0 && Atomics.load(d.ctl, 0) === 0) {
       const until = performance.now() + SPIN_MS;
-      last = { answered: 0, forwarded: 0, pid: 0 };
-      let polls = 0; // empty polls before the one that found events
-      for (; polls < SPIN_POLLS && performance.now() < until; polls++) {
+      last = { answered: 0, forwarded: 0 };
+      for (let polls = 0; polls < SPIN_POLLS && performance.now() < until; polls++) {
         schedYield(); // a reader on this CPU runs first
         last = drain();
         if (last.answered + last.forwarded > 0) break;
       }
-      if (last.answered > 0) {
-        d.counters[C_SPUN]! += last.answered;
-        // Late: its reader woke on another CPU. Following it there makes the next round
-        // trips same-CPU ones (docs/recall.md "Adaptive polling").
-        if (last.forwarded === 0) follow(last.pid, polls);
-      }
+      if (last.answered > 0) d.counters[C_SPUN]! += last.answered;
     }
   }
   post({ t: 'stopped' });

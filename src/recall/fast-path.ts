@@ -165,9 +165,8 @@ export const C_ALLOWED = 1;
 export const C_DENIED = 2;
 export const C_READ_ERRORS = 3;
 export const C_SPUN = 4; // events found by adaptive polling (answered without a blocking poll)
-export const C_FOLLOWED = 5; // moves of the thread onto a reader's CPU (follow.ts)
-export const C_SILENCED = 6; // never-released files allowed here with an ignore mark (marks.ts)
-export const COUNTERS = 7;
+export const C_SILENCED = 5; // never-released files allowed here with an ignore mark (marks.ts)
+export const COUNTERS = 6;
 
 export type ThreadMsg =
   | { t: 'ready' }

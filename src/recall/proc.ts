@@ -10,18 +10,6 @@ export function commOf(pid: number): string {
   }
 }
 
-/** The CPU the reader last ran on (/proc/PID/stat field 39), -1 when it is gone. */
-export function cpuOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3
-    const cpu = Number(f[36]);
-    return Number.isInteger(cpu) ? cpu : -1;
-  } catch {
-    return -1;
-  }
-}
-
 /** Whether `comm` is one of `names`; the kernel cuts comm to 15 bytes, so longer names match their first 15. */
 export function namedIn(names: readonly string[], comm: string): boolean {
   return comm !== '' && names.some((n) => n === comm || (n.length > 15 && n.slice(0, 15) === comm));

@@ -32,7 +32,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
-import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_FOLLOWED, C_READ_ERRORS, C_SILENCED, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SILENCED, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -87,8 +87,6 @@ export interface RecallStats {
   fastAnswered: number;
   /** Of those, events its adaptive polling found (no blocking poll, no wake-up). */
   fastSpun: number;
-  /** Times the event thread moved onto a late reader's CPU (follow.ts). */
-  fastFollowed: number;
   /** Under a filesystem mark: ignore marks held (as counted), the most allowed, files let through without one. */
   ignoreMarks: { held: number; budget: number; without: number };
 }
@@ -158,7 +156,6 @@ export class RecallService {
       staleAnswered: 0,
       fastAnswered: 0,
       fastSpun: 0,
-      fastFollowed: 0,
       ignoreMarks: { held: 0, budget: 0, without: 0 },
     };
     this.handler = new RecallHandler({
@@ -285,7 +282,6 @@ export class RecallService {
       readErrors: c[C_READ_ERRORS]!,
       fastAnswered: c[C_EVENTS]!,
       fastSpun: c[C_SPUN]!,
-      fastFollowed: c[C_FOLLOWED]!,
       cachedInodes: this.handler.cachedInodes,
       ignoreMarks: { ...this.marks.ignoreMarks(), without: this.marks.unignored },
       marksRemoved: this.s.marksRemoved + this.handler.marksRemoved + c[C_SILENCED]!,

@@ -38,11 +38,10 @@ const READ_BUF = 64 * 1024;
 /** Poll timeout: how soon a stop request is seen when no event comes. */
 const IDLE_MS = 100;
 /**
- * Adaptive polling after an event answered here: how long (TIER_SPIN_US; off by default: a
- * thread that keeps spinning kept the scheduler from ever putting it beside its reader,
- * docs/recall.md "Adaptive polling"), and at most how many empty polls.
+ * Adaptive polling after an event answered here: how long (TIER_SPIN_US, 0 turns it off) and
+ * at most how many empty polls (measured: bench 5, docs/recall.md "Adaptive polling").
  */
-const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 0) / 1000;
+const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 50) / 1000;
 const SPIN_POLLS = 200;
 
 function run(d: EventThreadData): void {
@@ -177,7 +176,7 @@ function run(d: EventThreadData): void {
   while (Atomics.load(d.ctl, 0) === 0) {
     if (!waitReadable(d.groupFd, IDLE_MS)) continue;
     let last = drain();
-    // Adaptive polling (TIER_SPIN_US > 0): a reader answered here usually reads again within microseconds
+    // Adaptive polling: a reader answered here usually reads again within microseconds
     // (preads on resident ranges). Poll without blocking for SPIN_MS after the last such
     // answer, yielding between polls, so its next event finds this thread awake instead of
     // paying a wake-up (docs/recall.md "Adaptive polling"). Never after a forwarded event:

@@ -71,42 +71,23 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal((await stateOf(path))?.state, 'partial');
     });
 
-    test('polling is off by default; with TIER_SPIN_US back-to-back reads of resident ranges find the thread polling', async () => {
-      const off = await makeReleased(h, 'nospin.bin', data);
-      await run('dd', [`if=${off}`, 'bs=4096', 'count=1', 'status=none']);
-      const n0 = h.svc.stats();
-      await run('dd', [`if=${off}`, 'of=/dev/null', 'bs=4096', 'count=60', 'status=none']);
-      assert.ok(h.svc.stats().fastAnswered - n0.fastAnswered >= 59);
-      assert.equal(h.svc.stats().fastSpun - n0.fastSpun, 0, 'polled with TIER_SPIN_US unset (docs/recall.md: off by default)');
-
-      // A harness of its own with polling on: the thread reads its env when it starts.
-      process.env.TIER_SPIN_US = '50';
-      let hs: Harness;
-      try {
-        hs = await startHarness({ type, tuning: { readahead: 0 } });
-      } finally {
-        delete process.env.TIER_SPIN_US;
+    test('back-to-back reads of resident ranges find the thread polling (adaptive polling)', async () => {
+      const path = await makeReleased(h, 'spin.bin', data);
+      await run('dd', [`if=${path}`, 'bs=4096', 'count=1', 'status=none']);
+      // Timing on a busy machine decides how many: a few runs of 60 back-to-back reads.
+      let spun = 0;
+      for (let i = 0; i < 20 && spun === 0; i++) {
+        const s0 = h.svc.stats();
+        const r = await run('dd', [`if=${path}`, 'of=/dev/null', 'bs=4096', 'count=60', 'status=none']);
+        assert.equal(r.code, 0, r.stderr);
+        const s1 = h.svc.stats();
+        assert.ok(s1.fastAnswered - s0.fastAnswered >= 59, `answered by the thread: ${s1.fastAnswered - s0.fastAnswered} of 60`);
+        spun = s1.fastSpun - s0.fastSpun;
       }
-      try {
-        const path = await makeReleased(hs, 'spin.bin', data);
-        await run('dd', [`if=${path}`, 'bs=4096', 'count=1', 'status=none']);
-        // Timing on a busy machine decides how many: a few runs of 60 back-to-back reads.
-        let spun = 0;
-        for (let i = 0; i < 20 && spun === 0; i++) {
-          const s0 = hs.svc.stats();
-          const r = await run('dd', [`if=${path}`, 'of=/dev/null', 'bs=4096', 'count=60', 'status=none']);
-          assert.equal(r.code, 0, r.stderr);
-          const s1 = hs.svc.stats();
-          assert.ok(s1.fastAnswered - s0.fastAnswered >= 59, `answered by the thread: ${s1.fastAnswered - s0.fastAnswered} of 60`);
-          spun = s1.fastSpun - s0.fastSpun;
-        }
-        // Without polling every event waits for a wake-up from poll(): none is found this way.
-        assert.ok(spun > 0, 'no event found by adaptive polling');
-        const again = await run('cat', [path]);
-        assert.ok(again.stdout.equals(data), 'byte-exact');
-      } finally {
-        await hs.close();
-      }
+      // Without polling every event waits for a wake-up from poll(): none is found this way.
+      assert.ok(spun > 0, 'no event found by adaptive polling');
+      const again = await run('cat', [path]);
+      assert.ok(again.stdout.equals(data), 'byte-exact');
     });
 
     test('the first open of a freshly released file is answered by the thread, the main thread blocked', async () => {

@@ -16,6 +16,8 @@
 // - The fd is closed before the answer is written (an exec waiting on it denies writers
 //   next); the thread is the only one that touches the numbers it answers.
 // - read() errors on the group fd are counted and reported, never fatal.
+// - An ignore mark (a never-released file's open under our filesystem mark) is added here
+//   only while the event fd is held, and the record is read again after it (marks.ts).
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
 import { blockSignalInThread, closeFd, fgetxattr, fstatxInto, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';

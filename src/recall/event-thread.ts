@@ -16,13 +16,16 @@
 // - The fd is closed before the answer is written (an exec waiting on it denies writers
 //   next); the thread is the only one that touches the numbers it answers.
 // - read() errors on the group fd are counted and reported, never fatal.
+// - An ignore mark (a never-released file's open under our filesystem mark) is added here
+//   only while the event fd is held, and the record is read again after it (marks.ts).
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
 import { blockSignalInThread, closeFd, fgetxattr, fstatxInto, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { copyProblem } from './inode.js';
 import { commOf, namedIn } from './proc.js';
-import { C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { MarksView } from './marks.js';
+import { C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SILENCED, C_SPUN, GrantTable, statKey, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { InflightRecord } from './inflight.js';
 import { faultPoint } from '../engine/fault.js';
 
@@ -36,7 +39,10 @@ function makedev(major: number, minor: number): number {
 const READ_BUF = 64 * 1024;
 /** Poll timeout: how soon a stop request is seen when no event comes. */
 const IDLE_MS = 100;
-/** Adaptive polling after an event answered here: how long, and at most how many empty polls (measured: bench 5). */
+/**
+ * Adaptive polling after an event answered here: how long (TIER_SPIN_US, 0 turns it off) and
+ * at most how many empty polls (measured: bench 5, docs/recall.md "Adaptive polling").
+ */
 const SPIN_MS = Number(process.env.TIER_SPIN_US ?? 50) / 1000;
 const SPIN_POLLS = 200;
 
@@ -61,12 +67,15 @@ function run(d: EventThreadData): void {
     for (let m = receiveMessageOnPort(d.port); m; m = receiveMessageOnPort(d.port)) grants.apply(m.message as GrantMsg);
   };
 
+  let dev = 0; // of the last statFd
   /** fstatx of an event fd into `stx`; the inode's statKey. */
   const statFd = (fd: number): string => {
     fstatxInto(fd, stx);
     // struct statx: ino @32, size @40, mtime {i64 sec, u32 nsec} @112, dev major/minor @136/140
-    return statKey(makedev(stx.readUInt32LE(136), stx.readUInt32LE(140)), stx.readUInt32LE(36), stx.readUInt32LE(32));
+    dev = makedev(stx.readUInt32LE(136), stx.readUInt32LE(140));
+    return statKey(dev, stx.readUInt32LE(36), stx.readUInt32LE(32));
   };
+  const marks = d.marks ? new MarksView(d.groupFd, d.marks) : null;
 
   /**
    * An open this thread may allow alone (fast-path.ts rules): a plain open (no exec) by
@@ -78,8 +87,21 @@ function run(d: EventThreadData): void {
     if (!d.opens || (ev.mask & FAN_OPEN_EXEC_PERM) !== 0 || ev.pid === process.pid) return false;
     if (grants.held(statFd(ev.fd))) return false;
     const rec = decodeRecord(fgetxattr(ev.fd, XATTR_STATE));
-    if (!rec || (rec.state !== 'released' && rec.state !== 'partial') || copyProblem(rec) !== null) return false;
+    if (!rec || (rec.state !== 'released' && rec.state !== 'partial')) return plainHere(ev.fd);
+    if (copyProblem(rec) !== null) return false;
     return !namedIn(d.wholeFileFor, commOf(ev.pid));
+  };
+
+  /**
+   * A never-released file's first open under our filesystem mark (every file there raises
+   * one): allowed here, its later events silenced with an ignore mark, as the handler does
+   * (marks.ts rules; bench 9d), without the trip to the main thread. False (the handler
+   * decides): not under our filesystem mark, the budget reached, or released meanwhile.
+   */
+  const plainHere = (fd: number): boolean => {
+    if (!marks || !marks.covers(dev) || !marks.silence(fd)) return false;
+    d.counters[C_SILENCED]!++;
+    return true;
   };
 
   /** Answers here (true) or forwards (false) one event. Never throws. */
@@ -161,7 +183,7 @@ function run(d: EventThreadData): void {
     // answer, yielding between polls, so its next event finds this thread awake instead of
     // paying a wake-up (docs/recall.md "Adaptive polling"). Never after a forwarded event:
     // the main thread needs the CPU then.
-    while (last.answered > 0 && last.forwarded === 0 && Atomics.load(d.ctl, 0) === 0) {
+    while (SPIN_MS > 0 && last.answered > 0 && last.forwarded === 0 && Atomics.load(d.ctl, 0) === 0) {
       const until = performance.now() + SPIN_MS;
       last = { answered: 0, forwarded: 0 };
       for (let polls = 0; polls < SPIN_POLLS && performance.now() < until; polls++) {

@@ -11,7 +11,9 @@
 //   holds no state for (hold/unhold), not an exec, not this process, opener not in
 //   whole_file_for: the handler would answer ALLOW at once too, or (a file written since
 //   release) recall it whole, which its first access, raising an event like every access
-//   after the open, then does. Everything else about opens is the handler's.
+//   after the open, then does. It also answers the open of a never-released file under our
+//   filesystem mark (same conditions), silencing it with an ignore mark exactly as the
+//   handler would (marks.ts MarksView). Everything else about opens is the handler's.
 // - A grant's bits are never ahead of the handler's map: the handler sends them after its
 //   fills, and revokes a grant before anything that could turn a resident chunk into a
 //   hole (forget before a partial re-release punches, markReleased, unmark, eviction,
@@ -25,6 +27,7 @@ import type { FanEvent } from '../kernel/fanotify.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { ResidentMap } from '../chunks/resident.js';
 import { feed, type ReadaheadState } from './readahead.js';
+import type { SharedMarks } from './marks.js';
 
 /** Largest run of chunks one GET fetches (handler.ts); read-ahead tops up once about this much is missing. */
 export const RUN_BYTES = 2 * 1024 * 1024;
@@ -147,6 +150,8 @@ export interface EventThreadData {
   /** The recall settings' whole_file_for: such openers go to the handler. */
   wholeFileFor: string[];
   inflightPath: string;
+  /** Marks' shared state (marks.ts MarksView): never-released files under our filesystem mark are silenced here. */
+  marks: SharedMarks | null;
   /** [0]: 1 = stop reading (set by the main thread). */
   ctl: Int32Array;
   /** Counters this thread alone writes: see C_* below. */
@@ -160,7 +165,8 @@ export const C_ALLOWED = 1;
 export const C_DENIED = 2;
 export const C_READ_ERRORS = 3;
 export const C_SPUN = 4; // events found by adaptive polling (answered without a blocking poll)
-export const COUNTERS = 5;
+export const C_SILENCED = 5; // never-released files allowed here with an ignore mark (marks.ts)
+export const COUNTERS = 6;
 
 export type ThreadMsg =
   | { t: 'ready' }

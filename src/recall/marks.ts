@@ -23,6 +23,10 @@
 //   punch, or the record already says released and the handler takes it off again). So a
 //   worker killed anywhere leaves no ignore mark on a punched file: a reader in the gap
 //   before the next worker waits for its event (test/daemon/fs-marks-kill.test.ts).
+// - The event thread (event-thread.ts) silences never-released files itself under the same
+//   rule (MarksView: it holds the event's fd, reads the record again after the mark); it
+//   shares the count of ignore marks and the filesystems under our mark with this class
+//   through one SharedArrayBuffer (held: Atomics; a filesystem is published after its dev).
 // - Ignore marks are a cache: every worker start flushes them anyway, and re-places the
 //   inode marks of fallback filesets in the same step.
 // - They are also a shared budget: fs.fanotify.max_user_marks counts the marks of every
@@ -80,11 +84,81 @@ export function ignoreMarkBudget(env: NodeJS.ProcessEnv = process.env): number {
 /** The group's ignore marks are re-counted at most this often once the budget is reached. */
 const RECOUNT_MS = 10_000;
 
+/** Filesystems the event thread knows of (more: their files' events go to the handler). */
+const SHARED_DEVS = 64;
+const I_HELD = 0;
+const I_DEVS = 1;
+
+/** One ignore mark fewer, never below 0 (the main thread and the event thread both count). */
+function dropOne(held: Int32Array): void {
+  for (;;) {
+    const v = Atomics.load(held, I_HELD);
+    if (v <= 0 || Atomics.compareExchange(held, I_HELD, v, v - 1) === v) return;
+  }
+}
+
+/**
+ * Adds an ignore mark to the file behind the event fd `fd` within the budget; re-reads the
+ * record after it. 'ignored': done; 'released': released meanwhile, the mark is off again;
+ * 'none': no mark (budget or the user's mark limit reached).
+ */
+function ignore(groupFd: number, fd: number, held: Int32Array, budget: number): 'ignored' | 'released' | 'none' {
+  if (Atomics.load(held, I_HELD) >= budget) return 'none';
+  try {
+    faultPoint('add-ignore-mark'); // FAULT INJECTION (tests): ENOSPC, the mark limit reached
+    addIgnoreMark(groupFd, fd, FS_MASK);
+  } catch (e) {
+    // ENOSPC: the user's fanotify mark limit (fs.fanotify.max_user_marks, ~205k here) is
+    // reached, e.g. by a tree of new files still in the inode cache. An ignore mark only
+    // spares later events: go without it (this file raises one event per open until
+    // marks are evicted), never fail the reader's open.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+    return 'none';
+  }
+  Atomics.add(held, I_HELD, 1);
+  if (!isReleased(fd)) return 'ignored';
+  if (removeIgnoreMark(groupFd, fd, FS_MASK)) dropOne(held);
+  return 'released';
+}
+
+/** What the event thread gets of Marks: the shared buffer and the budget. */
+export interface SharedMarks {
+  buf: SharedArrayBuffer;
+  budget: number;
+}
+
+/** The event thread's side of Marks: silences a never-released file under our filesystem mark. */
+export class MarksView {
+  private readonly ints: Int32Array;
+  private readonly devs: Float64Array;
+
+  constructor(
+    private readonly groupFd: number,
+    private readonly s: SharedMarks,
+  ) {
+    this.ints = new Int32Array(s.buf, 0, 2);
+    this.devs = new Float64Array(s.buf, 8, SHARED_DEVS);
+  }
+
+  /** Our filesystem mark covers st_dev `dev`. */
+  covers(dev: number): boolean {
+    const n = Atomics.load(this.ints, I_DEVS);
+    for (let i = 0; i < n; i++) if (this.devs[i] === dev) return true;
+    return false;
+  }
+
+  /** Marks.notReleased for the thread: true when silenced; false: the handler decides the event (budget, limit, or released meanwhile). */
+  silence(fd: number): boolean {
+    return ignore(this.groupFd, fd, this.ints, this.s.budget) === 'ignored';
+  }
+}
+
 export class Marks {
   /** st_dev of the filesystems that carry our filesystem mark. */
   private readonly devs = new Set<number>();
-  /** Ignore marks we believe the group holds (an upper bound: the kernel evicts silently). */
-  private held = 0;
+  /** [I_HELD]: ignore marks we believe the group holds (an upper bound: the kernel evicts silently); [I_DEVS]: devs published to the thread. */
+  private readonly buf = new SharedArrayBuffer(8 + 8 * SHARED_DEVS);
+  private readonly ints = new Int32Array(this.buf, 0, 2);
   private recountAfter = 0;
   private readonly budget = ignoreMarkBudget();
 
@@ -114,6 +188,11 @@ export class Marks {
       return { scheme: 'inode', why: `filesystem mark refused: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
     }
     this.devs.add(dev);
+    const n = Atomics.load(this.ints, I_DEVS);
+    if (n < SHARED_DEVS) {
+      new Float64Array(this.buf, 8, SHARED_DEVS)[n] = dev;
+      Atomics.store(this.ints, I_DEVS, n + 1); // after the dev: the thread reads up to n
+    }
     return { scheme: 'filesystem' };
   }
 
@@ -132,6 +211,11 @@ export class Marks {
     }
   }
 
+  /** For the event thread (MarksView). */
+  get shared(): SharedMarks {
+    return { buf: this.buf, budget: this.budget };
+  }
+
   get filesystems(): number {
     return this.devs.size;
   }
@@ -139,11 +223,11 @@ export class Marks {
   /** Worker start: drops every ignore mark (and inode mark) of the group; the caller re-marks fallback files. */
   flushIgnores(): void {
     flushInodeMarks(this.groupFd);
-    this.held = 0;
+    Atomics.store(this.ints, I_HELD, 0);
   }
 
   private removeIgnore(fd: number): void {
-    if (removeIgnoreMark(this.groupFd, fd, FS_MASK) && this.held > 0) this.held--;
+    if (removeIgnoreMark(this.groupFd, fd, FS_MASK)) dropOne(this.ints);
   }
 
   /** At the budget: learn how many the kernel has evicted since, at most every RECOUNT_MS. */
@@ -152,14 +236,14 @@ export class Marks {
     if (now < this.recountAfter) return;
     this.recountAfter = now + RECOUNT_MS;
     countIgnoreMarks(this.groupFd).then(
-      (n) => (this.held = n),
+      (n) => Atomics.store(this.ints, I_HELD, n),
       () => {},
     );
   }
 
   /** Ignore marks held (as counted) and the most allowed. */
   ignoreMarks(): { held: number; budget: number } {
-    return { held: this.held, budget: this.budget };
+    return { held: Atomics.load(this.ints, I_HELD), budget: this.budget };
   }
 
   /** The file is released (after the punch / a new import): its events must reach us. */
@@ -197,27 +281,13 @@ export class Marks {
       removeInodeMark(this.groupFd, fd); // a stale inode mark: the file is whole
       return true;
     }
-    if (this.held >= this.budget) {
-      this.recount();
+    const r = ignore(this.groupFd, fd, this.ints, this.budget);
+    if (r === 'none') {
+      if (Atomics.load(this.ints, I_HELD) >= this.budget) this.recount();
       this.unignored++;
       return !isReleased(fd);
     }
-    try {
-      faultPoint('add-ignore-mark'); // FAULT INJECTION (tests): ENOSPC, the mark limit reached
-      addIgnoreMark(this.groupFd, fd, FS_MASK);
-      this.held++;
-    } catch (e) {
-      // ENOSPC: the user's fanotify mark limit (fs.fanotify.max_user_marks, ~205k here) is
-      // reached, e.g. by a tree of new files still in the inode cache. An ignore mark only
-      // spares later events: go without it (this file raises one event per open until
-      // marks are evicted), never fail the reader's open.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-      this.unignored++;
-      return !isReleased(fd);
-    }
-    if (!isReleased(fd)) return true;
-    this.removeIgnore(fd);
-    return false;
+    return r === 'ignored';
   }
 
   /** Files let through with no ignore mark: the mark limit or our budget reached (notReleased). */

@@ -32,7 +32,7 @@ import type { Tier } from '../tiers/tier.js';
 import { FdRef } from './fdref.js';
 import { RecallHandler, type AheadHook } from './handler.js';
 import { InflightRecord } from './inflight.js';
-import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
+import { COUNTERS, C_ALLOWED, C_DENIED, C_EVENTS, C_READ_ERRORS, C_SILENCED, C_SPUN, type EventThreadData, type Fed, type GrantMsg, type ThreadMsg } from './fast-path.js';
 import { Marks } from './marks.js';
 import { inodeId, type CachedResident } from './inode.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -183,6 +183,7 @@ export class RecallService {
       opens: this.o.mode === 'pre-content',
       wholeFileFor: [...this.o.settings.wholeFileFor],
       inflightPath: this.o.inflightPath,
+      marks: this.o.mode === 'pre-content' ? this.marks.shared : null,
       ctl: this.ctl,
       counters: this.counters,
       port: port2,
@@ -283,7 +284,7 @@ export class RecallService {
       fastSpun: c[C_SPUN]!,
       cachedInodes: this.handler.cachedInodes,
       ignoreMarks: { ...this.marks.ignoreMarks(), without: this.marks.unignored },
-      marksRemoved: this.s.marksRemoved + this.handler.marksRemoved,
+      marksRemoved: this.s.marksRemoved + this.handler.marksRemoved + c[C_SILENCED]!,
     };
   }
 

@@ -37,7 +37,8 @@ export interface WorkerEvents {
 
 /**
  * The worker's young generation stays at the size start-up gives it (8 MiB semi-spaces, 16
- * MiB in all). V8 doubles it, up to 16 MiB semi-spaces, once enough bytes have survived
+ * MiB in all). V8 doubles it (Node 20: up to 16 MiB semi-spaces; Node 24 grows its new space
+ * to 128 MiB, measured), once enough bytes have survived
  * scavenges in total, and gives nothing back while the worker idles: after the start-up
  * reconcile pass over 100,000 files the new space held 32 MiB, 16 of them resident for good,
  * ~8% of the daemon's RSS (bench/b9-memory.ts). A flag, as a last resort: the pass already
@@ -46,14 +47,19 @@ export interface WorkerEvents {
  */
 const WORKER_V8_FLAGS = ['--max-semi-space-size=8'];
 
+/** Ours, unless the admin set the same flag (NODE_OPTIONS is read before the command line, so ours would win there). */
+function workerV8Flags(): string[] {
+  const theirs = `${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`;
+  return /--max[-_]semi[-_]space[-_]size/.test(theirs) ? [] : WORKER_V8_FLAGS;
+}
+
 const WATCH_MS = 100;
 const PF_EXITING = 0x4;
 
 /** lockFds: the filesystem locks (fs-lock.ts), inherited as fds 5, 6, ... (config.lockFds). */
 export function startWorker(config: WorkerConfig, groupFd: number, lockFds: number[], log: Logger, ev: WorkerEvents): ChildProcess {
-  // execArgv carries `--import tsx` when running from source (and any flag of the admin's,
-  // which wins over ours: it comes later).
-  const c = spawn(process.execPath, [...WORKER_V8_FLAGS, ...process.execArgv, workerEntry(), JSON.stringify(config)], {
+  // execArgv carries `--import tsx` when running from source (and any flag of the admin's).
+  const c = spawn(process.execPath, [...workerV8Flags(), ...process.execArgv, workerEntry(), JSON.stringify(config)], {
     // fd 3 in the child is the group; the worker's stdout goes to our stderr so that
     // only the supervisor ever writes to stdout.
     stdio: ['ignore', 2, 2, groupFd, 'ipc', ...lockFds],

@@ -53,7 +53,6 @@ const c = {
   close: lib.func('int close(int fd)'),
   poll: lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
   sched_yield: lib.func('int sched_yield(void)'),
-  malloc_trim: lib.func('int malloc_trim(size_t pad)'),
   pthread_sigmask: lib.func('int pthread_sigmask(int how, const void *set, void *oldset)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)'),
   renameat2: lib.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)'),
@@ -383,7 +382,17 @@ export function schedYield(): void {
  * reconcile pass's walk threads and batches left ~20 MB of RSS behind (reconcile-loop.ts).
  */
 export function mallocTrim(): void {
-  c.malloc_trim(0);
+  trim ??= bindTrim();
+  trim?.(0);
+}
+let trim: ((pad: number) => number) | null | undefined;
+/** glibc only: a libc without it (musl) costs this saving, never the import of this module. */
+function bindTrim(): ((pad: number) => number) | null {
+  try {
+    return lib.func('int malloc_trim(size_t pad)') as (pad: number) => number;
+  } catch {
+    return null;
+  }
 }
 
 /** Blocks `signo` in the calling thread only (pthread_sigmask SIG_BLOCK), so the kernel delivers it to another thread. */

@@ -116,9 +116,14 @@ function ignore(groupFd: number, fd: number, held: Int32Array, budget: number): 
     return 'none';
   }
   Atomics.add(held, I_HELD, 1);
-  if (!isReleased(fd)) return 'ignored';
-  if (removeIgnoreMark(groupFd, fd, FS_MASK)) dropOne(held);
-  return 'released';
+  let released = true; // until the record says otherwise: a throw takes the mark off again
+  try {
+    released = isReleased(fd);
+  } finally {
+    // A released file must never keep an ignore mark: its reads would raise no event (zeros).
+    if (released && removeIgnoreMark(groupFd, fd, FS_MASK)) dropOne(held);
+  }
+  return released ? 'released' : 'ignored';
 }
 
 /** What the event thread gets of Marks: the shared buffer and the budget. */

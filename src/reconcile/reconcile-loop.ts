@@ -62,7 +62,11 @@ export class ReconcileLoop {
       } finally {
         // The pass's walk threads and batches freed their memory into malloc arenas that glibc
         // keeps: ~16 MB of the worker's RSS after a 100,000-file pass (bench/b9-memory.ts).
-        mallocTrim();
+        try {
+          mallocTrim();
+        } catch {
+          // A memory saving only: never the pass's result or error.
+        }
       }
     });
     void p.then((r) => this.o.onResult?.(r), () => {});

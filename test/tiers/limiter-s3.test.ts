@@ -59,18 +59,17 @@ describe('rate-limited s3 tier', () => {
     const data = randomBytes(20 * MiB);
     const t0 = performance.now();
     const res = await v.batch.put('big', bodyOf(data), data.length, metaFor(data));
-    const tPut = performance.now();
-    const putS = (tPut - t0) / 1000;
+    const putS = (performance.now() - t0) / 1000;
     assert.equal(res.sha256, sha(data));
     assert.ok(putS >= 1.45, `put took ${putS.toFixed(2)} s`); // (20 - 8 burst) / 8
     const t1 = performance.now();
     const back = await collect(await v.batch.getStream('big'));
     const getS = (performance.now() - t1) / 1000;
     assert.equal(sha(back), sha(data));
-    // 20 MiB from a bucket the put emptied, less what it refilled (8 MiB/s, at most 1 s of
-    // burst) between the put's end and the read's start (a busy machine widens that gap).
-    const refillS = Math.min(1, (t1 - tPut) / 1000);
-    assert.ok(getS >= 2.4 - refillS, `getStream took ${getS.toFixed(3)} s (${refillS.toFixed(3)} s of refill before it)`);
+    // Whatever the bucket refilled since the put charged its last part (that moment is not
+    // visible here, and a busy machine widens the gap), it holds at most 1 s of burst: 20 MiB
+    // take at least (20 - 8) / 8 s. Unpaced, loopback reads them in ~0.1 s.
+    assert.ok(getS >= 1.45, `getStream took ${getS.toFixed(3)} s`);
     assert.ok(v.limiter.waitedMs('batch') > 0);
   });
 });

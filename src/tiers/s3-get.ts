@@ -20,7 +20,7 @@ export interface GetContext {
 export async function s3GetStream(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Readable> {
   const o = await openBody(g, key, objKey, range, signal, expect);
   if (!o) return Readable.from([]);
-  const out = new BodyCheck(o.want, o.skip, o.contentLength, (detail) => new TierError('Unavailable', 'get', g.tier, key, detail));
+  const out = new BodyCheck(new BodyCut(o.want, o.skip, o.contentLength), (detail) => new TierError('Unavailable', 'get', g.tier, key, detail));
   o.body.once('error', (e) => out.destroy(mapS3Error(e, { ...o.c, caller: signal })));
   out.once('close', () => o.body.readableEnded || o.body.destroy());
   o.body.pipe(out);
@@ -48,17 +48,11 @@ export async function s3GetInto(g: GetContext, key: string, objKey: string, rang
 async function readBody(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal: AbortSignal | undefined, expect: string | undefined, take: (piece: Buffer) => void): Promise<number> {
   const o = await openBody(g, key, objKey, range, signal, expect);
   if (!o) return 0;
-  let seen = 0; // bytes of the HTTP body
-  let sent = 0;
+  const cut = new BodyCut(o.want, o.skip, o.contentLength);
   try {
     for await (const chunk of o.body as AsyncIterable<Buffer>) {
-      const from = Math.max(0, o.skip - seen);
-      seen += chunk.length;
-      const room = o.want >= 0 ? o.want - sent : chunk.length;
-      if (room <= 0 || from >= chunk.length) continue;
-      const piece = from === 0 && room >= chunk.length ? chunk : chunk.subarray(from, from + room);
-      take(piece);
-      sent += piece.length;
+      const piece = cut.piece(chunk);
+      if (piece.length > 0) take(piece);
     }
   } catch (e) {
     if (e instanceof TierError) {
@@ -67,10 +61,9 @@ async function readBody(g: GetContext, key: string, objKey: string, range: ByteR
     }
     throw mapS3Error(e, { ...o.c, caller: signal });
   }
-  if (o.contentLength >= 0 && seen !== o.contentLength) {
-    throw new TierError('Unavailable', 'get', g.tier, key, `response body ended after ${seen} of ${o.contentLength} bytes`);
-  }
-  return sent;
+  const short = cut.short();
+  if (short !== null) throw new TierError('Unavailable', 'get', g.tier, key, short);
+  return cut.sent;
 }
 
 interface OpenBody {
@@ -143,32 +136,51 @@ function isInvalidRange(e: unknown): boolean {
   return cause?.name === 'InvalidRange' || cause?.$metadata?.httpStatusCode === 416;
 }
 
-/** Counts body bytes; a body shorter than its Content-Length is an error, not data. */
-class BodyCheck extends Transform {
+/**
+ * What of each body chunk belongs to the range (`skip` body bytes before it when the server
+ * ignored Range, `want` bytes of it, -1: all), and whether the body was as long as its
+ * Content-Length (-1: unknown). Shared by the streaming and the buffered reads.
+ */
+class BodyCut {
   private seen = 0; // bytes of the HTTP body
-  private sent = 0;
+  sent = 0;
   constructor(
     private readonly want: number,
     private readonly skip: number,
     private readonly contentLength: number,
+  ) {}
+
+  /** The part of `chunk` in the range (empty: none of it). */
+  piece(chunk: Buffer): Buffer {
+    const from = Math.max(0, this.skip - this.seen);
+    this.seen += chunk.length;
+    const room = this.want >= 0 ? this.want - this.sent : chunk.length;
+    if (room <= 0 || from >= chunk.length) return chunk.subarray(0, 0);
+    const piece = from === 0 && room >= chunk.length ? chunk : chunk.subarray(from, from + room);
+    this.sent += piece.length;
+    return piece;
+  }
+
+  /** Why the body is not whole (null: it is), once it has ended. */
+  short(): string | null {
+    return this.contentLength >= 0 && this.seen !== this.contentLength ? `response body ended after ${this.seen} of ${this.contentLength} bytes` : null;
+  }
+}
+
+/** BodyCut as a stream stage: a body shorter than its Content-Length is an error, not data. */
+class BodyCheck extends Transform {
+  constructor(
+    private readonly cut: BodyCut,
     private readonly fail: (detail: string) => Error,
   ) {
     super();
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    const start = this.seen;
-    this.seen += chunk.length;
-    const from = Math.max(0, this.skip - start);
-    const room = this.want >= 0 ? this.want - this.sent : chunk.length;
-    const piece = chunk.subarray(from, from + Math.max(0, room));
-    this.sent += piece.length;
+    const piece = this.cut.piece(chunk);
     cb(null, piece.length ? piece : undefined);
   }
   override _flush(cb: TransformCallback): void {
-    if (this.contentLength >= 0 && this.seen !== this.contentLength) {
-      cb(this.fail(`response body ended after ${this.seen} of ${this.contentLength} bytes`));
-      return;
-    }
-    cb();
+    const short = this.cut.short();
+    cb(short === null ? undefined : this.fail(short));
   }
 }

@@ -175,13 +175,7 @@ export interface TreeIndex {
 
 /** Chunk i's sum; null when the copy stores nothing for it (all hole: zeros). */
 export function sumOf(ix: CopyIndex, i: number): Buffer | null {
-  if (ix.tree) {
-    const block = ix.tree.blocks.get(Math.floor(i / TREE_BLOCK));
-    // A caller checks a chunk only after loading its block (sums-fetch.ts loadLeaves).
-    if (!block) throw new Error(`leaf sum of chunk ${i} not loaded`);
-    const k = i % TREE_BLOCK;
-    return block.subarray(k * SUM_BYTES, (k + 1) * SUM_BYTES);
-  }
+  if (ix.tree) return sumsFrom(ix, i, i + 1); // its block loaded first (sums-fetch.ts loadLeaves)
   const k = ix.summed ? sumIndex(ix.summed, i) : i;
   return k < 0 ? null : ix.sums.subarray(k * SUM_BYTES, (k + 1) * SUM_BYTES);
 }
@@ -196,6 +190,7 @@ export function sumsFrom(ix: CopyIndex, i: number, last: number): Buffer {
   if (ix.tree) {
     const k = i % TREE_BLOCK;
     const block = ix.tree.blocks.get(Math.floor(i / TREE_BLOCK));
+    // A caller checks a chunk only after loading its block (sums-fetch.ts loadLeaves).
     if (!block) throw new Error(`leaf sum of chunk ${i} not loaded`);
     return block.subarray(k * SUM_BYTES, Math.min(block.length, (k + last - i) * SUM_BYTES));
   }

@@ -82,6 +82,14 @@ function chunkSums(e: InodeEntry, env: FillEnv, near: { first: number; last: num
   return loadSums(e, env, near);
 }
 
+/** chunkSums with the leaves of chunks [first, last) loaded (a two-level copy's: sums-fetch.ts loadLeaves). */
+function sumsFor(e: InodeEntry, env: FillEnv, first: number, last: number): Promise<CopyIndex | null> {
+  return chunkSums(e, env, { first, last }).then(async (ix) => {
+    if (ix) await loadLeaves(env.tier, e.copy, ix, first, last, env.tuning.timeoutMs, env.onBytes);
+    return ix;
+  });
+}
+
 /** Shared by concurrent chunk fetches; not cached on failure, so a later event tries again. */
 function loadSums(e: InodeEntry, env: FillEnv, near: { first: number; last: number } | null): Promise<CopyIndex> {
   const t = env.tuning.timeoutMs;
@@ -175,10 +183,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   // A dense copy with sums (every new copy but a small or sparse one): the run's bytes in
   // one reused buffer, verified in one batch (copy-chunk.ts fetchDenseRun).
   if (!e.copy.sparse && e.copy.foreign === undefined && e.copy.sumsSha && (e.sums || !wholeByRecord(e.copy, first, last))) {
-    const sums = chunkSums(e, env, { first, last }).then(async (ix) => {
-      await loadLeaves(env.tier, e.copy, ix!, first, last, env.tuning.timeoutMs, env.onBytes);
-      return ix!;
-    });
+    const sums = sumsFor(e, env, first, last).then((ix) => ix!); // a copy with sums: never null
     const run = await fetchDenseRun(env.tier, e.copy, sums, first, last, env.tuning.timeoutMs);
     try {
       env.onBytes(run.data.length);
@@ -197,11 +202,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   } else {
     // A sparse copy's map comes with its sums: needed before the data GET. An imported or
     // unsummed one: both at once.
-    const run = { first, last };
-    const sumsP = chunkSums(e, env, run).then(async (ix) => {
-      if (ix) await loadLeaves(env.tier, e.copy, ix, first, last, env.tuning.timeoutMs, env.onBytes);
-      return ix;
-    });
+    const sumsP = sumsFor(e, env, first, last);
     let sums: CopyIndex | null;
     if (e.copy.sparse) {
       sums = await sumsP;
@@ -301,19 +302,23 @@ export function coalesce(ws: Write[]): Write[] {
   const out: Write[] = [];
   for (const w of ws) {
     const prev = out[out.length - 1];
-    if (prev?.join && w.join && prev.buf === w.buf && prev.at + prev.len === w.at && prev.off + prev.len === w.off) {
-      prev.len += w.len; // the same buffer, continued (a dense run): no new view
-    } else if (
-      prev?.join &&
+    const continues =
+      prev?.join === true &&
       w.join &&
       prev.at + prev.len === w.at &&
       prev.buf.buffer === w.buf.buffer &&
-      prev.buf.byteOffset + prev.off + prev.len === w.buf.byteOffset + w.off
-    ) {
-      // One view over both: the underlying memory is contiguous.
-      const start = prev.buf.byteOffset + prev.off;
-      out[out.length - 1] = { buf: Buffer.from(prev.buf.buffer, start, prev.len + w.len), off: 0, at: prev.at, len: prev.len + w.len, join: true };
-    } else out.push({ ...w });
+      prev.buf.byteOffset + prev.off + prev.len === w.buf.byteOffset + w.off;
+    if (!continues) {
+      out.push({ ...w });
+      continue;
+    }
+    // The same memory, continued: the same buffer (a dense run) grows in place; views of one
+    // GET's buffer become one view over both.
+    if (prev.buf !== w.buf) {
+      prev.buf = Buffer.from(prev.buf.buffer, prev.buf.byteOffset + prev.off, prev.len + w.len);
+      prev.off = 0;
+    }
+    prev.len += w.len;
   }
   return out;
 }

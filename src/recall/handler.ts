@@ -272,7 +272,7 @@ export class RecallHandler {
       const ra = { chunk: e.copy.chunk, max: tuning.readahead, sums: sumsCostCached(e) };
       const fed = given ?? feed(e.ra, r.offset, r.offset + r.count, ra);
       e.ra = fed.state;
-      const next = rebudget(fed, ra);
+      const next = given ? rebudget(given, ra) : fed.ahead;
       const aheadBytes = clampToSize(next.offset, next.length, e.copy.size);
       if (aheadBytes) this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, aheadBytes, ahead.done);
       if (want) await this.fill(e, ref, env, want);

@@ -17,7 +17,8 @@ import {
   type StateRecord,
 } from '../record/state-record.js';
 import type { CopyIndex } from '../chunks/extent-map.js';
-import { initialReadahead, type ReadaheadState, type SumsCost } from './readahead.js';
+import { initialReadahead, type ReadaheadState } from './readahead.js';
+import type { SumsCost } from '../chunks/sums-fetch.js';
 import { ResidentMap } from '../chunks/resident.js';
 import type { CachedResident } from '../chunks/resident-union.js';
 export type { CachedResident };
@@ -41,7 +42,7 @@ export interface InodeEntry {
   /** The resident map does not fit in an xattr here (huge file): recall the whole file. */
   mapUnstorable: boolean;
   ra: ReadaheadState;
-  /** What its sums GETs cost (readahead.ts SumsCost; null: none), worked out once. */
+  /** What its sums GETs cost (sums-fetch.ts SumsCost; null: none), worked out once. */
   sumsCost?: SumsCost | null;
   /** Chunk fetches under way; a second reader of a chunk waits on the first fetch. */
   fetching: Map<number, Promise<void>>;

@@ -18,8 +18,6 @@ export interface ReadaheadState {
 
 export const initialReadahead = (): ReadaheadState => ({ prevStart: -1, prevEnd: -1, runStart: 0, window: 0 });
 
-export type { SumsCost };
-
 export interface ReadaheadOpts {
   chunk: number;
   max: number;

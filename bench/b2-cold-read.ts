@@ -4,11 +4,13 @@
 // pages (posix_fadvise DONTNEED; the copy is removed after each round), vs `cat` of the
 // released file (object dropped again); `cat` of the object alone (read only, no write) is
 // kept in the note. S3: one full GetObject with the SDK, body consumed, vs `cat`.
-// The S3 file stays recalled for benchmark 4.
+// The S3 file stays recalled for benchmark 4. The notes say how much CPU the daemon used
+// during each tier read and how busy the machine was (2 vCPUs: bound by CPU, or waiting).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
+import { cpuOver, type CpuUse } from './lib/cpu.js';
 import { localObjectOf, release, s3KeyOf, settled, writeRandomFile, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, median, nowMs, sh, timeAsync, type Result } from './lib/util.js';
 
@@ -16,6 +18,10 @@ export interface ColdOut {
   results: Result[];
   /** The file released to rgw and read whole (fully recalled now). */
   recalledS3: string;
+}
+
+function cpuText(c: CpuUse): string {
+  return `daemon CPU ${fmtMs(c.treeMs)}, machine ${(c.busy * 100).toFixed(0)}% busy`;
 }
 
 async function rawGet(w: World, key: string): Promise<{ ms: number; bytes: number }> {
@@ -49,6 +55,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const rawL: number[] = [];
   const catL: number[] = [];
   const tierL: number[] = [];
+  const cpuL: CpuUse[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([local]).then(() => release(w, [local], 'loc'));
     // Each timed step starts with nothing dirty: else the previous step's writeback (the
@@ -61,7 +68,9 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dropFileCache(obj);
     catL.push(await timeAsync('cat', [obj]));
     dropFileCache(obj);
-    tierL.push(await timeAsync('cat', [local]));
+    const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [local]));
+    tierL.push(t.value);
+    cpuL.push(t.cpu);
   }
   sh('cmp', [local, obj]); // a fast read of wrong bytes would be no result
   // Context for the figure: a recall syncs each file once, after answering the read that
@@ -75,6 +84,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const catMs = median(catL);
   const tierMs = median(tierL);
   log(`2 local: cp ${rawL.map(fmtMs)}, cat of the object ${catL.map(fmtMs)}, tier ${tierL.map(fmtMs)}`);
+  for (const c of cpuL) log(`2 local tier read: ${cpuText(c)}: ${c.top}`);
   out.push({
     id: '2a',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, local tier`,
@@ -84,12 +94,13 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / cp throughput',
-    note: `medians of ${rounds} rounds (cp, cat of the object, then the file released afresh); cat of the tier object alone (read only): ${fmtRate(size, catMs)} (${fmtMs(catMs)}), ratio ${(catMs / tierMs).toFixed(2)}; for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}`,
+    note: `medians of ${rounds} rounds (cp, cat of the object, then the file released afresh); cat of the tier object alone (read only): ${fmtRate(size, catMs)} (${fmtMs(catMs)}), ratio ${(catMs / tierMs).toFixed(2)}; for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}; during the tier reads: ${cpuL.map(cpuText).join('; ')}`,
   });
 
   const key = s3KeyOf(w, s3);
   const rawS: number[] = [];
   const tierS: number[] = [];
+  const cpuS: CpuUse[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([s3]).then(() => release(w, [s3], 'rgw'));
     sh('sync', []);
@@ -97,11 +108,14 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
     rawS.push(raw.ms);
     sh('sync', []);
-    tierS.push(await timeAsync('cat', [s3]));
+    const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [s3]));
+    tierS.push(t.value);
+    cpuS.push(t.cpu);
   }
   const rawMsS = median(rawS);
   const s3Ms = median(tierS);
   log(`2 s3: raw GET ${rawS.map(fmtMs)}, tier ${tierS.map(fmtMs)}`);
+  for (const c of cpuS) log(`2 s3 tier read: ${cpuText(c)}: ${c.top}`);
   out.push({
     id: '2b',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, S3 tier (Ceph RGW, loopback)`,
@@ -111,7 +125,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / raw GET throughput',
-    note: `medians of ${rounds} rounds`,
+    note: `medians of ${rounds} rounds; during the tier reads: ${cpuS.map(cpuText).join('; ')} (the RGW's own CPU is not the daemon's)`,
   });
   return { results: out, recalledS3: s3 };
 }

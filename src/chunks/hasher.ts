@@ -1,70 +1,69 @@
-// SHA-256 of many buffers off the event loop, on one worker thread of its own.
+// SHA-256 of many buffers off the event loop, on worker threads of their own (one, and a
+// second while the first is busy: a cold read's runs queue behind each other otherwise).
 // Rules:
 // - not the libuv threadpool (WebCrypto's digest runs there): that pool also reads the
 //   fanotify group (recall/service.ts) and the local tier's objects, and hash jobs queued
 //   ahead of a group read delay every event behind them;
-// - the bytes are in a SharedArrayBuffer slab the worker reads, reused batch after batch:
-//   a run's own buffer (takeRunBuf: the tier reads into it, it is hashed in place, then
-//   written out, one message per run), or a copy of the caller's buffers (sha256Off); no
-//   batch costs a structured clone (two copies of every byte and an allocation on each
-//   side: with 2 MiB runs the clone and the garbage it left were a measurable part of a
-//   cold read's time on the event loop), and no run a fresh 2 MiB allocation;
-// - a slab is never written while the worker may read it: a copied batch's slab returns to
+// - the bytes are in shared memory the thread reads (slab-pool.ts), reused batch after
+//   batch: a run's own buffer (takeRunBuf: the tier reads into it, it is hashed in place,
+//   then written out, one message per run), or a copy of the caller's buffers (sha256Off);
+//   no batch costs a structured clone (two copies of every byte and an allocation on each
+//   side), and no run a fresh 2 MiB allocation;
+// - a slab is never written while a thread may read it: a copied batch's slab returns to
 //   the pool only with the batch's answer, a run's buffer only when its caller is done;
-// - the thread is started on first use and unref'd (it never keeps a process alive); if it
-//   fails, what was pending is hashed on the caller's thread, and so is everything after.
+// - a thread hashes with OpenSSL's SHA256() by address (kernel/sha256-native.ts), else
+//   node:crypto: the same digests either way (the native binding proves it on a probe);
+// - threads start on first use and are unref'd while idle (they never keep a process
+//   alive); a thread that fails has what it held hashed on the caller's thread, and no
+//   thread starts after a failure: with none left, everything is hashed on the caller's.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { koffiPath, NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
+import { giveSlab, slabOf, takeSlab, type Slab } from './slab-pool.js';
 
 const WORKER = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, slab, off, lens, unit, len }) => {
-  const all = new Uint8Array(slab);
-  if (unit) {
-    // One run: every unit-sized piece of [off, off + len), the last one shorter.
-    const n = Math.ceil(len / unit);
-    const out = Buffer.allocUnsafe(32 * n);
-    for (let k = 0, at = off; k < n; k++, at += unit) {
-      createHash('sha256').update(all.subarray(at, Math.min(at + unit, off + len))).digest().copy(out, 32 * k);
-    }
-    parentPort.postMessage({ id, sums: out });
-    return;
-  }
+${NATIVE_SHA256_SOURCE}
+const native = workerData.native ? loadNativeSha256(workerData.koffi, createHash) : null;
+parentPort.postMessage({ backend: native ? native.name : 'node:crypto createHash' });
+parentPort.on('message', ({ id, slab, off, lens }) => {
+  // Consecutive pieces from off: lens[k] bytes each. The view's bounds are checked here.
+  let len = 0;
+  for (const n of lens) len += n;
+  const view = new Uint8Array(slab, off, len);
   const out = Buffer.allocUnsafe(32 * lens.length);
-  let at = 0;
-  lens.forEach((n, k) => {
-    createHash('sha256').update(all.subarray(at, at + n)).digest().copy(out, 32 * k);
-    at += n;
-  });
+  if (native) native.pieces(view, lens, out);
+  else for (let k = 0, at = 0; k < lens.length; at += lens[k], k++) createHash('sha256').update(view.subarray(at, at + lens[k])).digest().copy(out, 32 * k);
   parentPort.postMessage({ id, sums: out });
 });`;
 
-/** A batch: how to hash it here if the thread fails, the slab to give back (null: the caller's), its answer. */
-type Pending = { here(): Buffer; slab: SharedArrayBuffer | null; resolve(sums: Buffer): void };
+/** A batch: how to hash it here if its thread fails, the slab to give back (null: the caller's), its answer. */
+type Pending = { here(): Buffer; slab: Slab | null; bytes: number; resolve(sums: Buffer): void };
 
-/** Slabs kept for reuse (a run of 2 MiB each; as many as runs in flight, about), at most KEEP_BYTES in all. */
-const KEEP_SLABS = 8;
-const KEEP_BYTES = 16 * 1024 * 1024;
-const SLAB_UNIT = 1024 * 1024;
-const slabs: SharedArrayBuffer[] = [];
-
-function takeSlab(bytes: number): SharedArrayBuffer {
-  const k = slabs.findIndex((s) => s.byteLength >= bytes);
-  if (k >= 0) return slabs.splice(k, 1)[0]!;
-  return new SharedArrayBuffer(Math.max(SLAB_UNIT, Math.ceil(bytes / SLAB_UNIT) * SLAB_UNIT));
+interface Thread {
+  w: Worker;
+  jobs: Map<number, Pending>;
+  bytes: number;
 }
 
-function giveSlab(s: SharedArrayBuffer): void {
-  if (slabs.length < KEEP_SLABS && slabs.reduce((n, x) => n + x.byteLength, s.byteLength) <= KEEP_BYTES) slabs.push(s);
-}
-
-let worker: Worker | null = null;
+/** Threads at most: two where there are two CPUs (a second one only while the first is busy). */
+let maxThreads = Math.min(2, availableParallelism());
+const threads: Thread[] = [];
 let broken = false;
+let useNative = true;
+let backend = 'none yet';
 let nextId = 1;
-const pending = new Map<number, Pending>();
 
 const onThread = (bufs: Uint8Array[]): Buffer => Buffer.concat(bufs.map((b) => createHash('sha256').update(b).digest()));
+
+/** The lengths of the pieces of `len` bytes of `unit` bytes each (the last one shorter). */
+const unitLens = (len: number, unit: number): number[] => {
+  const out: number[] = [];
+  for (let at = 0; at < len; at += unit) out.push(Math.min(unit, len - at));
+  return out;
+};
 
 /** The pieces of `b` of `unit` bytes each (the last one shorter). */
 const unitsOf = (b: Uint8Array, unit: number): Uint8Array[] => {
@@ -73,91 +72,124 @@ const unitsOf = (b: Uint8Array, unit: number): Uint8Array[] => {
   return out;
 };
 
-function fail(): void {
+function fail(t: Thread): void {
   broken = true;
-  worker = null;
-  for (const p of pending.values()) p.resolve(p.here());
-  pending.clear();
+  const k = threads.indexOf(t);
+  if (k < 0) return;
+  threads.splice(k, 1);
+  for (const p of t.jobs.values()) p.resolve(p.here());
+  t.jobs.clear();
 }
 
-function start(): Worker {
+function start(): Thread {
   // execArgv []: not the host's loaders (--import hooks would load into this thread too).
-  const w = new Worker(WORKER, { eval: true, execArgv: [] });
+  const w = new Worker(WORKER, { eval: true, execArgv: [], workerData: { koffi: koffiPath(), native: useNative } });
+  const t: Thread = { w, jobs: new Map(), bytes: 0 };
   w.unref();
-  w.on('message', (m: { id: number; sums: Uint8Array }) => {
-    const p = pending.get(m.id);
+  w.on('message', (m: { id: number; sums: Uint8Array } | { backend: string }) => {
+    if ('backend' in m) {
+      backend = m.backend;
+      return;
+    }
+    const p = t.jobs.get(m.id);
     if (!p) return;
-    pending.delete(m.id);
-    if (pending.size === 0) w.unref();
+    t.jobs.delete(m.id);
+    t.bytes -= p.bytes;
+    if (t.jobs.size === 0) w.unref();
     if (p.slab) giveSlab(p.slab);
     p.resolve(Buffer.from(m.sums.buffer, m.sums.byteOffset, m.sums.byteLength));
   });
-  w.on('error', fail);
-  w.on('exit', () => worker === w && fail());
-  return w;
+  w.on('error', () => fail(t));
+  w.on('exit', () => fail(t));
+  threads.push(t);
+  return t;
+}
+
+/** An idle thread, else a new one (up to maxThreads), else the one with the fewest bytes queued; null: none can be had. */
+function pick(): Thread | null {
+  const idle = threads.find((t) => t.jobs.size === 0);
+  if (idle) return idle;
+  if (!broken && threads.length < maxThreads) return start();
+  return threads.reduce<Thread | null>((a, t) => (a === null || t.bytes < a.bytes ? t : a), null);
 }
 
 /** The SHA-256 of each buffer, in order. */
 export async function sha256Off(bufs: Uint8Array[]): Promise<Buffer[]> {
   if (bufs.length === 0) return [];
+  const lens = bufs.map((b) => b.length);
+  const bytes = lens.reduce((n, x) => n + x, 0);
+  const t = pick();
   let all: Buffer;
-  if (broken) all = onThread(bufs);
+  if (!t) all = onThread(bufs);
   else {
-    const slab = takeSlab(bufs.reduce((n, b) => n + b.length, 0));
-    const view = new Uint8Array(slab);
+    const slab = takeSlab(bytes);
+    const view = new Uint8Array(slab.sab, slab.off, bytes);
     let at = 0;
     for (const b of bufs) {
       view.set(b, at);
       at += b.length;
     }
-    all = await post({ here: () => onThread(bufs), slab, resolve: () => {} }, { slab, lens: bufs.map((b) => b.length) });
+    all = await post(t, { here: () => onThread(bufs), slab, bytes, resolve: () => {} }, { slab: slab.sab, off: slab.off, lens });
   }
   return bufs.map((_, k) => all.subarray(32 * k, 32 * k + 32));
 }
 
 /**
- * A buffer of `bytes` over a pooled shared slab, for one run: a tier reads into it, the
+ * A buffer of `bytes` over pooled shared memory, for one run: a tier reads into it, the
  * hasher reads it in place (sha256Units: no copy), the caller writes it out, then gives it
  * back with giveRunBuf. Never give back a buffer something may still write into (a read
  * that timed out may still be running): drop it instead.
  */
 export function takeRunBuf(bytes: number): Buffer {
-  return Buffer.from(takeSlab(bytes), 0, bytes);
+  const s = takeSlab(bytes);
+  return Buffer.from(s.sab, s.off, bytes);
 }
 
 export function giveRunBuf(b: Buffer): void {
-  if (b.buffer instanceof SharedArrayBuffer && b.byteOffset === 0) giveSlab(b.buffer);
+  const s = slabOf(b);
+  if (s) giveSlab(s);
 }
 
 /**
  * The SHA-256 of every `unit`-sized piece of `b` (the last one shorter), concatenated: one
- * message for a whole run. A view of a shared slab (takeRunBuf) is hashed in place; any
+ * message for a whole run. A view of shared memory (takeRunBuf) is hashed in place; any
  * other buffer is copied into a slab first. `b` must not change until this resolves.
  */
 export function sha256Units(b: Buffer, unit: number): Promise<Buffer> {
   if (b.length === 0) return Promise.resolve(Buffer.alloc(0));
-  if (broken) return Promise.resolve(onThread(unitsOf(b, unit)));
-  let slab: SharedArrayBuffer;
-  let own: SharedArrayBuffer | null = null;
-  let off = b.byteOffset;
-  if (b.buffer instanceof SharedArrayBuffer) slab = b.buffer;
-  else {
-    slab = own = takeSlab(b.length);
-    new Uint8Array(slab).set(b);
-    off = 0;
+  const t = pick();
+  if (!t) return Promise.resolve(onThread(unitsOf(b, unit)));
+  let shared = slabOf(b);
+  let own: Slab | null = null;
+  if (!shared) {
+    shared = own = takeSlab(b.length);
+    new Uint8Array(own.sab, own.off, b.length).set(b);
   }
-  return post({ here: () => onThread(unitsOf(b, unit)), slab: own, resolve: () => {} }, { slab, off, len: b.length, unit });
+  const here = () => onThread(unitsOf(b, unit));
+  return post(t, { here, slab: own, bytes: b.length, resolve: () => {} }, { slab: shared.sab, off: shared.off, lens: unitLens(b.length, unit) });
 }
 
 /** sha256Units on the caller's thread (a chunk or two: a reader waits, and the trip to the thread costs more). */
 export const sha256UnitsHere = (b: Buffer, unit: number): Buffer => onThread(unitsOf(b, unit));
 
-function post(p: Pending, msg: object): Promise<Buffer> {
-  worker ??= start();
+function post(t: Thread, p: Pending, msg: { slab: SharedArrayBuffer; off: number; lens: number[] }): Promise<Buffer> {
   const id = nextId++;
   return new Promise<Buffer>((resolve) => {
-    pending.set(id, { ...p, resolve });
-    worker!.ref(); // a hash under way keeps the process alive until it answers
-    worker!.postMessage({ id, ...msg });
+    t.jobs.set(id, { ...p, resolve });
+    t.bytes += p.bytes;
+    t.w.ref(); // a hash under way keeps the process alive until it answers
+    t.w.postMessage({ id, ...msg });
   });
+}
+
+/** What hashes (bench/hash-units.ts, tests): the threads' backend, how many run, whether one failed. */
+export const hasherInfo = (): { backend: string; threads: number; broken: boolean } => ({ backend, threads: threads.length, broken });
+
+/**
+ * Tests and bench/hash-units.ts only, before the first hash: threads hash with node:crypto
+ * (native false) or try OpenSSL by address first; at most `threads` of them.
+ */
+export function configureHasherForTests(o: { native?: boolean; threads?: number }): void {
+  useNative = o.native ?? useNative;
+  maxThreads = o.threads ?? maxThreads;
 }

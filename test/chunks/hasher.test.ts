@@ -1,9 +1,13 @@
-// The hasher thread (src/chunks/hasher.ts): the same sums as createHash, in order, for
-// concurrent batches; the caller's buffers are left as they were (copied, not moved).
+// The hasher threads (src/chunks/hasher.ts): the same sums as createHash, in order, for
+// concurrent batches; the caller's buffers are left as they were (copied, not moved); run
+// buffers never shared (slab-pool.ts); OpenSSL by address (kernel/sha256-native.ts) equal
+// to node:crypto, bounded by its view, and absent without koffi.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { giveRunBuf, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from '../../src/chunks/hasher.js';
+import { createRequire } from 'node:module';
+import { giveRunBuf, hasherInfo, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from '../../src/chunks/hasher.js';
+import { koffiPath, NATIVE_SHA256_SOURCE } from '../../src/kernel/sha256-native.js';
 
 test('sha256Off: every batch gets its own sums, in order; buffers stay usable', async () => {
   const batches = Array.from({ length: 20 }, (_, i) => {
@@ -34,4 +38,60 @@ test('sha256Units: a run buffer hashed in place, any other buffer copied; the la
   assert.ok(b.equals(want(plain)), 'plain buffer');
   assert.ok(sha256UnitsHere(run, unit).equals(a), 'on this thread: the same');
   giveRunBuf(run);
+});
+
+test('runs in flight at once: every run its own sums, on the threads, by OpenSSL where it loads', async () => {
+  const unit = 16384;
+  const want = (b: Buffer) => Buffer.concat(Array.from({ length: Math.ceil(b.length / unit) }, (_, k) => createHash('sha256').update(b.subarray(k * unit, (k + 1) * unit)).digest()));
+  // 12 runs: more than the arena's 8 slots (the rest on plain slabs), odd lengths among them.
+  const runs = Array.from({ length: 12 }, (_, i) => {
+    const b = takeRunBuf(i % 3 === 0 ? 2 * 1024 * 1024 : 100_000 + i * 777);
+    randomBytes(b.length).copy(b);
+    return b;
+  });
+  const got = await Promise.all(runs.map((b) => sha256Units(b, unit)));
+  runs.forEach((b, i) => assert.ok(got[i]!.equals(want(b)), `run ${i}`));
+  runs.forEach((b) => giveRunBuf(b));
+  const info = hasherInfo();
+  assert.equal(info.broken, false);
+  assert.ok(info.threads >= 1);
+  // This host's node exports OpenSSL's symbols (and Debian ships libcrypto.so.3): the native path is the one in use.
+  assert.match(info.backend, /^OpenSSL SHA256/);
+});
+
+test('run buffers lent at once never share memory, even when one is given back twice', () => {
+  const a = takeRunBuf(2 * 1024 * 1024);
+  giveRunBuf(a);
+  giveRunBuf(a); // a caller's bug: one free slot, not two
+  const b = takeRunBuf(2 * 1024 * 1024);
+  const c = takeRunBuf(2 * 1024 * 1024);
+  b.fill(1);
+  c.fill(2);
+  assert.equal(b.indexOf(2), -1, 'b untouched by c');
+  assert.equal(c.indexOf(1), -1, 'c untouched by b');
+  giveRunBuf(b);
+  giveRunBuf(c);
+});
+
+test('the native binding: digests as node:crypto, pieces bounded by their view, null without koffi', () => {
+  const require = createRequire(import.meta.url);
+  const load = new Function('require', `${NATIVE_SHA256_SOURCE}; return loadNativeSha256;`)(require) as (
+    path: string | null,
+    ch: typeof createHash,
+  ) => { name: string; pieces(view: Uint8Array, lens: number[], out: Uint8Array): void } | null;
+  assert.equal(load('/nonexistent/koffi.node', createHash), null, 'no koffi: null (node:crypto then)');
+  const native = load(koffiPath(), createHash);
+  assert.ok(native, 'koffi and OpenSSL load here');
+  const view = new Uint8Array(new SharedArrayBuffer(100_000), 1000, 50_000);
+  view.set(randomBytes(view.length));
+  const lens = [16384, 0, 16384, 17232];
+  const out = Buffer.alloc(32 * lens.length);
+  native.pieces(view, lens, out);
+  let at = 0;
+  lens.forEach((n, k) => {
+    assert.ok(out.subarray(32 * k, 32 * k + 32).equals(createHash('sha256').update(view.subarray(at, at + n)).digest()), `piece ${k}`);
+    at += n;
+  });
+  assert.throws(() => native.pieces(view, [50_000, 1], Buffer.alloc(64)), RangeError, 'a piece past the view');
+  assert.throws(() => native.pieces(view, [1, 1], Buffer.alloc(32)), RangeError, 'an out too short');
 });

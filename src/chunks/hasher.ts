@@ -1,5 +1,5 @@
 // SHA-256 of many buffers off the event loop, on worker threads of their own (one, and a
-// second while the first is busy: a cold read's runs queue behind each other otherwise).
+// second while the first's queue is deep: a cold read's runs wait behind each other otherwise).
 // Rules:
 // - not the libuv threadpool (WebCrypto's digest runs there): that pool also reads the
 //   fanotify group (recall/service.ts) and the local tier's objects, and hash jobs queued
@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { koffiPath, NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
+import { idleCpus } from './idle.js';
 import { giveSlab, slabOf, takeSlab, type Slab } from './slab-pool.js';
 
 const WORKER = `
@@ -105,12 +106,24 @@ function start(): Thread {
   return t;
 }
 
-/** An idle thread, else a new one (up to maxThreads), else the one with the fewest bytes queued; null: none can be had. */
+/**
+ * Batches a thread holds before another thread may start: one hashing, one waiting. A
+ * second thread costs CPU of its own (bench/hash-units.ts, 512 MiB: 350-390 ms of CPU on
+ * one thread, 350-430 ms on two, for 250-450 ms of wall instead of 360-510), so it serves
+ * a deep queue only, and only while a CPU is idle (idle.ts): on a busy machine it would take
+ * a core from the event loop and the reader.
+ */
+const DEEP = 2;
+
+/** The first thread while its queue has room or no CPU is idle, else another with room or a new one; null: none can be had. */
 function pick(): Thread | null {
-  const idle = threads.find((t) => t.jobs.size === 0);
-  if (idle) return idle;
+  const first = threads[0];
+  if (!first) return broken ? null : start();
+  if (first.jobs.size < DEEP || idleCpus() < 0.5) return first;
+  const open = threads.find((t) => t.jobs.size < DEEP);
+  if (open) return open;
   if (!broken && threads.length < maxThreads) return start();
-  return threads.reduce<Thread | null>((a, t) => (a === null || t.bytes < a.bytes ? t : a), null);
+  return threads.reduce((a, t) => (t.bytes < a.bytes ? t : a), first);
 }
 
 /** The SHA-256 of each buffer, in order. */

@@ -1,11 +1,14 @@
 // The hasher threads (src/chunks/hasher.ts): the same sums as createHash, in order, for
 // concurrent batches; the caller's buffers are left as they were (copied, not moved); run
 // buffers never shared (slab-pool.ts); OpenSSL by address (kernel/sha256-native.ts) equal
-// to node:crypto, bounded by its view, and absent without koffi.
+// to node:crypto, bounded by its view, and absent without koffi; the idle-CPU figure sane.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { idleCpus } from '../../src/chunks/idle.js';
 import { giveRunBuf, hasherInfo, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from '../../src/chunks/hasher.js';
 import { koffiPath, NATIVE_SHA256_SOURCE } from '../../src/kernel/sha256-native.js';
 
@@ -94,4 +97,29 @@ test('the native binding: digests as node:crypto, pieces bounded by their view, 
   });
   assert.throws(() => native.pieces(view, [50_000, 1], Buffer.alloc(64)), RangeError, 'a piece past the view');
   assert.throws(() => native.pieces(view, [1, 1], Buffer.alloc(32)), RangeError, 'an out too short');
+});
+
+test('idleCpus: a figure between none and every CPU, sampled at most every 100 ms', () => {
+  const n = availableParallelism();
+  idleCpus(1e9);
+  const a = idleCpus(1e9 + 50); // within the interval: the same figure, no new sample
+  const b = idleCpus(1e9 + 150);
+  for (const x of [a, b]) assert.ok(x >= 0 && x <= n + 0.01, `idle ${x} of ${n}`);
+});
+
+test('without the native binding the threads hash with node:crypto: the same digests', () => {
+  // A process of its own: the threads of this one already run with OpenSSL by address.
+  const hasher = new URL('../../src/chunks/hasher.ts', import.meta.url).href;
+  const script = `
+    const { createHash, randomBytes } = await import('node:crypto');
+    const h = await import(${JSON.stringify(hasher)});
+    h.configureHasherForTests({ native: false });
+    const b = h.takeRunBuf(3 * 16384 + 5);
+    randomBytes(b.length).copy(b);
+    const got = await h.sha256Units(b, 16384);
+    const want = Buffer.concat([0, 1, 2, 3].map((k) => createHash('sha256').update(b.subarray(k * 16384, (k + 1) * 16384)).digest()));
+    console.log(JSON.stringify({ same: got.equals(want), ...h.hasherInfo() }));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), { same: true, backend: 'node:crypto createHash', threads: 1, broken: false });
 });

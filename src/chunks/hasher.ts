@@ -49,7 +49,7 @@ interface Thread {
   bytes: number;
 }
 
-/** Threads at most: two where there are two CPUs (a second one only while the first is busy). */
+/** Threads at most: two where there are two CPUs (the second only for a deep queue while a CPU is idle: pick). */
 let maxThreads = Math.min(2, availableParallelism());
 const threads: Thread[] = [];
 let broken = false;

@@ -3,9 +3,10 @@
 // Rules:
 // - a run of up to SLAB bytes takes a slot of one arena, allocated once, whose 2 MiB-aligned
 //   slots are advised as huge pages before anything touches them (kernel/libc.ts
-//   adviseHugePages): SHA-256 of 16 KiB units read 512 MiB in 440 ms of CPU from 4 KiB pages
-//   and 330 ms from huge ones (bench/hash-units.ts; OpenSSL's own speed here: 290 ms), and
-//   the tier's read and the pwrite copy the same bytes through the same pages;
+//   adviseHugePages): a thread hashing 16 KiB units another thread had just written, 8 runs
+//   in flight, took 437 ms of CPU per 512 MiB from 4 KiB pages and 328 ms from huge ones (a
+//   C loop; OpenSSL on bytes in cache: 290 ms; docs/recall.md "The verify cost"), and the
+//   tier's read and the pwrite copy the same bytes through the same pages;
 // - a slot is free or lent, never both: the free slots are a set (a buffer given back twice
 //   is one free slot, not two runs sharing memory); a slot whose buffer is dropped (a read
 //   that timed out may still write into it) is never reused, and once the arena is all lent

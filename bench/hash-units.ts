@@ -21,7 +21,7 @@ const arg = (k: string, d: number): number => {
 const total = arg('--mib', 512) * MiB;
 const depth = arg('--depth', 8);
 const rounds = arg('--rounds', 2);
-// --threads N: at most N hasher threads; --node-crypto: createHash per unit, not OpenSSL by address.
+// --threads N: at most N hasher threads; --node-crypto: node:crypto's one-shot hash per unit, not OpenSSL by address.
 configureHasherForTests({ threads: arg('--threads', 2), native: !process.argv.includes('--node-crypto') });
 
 /** ns on a CPU per thread id. */

@@ -16,7 +16,7 @@
 // - threads start on first use and are unref'd while idle (they never keep a process
 //   alive); a thread that fails has what it held hashed on the caller's thread, and no
 //   thread starts after a failure: with none left, everything is hashed on the caller's.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { koffiPath, NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
@@ -25,10 +25,10 @@ import { giveSlab, slabOf, takeSlab, type Slab } from './slab-pool.js';
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
+const { createHash, hash } = require('node:crypto');
 ${NATIVE_SHA256_SOURCE}
 const native = workerData.native ? loadNativeSha256(workerData.koffi, createHash) : null;
-parentPort.postMessage({ backend: native ? native.name : 'node:crypto createHash' });
+parentPort.postMessage({ backend: native ? native.name : 'node:crypto' });
 parentPort.on('message', ({ id, slab, off, lens }) => {
   // Consecutive pieces from off: lens[k] bytes each. The view's bounds are checked here.
   let len = 0;
@@ -36,7 +36,7 @@ parentPort.on('message', ({ id, slab, off, lens }) => {
   const view = new Uint8Array(slab, off, len);
   const out = Buffer.allocUnsafe(32 * lens.length);
   if (native) native.pieces(view, lens, out);
-  else for (let k = 0, at = 0; k < lens.length; at += lens[k], k++) createHash('sha256').update(view.subarray(at, at + lens[k])).digest().copy(out, 32 * k);
+  else for (let k = 0, at = 0; k < lens.length; at += lens[k], k++) hash('sha256', view.subarray(at, at + lens[k]), 'buffer').copy(out, 32 * k);
   parentPort.postMessage({ id, sums: out });
 });`;
 
@@ -57,7 +57,8 @@ let useNative = true;
 let backend = 'none yet';
 let nextId = 1;
 
-const onThread = (bufs: Uint8Array[]): Buffer => Buffer.concat(bufs.map((b) => createHash('sha256').update(b).digest()));
+// One-shot: 1.11x the CPU of one hash over the same 16 KiB units, createHash().update().digest() 1.18x.
+const onThread = (bufs: Uint8Array[]): Buffer => Buffer.concat(bufs.map((b) => hash('sha256', b, 'buffer')));
 
 /** The lengths of the pieces of `len` bytes of `unit` bytes each (the last one shorter). */
 const unitLens = (len: number, unit: number): number[] => {

@@ -14,6 +14,7 @@ import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
 import { parseValidator, validatorOf } from './validator.js';
 import { fsyncDir, preadFull, preadInto, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+import { readFdInto, ReadFds } from './read-fds.js';
 import {
   TierError,
   type ByteRange,
@@ -32,6 +33,8 @@ interface Sidecar extends ObjectMeta {
 
 export class LocalTier implements Tier {
   readonly kind = 'local' as const;
+  /** Recall's ranged reads of one object reuse its fd (read-fds.ts). */
+  private readonly fds = new ReadFds();
 
   constructor(
     readonly name: string,
@@ -60,6 +63,7 @@ export class LocalTier implements Tier {
         await fh.close();
       }
       await rename(tmp, path);
+      this.fds.evict(path); // a put over a key (a retried upload) replaces its inode
       tmp = undefined;
       await fsyncDir(dirname(path));
       return { sha256: check.sha256, size };
@@ -76,8 +80,18 @@ export class LocalTier implements Tier {
     });
   }
 
-  getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-    return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+    // A conditional read (an imported object, which may change) checks the object each time.
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+    const path = this.path('get', key);
+    try {
+      signal?.throwIfAborted();
+      const n = await this.fds.use(path, (fd, size) => readFdInto(fd, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+      signal?.throwIfAborted();
+      return n;
+    } catch (e) {
+      throw this.mapErr(e, 'get', key, signal);
+    }
   }
 
   /** Opens the object, checks it (expect) before and after `read`, closes it. */
@@ -143,6 +157,7 @@ export class LocalTier implements Tier {
     const path = this.path('delete', key);
     try {
       signal?.throwIfAborted();
+      this.fds.evict(path);
       await unlinkIfPresent(path);
       await unlinkIfPresent(path + META_SUFFIX);
     } catch (e) {

@@ -13,8 +13,8 @@ import type { TierTuning } from '../dsl/ast.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
 import { parseValidator, validatorOf } from './validator.js';
-import { fsyncDir, preadFull, preadInto, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
-import { readFdInto, ReadFds } from './read-fds.js';
+import { fsyncDir, preadFull, preadInto, readFdInto, ReadFds, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+
 import {
   TierError,
   type ByteRange,
@@ -33,7 +33,7 @@ interface Sidecar extends ObjectMeta {
 
 export class LocalTier implements Tier {
   readonly kind = 'local' as const;
-  /** Recall's ranged reads of one object reuse its fd (read-fds.ts). */
+  /** Recall's ranged reads of one object reuse its fd (local-fs.ts ReadFds). */
   private readonly fds = new ReadFds();
 
   constructor(

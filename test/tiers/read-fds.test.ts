@@ -1,4 +1,4 @@
-// The local tier's kept read fds (src/tiers/read-fds.ts): reused across ranged reads of one
+// The local tier's kept read fds (src/tiers/local-fs.ts ReadFds): reused across ranged reads of one
 // object, never serving an object that was deleted or replaced, closed when idle.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalTier } from '../../src/tiers/local.js';
-import { ReadFds } from '../../src/tiers/read-fds.js';
+import { ReadFds } from '../../src/tiers/local-fs.js';
 import { TierError } from '../../src/tiers/tier.js';
 import { bodyOf, metaFor } from './contract.js';
 

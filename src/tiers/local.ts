@@ -74,21 +74,31 @@ export class LocalTier implements Tier {
   }
 
   async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
-    return this.reading(key, signal, expect, async (fh, size) => {
-      const offset = range?.offset ?? 0;
-      return preadFull(fh, offset, Math.max(0, Math.min(range ? range.length : size, size - offset)));
+    const offset = range?.offset ?? 0;
+    const lengthOf = (size: number) => Math.max(0, Math.min(range ? range.length : size, size - offset));
+    // A conditional read (an imported object, which may change) checks the object each time.
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadFull(fh, offset, lengthOf(size)));
+    return this.kept(key, signal, async (fd, size) => {
+      const buf = Buffer.allocUnsafe(lengthOf(size));
+      const n = await readFdInto(fd, buf, offset, buf.length);
+      return n === buf.length ? buf : buf.subarray(0, n);
     });
   }
 
   async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-    // A conditional read (an imported object, which may change) checks the object each time.
-    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+    const lengthOf = (size: number) => Math.max(0, Math.min(range.length, dst.length, size - range.offset));
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, lengthOf(size)));
+    return this.kept(key, signal, (fd, size) => readFdInto(fd, dst, range.offset, lengthOf(size)));
+  }
+
+  /** An unconditional read through the object's kept fd (local-fs.ts ReadFds). */
+  private async kept<T>(key: string, signal: AbortSignal | undefined, read: (fd: number, size: number) => Promise<T>): Promise<T> {
     const path = this.path('get', key);
     try {
       signal?.throwIfAborted();
-      const n = await this.fds.use(path, (fd, size) => readFdInto(fd, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+      const out = await this.fds.use(path, read);
       signal?.throwIfAborted();
-      return n;
+      return out;
     } catch (e) {
       throw this.mapErr(e, 'get', key, signal);
     }

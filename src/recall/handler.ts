@@ -119,7 +119,8 @@ export class RecallHandler {
     if (e.granted === undefined) {
       const tuning = this.d.tiers.get(e.copy.tier);
       const readahead = tuning ? this.d.tuningOf(tuning).readahead : 0;
-      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, bits, ra: e.ra } });
+      const sums = sumsCostCached(e);
+      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, bits, ra: e.ra, ...(sums ? { sums } : {}) } });
     } else {
       sink.post({ t: 'bits', id: e.id, bits });
     }

@@ -414,6 +414,11 @@ export function adviseHugePages(b: Uint8Array): number {
   return skip;
 }
 
+/** Whether `b`'s first byte lies at an address that is a multiple of `to` (O_DIRECT reads). */
+export function addressAligned(b: Uint8Array, to: number): boolean {
+  return koffi.address(b) % BigInt(to) === 0n;
+}
+
 /** Blocks `signo` in the calling thread only (pthread_sigmask SIG_BLOCK), so the kernel delivers it to another thread. */
 export function blockSignalInThread(signo: number): void {
   const set = Buffer.alloc(128); // sigset_t

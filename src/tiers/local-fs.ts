@@ -2,7 +2,7 @@
 // the same directory, fsync, rename, fsync the directory), directory walks, and the read
 // fds a recall keeps (ReadFds, below).
 import { randomBytes } from 'node:crypto';
-import { close, fstat, open as openCb, read } from 'node:fs';
+import { close, constants, fstat, open as openCb, read } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TEMP_PREFIX } from './keys.js';
@@ -101,7 +101,8 @@ interface Entry {
   doomed: boolean;
 }
 
-const openP = (path: string): Promise<number> => new Promise((res, rej) => openCb(path, 'r', (e, fd) => (e ? rej(e) : res(fd))));
+const openP = (path: string, direct: boolean): Promise<number> =>
+  new Promise((res, rej) => openCb(path, direct ? constants.O_RDONLY | constants.O_DIRECT : 'r', (e, fd) => (e ? rej(e) : res(fd))));
 const sizeP = (fd: number): Promise<number> => new Promise((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
 const closeQuiet = (fd: number): void => close(fd, () => {});
 
@@ -130,11 +131,12 @@ export class ReadFds {
     private readonly max = 32,
   ) {}
 
-  /** Runs `f` with an open read fd of `path` and its size. */
-  async use<T>(path: string, f: (fd: number, size: number) => Promise<T>): Promise<T> {
-    let e = this.fds.get(path);
+  /** Runs `f` with an open read fd of `path` and its size; `direct`: one opened O_DIRECT. */
+  async use<T>(path: string, f: (fd: number, size: number) => Promise<T>, direct = false): Promise<T> {
+    const key = direct ? `${path}\0direct` : path;
+    let e = this.fds.get(key);
     if (!e) {
-      const ready = openP(path).then(async (fd) => {
+      const ready = openP(path, direct).then(async (fd) => {
         try {
           return { fd, size: await sizeP(fd) };
         } catch (err) {
@@ -143,9 +145,9 @@ export class ReadFds {
         }
       });
       e = { ready, users: 0, last: Date.now(), doomed: false };
-      this.fds.set(path, e);
+      this.fds.set(key, e);
       const mine = e;
-      ready.catch(() => this.fds.get(path) === mine && this.fds.delete(path));
+      ready.catch(() => this.fds.get(key) === mine && this.fds.delete(key));
       this.trim();
     }
     e.users++;
@@ -159,8 +161,13 @@ export class ReadFds {
     }
   }
 
-  /** The object at `path` is gone or replaced: its fd is closed once no read uses it. */
+  /** The object at `path` is gone or replaced: its fds are closed once no read uses them. */
   evict(path: string): void {
+    this.drop(path);
+    this.drop(`${path}\0direct`);
+  }
+
+  private drop(path: string): void {
     const e = this.fds.get(path);
     if (!e) return;
     this.fds.delete(path);
@@ -170,7 +177,7 @@ export class ReadFds {
 
   /** Closes every idle fd (and the rest as their reads end). */
   closeAll(): void {
-    for (const path of [...this.fds.keys()]) this.evict(path);
+    for (const path of [...this.fds.keys()]) this.drop(path);
   }
 
   private settle(e: Entry): void {
@@ -184,7 +191,7 @@ export class ReadFds {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [path, e] of this.fds) if (e.users === 0 && now - e.last >= this.idleMs) this.evict(path);
+    for (const [path, e] of this.fds) if (e.users === 0 && now - e.last >= this.idleMs) this.drop(path);
     if (this.fds.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
@@ -194,6 +201,6 @@ export class ReadFds {
   private trim(): void {
     if (this.fds.size <= this.max) return;
     const idle = [...this.fds].filter(([, e]) => e.users === 0).sort((a, b) => a[1].last - b[1].last);
-    for (const [path] of idle.slice(0, this.fds.size - this.max)) this.evict(path);
+    for (const [path] of idle.slice(0, this.fds.size - this.max)) this.drop(path);
   }
 }

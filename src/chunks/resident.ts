@@ -127,6 +127,13 @@ export class ResidentMap {
     return out;
   }
 
+  /** Whether any chunk in `want` (clamped to the map) is not resident; allocates nothing (the event thread's hot path). */
+  anyMissing(want: Range): boolean {
+    if (this.n === this.chunks) return false;
+    for (let i = Math.max(0, want.start); i < Math.min(want.end, this.chunks); i++) if (!this.has(i)) return true;
+    return false;
+  }
+
   /** Runs of missing chunks in `want`, for ranged requests that span several chunks. */
   missingRuns(want: Range): Range[] {
     return findMissing(this.runs(), { start: Math.max(0, want.start), end: Math.min(want.end, this.chunks) });

@@ -159,6 +159,9 @@ function run(d: EventThreadData): void {
     } catch {
       // Already closed: the answer goes by number.
     }
+    // Counted before the answer: a reader it releases may look at the counters at once.
+    d.counters[C_EVENTS]!++;
+    d.counters[answer === FAN_ALLOW ? C_ALLOWED : C_DENIED]!++;
     try {
       if (answer === FAN_ALLOW) {
         allow.writeInt32LE(ev.fd, 0);
@@ -167,8 +170,6 @@ function run(d: EventThreadData): void {
     } catch (e) {
       report('error', 'fanotify response failed', { op: 'respond', fd: ev.fd, err: e instanceof Error ? e.message : String(e) });
     }
-    d.counters[C_EVENTS]!++;
-    d.counters[answer === FAN_ALLOW ? C_ALLOWED : C_DENIED]!++;
     return true;
   };
 

@@ -142,17 +142,21 @@ export class GrantTable {
     if (size !== g.size || mtime.sec !== v.sec || mtime.nsec !== v.nsec) return { allow: false, fed };
     // Read-ahead to ask for: chunks of the window neither resident nor asked already, once
     // they make a run worth a GET (aheadWanted). The handler starts it either way below.
+    // Counted without an array: this runs for every read of a stream (a 16 MiB window is 1024 chunks).
     let ask = false;
     const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, g.size);
     if (ahead) {
-      const todo = v.map.missing(chunkSpan(ahead, g.chunk)).filter((i) => !v.asked.has(i));
-      if (todo.length > 0 && aheadWanted(todo.length, g.chunk, ahead, g.size)) {
-        for (const i of todo) v.asked.set(i);
+      const span = chunkSpan(ahead, g.chunk);
+      const end = Math.min(span.end, v.map.chunks);
+      let todo = 0;
+      for (let i = span.start; i < end; i++) if (!v.map.has(i) && !v.asked.has(i)) todo++;
+      if (todo > 0 && aheadWanted(todo, g.chunk, ahead, g.size)) {
+        for (let i = span.start; i < end; i++) if (!v.map.has(i)) v.asked.set(i);
         ask = true;
       }
     }
     const want = clampToSize(range.offset, range.count, g.size);
-    if (want && v.map.missing(chunkSpan(want, g.chunk)).length > 0) return { allow: false, fed };
+    if (want && v.map.anyMissing(chunkSpan(want, g.chunk))) return { allow: false, fed };
     return ask ? { allow: true, fed } : { allow: true };
   }
 }

@@ -20,6 +20,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { checkKey, checkPrefix, STAGING_DIR } from './keys.js';
 import { callS3, type CallContext } from './s3-call.js';
 import { makeS3Client } from './s3-client.js';
+import { S3Direct } from './s3-direct.js';
 import { S3Hot } from './s3-hot.js';
 import { S3Light } from './s3-light.js';
 import { s3Get, s3GetInto, s3GetStream, type GetContext } from './s3-get.js';
@@ -55,6 +56,7 @@ export class S3Tier implements Tier {
   private readonly get_: GetContext;
   private readonly pageSize: number;
   private readonly hot: S3Hot;
+  private readonly direct: S3Direct | undefined;
 
   constructor(
     readonly decl: S3TierDecl,
@@ -69,7 +71,8 @@ export class S3Tier implements Tier {
     const light = process.env.TIER_S3_SDK_ONLY === '1' ? undefined : new S3Light(this.client, this.agents, this.bucket, decl.tuning.timeoutMs);
     this.hot = new S3Hot(this.client, light);
     const base = { client: this.client, hot: this.hot, bucket: this.bucket, tier: this.name, timeoutMs: decl.tuning.timeoutMs };
-    this.get_ = base;
+    this.direct = light && process.env.TIER_S3_DIRECT !== '0' ? new S3Direct(light, decl.tuning.timeoutMs, Math.max(1, decl.tuning.concurrency)) : undefined;
+    this.get_ = this.direct ? { ...base, direct: this.direct } : base;
     this.put_ = {
       ...base,
       partSize: this.partSize,
@@ -200,6 +203,7 @@ export class S3Tier implements Tier {
   async close(): Promise<void> {
     this.client.destroy();
     for (const a of this.agents) a.destroy();
+    this.direct?.close();
   }
 
   private objKey(op: string, key: string): string {

@@ -10,6 +10,9 @@ import type { S3Hot } from './s3-hot.js';
 import { TierError, type ByteRange } from './tier.js';
 import { parseValidator } from './validator.js';
 
+/** Ranged get()s up to this long go by s3-direct.ts into one allocation; longer ones (rare) stream. */
+const DIRECT_GET_MAX = 64 * 1024 * 1024;
+
 export interface GetContext {
   client: S3Client;
   direct?: S3Direct;
@@ -32,6 +35,12 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
 
 /** The range as one buffer, read straight off the response (no stream stage of our own: recall's hot path). */
 export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+  if (g.direct && range && range.length > 0 && range.length <= DIRECT_GET_MAX && expect === undefined) {
+    // A range of known length (chunk sums, a chunk): read as getInto reads, into a buffer of its own.
+    const dst = Buffer.allocUnsafeSlow(range.length);
+    const n = await s3GetInto(g, key, objKey, range, dst, signal);
+    return n === dst.length ? dst : dst.subarray(0, n);
+  }
   const parts: Buffer[] = [];
   const sent = await readBody(g, key, objKey, range, signal, expect, (piece) => parts.push(piece));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, sent);

@@ -21,7 +21,7 @@
 import { connect, type Socket } from 'node:net';
 import { MAX_ATTEMPTS } from './s3-client.js';
 import { backoff, EMPTY_SHA256, errorFrom, retryable, signRequest, type S3Light, type Target } from './s3-light.js';
-import type { ByteRange } from './tier.js';
+import type { ByteRange, Progress } from './tier.js';
 
 const HEAD_MAX = 16 * 1024; // response head (and an error body) read into this
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -35,6 +35,7 @@ export class BodyError extends Error {}
 interface Want {
   range: ByteRange;
   dst: Buffer;
+  progress: Progress | undefined;
   resolve(n: number): void;
   reject(e: unknown): void;
 }
@@ -98,6 +99,7 @@ class Conn {
       return;
     }
     b.seen += n;
+    if (w.progress && b.seen > b.skip) w.progress(Math.min(b.seen - b.skip, b.want));
     if (b.seen > b.len) return void this.sock.destroy(new BodyError(`response body longer than its Content-Length ${b.len}`));
     if (b.seen === b.len) this.finish(w, b.want, b.keep);
   }
@@ -141,6 +143,7 @@ class Conn {
     const z = Math.max(a, Math.min(skip + want, take));
     if (z > a) rest.copy(w.dst, a - skip, a, z);
     b.seen = take;
+    if (w.progress && z > skip) w.progress(z - skip);
     if (rest.length > len) return void this.sock.destroy(new BodyError(`response body longer than its Content-Length ${len}`));
     if (b.seen === len) this.finish(w, want, keep);
   }
@@ -200,14 +203,14 @@ export class S3Direct {
    * `range` of `objKey` into dst from its start: the bytes written (fewer than asked: the
    * object ends first). Throws FallBack when the answer is one to read with s3-light.
    */
-  async getInto(t: Target, objKey: string, range: ByteRange, dst: Buffer, signal: AbortSignal): Promise<number> {
+  async getInto(t: Target, objKey: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress?: Progress): Promise<number> {
     const { path, headers } = await signRequest(t, { method: 'GET', objKey, headers: { range: `bytes=${range.offset}-${range.offset + range.length - 1}` }, payloadSha256: EMPTY_SHA256 });
     let req = `GET ${path} HTTP/1.1\r\n`;
     for (const [k, v] of Object.entries(headers)) req += `${k}: ${v}\r\n`;
     req += '\r\n';
     for (let attempt = 1; ; ) {
       try {
-        return await this.once(t, req, range, dst, signal);
+        return await this.once(t, req, range, dst, signal, progress);
       } catch (e) {
         if ((e as { stale?: boolean }).stale && !signal.aborted) continue; // a fresh socket, same attempt
         if (signal.aborted || attempt >= MAX_ATTEMPTS || (e as { answered?: boolean }).answered || e instanceof BodyError || e instanceof FallBack || !retryable(e)) throw e;
@@ -216,7 +219,7 @@ export class S3Direct {
     }
   }
 
-  private once(t: Target, req: string, range: ByteRange, dst: Buffer, signal: AbortSignal): Promise<number> {
+  private once(t: Target, req: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress: Progress | undefined): Promise<number> {
     signal.throwIfAborted();
     const reused = this.free.pop();
     const c = reused ?? new Conn(t, this);
@@ -224,7 +227,7 @@ export class S3Direct {
       const onAbort = () => c.abort(Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }));
       signal.addEventListener('abort', onAbort, { once: true });
       const done = () => signal.removeEventListener('abort', onAbort);
-      c.start(req, { range, dst, resolve: (n) => (done(), resolve(n)), reject: (e) => (done(), reject(e)) }, reused !== undefined);
+      c.start(req, { range, dst, progress, resolve: (n) => (done(), resolve(n)), reject: (e) => (done(), reject(e)) }, reused !== undefined);
     });
   }
 

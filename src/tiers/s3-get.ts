@@ -7,7 +7,7 @@ import { callS3, type CallContext } from './s3-call.js';
 import { BodyError, FallBack, type S3Direct } from './s3-direct.js';
 import { mapS3Error } from './s3-errors.js';
 import type { S3Hot } from './s3-hot.js';
-import { TierError, type ByteRange } from './tier.js';
+import { TierError, type ByteRange, type Progress } from './tier.js';
 import { parseValidator } from './validator.js';
 
 /** Ranged get()s up to this long go by s3-direct.ts into one allocation; longer ones (rare) stream. */
@@ -47,13 +47,13 @@ export async function s3Get(g: GetContext, key: string, objKey: string, range: B
 }
 
 /** s3Get into `dst` from its start (Tier.getInto): the bytes written; more than fit is an error. */
-export async function s3GetInto(g: GetContext, key: string, objKey: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+export async function s3GetInto(g: GetContext, key: string, objKey: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
   // Unconditional, over plain http: the body read straight into dst (s3-direct.ts).
   const t = g.direct && expect === undefined && range.length > 0 ? await g.direct.target().catch(() => null) : null;
   if (t) {
     const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
     try {
-      return await callS3(c, signal, (s) => g.direct!.getInto(t, objKey, range, dst, s));
+      return await callS3(c, signal, (s) => g.direct!.getInto(t, objKey, range, dst, s, progress));
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause;
       const mine = (e as TierError).code === 'Io'; // not the caller's abort nor our deadline
@@ -64,6 +64,7 @@ export async function s3GetInto(g: GetContext, key: string, objKey: string, rang
   return readBody(g, key, objKey, range, signal, expect, (piece) => {
     if (at + piece.length > dst.length) throw new TierError('Unavailable', 'get', g.tier, key, `range ${range.offset}+${range.length} answered more bytes`);
     at += piece.copy(dst, at);
+    progress?.(at);
   });
 }
 

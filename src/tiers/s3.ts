@@ -26,7 +26,7 @@ import { S3Light } from './s3-light.js';
 import { s3Get, s3GetInto, s3GetStream, type GetContext } from './s3-get.js';
 import { fromS3Metadata } from './s3-meta.js';
 import { s3Put, type PutContext } from './s3-put.js';
-import { TierError, type ByteRange, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
+import { TierError, type ByteRange, type Progress, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
 
 const MiB = 1024 * 1024;
 export const MIN_PART_SIZE = 5 * MiB;
@@ -71,7 +71,7 @@ export class S3Tier implements Tier {
     const light = process.env.TIER_S3_SDK_ONLY === '1' ? undefined : new S3Light(this.client, this.agents, this.bucket, decl.tuning.timeoutMs);
     this.hot = new S3Hot(this.client, light);
     const base = { client: this.client, hot: this.hot, bucket: this.bucket, tier: this.name, timeoutMs: decl.tuning.timeoutMs };
-    this.direct = light && process.env.TIER_S3_DIRECT !== '0' ? new S3Direct(light, decl.tuning.timeoutMs, Math.max(1, decl.tuning.concurrency)) : undefined;
+    this.direct = light && process.env.TIER_S3_DIRECT !== '0' ? new S3Direct(light, decl.tuning.timeoutMs, 2 * Math.max(1, decl.tuning.concurrency)) : undefined;
     this.get_ = this.direct ? { ...base, direct: this.direct } : base;
     this.put_ = {
       ...base,
@@ -93,8 +93,8 @@ export class S3Tier implements Tier {
     return s3Get(this.get_, key, this.objKey('get', key), range, signal, expect);
   }
 
-  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-    return s3GetInto(this.get_, key, this.objKey('get', key), range, dst, signal, expect);
+  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
+    return s3GetInto(this.get_, key, this.objKey('get', key), range, dst, signal, expect, progress);
   }
 
   async getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {

@@ -43,9 +43,13 @@ parentPort.on('message', ({ id, slab, off, lens, unit, len }) => {
 /** A batch: how to hash it here if the thread fails, the slab to give back (null: the caller's), its answer. */
 type Pending = { here(): Buffer; slab: SharedArrayBuffer | null; resolve(sums: Buffer): void };
 
-/** Slabs kept for reuse (a run of 2 MiB each; as many as runs in flight, about), at most KEEP_BYTES in all. */
+/**
+ * Slabs kept for reuse (a run of 2 MiB each, as many as runs in flight, about; a long S3
+ * stream's GETs of up to 16 MiB, two in flight: recall/fill.ts fillStream), at most
+ * KEEP_BYTES in all: a fresh slab is zeroed memory, 8 MiB of page faults per GET otherwise.
+ */
 const KEEP_SLABS = 8;
-const KEEP_BYTES = 16 * 1024 * 1024;
+const KEEP_BYTES = 40 * 1024 * 1024;
 const SLAB_UNIT = 1024 * 1024;
 const slabs: SharedArrayBuffer[] = [];
 

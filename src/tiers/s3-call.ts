@@ -7,7 +7,7 @@ export type CallContext = Omit<ErrorContext, 'caller' | 'deadline'>;
 export async function callS3<T>(
   c: CallContext,
   caller: AbortSignal | undefined,
-  fn: (signal: AbortSignal) => Promise<T>,
+  fn: (signal: AbortSignal, started: () => void) => Promise<T>,
   timeoutMs = c.timeoutMs,
 ): Promise<T> {
   const deadline = new AbortController();
@@ -15,7 +15,9 @@ export async function callS3<T>(
   const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
   try {
     caller?.throwIfAborted();
-    return await fn(signal);
+    // `started`: a call that resolves only after a response body (s3-direct.ts) says when the
+    // response has started; from then on only the socket's idle timeout applies, as below.
+    return await fn(signal, () => clearTimeout(timer));
   } catch (e) {
     throw mapS3Error(e, { ...c, timeoutMs, caller, deadline: deadline.signal });
   } finally {

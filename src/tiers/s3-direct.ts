@@ -34,6 +34,8 @@ export class BodyError extends Error {}
 
 interface Want {
   range: ByteRange;
+  /** The answer's head is in: a 2xx body follows (the caller's deadline ends, the idle timeout goes on). */
+  started: (() => void) | undefined;
   dst: Buffer;
   progress: Progress | undefined;
   resolve(n: number): void;
@@ -55,7 +57,7 @@ class Conn {
     t: Target,
     private readonly pool: S3Direct,
   ) {
-    this.sock = connect({ host: t.hostname, port: t.port ?? 80, onread: { buffer: () => this.next(), callback: (n: number) => (this.got(n), true) } });
+    this.sock = connect({ host: t.hostname.replace(/^\[(.*)\]$/, '$1'), port: t.port ?? 80, onread: { buffer: () => this.next(), callback: (n: number) => (this.got(n), true) } });
     this.sock.setNoDelay(true);
     this.sock.on('error', (e) => this.die(e));
     this.sock.on('close', () => this.die(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })));
@@ -137,6 +139,7 @@ class Conn {
     }
     if (want > w.dst.length) return void this.sock.destroy(new BodyError(`range ${w.range.offset}+${w.range.length} answered more bytes`));
     const b = (this.body = { len, skip, want, seen: 0, status, keep, text: false });
+    w.started?.();
     // Body bytes that came with the head: into dst where they belong (at most HEAD_MAX).
     const take = Math.min(rest.length, len);
     const a = Math.max(0, Math.min(skip, take));
@@ -203,14 +206,14 @@ export class S3Direct {
    * `range` of `objKey` into dst from its start: the bytes written (fewer than asked: the
    * object ends first). Throws FallBack when the answer is one to read with s3-light.
    */
-  async getInto(t: Target, objKey: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress?: Progress): Promise<number> {
+  async getInto(t: Target, objKey: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress?: Progress, started?: () => void): Promise<number> {
     const { path, headers } = await signRequest(t, { method: 'GET', objKey, headers: { range: `bytes=${range.offset}-${range.offset + range.length - 1}` }, payloadSha256: EMPTY_SHA256 });
     let req = `GET ${path} HTTP/1.1\r\n`;
     for (const [k, v] of Object.entries(headers)) req += `${k}: ${v}\r\n`;
     req += '\r\n';
     for (let attempt = 1; ; ) {
       try {
-        return await this.once(t, req, range, dst, signal, progress);
+        return await this.once(t, req, range, dst, signal, progress, started);
       } catch (e) {
         if ((e as { stale?: boolean }).stale && !signal.aborted) continue; // a fresh socket, same attempt
         if (signal.aborted || attempt >= MAX_ATTEMPTS || (e as { answered?: boolean }).answered || e instanceof BodyError || e instanceof FallBack || !retryable(e)) throw e;
@@ -219,7 +222,7 @@ export class S3Direct {
     }
   }
 
-  private once(t: Target, req: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress: Progress | undefined): Promise<number> {
+  private once(t: Target, req: string, range: ByteRange, dst: Buffer, signal: AbortSignal, progress: Progress | undefined, started: (() => void) | undefined): Promise<number> {
     signal.throwIfAborted();
     const reused = this.free.pop();
     const c = reused ?? new Conn(t, this);
@@ -227,7 +230,7 @@ export class S3Direct {
       const onAbort = () => c.abort(Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }));
       signal.addEventListener('abort', onAbort, { once: true });
       const done = () => signal.removeEventListener('abort', onAbort);
-      c.start(req, { range, dst, progress, resolve: (n) => (done(), resolve(n)), reject: (e) => (done(), reject(e)) }, reused !== undefined);
+      c.start(req, { range, dst, progress, started, resolve: (n) => (done(), resolve(n)), reject: (e) => (done(), reject(e)) }, reused !== undefined);
     });
   }
 

@@ -53,7 +53,7 @@ export async function s3GetInto(g: GetContext, key: string, objKey: string, rang
   if (t) {
     const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
     try {
-      return await callS3(c, signal, (s) => g.direct!.getInto(t, objKey, range, dst, s, progress));
+      return await callS3(c, signal, (s, started) => g.direct!.getInto(t, objKey, range, dst, s, progress, started));
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause;
       const mine = (e as TierError).code === 'Io'; // not the caller's abort nor our deadline

@@ -15,7 +15,7 @@ const MiB = 1024 * 1024;
 const TIMEOUT = 2000;
 
 interface Fault {
-  kind: 'stall' | 'corrupt';
+  kind: 'stall' | 'corrupt' | 'slow';
   /** Bytes into the first data GET of at least 4 MiB at or past `from`. */
   cut: number;
   from: number;
@@ -55,6 +55,16 @@ class StreamFaultsForTest {
         progress?.(have);
       });
     }
+    if (f.kind === 'slow') {
+      // All the bytes, reported in three steps 0.75 timeout apart: slower in all than one
+      // timeout, never a timeout without a byte.
+      const n = await t.getInto!(key, range, dst, signal, expect);
+      for (const k of [1, 2, 3]) {
+        await new Promise((r) => setTimeout(r, TIMEOUT * 0.75));
+        progress?.(Math.floor((n * k) / 3));
+      }
+      return n;
+    }
     await t.getInto!(key, range, dst, signal, expect, (have) => progress?.(Math.min(have, f.cut)));
     // The rest never comes: a stalled body; only the caller's deadline ends it.
     return new Promise<number>((_, reject) => signal?.addEventListener('abort', () => reject(new TierError('Aborted', 'get', t.name, key, 'stalled')), { once: true }));
@@ -90,6 +100,20 @@ describe('a long S3 stream: big GETs committed in verified pieces', () => {
     assert.ok(faults.gets.some((g) => g.length >= 8 * MiB), `no GET of 8 MiB: ${sizes}`);
     assert.ok(faults.gets.filter((g) => g.length > 2 * MiB).length >= 4, `GETs past 2 MiB: ${sizes}`);
     assert.ok(faults.gets.length < 20, `${faults.gets.length} data GETs for 40 MiB: ${sizes}`);
+  });
+
+  test('a GET slower in all than the tier timeout, but never idle that long, is not cut', async () => {
+    const path = await makeReleased(h, 'slow.bin', data);
+    faults.fault = { kind: 'slow', cut: 0, from: 8 * MiB };
+    faults.gets = [];
+    const r = await run('cat', [path]);
+    const hit = faults.fault.hit;
+    faults.fault = null;
+    assert.ok(hit, 'no GET of 4 MiB or more past 8 MiB: nothing was injected');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.equals(data));
+    const again = faults.gets.filter((g) => g !== hit && g.offset < hit.offset + hit.length && g.offset + g.length > hit.offset);
+    assert.deepEqual(again, [], 'the slow GET was cut and its chunks fetched again');
   });
 
   for (const kind of ['stall', 'corrupt'] as const) {

@@ -3,7 +3,7 @@
 // Content-Length, so a cut connection is an error, never silently short data.
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { callS3, type CallContext } from './s3-call.js';
+import { callS3, type CallContext } from './s3-client.js';
 import { BodyError, FallBack, type S3Direct } from './s3-direct.js';
 import { mapS3Error } from './s3-errors.js';
 import type { S3Hot } from './s3-hot.js';

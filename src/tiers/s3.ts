@@ -1,6 +1,7 @@
 // S3 tier over any S3-compatible store (AWS S3, Ceph RGW, MinIO, Garage).
 // Object `k` lives at `<prefix>k` in the bucket, with ObjectMeta as x-amz-meta-* (s3-meta.ts).
-// put: s3-put.ts; get: s3-get.ts; client, timeouts and retries: s3-client.ts / s3-call.ts;
+// put: s3-put.ts; get: s3-get.ts (ranged reads into a buffer: s3-direct.ts); client, timeouts
+// and retries: s3-client.ts;
 // HEAD, GET and single PUT go by the light request path (s3-hot.ts, s3-light.ts).
 // Staging objects (multipart uploads awaiting their checksum) live under
 // `<prefix>.tier-staging/` and never appear in list().
@@ -18,8 +19,7 @@ import {
 import type { S3TierDecl, TierTuning } from '../dsl/ast.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkKey, checkPrefix, STAGING_DIR } from './keys.js';
-import { callS3, type CallContext } from './s3-call.js';
-import { makeS3Client } from './s3-client.js';
+import { callS3, makeS3Client, type CallContext } from './s3-client.js';
 import { S3Direct } from './s3-direct.js';
 import { S3Hot } from './s3-hot.js';
 import { S3Light } from './s3-light.js';

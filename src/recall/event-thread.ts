@@ -5,6 +5,8 @@
 // Invariants:
 // - Every event read is answered here or forwarded, whatever throws: a throw while
 //   deciding answers FAN_DENY_ERRNO(EIO). A forwarded event is answered by the main thread.
+//   Read-ahead a read answered here wants goes to the main thread after the answer, with a
+//   dup of the event fd that the main thread closes (never an event: nothing to answer).
 // - Each event fd number is covered by the in-flight record before it is decided, so a
 //   successor answers it if this process dies (inflight.ts). This thread alone writes it.
 // - Grants are drained (receiveMessageOnPort, synchronous) after every read() and before
@@ -20,7 +22,7 @@
 //   only while the event fd is held, and the record is read again after it (marks.ts).
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FAN_ALLOW, FAN_DENY_EIO, FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, decodeEvents, respond, type FanEvent } from '../kernel/fanotify.js';
-import { blockSignalInThread, closeFd, fgetxattr, fstatxInto, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';
+import { blockSignalInThread, closeFd, fcntl, fgetxattr, fstatxInto, readNb, schedYield, waitReadable, writeAll } from '../kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../record/state-record.js';
 import { copyProblem } from './inode.js';
 import { commOf, namedIn } from './proc.js';
@@ -30,6 +32,7 @@ import { InflightRecord } from './inflight.js';
 import { faultPoint } from '../engine/fault.js';
 
 const SIGIO = 29;
+const F_DUPFD_CLOEXEC = 1030;
 const TWO32 = 4294967296;
 
 /** st_dev as Node (glibc makedev) builds it from statx's major and minor (as walk/walk.ts). */
@@ -104,6 +107,25 @@ function run(d: EventThreadData): void {
     return true;
   };
 
+  /**
+   * Read-ahead for a read answered here: the handler gets it beside the answer, with a dup of
+   * the event fd (same open file: its writes raise no event). A dup that fails costs only
+   * the read-ahead: the reader's next miss asks again, holding the reader.
+   */
+  const askAhead = (ev: FanEvent, fed: Fed): void => {
+    let fd: number;
+    try {
+      fd = fcntl(ev.fd, F_DUPFD_CLOEXEC, 0);
+    } catch {
+      return;
+    }
+    try {
+      post({ t: 'ahead', ev: { ...ev, fd }, fed });
+    } catch {
+      closeFd(fd); // the answer must not depend on it
+    }
+  };
+
   /** Answers here (true) or forwards (false) one event. Never throws. */
   const handle = (ev: FanEvent): boolean => {
     let answer: number | null = null;
@@ -118,8 +140,11 @@ function run(d: EventThreadData): void {
         mtime.sec = stx.readUInt32LE(112) + stx.readInt32LE(116) * TWO32;
         mtime.nsec = stx.readUInt32LE(120);
         const r = grants.decide(key, stx.readUInt32LE(40) + stx.readUInt32LE(44) * TWO32, mtime, ev.range);
-        if (r.allow) answer = FAN_ALLOW;
         fed = r.fed;
+        if (r.allow) {
+          answer = FAN_ALLOW;
+          if (fed) askAhead(ev, fed);
+        }
       }
       if (answer === null) {
         post({ t: 'ev', ev, fed });

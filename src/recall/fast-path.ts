@@ -5,8 +5,11 @@
 // - The thread answers FAN_ALLOW alone only for a FAN_PRE_ACCESS with a range, on an inode
 //   the handler granted, while the file still has the copy's (size, mtime) (else it was
 //   written or truncated: the handler must see it), when every chunk under the range is
-//   resident in the grant and its read-ahead wants nothing the grant lacks. Everything
-//   else (unknown inodes, missing chunks, read-ahead to start) goes to the handler.
+//   resident in the grant. Everything else (unknown inodes, missing chunks) goes to the
+//   handler. Read-ahead a read on resident chunks wants is asked of the handler without
+//   holding the reader (an 'ahead' message with a dup of the event fd, after the answer),
+//   once per chunk: the grant remembers what it asked (`asked`), so a stream asks about
+//   once per run, not at every read while its window is in flight.
 // - Opens (FAN_OPEN_PERM) it answers alone only for a released or partial file the handler
 //   holds no state for (hold/unhold), not an exec, not this process, opener not in
 //   whole_file_for: the handler would answer ALLOW at once too, or (a file written since
@@ -27,6 +30,7 @@ import type { FanEvent } from '../kernel/fanotify.js';
 import { chunkSpan, clampToSize } from '../chunks/ranges.js';
 import { ResidentMap } from '../chunks/resident.js';
 import { feed, type ReadaheadState } from './readahead.js';
+import type { SumsCost } from '../chunks/sums-fetch.js';
 import type { SharedMarks } from './marks.js';
 
 /** Largest run of chunks one GET fetches (handler.ts); read-ahead tops up once about this much is missing. */
@@ -43,6 +47,8 @@ export interface Grant {
   topUp: number;
   bits: Uint8Array;
   ra: ReadaheadState;
+  /** What the copy's sums cost a stream (readahead.ts windowFor); absent: nothing. */
+  sums?: SumsCost;
 }
 
 /**
@@ -77,6 +83,8 @@ export function aheadWanted(missing: number, chunk: number, ahead: { start: numb
 interface View {
   g: Grant;
   map: ResidentMap;
+  /** Chunks whose read-ahead this thread asked for (forwarded or 'ahead'): not asked again. */
+  asked: ResidentMap;
   sec: number; // the grant's mtime, split as statx gives it
   nsec: number;
 }
@@ -112,7 +120,7 @@ export class GrantTable {
     else if (m.t === 'grant') {
       const { g } = m;
       const map = new ResidentMap(Math.ceil(g.size / g.chunk), Buffer.from(g.bits));
-      this.views.set(keyOfId(g.id), { g, map, sec: Number(g.mtimeNs / 1_000_000_000n), nsec: Number(g.mtimeNs % 1_000_000_000n) });
+      this.views.set(keyOfId(g.id), { g, map, asked: new ResidentMap(map.chunks), sec: Number(g.mtimeNs / 1_000_000_000n), nsec: Number(g.mtimeNs % 1_000_000_000n) });
     } else if (m.t === 'bits') {
       const v = this.views.get(keyOfId(m.id));
       if (v) v.map = new ResidentMap(v.map.chunks, Buffer.from(m.bits));
@@ -123,7 +131,8 @@ export class GrantTable {
 
   /**
    * One FAN_PRE_ACCESS on the inode `key` (statKey) whose fd has (size, mtime) now.
-   * `allow`: answer it here. Else `fed` (when granted) is the read-ahead result the
+   * `allow`: answer it here; then `fed`, when set, is read-ahead to ask of the handler
+   * after the answer. Not `allow`: `fed` (when granted) is the read-ahead result the
    * handler must use.
    */
   decide(key: string, size: number, mtime: { sec: number; nsec: number }, range: { offset: number; count: number }): { allow: boolean; fed?: Fed } {
@@ -132,17 +141,23 @@ export class GrantTable {
     const g = v.g;
     // A count of 0 ("to end of file") and a changed file are the handler's.
     if (range.count === 0) return { allow: false };
-    const fed = feed(g.ra, range.offset, range.offset + range.count, { chunk: g.chunk, max: g.readahead });
+    const fed = feed(g.ra, range.offset, range.offset + range.count, { chunk: g.chunk, max: g.readahead, ...(g.sums ? { sums: g.sums } : {}) });
     g.ra = fed.state;
     if (size !== g.size || mtime.sec !== v.sec || mtime.nsec !== v.nsec) return { allow: false, fed };
-    const want = clampToSize(range.offset, range.count, g.size);
-    if (want && v.map.missing(chunkSpan(want, g.chunk)).length > 0) return { allow: false, fed };
+    // Read-ahead to ask for: chunks of the window neither resident nor asked already, once
+    // they make a run worth a GET (aheadWanted). The handler starts it either way below.
+    let ask = false;
     const ahead = clampToSize(fed.ahead.offset, fed.ahead.length, g.size);
     if (ahead) {
-      const missing = v.map.missing(chunkSpan(ahead, g.chunk)).length;
-      if (missing > 0 && aheadWanted(missing, g.chunk, ahead, g.size, g.topUp)) return { allow: false, fed };
+      const todo = v.map.missing(chunkSpan(ahead, g.chunk)).filter((i) => !v.asked.has(i));
+      if (todo.length > 0 && aheadWanted(todo.length, g.chunk, ahead, g.size, g.topUp)) {
+        for (const i of todo) v.asked.set(i);
+        ask = true;
+      }
     }
-    return { allow: true };
+    const want = clampToSize(range.offset, range.count, g.size);
+    if (want && v.map.missing(chunkSpan(want, g.chunk)).length > 0) return { allow: false, fed };
+    return ask ? { allow: true, fed } : { allow: true };
   }
 }
 
@@ -175,5 +190,7 @@ export const COUNTERS = 6;
 export type ThreadMsg =
   | { t: 'ready' }
   | { t: 'ev'; ev: FanEvent; fed?: Fed }
+  /** Read-ahead for an event answered here: `ev.fd` is a dup of its fd, the handler's to close. */
+  | { t: 'ahead'; ev: FanEvent; fed: Fed }
   | { t: 'log'; level: 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   | { t: 'stopped' };

@@ -120,7 +120,8 @@ export class RecallHandler {
       const tier = this.d.tiers.get(e.copy.tier);
       const readahead = tier ? this.d.tuningOf(tier).readahead : 0;
       const topUp = tier ? streamGetBytes(tier) : RUN_BYTES;
-      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, topUp, bits, ra: e.ra } });
+      const sums = sumsCostCached(e);
+      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, topUp, bits, ra: e.ra, ...(sums ? { sums } : {}) } });
     } else {
       sink.post({ t: 'bits', id: e.id, bits });
     }

@@ -196,6 +196,7 @@ export class RecallService {
     this.threadStopped = new Promise<void>((r) => (stopped = r));
     const onMsg = (m: ThreadMsg): void => {
       if (m.t === 'ev') this.dispatch(m.ev, m.fed);
+      else if (m.t === 'ahead') this.ahead(m.ev, m.fed);
       else if (m.t === 'log') this.o.log[m.level](m.msg, m.fields);
       else if (m.t === 'ready') ready();
       else stopped();
@@ -296,6 +297,26 @@ export class RecallService {
     this.s.events++;
     this.s.inFlight++;
     const p = this.serve(ev, fed).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /**
+   * Read-ahead for a read the event thread answered: the handler runs for it as for an event
+   * (the reader is gone: nothing to answer), holding the thread's dup of the event fd, and
+   * closes it when its fetches end. Counted as no event.
+   */
+  private ahead(ev: FanEvent, fed: Fed): void {
+    const ref = new FdRef(ev.fd);
+    const p = this.handler
+      .handle(ev, ref, (n) => (this.s.bytesFetched += n), this.aheadHook(ev, () => ''), fed)
+      .then(
+        () => {},
+        (err: unknown) => this.o.log.debug('read-ahead failed', { op: 'recall', fd: ev.fd, err }),
+      )
+      .finally(() => {
+        ref.release();
+        this.pending.delete(p);
+      });
     this.pending.add(p);
   }
 

@@ -13,7 +13,8 @@ import type { TierTuning } from '../dsl/ast.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
 import { parseValidator, validatorOf } from './validator.js';
-import { fsyncDir, preadFull, preadInto, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+import { fsyncDir, preadFull, preadInto, readFdInto, ReadFds, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+
 import {
   TierError,
   type ByteRange,
@@ -32,6 +33,8 @@ interface Sidecar extends ObjectMeta {
 
 export class LocalTier implements Tier {
   readonly kind = 'local' as const;
+  /** Recall's ranged reads of one object reuse its fd (local-fs.ts ReadFds). */
+  private readonly fds = new ReadFds();
 
   constructor(
     readonly name: string,
@@ -60,6 +63,7 @@ export class LocalTier implements Tier {
         await fh.close();
       }
       await rename(tmp, path);
+      this.fds.evict(path); // a put over a key (a retried upload) replaces its inode
       tmp = undefined;
       await fsyncDir(dirname(path));
       return { sha256: check.sha256, size };
@@ -70,14 +74,34 @@ export class LocalTier implements Tier {
   }
 
   async get(key: string, range?: ByteRange, signal?: AbortSignal, expect?: string): Promise<Buffer> {
-    return this.reading(key, signal, expect, async (fh, size) => {
-      const offset = range?.offset ?? 0;
-      return preadFull(fh, offset, Math.max(0, Math.min(range ? range.length : size, size - offset)));
+    const offset = range?.offset ?? 0;
+    const lengthOf = (size: number) => Math.max(0, Math.min(range ? range.length : size, size - offset));
+    // A conditional read (an imported object, which may change) checks the object each time.
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadFull(fh, offset, lengthOf(size)));
+    return this.kept(key, signal, async (fd, size) => {
+      const buf = Buffer.allocUnsafe(lengthOf(size));
+      const n = await readFdInto(fd, buf, offset, buf.length);
+      return n === buf.length ? buf : buf.subarray(0, n);
     });
   }
 
-  getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-    return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, Math.max(0, Math.min(range.length, dst.length, size - range.offset))));
+  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+    const lengthOf = (size: number) => Math.max(0, Math.min(range.length, dst.length, size - range.offset));
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, lengthOf(size)));
+    return this.kept(key, signal, (fd, size) => readFdInto(fd, dst, range.offset, lengthOf(size)));
+  }
+
+  /** An unconditional read through the object's kept fd (local-fs.ts ReadFds). */
+  private async kept<T>(key: string, signal: AbortSignal | undefined, read: (fd: number, size: number) => Promise<T>): Promise<T> {
+    const path = this.path('get', key);
+    try {
+      signal?.throwIfAborted();
+      const out = await this.fds.use(path, read);
+      signal?.throwIfAborted();
+      return out;
+    } catch (e) {
+      throw this.mapErr(e, 'get', key, signal);
+    }
   }
 
   /** Opens the object, checks it (expect) before and after `read`, closes it. */
@@ -143,6 +167,7 @@ export class LocalTier implements Tier {
     const path = this.path('delete', key);
     try {
       signal?.throwIfAborted();
+      this.fds.evict(path);
       await unlinkIfPresent(path);
       await unlinkIfPresent(path + META_SUFFIX);
     } catch (e) {

@@ -140,6 +140,65 @@ export async function fetchDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIn
   }
 }
 
+/** A verified piece of a streamed run: chunks [first, last), their bytes (a view valid only during the call). */
+export type TakePiece = (first: number, last: number, data: Buffer) => void;
+
+/**
+ * fetchDenseRun for a long run of a stream, in pieces of `piece` chunks: one ranged GET of
+ * chunks [first, last) into a pooled buffer, and each piece hashed, checked and handed to
+ * `take` as soon as its bytes are in (getInto's progress) while the rest still arrives: one
+ * request for many pieces, and the reader waits for its piece, not for the whole GET. The
+ * tier writes only past what it reported, so a piece's bytes never change once hashed.
+ * `take` runs synchronously (the commit); its throw, or any failure, ends the run: the GET
+ * is stopped and the buffer dropped, not pooled (a read may still write into it); the pieces
+ * already taken stay taken.
+ */
+export async function streamDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIndex>, first: number, last: number, piece: number, timeoutMs: number, take: TakePiece): Promise<void> {
+  const start = first * copy.chunk;
+  const len = Math.min(copy.size, last * copy.chunk) - start;
+  const buf = takeRunBuf(len);
+  sums.catch(() => {}); // awaited below; a failed GET must not wait for it
+  const stop = new AbortController();
+  const st: { have: number; n: number | null; err: unknown; wake: (() => void) | null } = { have: 0, n: null, err: null, wake: null };
+  const poke = () => {
+    const w = st.wake;
+    st.wake = null;
+    w?.();
+  };
+  const progress = (n: number) => {
+    st.have = n;
+    poke();
+  };
+  const get = getIntoWithTimeout(tier, copy.key, start, len, buf, timeoutMs, undefined, progress, stop.signal).then(
+    (n) => ((st.n = n), (st.have = Math.max(st.have, n)), poke()), // a tier without progress: all at once
+    (err: unknown) => ((st.err = err ?? new Error('get failed')), poke()),
+  );
+  let ok = false;
+  try {
+    for (let pf = first; pf < last; pf += piece) {
+      const pl = Math.min(last, pf + piece);
+      const end = Math.min(copy.size, pl * copy.chunk) - start;
+      while (st.have < end) {
+        if (st.err !== null) throw st.err;
+        if (st.n !== null) throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${start}+${len} returned ${st.n} bytes`);
+        await new Promise<void>((r) => (st.wake = r));
+      }
+      const ix = await sums;
+      const a = (pf - first) * copy.chunk;
+      const view = buf.subarray(a, end);
+      const digests = pl - pf > OFF_LOOP_CHUNKS ? await sha256Units(view, copy.chunk) : sha256UnitsHere(view, copy.chunk);
+      checkRun(tier, copy, ix, pf, pl, digests);
+      take(pf, pl, view);
+    }
+    await get;
+    if (st.err !== null) throw st.err;
+    ok = true;
+  } finally {
+    if (ok) giveRunBuf(buf);
+    else stop.abort(); // the buffer is dropped: the GET may still be writing into it
+  }
+}
+
 /** Throws Corrupt unless `digests` (32 bytes per chunk from `first`) equal the chunks' sums. */
 function checkRun(tier: Tier, copy: Copy, ix: CopyIndex, first: number, last: number, digests: Buffer): void {
   for (let i = first; i < last; ) {

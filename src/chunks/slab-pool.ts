@@ -18,8 +18,9 @@ import { adviseHugePages } from '../kernel/libc.js';
 export const SLAB = 2 * 1024 * 1024;
 /** Slots in the arena: as many as runs in flight (the recall semaphore's default, 8). */
 const ARENA_SLOTS = 8;
+/** Larger slabs kept: a long S3 stream's GETs of up to 16 MiB, two in flight (recall/fill.ts fillStream); a fresh one is zeroed memory, 8 MiB of page faults per GET otherwise. */
 const KEEP_SLABS = 8;
-const KEEP_BYTES = 16 * 1024 * 1024;
+const KEEP_BYTES = 40 * 1024 * 1024;
 
 /** `bytes` at `off` of a shared buffer, lent by takeSlab until giveSlab. */
 export interface Slab {

@@ -43,6 +43,8 @@ export interface Grant {
   mtimeNs: bigint;
   chunk: number;
   readahead: number;
+  /** aheadWanted's topUp for the file's tier. */
+  topUp: number;
   bits: Uint8Array;
   ra: ReadaheadState;
   /** What the copy's sums cost a stream (readahead.ts windowFor); absent: nothing. */
@@ -68,11 +70,13 @@ export interface Fed {
 
 /**
  * Read-ahead worth starting: `missing` chunks of `ahead` are not resident. Like the
- * kernel's async marker: only once a good part of the window is consumed, so each GET is
- * a run, not the chunk or two one read uncovered; always when the window reaches EOF.
+ * kernel's async marker: only once a good part of the window is consumed (half of it, at
+ * most `topUp`), so each GET is a run, not the chunk or two one read uncovered; always
+ * when the window reaches EOF. `topUp`: the tier's longest read-ahead GET (fill.ts
+ * streamGetBytes): an S3 stream tops up 8 MiB of a 16 MiB window in one GET.
  */
-export function aheadWanted(missing: number, chunk: number, ahead: { start: number; end: number }, copySize: number): boolean {
-  const least = Math.min(RUN_BYTES, Math.floor((ahead.end - ahead.start) / 2));
+export function aheadWanted(missing: number, chunk: number, ahead: { start: number; end: number }, copySize: number, topUp = RUN_BYTES): boolean {
+  const least = Math.min(topUp, Math.floor((ahead.end - ahead.start) / 2));
   return !(missing * chunk < least && ahead.end < copySize);
 }
 
@@ -150,7 +154,7 @@ export class GrantTable {
       const end = Math.min(span.end, v.map.chunks);
       let todo = 0;
       for (let i = span.start; i < end; i++) if (!v.map.has(i) && !v.asked.has(i)) todo++;
-      if (todo > 0 && aheadWanted(todo, g.chunk, ahead, g.size)) {
+      if (todo > 0 && aheadWanted(todo, g.chunk, ahead, g.size, g.topUp)) {
         for (let i = span.start; i < end; i++) if (!v.map.has(i)) v.asked.set(i);
         ask = true;
       }

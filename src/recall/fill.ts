@@ -20,10 +20,11 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
-import { chunkRange, fetchDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, fetchDenseRun, streamDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
+import { RUN_BYTES } from './fast-path.js';
 import type { FdRef } from './fdref.js';
 import { persistResident, type InodeEntry } from './inode.js';
 
@@ -178,11 +179,75 @@ export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, 
   return p;
 }
 
+/**
+ * The longest GET a stream's read-ahead makes of `tier`: an S3 tier pays per request (a
+ * signed request, a round trip, the server's own per-request work), so a long stream reads
+ * in GETs of up to 16 MiB committed in 2 MiB pieces (fillStream); a local tier's read
+ * costs nothing per request, and reports no progress, so it keeps runs of RUN_BYTES.
+ */
+export function streamGetBytes(tier: Tier): number {
+  const mib = Number(process.env.TIER_STREAM_GET_MIB ?? 16);
+  return tier.kind === 's3' ? Math.max(1, mib) * 1024 * 1024 : RUN_BYTES;
+}
+
+/**
+ * fillRun for a long run of a stream (read-ahead): one GET for chunks [first, last), its
+ * pieces of `piece` chunks each verified and committed as their bytes arrive
+ * (copy-chunk.ts streamDenseRun), each piece a fetch of its own for readers of its chunks.
+ * Only a dense copy with sums streams; any other run is one fillRun. Returns the pieces'
+ * fetches. One slot of the tier's concurrency for the whole GET.
+ */
+export function fillStream(e: InodeEntry, first: number, last: number, piece: number, ref: FdRef, env: FillEnv): Promise<void>[] {
+  if (last - first <= piece || !denseSummed(e, first, last)) return [fillRun(e, first, last, ref, env)];
+  ref.retain();
+  const parts: { first: number; last: number; resolve: () => void; reject: (err: unknown) => void; settled: boolean }[] = [];
+  const out: Promise<void>[] = [];
+  for (let pf = first; pf < last; pf += piece) {
+    const pl = Math.min(last, pf + piece);
+    const part = { first: pf, last: pl, resolve: () => {}, reject: (_: unknown) => {}, settled: false };
+    const raw = new Promise<void>((res, rej) => ((part.resolve = res), (part.reject = rej)));
+    const p: Promise<void> = raw.finally(() => {
+      for (let i = pf; i < pl; i++) if (e.fetching.get(i) === p) e.fetching.delete(i);
+    });
+    for (let i = pf; i < pl; i++) e.fetching.set(i, p);
+    parts.push(part);
+    out.push(p);
+  }
+  const settle = (k: number, err?: unknown) => {
+    const part = parts[k]!;
+    if (part.settled) return;
+    part.settled = true;
+    if (err === undefined) part.resolve();
+    else part.reject(err);
+  };
+  env.sem
+    .run(async () => {
+      const sums = sumsFor(e, env, first, last).then((ix) => ix!); // a copy with sums: never null
+      let k = 0;
+      await streamDenseRun(env.tier, e.copy, sums, first, last, piece, env.tuning.timeoutMs, (pf, pl, data) => {
+        env.onBytes(data.length);
+        commit(e, pf, pl, ref.fd, () => ({ data, base: pf * e.copy.chunk, pieces: null }));
+        settle(k++);
+      });
+    })
+    .then(
+      () => parts.forEach((_, k) => settle(k)),
+      (err: unknown) => parts.forEach((_, k) => settle(k, err)),
+    )
+    .finally(() => ref.release());
+  return out;
+}
+
+/** A dense copy with sums (every new copy but a small or sparse one) and a run it may fetch on the dense path. */
+function denseSummed(e: InodeEntry, first: number, last: number): boolean {
+  return !e.copy.sparse && e.copy.foreign === undefined && !!e.copy.sumsSha && (!!e.sums || !wholeByRecord(e.copy, first, last));
+}
+
 async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
   if (e.resident.missing({ start: first, end: last }).length === 0) return;
   // A dense copy with sums (every new copy but a small or sparse one): the run's bytes in
   // one reused buffer, verified in one batch (copy-chunk.ts fetchDenseRun).
-  if (!e.copy.sparse && e.copy.foreign === undefined && e.copy.sumsSha && (e.sums || !wholeByRecord(e.copy, first, last))) {
+  if (denseSummed(e, first, last)) {
     const sums = sumsFor(e, env, first, last).then((ix) => ix!); // a copy with sums: never null
     const run = await fetchDenseRun(env.tier, e.copy, sums, first, last, env.tuning.timeoutMs);
     try {

@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { WHOLE_BY_RECORD_MAX, type StateRecord } from '../record/state-record.js';
 import type { Tier } from '../tiers/tier.js';
 import type { FdRef } from './fdref.js';
-import { dropLostChunks, fillRun, mtimeSpec, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
+import { dropLostChunks, fillStream, mtimeSpec, streamGetBytes, Semaphore, skipHoleChunks, StaleFileError, type FillEnv } from './fill.js';
 import { cachedResident, loadEntry, persistComplete, type CachedResident, type InodeEntry } from './inode.js';
 import { wholeFileForOpener } from './opener.js';
 import { commOf, pathOfFd } from './proc.js';
@@ -117,10 +117,11 @@ export class RecallHandler {
     if (e.granted === n) return;
     const bits = e.resident.toBuffer();
     if (e.granted === undefined) {
-      const tuning = this.d.tiers.get(e.copy.tier);
-      const readahead = tuning ? this.d.tuningOf(tuning).readahead : 0;
+      const tier = this.d.tiers.get(e.copy.tier);
+      const readahead = tier ? this.d.tuningOf(tier).readahead : 0;
+      const topUp = tier ? streamGetBytes(tier) : RUN_BYTES;
       const sums = sumsCostCached(e);
-      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, bits, ra: e.ra, ...(sums ? { sums } : {}) } });
+      sink.post({ t: 'grant', g: { id: e.id, size: e.expect.size, mtimeNs: e.expect.mtimeNs, chunk: e.copy.chunk, readahead, topUp, bits, ra: e.ra, ...(sums ? { sums } : {}) } });
     } else {
       sink.post({ t: 'bits', id: e.id, bits });
     }
@@ -304,12 +305,13 @@ export class RecallHandler {
 
   /**
    * The fetches that cover `missing` (ascending chunk indices): those already under way,
-   * and new runs of consecutive chunks, one GET and one sync each, of at most RUN_BYTES
-   * (several in flight, up to the tier's concurrency).
+   * and new runs of consecutive chunks, one GET each, of at most `getBytes` (several in
+   * flight, up to the tier's concurrency), each committed in pieces of RUN_BYTES.
    */
-  private startRuns(e: InodeEntry, missing: number[], ref: FdRef, env: FillEnv): Promise<void>[] {
+  private startRuns(e: InodeEntry, missing: number[], ref: FdRef, env: FillEnv, getBytes = RUN_BYTES): Promise<void>[] {
     const out = new Set<Promise<void>>();
-    const most = Math.max(1, Math.floor(RUN_BYTES / e.copy.chunk));
+    const piece = Math.max(1, Math.floor(RUN_BYTES / e.copy.chunk));
+    const most = Math.max(piece, Math.floor(getBytes / e.copy.chunk));
     for (let k = 0; k < missing.length; ) {
       const i = missing[k]!;
       const running = e.fetching.get(i);
@@ -320,7 +322,7 @@ export class RecallHandler {
       }
       let j = k + 1;
       while (j < missing.length && j - k < most && missing[j] === missing[j - 1]! + 1 && !e.fetching.has(missing[j]!)) j++;
-      out.add(fillRun(e, i, missing[j - 1]! + 1, ref, env));
+      for (const p of fillStream(e, i, missing[j - 1]! + 1, piece, ref, env)) out.add(p);
       k = j;
     }
     return [...out];
@@ -329,12 +331,12 @@ export class RecallHandler {
   /** Background fetches; they keep the event fd open (FdRef) after the answer. */
   private readAhead(e: InodeEntry, ref: FdRef, base: FillEnv, bytes: { start: number; end: number }, done?: AheadHook): void {
     const missing = e.resident.missing(chunkSpan(bytes, e.copy.chunk)).filter((i) => !e.fetching.has(i));
-    if (!aheadWanted(missing.length, e.copy.chunk, bytes, e.copy.size)) return;
+    if (!aheadWanted(missing.length, e.copy.chunk, bytes, e.copy.size, streamGetBytes(base.tier))) return;
     // This batch's bytes, reported once when its last run ends (every fetched byte counted once).
     const t0 = Date.now();
     let got = 0;
     const env: FillEnv = { ...base, onBytes: (n) => ((got += n), base.onBytes(n)) };
-    const runs = this.startRuns(e, missing, ref, env).map((run) => {
+    const runs = this.startRuns(e, missing, ref, env, streamGetBytes(env.tier)).map((run) => {
       const work = run
         .then(() => (this.offer(e), this.finishIfComplete(e, ref)))
         .catch((err: unknown) => this.d.log.debug('read-ahead failed', { op: 'recall', key: e.copy.key, err }));

@@ -3,14 +3,19 @@
 // Content-Length, so a cut connection is an error, never silently short data.
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { callS3, type CallContext } from './s3-call.js';
+import { callS3, type CallContext } from './s3-client.js';
+import { BodyError, FallBack, type S3Direct } from './s3-direct.js';
 import { mapS3Error } from './s3-errors.js';
 import type { S3Hot } from './s3-hot.js';
-import { TierError, type ByteRange } from './tier.js';
+import { TierError, type ByteRange, type Progress } from './tier.js';
 import { parseValidator } from './validator.js';
+
+/** Ranged get()s up to this long go by s3-direct.ts into one allocation; longer ones (rare) stream. */
+const DIRECT_GET_MAX = 64 * 1024 * 1024;
 
 export interface GetContext {
   client: S3Client;
+  direct?: S3Direct;
   hot: S3Hot;
   bucket: string;
   tier: string;
@@ -30,17 +35,36 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
 
 /** The range as one buffer, read straight off the response (no stream stage of our own: recall's hot path). */
 export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
+  if (g.direct && range && range.length > 0 && range.length <= DIRECT_GET_MAX && expect === undefined) {
+    // A range of known length (chunk sums, a chunk): read as getInto reads, into a buffer of its own.
+    const dst = Buffer.allocUnsafeSlow(range.length);
+    const n = await s3GetInto(g, key, objKey, range, dst, signal);
+    return n === dst.length ? dst : dst.subarray(0, n);
+  }
   const parts: Buffer[] = [];
   const sent = await readBody(g, key, objKey, range, signal, expect, (piece) => parts.push(piece));
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, sent);
 }
 
 /** s3Get into `dst` from its start (Tier.getInto): the bytes written; more than fit is an error. */
-export async function s3GetInto(g: GetContext, key: string, objKey: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+export async function s3GetInto(g: GetContext, key: string, objKey: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
+  // Unconditional, over plain http: the body read straight into dst (s3-direct.ts).
+  const t = g.direct && expect === undefined && range.length > 0 ? await g.direct.target().catch(() => null) : null;
+  if (t) {
+    const c: CallContext = { op: 'get', tier: g.tier, key, bucket: g.bucket, timeoutMs: g.timeoutMs };
+    try {
+      return await callS3(c, signal, (s, started) => g.direct!.getInto(t, objKey, range, dst, s, progress, started));
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause;
+      const mine = (e as TierError).code === 'Io'; // not the caller's abort nor our deadline
+      if (!(mine && cause instanceof FallBack)) throw mine && cause instanceof BodyError ? new TierError('Unavailable', 'get', g.tier, key, cause.message, { cause }) : e;
+    }
+  }
   let at = 0;
   return readBody(g, key, objKey, range, signal, expect, (piece) => {
     if (at + piece.length > dst.length) throw new TierError('Unavailable', 'get', g.tier, key, `range ${range.offset}+${range.length} answered more bytes`);
     at += piece.copy(dst, at);
+    progress?.(at);
   });
 }
 

@@ -26,7 +26,7 @@ const RETRY_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'R
 const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN']);
 
 /** Where and how requests for this bucket go, as the SDK resolved it. */
-interface Target {
+export interface Target {
   https: boolean;
   hostname: string;
   port?: number;
@@ -99,13 +99,10 @@ export class S3Light {
   }
 
   private async once(t: Target, r: LightRequest, signal: AbortSignal): Promise<IncomingMessage> {
-    const path = t.pathPrefix + encodeKey(r.objKey);
-    const headers: Record<string, string> = { ...r.headers, host: t.host, 'x-amz-content-sha256': r.payloadSha256 };
-    if (r.body) headers['content-length'] = String(r.body.length);
-    const signed = await t.signer.sign({ method: r.method, protocol: t.https ? 'https:' : 'http:', hostname: t.hostname, port: t.port, path, query: {}, headers });
+    const { path, headers } = await signRequest(t, r);
     signal.throwIfAborted();
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const opts = { method: r.method, hostname: t.hostname, port: t.port, path, headers: signed.headers, signal, agent: t.https ? this.agents[1] : this.agents[0] };
+      const opts = { method: r.method, hostname: t.hostname, port: t.port, path, headers, signal, agent: t.https ? this.agents[1] : this.agents[0] };
       const req = t.https ? httpsRequest(opts) : httpRequest(opts);
       let res: IncomingMessage | undefined;
       req.setTimeout(this.timeoutMs, () => {
@@ -121,6 +118,15 @@ export class S3Light {
       req.end(r.body);
     });
   }
+}
+
+/** The request's path and its signed headers. */
+export async function signRequest(t: Target, r: LightRequest): Promise<{ path: string; headers: Record<string, string> }> {
+  const path = t.pathPrefix + encodeKey(r.objKey);
+  const headers: Record<string, string> = { ...r.headers, host: t.host, 'x-amz-content-sha256': r.payloadSha256 };
+  if (r.body) headers['content-length'] = String(r.body.length);
+  const signed = await t.signer.sign({ method: r.method, protocol: t.https ? 'https:' : 'http:', hostname: t.hostname, port: t.port, path, query: {}, headers });
+  return { path, headers: signed.headers };
 }
 
 /** Builds a HEAD with the tier's own client and stops it right after signing. */
@@ -206,14 +212,19 @@ async function errorOf(res: IncomingMessage, method: string): Promise<S3HttpErro
     }
     text = Buffer.concat(parts).toString('utf8');
   } else res.resume();
+  return errorFrom(status, text, res.statusMessage);
+}
+
+/** errorOf from a status and the error body's text. */
+export function errorFrom(status: number, text: string, statusMessage?: string): S3HttpError {
   const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
   const msg = /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
   const byStatus: Record<number, string> = { 304: 'NotModified', 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed', 416: 'InvalidRange' };
   const name = code || byStatus[status] || `HTTP${status}`;
-  return new S3HttpError(name, status, msg || (code ? name : `${res.statusMessage ?? ''}`.trim() || 'UnknownError'));
+  return new S3HttpError(name, status, msg || (code ? name : `${statusMessage ?? ''}`.trim() || 'UnknownError'));
 }
 
-function retryable(e: unknown): boolean {
+export function retryable(e: unknown): boolean {
   const err = e as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   if (err.$metadata?.httpStatusCode !== undefined) return RETRY_STATUS.has(err.$metadata.httpStatusCode) || RETRY_NAMES.has(err.name ?? '');
   if (err.name === 'AbortError') return false;
@@ -221,7 +232,7 @@ function retryable(e: unknown): boolean {
 }
 
 /** The SDK's standard backoff: full jitter on 100 ms x 2^n (500 ms base when throttled), at most 20 s. */
-function backoff(attempt: number, e: unknown, signal: AbortSignal): Promise<void> {
+export function backoff(attempt: number, e: unknown, signal: AbortSignal): Promise<void> {
   const s = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   const base = s === 429 || s === 503 ? 500 : 100;
   const ms = Math.random() * Math.min(20_000, base * 2 ** (attempt - 1));

@@ -13,7 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Logger } from '../log.js';
 import { BodyHash, expectedSha, HashCheck } from './hash-stream.js';
-import { callS3, type CallContext } from './s3-call.js';
+import { callS3, type CallContext } from './s3-client.js';
 import { mapS3Error } from './s3-errors.js';
 import type { S3Hot } from './s3-hot.js';
 import { toS3Metadata } from './s3-meta.js';

@@ -1,6 +1,7 @@
 // S3 tier over any S3-compatible store (AWS S3, Ceph RGW, MinIO, Garage).
 // Object `k` lives at `<prefix>k` in the bucket, with ObjectMeta as x-amz-meta-* (s3-meta.ts).
-// put: s3-put.ts; get: s3-get.ts; client, timeouts and retries: s3-client.ts / s3-call.ts;
+// put: s3-put.ts; get: s3-get.ts (ranged reads into a buffer: s3-direct.ts); client, timeouts
+// and retries: s3-client.ts;
 // HEAD, GET and single PUT go by the light request path (s3-hot.ts, s3-light.ts).
 // Staging objects (multipart uploads awaiting their checksum) live under
 // `<prefix>.tier-staging/` and never appear in list().
@@ -18,14 +19,14 @@ import {
 import type { S3TierDecl, TierTuning } from '../dsl/ast.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkKey, checkPrefix, STAGING_DIR } from './keys.js';
-import { callS3, type CallContext } from './s3-call.js';
-import { makeS3Client } from './s3-client.js';
+import { callS3, makeS3Client, type CallContext } from './s3-client.js';
+import { S3Direct } from './s3-direct.js';
 import { S3Hot } from './s3-hot.js';
 import { S3Light } from './s3-light.js';
 import { s3Get, s3GetInto, s3GetStream, type GetContext } from './s3-get.js';
 import { fromS3Metadata } from './s3-meta.js';
 import { s3Put, type PutContext } from './s3-put.js';
-import { TierError, type ByteRange, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
+import { TierError, type ByteRange, type Progress, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
 
 const MiB = 1024 * 1024;
 export const MIN_PART_SIZE = 5 * MiB;
@@ -55,6 +56,7 @@ export class S3Tier implements Tier {
   private readonly get_: GetContext;
   private readonly pageSize: number;
   private readonly hot: S3Hot;
+  private readonly direct: S3Direct | undefined;
 
   constructor(
     readonly decl: S3TierDecl,
@@ -69,7 +71,8 @@ export class S3Tier implements Tier {
     const light = process.env.TIER_S3_SDK_ONLY === '1' ? undefined : new S3Light(this.client, this.agents, this.bucket, decl.tuning.timeoutMs);
     this.hot = new S3Hot(this.client, light);
     const base = { client: this.client, hot: this.hot, bucket: this.bucket, tier: this.name, timeoutMs: decl.tuning.timeoutMs };
-    this.get_ = base;
+    this.direct = light && process.env.TIER_S3_DIRECT !== '0' ? new S3Direct(light, decl.tuning.timeoutMs, 2 * Math.max(1, decl.tuning.concurrency)) : undefined;
+    this.get_ = this.direct ? { ...base, direct: this.direct } : base;
     this.put_ = {
       ...base,
       partSize: this.partSize,
@@ -90,8 +93,8 @@ export class S3Tier implements Tier {
     return s3Get(this.get_, key, this.objKey('get', key), range, signal, expect);
   }
 
-  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-    return s3GetInto(this.get_, key, this.objKey('get', key), range, dst, signal, expect);
+  async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
+    return s3GetInto(this.get_, key, this.objKey('get', key), range, dst, signal, expect, progress);
   }
 
   async getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
@@ -200,6 +203,7 @@ export class S3Tier implements Tier {
   async close(): Promise<void> {
     this.client.destroy();
     for (const a of this.agents) a.destroy();
+    this.direct?.close();
   }
 
   private objKey(op: string, key: string): string {

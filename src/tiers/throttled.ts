@@ -13,7 +13,7 @@
 import { Readable } from 'node:stream';
 import type { TierTuning } from '../dsl/ast.js';
 import { LimiterAborted, type Cost, type LimitClass, type Limiter } from './limiter.js';
-import { readInto, TierError, type ByteRange, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
+import { readInto, TierError, type ByteRange, type Progress, type ObjectInfo, type ObjectMeta, type PutResult, type Tier } from './tier.js';
 
 export const PIECE = 256 * 1024;
 const MIN_PIECE = 4096;
@@ -83,10 +83,10 @@ export class ThrottledTier implements Tier {
     });
   }
 
-  getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
+  getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
     return this.call('get', key, signal, async () => {
       await this.charge('get', key, { requests: 1, bytes: range.length }, signal);
-      return readInto(this.inner, key, range, dst, signal, expect);
+      return readInto(this.inner, key, range, dst, signal, expect, progress);
     });
   }
 

@@ -69,9 +69,11 @@ export interface Tier {
   /**
    * get() of a range into `dst` (at least range.length bytes) from its start: the bytes
    * read, fewer past the end. Optional: readInto() falls back to get() and a copy.
-   * Recall reads runs into reused buffers with it (no allocation per GET).
+   * Recall reads runs into reused buffers with it (no allocation per GET). `progress`, when
+   * the tier reports it (S3), is told how many bytes from dst's start are in place as they
+   * arrive (only ever more: bytes once there never change), so a caller may use them early.
    */
-  getInto?(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number>;
+  getInto?(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number>;
   /** Streaming read for large objects (whole-file recall, verification). */
   getStream(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
   stat(key: string, signal?: AbortSignal): Promise<ObjectInfo | null>;
@@ -125,9 +127,12 @@ export function isTierError(e: unknown): e is TierError {
   return e instanceof TierError;
 }
 
+/** getInto's report: bytes in place from dst's start. */
+export type Progress = (have: number) => void;
+
 /** tier.getInto, or get() and a copy for a tier without it: the bytes now in `dst`. */
-export async function readInto(tier: Tier, key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
-  if (tier.getInto) return tier.getInto(key, range, dst, signal, expect);
+export async function readInto(tier: Tier, key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
+  if (tier.getInto) return tier.getInto(key, range, dst, signal, expect, progress);
   const got = await tier.get(key, range, signal, expect);
   if (got.length > dst.length) throw new TierError('Unavailable', 'get', tier.name, key, `range ${range.offset}+${range.length} answered ${got.length} bytes`);
   return got.copy(dst, 0);

@@ -20,7 +20,7 @@ describe('GrantTable (pure)', () => {
   const K = keyOfId('1:2');
   const T5 = { sec: 0, nsec: 5 };
   const T6 = { sec: 0, nsec: 6 };
-  const g = () => ({ id: '1:2', size: 1024 * KiB, mtimeNs: 5n, chunk: 256 * KiB, readahead: 512 * KiB, bits: Uint8Array.from([0b0001]), ra: initialReadahead() });
+  const g = () => ({ id: '1:2', size: 1024 * KiB, mtimeNs: 5n, chunk: 256 * KiB, readahead: 512 * KiB, topUp: 2 * 1024 * KiB, bits: Uint8Array.from([0b0001]), ra: initialReadahead() });
 
   test('answers only a granted inode, unchanged, on resident chunks', () => {
     const t = new GrantTable();

@@ -104,6 +104,28 @@ describe('s3 tier under faults (fault-injection proxy in front of real RGW)', ()
     await tier.close();
   });
 
+  test('server stopped mid-download: getInto (straight into the buffer, s3-direct.ts) rejects with Unavailable', async () => {
+    const { proxy, tier } = await viaProxy();
+    proxy.after('down', 1 * MiB, 'down');
+    await failsWith(tier.getInto('dl/16m', { offset: 1000, length: 8 * MiB }, Buffer.alloc(8 * MiB)), ['Unavailable'], 'dl/16m');
+    await tier.close();
+  });
+
+  test('server stalls mid-download: getInto fails with Timeout; a caller abort answers at once', async () => {
+    const { proxy, tier } = await viaProxy();
+    proxy.after('down', 2 * MiB, 'stall');
+    const took = await failsWith(tier.getInto('dl/16m', { offset: 0, length: 8 * MiB }, Buffer.alloc(8 * MiB)), ['Timeout'], 'dl/16m');
+    assert.ok(took >= TIMEOUT * 0.5, `Timeout after only ${took} ms`);
+    const ac = new AbortController();
+    const p = tier.getInto('dl/16m', { offset: 0, length: 4096 }, Buffer.alloc(4096), ac.signal);
+    setTimeout(() => ac.abort(), 100);
+    const t0 = Date.now();
+    await assert.rejects(p, (e: unknown) => isTierError(e) && e.code === 'Aborted');
+    assert.ok(Date.now() - t0 < TIMEOUT, 'abort did not wait for the timeout');
+    await tier.close();
+    await proxy.close();
+  });
+
   test('stalled server (accepts, never answers): stat gives Timeout', async () => {
     const { proxy, tier } = await viaProxy();
     proxy.stall();

@@ -41,6 +41,42 @@ describe('s3 light request path (real RGW)', () => {
     }
   });
 
+  test('getInto reads straight into the buffer on sockets of its own (s3-direct.ts): right bytes for any range, sockets reused, no SDK', async () => {
+    const tier = new S3Tier(s3TestDecl(freshBucket(env, 'direct')));
+    const { client } = internals(tier);
+    const agent = (tier as unknown as { agents: [{ totalSocketCount: number }] }).agents[0];
+    const pool = (tier as unknown as { direct: { free: unknown[] } }).direct;
+    let sdk = 0;
+    const send = client.send.bind(client);
+    client.send = ((...a: Parameters<S3Client['send']>) => (sdk++, send(...a))) as S3Client['send'];
+    try {
+      const data = randomBytes(3_000_000);
+      await tier.put('d', bodyOf(data), data.length, metaFor(data));
+      const puts = agent.totalSocketCount;
+      // Ranges whose body comes with the head, spans the head buffer, ends past the object.
+      for (const [o, l] of [[0, 100], [10, 17_000], [123, 2_999_877], [2_999_000, 5000], [0, 3_000_000]] as const) {
+        const dst = Buffer.alloc(l);
+        const n = await tier.getInto('d', { offset: o, length: l }, dst);
+        assert.equal(n, Math.min(l, data.length - o));
+        assert.ok(dst.subarray(0, n).equals(data.subarray(o, o + n)), `range ${o}+${l}`);
+      }
+      const many = await Promise.all([0, 1, 2, 3, 4, 5].map(async (k) => {
+        const dst = Buffer.alloc(500_000);
+        await tier.getInto('d', { offset: k * 500_000, length: 500_000 }, dst);
+        return dst.equals(data.subarray(k * 500_000, (k + 1) * 500_000));
+      }));
+      assert.deepEqual(many, [true, true, true, true, true, true]);
+      assert.equal(await tier.getInto('d', { offset: 3_000_000, length: 10 }, Buffer.alloc(10)), 0, 'a range past the end: no bytes');
+      await assert.rejects(tier.getInto('none', { offset: 0, length: 10 }, Buffer.alloc(10)), (e: unknown) => (e as { code?: string }).code === 'NotFound');
+      await assert.rejects(tier.getInto('d', { offset: 0, length: 5000 }, Buffer.alloc(4000)), /answered more bytes/);
+      assert.ok(pool.free.length >= 1 && pool.free.length <= 8, `sockets kept for reuse: ${pool.free.length}`);
+      assert.equal(agent.totalSocketCount, puts, 'no GET went by node:http');
+      assert.equal(sdk, 1, 'only the probe');
+    } finally {
+      await tier.close();
+    }
+  });
+
   test('the server refuses a body that differs from its Content-MD5 or its signed SHA-256', async () => {
     const bucket = freshBucket(env, 'light-bad');
     const tier = new S3Tier(s3TestDecl(bucket));

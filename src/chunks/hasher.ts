@@ -19,7 +19,8 @@
 import { hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { koffiPath, NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
+import { koffiPath } from '../kernel/libc.js';
+import { NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
 import { idleCpus } from './idle.js';
 import { giveSlab, slabOf, takeSlab, type Slab } from './slab-pool.js';
 

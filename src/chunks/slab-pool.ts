@@ -44,7 +44,7 @@ function makeArena(): Arena {
   try {
     base = adviseHugePages(new Uint8Array(sab));
   } catch {
-    /* no koffi address: 4 KiB pages, slots from 0 */
+    /* koffi took no address of it: no advice, 4 KiB pages, slots from 0 */
   }
   const free = new Set<number>();
   for (let k = 0; k < ARENA_SLOTS; k++) free.add(base + k * SLAB);

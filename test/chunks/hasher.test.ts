@@ -1,7 +1,7 @@
 // The hasher threads (src/chunks/hasher.ts): the same sums as createHash, in order, for
 // concurrent batches; the caller's buffers are left as they were (copied, not moved); run
 // buffers never shared (slab-pool.ts); OpenSSL by address (kernel/sha256-native.ts) equal
-// to node:crypto, bounded by its view, and absent without koffi; the idle-CPU figure sane.
+// to node:crypto, bounded by its view, null where koffi does not load; the idle-CPU figure sane.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,7 +10,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { idleCpus } from '../../src/chunks/idle.js';
 import { giveRunBuf, hasherInfo, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from '../../src/chunks/hasher.js';
-import { koffiPath, NATIVE_SHA256_SOURCE } from '../../src/kernel/sha256-native.js';
+import { koffiPath } from '../../src/kernel/libc.js';
+import { NATIVE_SHA256_SOURCE } from '../../src/kernel/sha256-native.js';
 
 test('sha256Off: every batch gets its own sums, in order; buffers stay usable', async () => {
   const batches = Array.from({ length: 20 }, (_, i) => {
@@ -76,7 +77,7 @@ test('run buffers lent at once never share memory, even when one is given back t
   giveRunBuf(c);
 });
 
-test('the native binding: digests as node:crypto, pieces bounded by their view, null without koffi', () => {
+test('the native binding: digests as node:crypto, pieces bounded by their view and whole, null where koffi does not load', () => {
   const require = createRequire(import.meta.url);
   const load = new Function('require', `${NATIVE_SHA256_SOURCE}; return loadNativeSha256;`)(require) as (
     path: string | null,
@@ -97,6 +98,8 @@ test('the native binding: digests as node:crypto, pieces bounded by their view, 
   });
   assert.throws(() => native.pieces(view, [50_000, 1], Buffer.alloc(64)), RangeError, 'a piece past the view');
   assert.throws(() => native.pieces(view, [1, 1], Buffer.alloc(32)), RangeError, 'an out too short');
+  // Each of these reached SHA256() as a wild size_t before the guard (NaN: a segfault).
+  for (const bad of [NaN, -1, 1.5, Infinity, 2 ** 53]) assert.throws(() => native.pieces(view, [16384, bad], Buffer.alloc(64)), RangeError, `length ${bad}`);
 });
 
 test('idleCpus: a figure between none and every CPU, sampled at most every 100 ms', () => {

@@ -157,13 +157,20 @@ export async function sha256Off(bufs: Uint8Array[]): Promise<Buffer[]> {
  */
 export function takeRunBuf(bytes: number): Buffer {
   const s = takeSlab(bytes);
-  return Buffer.from(s.sab, s.off, bytes);
+  const b = Buffer.from(s.sab, s.off, bytes);
+  runBufs.set(b, s);
+  return b;
 }
 
+/** Gives back a buffer takeRunBuf returned (the same object: a stale one, or one given twice, is ignored). */
 export function giveRunBuf(b: Buffer): void {
-  const s = slabOf(b);
+  const s = runBufs.get(b);
+  runBufs.delete(b);
   if (s) giveSlab(s);
 }
+
+/** Run buffers lent, each with the Slab it holds (weak: a dropped buffer is collected). */
+const runBufs = new WeakMap<Buffer, Slab>();
 
 /**
  * The SHA-256 of every `unit`-sized piece of `b` (the last one shorter), concatenated: one

@@ -77,6 +77,23 @@ test('run buffers lent at once never share memory, even when one is given back t
   giveRunBuf(c);
 });
 
+test('a stale give (given back, its slot lent again, given back again) never frees the slot of its new holder', () => {
+  // Arena slots, then plain slabs (past 2 MiB): a lone free slot or spare is the one the next take gets.
+  for (const bytes of [2 * 1024 * 1024, 3 * 1024 * 1024]) {
+    const held = Array.from({ length: 10 }, () => takeRunBuf(bytes)); // the arena's 8 slots all lent, then plain
+    const a = held[0]!;
+    giveRunBuf(a);
+    const b = takeRunBuf(bytes);
+    assert.ok(b.buffer === a.buffer && b.byteOffset === a.byteOffset, `${bytes}: b has the memory a had`);
+    giveRunBuf(a); // stale: a's caller gives twice, after b took the slot
+    const c = takeRunBuf(bytes);
+    b.fill(1);
+    c.fill(2);
+    assert.equal(b.indexOf(2), -1, `${bytes}: b untouched by c`);
+    for (const x of [b, c, ...held.slice(1)]) giveRunBuf(x);
+  }
+});
+
 test('the native binding: digests as node:crypto, pieces bounded by their view and whole, null where koffi does not load', () => {
   const require = createRequire(import.meta.url);
   const load = new Function('require', `${NATIVE_SHA256_SOURCE}; return loadNativeSha256;`)(require) as (

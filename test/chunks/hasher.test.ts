@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { idleCpus } from '../../src/chunks/idle.js';
+import { idleCpus, setStatReaderForTests } from '../../src/chunks/idle.js';
 import { giveRunBuf, hasherInfo, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from '../../src/chunks/hasher.js';
 import { koffiPath } from '../../src/kernel/libc.js';
 import { NATIVE_SHA256_SOURCE } from '../../src/kernel/sha256-native.js';
@@ -119,12 +119,37 @@ test('the native binding: digests as node:crypto, pieces bounded by their view a
   for (const bad of [NaN, -1, 1.5, Infinity, 2 ** 53]) assert.throws(() => native.pieces(view, [16384, bad], Buffer.alloc(64)), RangeError, `length ${bad}`);
 });
 
-test('idleCpus: a figure between none and every CPU, sampled at most every 100 ms', () => {
-  const n = availableParallelism();
-  idleCpus(1e9);
-  const a = idleCpus(1e9 + 50); // within the interval: the same figure, no new sample
-  const b = idleCpus(1e9 + 150);
-  for (const x of [a, b]) assert.ok(x >= 0 && x <= n + 0.01, `idle ${x} of ${n}`);
+test('idleCpus: /proc/stat read at most every 100 ms, a sample past 1 s is a first one, at most availableParallelism() CPUs, unreadable is none', (t) => {
+  t.after(() => setStatReaderForTests(null));
+  const n = Math.min(4, availableParallelism()); // the fake host below has 4 CPUs
+  let reads = 0;
+  let ticks = { total: 1000, idle: 400 };
+  const stat = () => {
+    reads++;
+    const { total, idle } = ticks;
+    return `cpu  ${total - idle} 0 0 ${idle} 0 0 0 0 0 0\n` + [0, 1, 2, 3].map((k) => `cpu${k} 1 0 0 1 0 0 0 0 0 0\n`).join('') + 'intr 1\n';
+  };
+  setStatReaderForTests(stat);
+  assert.equal(idleCpus(1000), 0, 'a first sample: no figure yet');
+  ticks = { total: 1100, idle: 450 };
+  assert.equal(idleCpus(1050), 0);
+  assert.equal(reads, 1, 'within 100 ms: no read');
+  assert.equal(idleCpus(1150), 0.5 * n, 'half the ticks idle: half the CPUs counted');
+  assert.equal(reads, 2);
+  ticks = { total: 1200, idle: 550 };
+  assert.equal(idleCpus(1200), 0.5 * n, 'throttled: the same figure');
+  assert.equal(reads, 2);
+  assert.equal(idleCpus(3200), 0, 'the last sample 2 s old: a first sample again');
+  assert.equal(reads, 3);
+  ticks = { total: 1300, idle: 650 };
+  assert.equal(idleCpus(3300), n, 'all idle: every counted CPU, no more');
+  setStatReaderForTests(() => {
+    throw new Error('EACCES');
+  });
+  assert.equal(idleCpus(5000), 0, 'unreadable: none idle');
+  setStatReaderForTests(() => 'garbage');
+  assert.equal(idleCpus(6000), 0);
+  assert.equal(idleCpus(6200), 0, 'unparsable: none idle');
 });
 
 test('without the native binding the threads hash with node:crypto: the same digests', () => {

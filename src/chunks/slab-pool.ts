@@ -95,3 +95,6 @@ export function giveSlab(s: Slab): void {
 export function slabOf(b: Uint8Array): Slab | null {
   return b.buffer instanceof SharedArrayBuffer ? { sab: b.buffer, off: b.byteOffset } : null;
 }
+
+/** Tests only: arena slots lent now. */
+export const lentSlotsForTests = (): number => arena?.lent.size ?? 0;

@@ -134,7 +134,8 @@ export async function fetchDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIn
     const digests = last - first > OFF_LOOP_CHUNKS ? await sha256Units(buf, copy.chunk) : sha256UnitsHere(buf, copy.chunk);
     checkRun(tier, copy, ix, first, last, digests);
     ok = true;
-    return { data: buf, release: () => giveRunBuf(buf) };
+    let lent = true; // once: a second release could free the slot after another run took it
+    return { data: buf, release: () => lent && ((lent = false), giveRunBuf(buf)) };
   } finally {
     if (!ok) giveRunBuf(buf); // the GET is over: nothing writes into it any more
   }

@@ -14,39 +14,57 @@
 // - a thread hashes with OpenSSL's SHA256() by address (kernel/sha256-native.ts), else
 //   node:crypto: the same digests either way (the native binding proves it on a probe);
 // - threads start on first use and are unref'd while idle (they never keep a process
-//   alive); a thread that fails has what it held hashed on the caller's thread, and no
-//   thread starts after a failure: with none left, everything is hashed on the caller's.
+//   alive); a second thread stops after IDLE_STOP_MS without a job;
+// - a job the thread cannot hash (it answers an error) is hashed on the caller's thread,
+//   and the thread stays; a thread that dies has what it held hashed on the caller's
+//   thread and their copy slabs given back, and no thread starts after that: with none
+//   left, everything is hashed on the caller's. The first of each is told once
+//   (process.emitWarning) and counted (hasherInfo).
 import { hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { koffiPath, NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
+import { koffiPath } from '../kernel/libc.js';
+import { NATIVE_SHA256_SOURCE } from '../kernel/sha256-native.js';
 import { idleCpus } from './idle.js';
+import { piecesOf, sha256Each, unitLens } from './sha256-pieces.js';
 import { giveSlab, slabOf, takeSlab, type Slab } from './slab-pool.js';
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash, hash } = require('node:crypto');
 ${NATIVE_SHA256_SOURCE}
+${piecesOf}
+${sha256Each}
 const native = workerData.native ? loadNativeSha256(workerData.koffi, createHash) : null;
 parentPort.postMessage({ backend: native ? native.name : 'node:crypto' });
 parentPort.on('message', ({ id, slab, off, lens }) => {
-  // Consecutive pieces from off: lens[k] bytes each. The view's bounds are checked here.
-  let len = 0;
-  for (const n of lens) len += n;
-  const view = new Uint8Array(slab, off, len);
-  const out = Buffer.allocUnsafeSlow(32 * lens.length); // its own memory: transferred, not copied
-  if (native) native.pieces(view, lens, out);
-  else for (let k = 0, at = 0; k < lens.length; at += lens[k], k++) hash('sha256', view.subarray(at, at + lens[k]), 'buffer').copy(out, 32 * k);
-  parentPort.postMessage({ id, sums: out }, [out.buffer]);
+  try {
+    // Consecutive pieces from off: lens[k] bytes each, whole and in bounds (checked here).
+    let len = 0;
+    for (const n of lens) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('piece length ' + n);
+      len += n;
+    }
+    const view = new Uint8Array(slab, off, len);
+    const out = Buffer.allocUnsafeSlow(32 * lens.length); // its own memory: transferred, not copied
+    if (native) native.pieces(view, lens, out);
+    else sha256Each(hash, piecesOf(view, lens), out);
+    parentPort.postMessage({ id, sums: out }, [out.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ id, error: String((e && e.message) || e) });
+  }
 });`;
 
-/** A batch: how to hash it here if its thread fails, the slab to give back (null: the caller's), its answer. */
+/** A batch: how to hash it here if its thread cannot, the slab to give back (null: the caller's), its answer. */
 type Pending = { here(): Buffer; slab: Slab | null; bytes: number; resolve(sums: Buffer): void };
 
 interface Thread {
   w: Worker;
   jobs: Map<number, Pending>;
   bytes: number;
+  /** Jobs it answered (tests: which threads ran). */
+  done: number;
+  idle?: NodeJS.Timeout;
 }
 
 /** Threads at most: two where there are two CPUs (the second only for a deep queue while a CPU is idle: pick). */
@@ -56,39 +74,56 @@ let broken = false;
 let useNative = true;
 let backend = 'none yet';
 let nextId = 1;
+let idleNow = (): number => idleCpus();
+/** A second thread without a job this long stops (a cold read's runs come much closer together). */
+let idleStopMs = 10_000;
+let faultLens: ((lens: number[]) => number[]) | null = null;
+const trouble = { threadsFailed: 0, jobErrors: 0, first: null as string | null };
 
-// One-shot: 1.11x the CPU of one hash over the same 16 KiB units, createHash().update().digest() 1.18x.
-const onThread = (bufs: Uint8Array[]): Buffer => Buffer.concat(bufs.map((b) => hash('sha256', b, 'buffer')));
-
-/** The lengths of the pieces of `len` bytes of `unit` bytes each (the last one shorter). */
-const unitLens = (len: number, unit: number): number[] => {
-  const out: number[] = [];
-  for (let at = 0; at < len; at += unit) out.push(Math.min(unit, len - at));
+/** The SHA-256 of each piece, concatenated, on the caller's thread. */
+function onThread(pieces: Uint8Array[]): Buffer {
+  const out = Buffer.allocUnsafe(32 * pieces.length);
+  sha256Each(hash, pieces, out);
   return out;
-};
+}
 
-/** The pieces of `b` of `unit` bytes each (the last one shorter). */
-const unitsOf = (b: Uint8Array, unit: number): Uint8Array[] => {
-  const out: Uint8Array[] = [];
-  for (let at = 0; at < b.length; at += unit) out.push(b.subarray(at, Math.min(at + unit, b.length)));
-  return out;
-};
+/** Counts a thread's death or a job it could not hash; the first of all is told once. */
+function note(what: 'threadsFailed' | 'jobErrors', context: string): void {
+  trouble[what]++;
+  if (trouble.first) return;
+  trouble.first = context;
+  process.emitWarning(context, { code: 'TIER_HASHER' });
+}
 
-function fail(t: Thread): void {
-  broken = true;
+function fail(t: Thread, why: string): void {
   const k = threads.indexOf(t);
-  if (k < 0) return;
+  if (k < 0) return; // stopped while idle, or already failed
   threads.splice(k, 1);
-  for (const p of t.jobs.values()) p.resolve(p.here());
+  broken = true;
+  clearTimeout(t.idle);
+  note('threadsFailed', `hasher thread failed (${why}): ${t.jobs.size} pending job(s) and every later one hashed on the event loop`);
+  for (const p of t.jobs.values()) {
+    if (p.slab) giveSlab(p.slab); // the thread is gone: nothing reads it
+    p.resolve(p.here());
+  }
   t.jobs.clear();
+  t.bytes = 0;
+}
+
+/** Stops a second thread that has had no job since its timer was set. */
+function stopIdle(t: Thread): void {
+  const k = threads.indexOf(t);
+  if (k <= 0 || t.jobs.size > 0) return;
+  threads.splice(k, 1);
+  void t.w.terminate();
 }
 
 function start(): Thread {
   // execArgv []: not the host's loaders (--import hooks would load into this thread too).
   const w = new Worker(WORKER, { eval: true, execArgv: [], workerData: { koffi: koffiPath(), native: useNative } });
-  const t: Thread = { w, jobs: new Map(), bytes: 0 };
+  const t: Thread = { w, jobs: new Map(), bytes: 0, done: 0 };
   w.unref();
-  w.on('message', (m: { id: number; sums: Uint8Array } | { backend: string }) => {
+  w.on('message', (m: { id: number; sums?: Uint8Array; error?: string } | { backend: string }) => {
     if ('backend' in m) {
       backend = m.backend;
       return;
@@ -97,12 +132,18 @@ function start(): Thread {
     if (!p) return;
     t.jobs.delete(m.id);
     t.bytes -= p.bytes;
-    if (t.jobs.size === 0) w.unref();
+    t.done++;
+    if (t.jobs.size === 0) {
+      w.unref();
+      if (t !== threads[0]) t.idle = setTimeout(() => stopIdle(t), idleStopMs).unref();
+    }
     if (p.slab) giveSlab(p.slab);
-    p.resolve(Buffer.from(m.sums.buffer, m.sums.byteOffset, m.sums.byteLength));
+    if (m.sums) return p.resolve(Buffer.from(m.sums.buffer, m.sums.byteOffset, m.sums.byteLength));
+    note('jobErrors', `hasher thread could not hash a job of ${p.bytes} bytes (${m.error}): hashed on the event loop`);
+    p.resolve(p.here());
   });
-  w.on('error', () => fail(t));
-  w.on('exit', () => fail(t));
+  w.on('error', (e) => fail(t, e.message));
+  w.on('exit', (code) => fail(t, `exit ${code}`));
   threads.push(t);
   return t;
 }
@@ -120,7 +161,7 @@ const DEEP = 2;
 function pick(): Thread | null {
   const first = threads[0];
   if (!first) return broken ? null : start();
-  if (first.jobs.size < DEEP || idleCpus() < 0.5) return first;
+  if (first.jobs.size < DEEP || idleNow() < 0.5) return first;
   const open = threads.find((t) => t.jobs.size < DEEP);
   if (open) return open;
   if (!broken && threads.length < maxThreads) return start();
@@ -143,7 +184,7 @@ export async function sha256Off(bufs: Uint8Array[]): Promise<Buffer[]> {
       view.set(b, at);
       at += b.length;
     }
-    all = await post(t, { here: () => onThread(bufs), slab, bytes, resolve: () => {} }, { slab: slab.sab, off: slab.off, lens });
+    all = await post(t, { here: () => onThread(bufs), slab, bytes }, { slab: slab.sab, off: slab.off, lens });
   }
   return bufs.map((_, k) => all.subarray(32 * k, 32 * k + 32));
 }
@@ -156,13 +197,20 @@ export async function sha256Off(bufs: Uint8Array[]): Promise<Buffer[]> {
  */
 export function takeRunBuf(bytes: number): Buffer {
   const s = takeSlab(bytes);
-  return Buffer.from(s.sab, s.off, bytes);
+  const b = Buffer.from(s.sab, s.off, bytes);
+  runBufs.set(b, s);
+  return b;
 }
 
+/** Gives back a buffer takeRunBuf returned (the same object: a stale one, or one given twice, is ignored). */
 export function giveRunBuf(b: Buffer): void {
-  const s = slabOf(b);
+  const s = runBufs.get(b);
+  runBufs.delete(b);
   if (s) giveSlab(s);
 }
+
+/** Run buffers lent, each with the Slab it holds (weak: a dropped buffer is collected). */
+const runBufs = new WeakMap<Buffer, Slab>();
 
 /**
  * The SHA-256 of every `unit`-sized piece of `b` (the last one shorter), concatenated: one
@@ -171,39 +219,57 @@ export function giveRunBuf(b: Buffer): void {
  */
 export function sha256Units(b: Buffer, unit: number): Promise<Buffer> {
   if (b.length === 0) return Promise.resolve(Buffer.alloc(0));
+  const lens = unitLens(b.length, unit);
+  const here = () => onThread(piecesOf(b, lens));
   const t = pick();
-  if (!t) return Promise.resolve(onThread(unitsOf(b, unit)));
+  if (!t) return Promise.resolve(here());
   let shared = slabOf(b);
   let own: Slab | null = null;
   if (!shared) {
     shared = own = takeSlab(b.length);
     new Uint8Array(own.sab, own.off, b.length).set(b);
   }
-  const here = () => onThread(unitsOf(b, unit));
-  return post(t, { here, slab: own, bytes: b.length, resolve: () => {} }, { slab: shared.sab, off: shared.off, lens: unitLens(b.length, unit) });
+  return post(t, { here, slab: own, bytes: b.length }, { slab: shared.sab, off: shared.off, lens });
 }
 
 /** sha256Units on the caller's thread (a chunk or two: a reader waits, and the trip to the thread costs more). */
-export const sha256UnitsHere = (b: Buffer, unit: number): Buffer => onThread(unitsOf(b, unit));
+export const sha256UnitsHere = (b: Buffer, unit: number): Buffer => onThread(piecesOf(b, unitLens(b.length, unit)));
 
-function post(t: Thread, p: Pending, msg: { slab: SharedArrayBuffer; off: number; lens: number[] }): Promise<Buffer> {
+function post(t: Thread, p: Omit<Pending, 'resolve'>, msg: { slab: SharedArrayBuffer; off: number; lens: number[] }): Promise<Buffer> {
   const id = nextId++;
+  clearTimeout(t.idle);
   return new Promise<Buffer>((resolve) => {
     t.jobs.set(id, { ...p, resolve });
     t.bytes += p.bytes;
     t.w.ref(); // a hash under way keeps the process alive until it answers
-    t.w.postMessage({ id, ...msg });
+    t.w.postMessage({ id, ...msg, lens: faultLens ? faultLens(msg.lens) : msg.lens });
   });
 }
 
-/** What hashes (bench/hash-units.ts, tests): the threads' backend, how many run, whether one failed. */
-export const hasherInfo = (): { backend: string; threads: number; broken: boolean } => ({ backend, threads: threads.length, broken });
+/** What hashes (bench/hash-units.ts, tests): the threads' backend, the jobs each live thread answered, what went wrong. */
+export const hasherInfo = (): { backend: string; threads: number; done: number[]; broken: boolean; threadsFailed: number; jobErrors: number; firstTrouble: string | null } => ({
+  backend,
+  threads: threads.length,
+  done: threads.map((t) => t.done),
+  broken,
+  threadsFailed: trouble.threadsFailed,
+  jobErrors: trouble.jobErrors,
+  firstTrouble: trouble.first,
+});
 
 /**
- * Tests and bench/hash-units.ts only, before the first hash: threads hash with node:crypto
- * (native false) or try OpenSSL by address first; at most `threads` of them.
+ * Tests and bench/hash-units.ts only. Before the first hash: threads hash with node:crypto
+ * (native false) or try OpenSSL by address first. Any time: at most `threads` of them; the
+ * idle-CPU figure pick() reads (null: idle.ts again); how long a second thread idles before
+ * it stops; faultLens, a fault injection, rewrites the lengths posted to the thread (null: none).
  */
-export function configureHasherForTests(o: { native?: boolean; threads?: number }): void {
+export function configureHasherForTests(o: { native?: boolean; threads?: number; idle?: (() => number) | null; idleStopMs?: number; faultLens?: ((lens: number[]) => number[]) | null }): void {
   useNative = o.native ?? useNative;
   maxThreads = o.threads ?? maxThreads;
+  if (o.idle !== undefined) idleNow = o.idle ?? (() => idleCpus());
+  idleStopMs = o.idleStopMs ?? idleStopMs;
+  if (o.faultLens !== undefined) faultLens = o.faultLens;
 }
+
+/** Tests only: the live threads' workers (a test terminates one to see its jobs hashed here). */
+export const hasherWorkersForTests = (): Worker[] => threads.map((t) => t.w);

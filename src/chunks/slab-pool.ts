@@ -7,11 +7,13 @@
 //   in flight, took 437 ms of CPU per 512 MiB from 4 KiB pages and 328 ms from huge ones (a
 //   C loop; OpenSSL on bytes in cache: 290 ms; docs/recall.md "The verify cost"), and the
 //   tier's read and the pwrite copy the same bytes through the same pages;
-// - a slot is free or lent, never both: the free slots are a set (a buffer given back twice
-//   is one free slot, not two runs sharing memory); a slot whose buffer is dropped (a read
-//   that timed out may still write into it) is never reused, and once the arena is all lent
-//   or dropped, runs take plain slabs;
-// - larger or overflow slabs are plain SharedArrayBuffers, kept for reuse up to KEEP_BYTES.
+// - a slot is free or lent, never both, and a give frees it only through the Slab it was
+//   lent as: a give twice, or a stale give after the slot was lent again to another holder,
+//   is ignored, never two runs sharing memory; a slot whose buffer is dropped (a read that timed out may still
+//   write into it) stays lent, never reused; once the arena is all lent, runs take plain
+//   slabs, tracked the same way;
+// - larger or overflow slabs are plain SharedArrayBuffers, the latest given back kept for reuse
+//   up to KEEP_SLABS and KEEP_BYTES.
 import { adviseHugePages } from '../kernel/libc.js';
 
 /** A run's most bytes (recall/fast-path.ts RUN_BYTES) and a huge page's. */
@@ -33,10 +35,14 @@ interface Arena {
   /** Offset of slot 0 (the first 2 MiB-aligned byte). */
   base: number;
   free: Set<number>;
+  /** Each lent slot's offset, and the Slab it is lent as now. */
+  lent: Map<number, Slab>;
 }
 
 let arena: Arena | null = null;
 const spares: SharedArrayBuffer[] = [];
+/** Plain slabs lent, and the Slab each is lent as now (weak: a dropped one is collected). */
+const lentPlain = new WeakMap<SharedArrayBuffer, Slab>();
 
 function makeArena(): Arena {
   // One slot more than needed: the slots start at the first aligned byte.
@@ -45,11 +51,11 @@ function makeArena(): Arena {
   try {
     base = adviseHugePages(new Uint8Array(sab));
   } catch {
-    /* no koffi address: 4 KiB pages, slots from 0 */
+    /* koffi took no address of it: no advice, 4 KiB pages, slots from 0 */
   }
   const free = new Set<number>();
   for (let k = 0; k < ARENA_SLOTS; k++) free.add(base + k * SLAB);
-  return { sab, base, free };
+  return { sab, base, free, lent: new Map() };
 }
 
 /** A slab of at least `bytes`. */
@@ -59,25 +65,37 @@ export function takeSlab(bytes: number): Slab {
     const off = arena.free.values().next();
     if (!off.done) {
       arena.free.delete(off.value);
-      return { sab: arena.sab, off: off.value };
+      const s = { sab: arena.sab, off: off.value };
+      arena.lent.set(off.value, s);
+      return s;
     }
   }
   const k = spares.findIndex((s) => s.byteLength >= bytes);
-  if (k >= 0) return { sab: spares.splice(k, 1)[0]!, off: 0 };
-  return { sab: new SharedArrayBuffer(Math.max(SLAB / 2, Math.ceil(bytes / (SLAB / 2)) * (SLAB / 2))), off: 0 };
+  const sab = k >= 0 ? spares.splice(k, 1)[0]! : new SharedArrayBuffer(Math.max(SLAB / 2, Math.ceil(bytes / (SLAB / 2)) * (SLAB / 2)));
+  const s = { sab, off: 0 };
+  lentPlain.set(sab, s);
+  return s;
 }
 
-/** Gives back a slab taken by takeSlab; nothing may read or write it after. */
+/** Gives back the very Slab takeSlab returned (anything else, or it twice: ignored); nothing may read or write it after. */
 export function giveSlab(s: Slab): void {
   if (arena && s.sab === arena.sab) {
-    if ((s.off - arena.base) % SLAB === 0 && s.off >= arena.base) arena.free.add(s.off);
+    if (arena.lent.get(s.off) !== s) return;
+    arena.lent.delete(s.off);
+    arena.free.add(s.off);
     return;
   }
-  if (s.off !== 0) return;
-  if (!spares.includes(s.sab) && spares.length < KEEP_SLABS && spares.reduce((n, x) => n + x.byteLength, s.sab.byteLength) <= KEEP_BYTES) spares.push(s.sab);
+  if (lentPlain.get(s.sab) !== s) return;
+  lentPlain.delete(s.sab);
+  // The newest first (taken first, warm in cache); the oldest dropped past KEEP_SLABS or KEEP_BYTES.
+  spares.unshift(s.sab);
+  while (spares.length > KEEP_SLABS || spares.reduce((n, x) => n + x.byteLength, 0) > KEEP_BYTES) spares.pop();
 }
 
 /** The slab a buffer from takeRunBuf lies on (null: not one of ours). */
 export function slabOf(b: Uint8Array): Slab | null {
   return b.buffer instanceof SharedArrayBuffer ? { sab: b.buffer, off: b.byteOffset } : null;
 }
+
+/** Tests only: arena slots lent now. */
+export const lentSlotsForTests = (): number => arena?.lent.size ?? 0;

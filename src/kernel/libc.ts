@@ -10,6 +10,7 @@
 //   FAN_NONBLOCK; xattr/fallocate/futimens are metadata calls), except waitReadable(),
 //   which is for a dedicated thread (the recall event thread), never the event loop.
 import koffi from 'koffi';
+import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
 import { fsidAt } from './fanotify-fid.js';
 
@@ -394,6 +395,11 @@ function bindTrim(): ((pad: number) => number) | null {
   } catch {
     return null;
   }
+}
+
+/** Where the hasher thread loads koffi from (kernel/sha256-native.ts): the module this one imported. */
+export function koffiPath(): string {
+  return createRequire(import.meta.url).resolve('koffi');
 }
 
 const HUGE_PAGE = 2 * 1024 * 1024;

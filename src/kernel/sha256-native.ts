@@ -2,28 +2,18 @@
 // (chunks/hasher.ts): 16 KiB units (32768 per 512 MiB) of bytes in cache at 1.02x the CPU
 // of one hash over the same bytes, where a createHash().update().digest() per unit costs
 // 1.18x, crypto.hash 1.11x, and koffi with buffer arguments, not addresses, 1.05x.
-// Its own module, not kernel/libc.ts: it runs inside the hasher's worker, whose code is
-// CommonJS source evaluated in that thread (libc.ts, TypeScript, cannot be loaded there), so
-// what it exports is that source, and the path the thread loads koffi from.
+// The one exception to "only kernel/libc.ts imports koffi": the source below requires it in the hasher's thread.
+// (That thread runs CommonJS source: libc.ts, TypeScript, cannot load there; libc.ts
+// koffiPath() tells it where koffi lies. This module itself imports nothing.)
 // Rules:
 // - the library is the process's own OpenSSL (node exports its libcrypto's symbols for
 //   addons; a node linked to a shared libcrypto has it loaded), else libcrypto.so.3, else
 //   none: the thread then hashes with node:crypto, the same digests;
 // - a binding is used only after it hashed a probe exactly as node:crypto does;
 // - every address is taken from a typed array over memory that does not move (a
-//   SharedArrayBuffer or Buffer backing store) and held by the caller for the call; no
-//   piece reaches past its view (checked before the first call), so no call reads or
-//   writes outside memory the thread holds.
-import { createRequire } from 'node:module';
-
-/** Where the hasher thread loads koffi from (null: nowhere, node:crypto then). */
-export function koffiPath(): string | null {
-  try {
-    return createRequire(import.meta.url).resolve('koffi');
-  } catch {
-    return null;
-  }
-}
+//   SharedArrayBuffer or Buffer backing store) and held by the caller for the call; every
+//   piece length is a safe non-negative integer and no piece reaches past its view (both
+//   checked before the first call), so no call reads or writes outside memory the thread holds.
 
 /**
  * CommonJS source defining `loadNativeSha256(koffiPath, createHash)`: null, or
@@ -47,7 +37,11 @@ function loadNativeSha256(koffiPath, createHash) {
     }
     const pieces = (view, lens, out) => {
       let total = 0;
-      for (let k = 0; k < lens.length; k++) total += lens[k];
+      for (let k = 0; k < lens.length; k++) {
+        // NaN, a negative or a fraction would reach SHA256() as a wild size_t (NaN crashed the process).
+        if (!Number.isSafeInteger(lens[k]) || lens[k] < 0) throw new RangeError('sha256: piece ' + k + ' has length ' + lens[k]);
+        total += lens[k];
+      }
       if (total > view.length || out.length < 32 * lens.length) throw new RangeError('sha256: pieces reach past their buffers');
       if (total === 0 || view.length === 0) {
         for (let k = 0; k < lens.length; k++) createHash('sha256').digest().copy(out, 32 * k);

@@ -54,13 +54,23 @@ const SLAB_UNIT = 1024 * 1024;
 const slabs: SharedArrayBuffer[] = [];
 
 function takeSlab(bytes: number): SharedArrayBuffer {
-  const k = slabs.findIndex((s) => s.byteLength >= bytes);
+  // The smallest that fits: a 2 MiB run must not take the slab an 8 MiB GET needs next.
+  let k = -1;
+  for (let i = 0; i < slabs.length; i++) if (slabs[i]!.byteLength >= bytes && (k < 0 || slabs[i]!.byteLength < slabs[k]!.byteLength)) k = i;
   if (k >= 0) return slabs.splice(k, 1)[0]!;
   return new SharedArrayBuffer(Math.max(SLAB_UNIT, Math.ceil(bytes / SLAB_UNIT) * SLAB_UNIT));
 }
 
 function giveSlab(s: SharedArrayBuffer): void {
-  if (slabs.length < KEEP_SLABS && slabs.reduce((n, x) => n + x.byteLength, s.byteLength) <= KEEP_BYTES) slabs.push(s);
+  // Kept, then the smallest dropped while over the limits: eight 2 MiB slabs from a stream's
+  // first runs must not shut out the larger ones its long GETs need.
+  slabs.push(s);
+  let bytes = slabs.reduce((n, x) => n + x.byteLength, 0);
+  while (slabs.length > KEEP_SLABS || bytes > KEEP_BYTES) {
+    let k = 0;
+    for (let i = 1; i < slabs.length; i++) if (slabs[i]!.byteLength < slabs[k]!.byteLength) k = i;
+    bytes -= slabs.splice(k, 1)[0]!.byteLength;
+  }
 }
 
 let worker: Worker | null = null;

@@ -70,7 +70,9 @@ export function takeSlab(bytes: number): Slab {
       return s;
     }
   }
-  const k = spares.findIndex((s) => s.byteLength >= bytes);
+  // The smallest spare that fits: a 16 MiB one (a long S3 stream's GET) is not spent on a 2 MiB run.
+  let k = -1;
+  for (let i = 0; i < spares.length; i++) if (spares[i]!.byteLength >= bytes && (k < 0 || spares[i]!.byteLength < spares[k]!.byteLength)) k = i;
   const sab = k >= 0 ? spares.splice(k, 1)[0]! : new SharedArrayBuffer(Math.max(SLAB / 2, Math.ceil(bytes / (SLAB / 2)) * (SLAB / 2)));
   const s = { sab, off: 0 };
   lentPlain.set(sab, s);
@@ -87,9 +89,15 @@ export function giveSlab(s: Slab): void {
   }
   if (lentPlain.get(s.sab) !== s) return;
   lentPlain.delete(s.sab);
-  // The newest first (taken first, warm in cache); the oldest dropped past KEEP_SLABS or KEEP_BYTES.
+  // Past KEEP_SLABS or KEEP_BYTES the smallest go first: a fresh big slab costs the most
+  // (zeroed memory: a stream's first 2 MiB runs once pushed out the 8 MiB ones, and every
+  // 8 MiB GET allocated afresh, 57 ms a round).
   spares.unshift(s.sab);
-  while (spares.length > KEEP_SLABS || spares.reduce((n, x) => n + x.byteLength, 0) > KEEP_BYTES) spares.pop();
+  while (spares.length > KEEP_SLABS || spares.reduce((n, x) => n + x.byteLength, 0) > KEEP_BYTES) {
+    let k = 0;
+    for (let i = 1; i < spares.length; i++) if (spares[i]!.byteLength < spares[k]!.byteLength) k = i;
+    spares.splice(k, 1);
+  }
 }
 
 /** The slab a buffer from takeRunBuf lies on (null: not one of ours). */

@@ -190,9 +190,15 @@ export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, 
  */
 export function streamGetBytes(tier: Tier): number {
   if (tier instanceof ThrottledTier && tier.limiter.bytesPerSec !== undefined) return RUN_BYTES;
-  const mib = Number(process.env.TIER_STREAM_GET_MIB ?? 16);
-  return tier.kind === 's3' ? Math.max(1, mib) * 1024 * 1024 : RUN_BYTES;
+  return tier.kind === 's3' ? STREAM_GET_BYTES : RUN_BYTES;
 }
+
+/** TIER_STREAM_GET_MIB (experiments), read once: a whole number of MiB from 1 to 64, else 16. */
+const STREAM_GET_BYTES = (() => {
+  const v = process.env.TIER_STREAM_GET_MIB;
+  const mib = v !== undefined && /^\d+$/.test(v.trim()) ? Number(v) : 16;
+  return (mib >= 1 && mib <= 64 ? mib : 16) * 1024 * 1024;
+})();
 
 /**
  * fillRun for a long run of a stream (read-ahead): one GET for chunks [first, last), its

@@ -20,6 +20,7 @@ import type { TierTuning } from '../dsl/ast.js';
 import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
+import { ThrottledTier } from '../tiers/throttled.js';
 import { chunkRange, fetchDenseRun, streamDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
@@ -183,12 +184,21 @@ export function fillRun(e: InodeEntry, first: number, last: number, ref: FdRef, 
  * The longest GET a stream's read-ahead makes of `tier`: an S3 tier pays per request (a
  * signed request, a round trip, the server's own per-request work), so a long stream reads
  * in GETs of up to 16 MiB committed in 2 MiB pieces (fillStream); a local tier's read
- * costs nothing per request, and reports no progress, so it keeps runs of RUN_BYTES.
+ * costs nothing per request, and reports no progress, so it keeps runs of RUN_BYTES. A tier
+ * with a byte rate (bwlimit) keeps them too: its GET is charged whole before it starts, so
+ * at 0.5 MiB/s a 16 MiB GET would hold the next one past the tier timeout (EIO).
  */
 export function streamGetBytes(tier: Tier): number {
-  const mib = Number(process.env.TIER_STREAM_GET_MIB ?? 16);
-  return tier.kind === 's3' ? Math.max(1, mib) * 1024 * 1024 : RUN_BYTES;
+  if (tier instanceof ThrottledTier && tier.limiter.bytesPerSec !== undefined) return RUN_BYTES;
+  return tier.kind === 's3' ? STREAM_GET_BYTES : RUN_BYTES;
 }
+
+/** TIER_STREAM_GET_MIB (experiments), read once: a whole number of MiB from 1 to 64, else 16. */
+const STREAM_GET_BYTES = (() => {
+  const v = process.env.TIER_STREAM_GET_MIB;
+  const mib = v !== undefined && /^\d+$/.test(v.trim()) ? Number(v) : 16;
+  return (mib >= 1 && mib <= 64 ? mib : 16) * 1024 * 1024;
+})();
 
 /**
  * fillRun for a long run of a stream (read-ahead): one GET for chunks [first, last), its

@@ -9,11 +9,17 @@
 // - a 2xx answer needs a Content-Length (a chunked one: FallBack, the caller asks s3-light);
 //   the range's bytes go into dst; a body longer than dst is an error before a byte lands, a
 //   body cut before its Content-Length is an error, never short data;
-// - a server that ignored Range (200 without Content-Range): the range cut out of the body;
+// - a 206 must carry `Content-Range: bytes a-b/c` with a = the range's offset and b-a+1 =
+//   its Content-Length; any other 2xx (a 200, with a Content-Range or not) is the whole
+//   object, the range cut out of it; a Content-Length not all digits, or two that differ,
+//   is an error and the socket is never reused; interim 1xx answers (not 101) are dropped;
+// - a socket goes back to the pool on the loop's next turn, not from inside the read that
+//   ended an answer: a byte that arrives meanwhile destroys it (never the next GET's head);
 // - any other status: the error the SDK would raise (s3-light errorFrom), retried as
 //   s3-light retries (transient errors, before any answer), 416 is "no bytes" (0);
-// - a reused keep-alive socket that dies before any answer byte is retried on a fresh one
-//   (the server closed it while idle), without counting as an attempt;
+// - a reused keep-alive socket closed or reset (ECONNRESET, EPIPE, end) before any answer
+//   byte is retried on a fresh one (the server closed it while idle), without counting as
+//   an attempt; a timeout or an abort is not;
 // - timeoutMs without a byte fails the GET (TimeoutError); the caller's signal destroys the
 //   socket; a socket is pooled again only after a whole answer, any error destroys it, so
 //   nothing writes into dst after the promise settles with an error... except a read the
@@ -114,13 +120,26 @@ class Conn {
     }
     const lines = this.head.toString('latin1', 0, end).split('\r\n');
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
+    if (!Number.isFinite(status)) return void this.sock.destroy(new BodyError('not an HTTP answer'));
+    if (status >= 100 && status < 200 && status !== 101) {
+      // An interim answer (100 Continue, 103 Early Hints): dropped, the real one follows.
+      this.head.copy(this.head, 0, end + 4, this.headLen);
+      this.headLen -= end + 4;
+      return this.parseHead(w);
+    }
     const h: Record<string, string> = {};
     for (let k = 1; k < lines.length; k++) {
       const c = lines[k]!.indexOf(':');
-      if (c > 0) h[lines[k]!.slice(0, c).trim().toLowerCase()] = lines[k]!.slice(c + 1).trim();
+      if (c <= 0) continue;
+      const name = lines[k]!.slice(0, c).trim().toLowerCase();
+      const v = lines[k]!.slice(c + 1).trim();
+      // Two lengths or ranges that differ: which body is this? (request smuggling's trick)
+      if (h[name] !== undefined && h[name] !== v && (name === 'content-length' || name === 'content-range')) return void this.sock.destroy(new BodyError(`differing ${name} headers`));
+      h[name] = v;
     }
-    if (!Number.isFinite(status)) return void this.sock.destroy(new BodyError('not an HTTP answer'));
-    const len = h['content-length'] !== undefined ? Number(h['content-length']) : -1;
+    const cl = h['content-length'];
+    if (cl !== undefined && !/^\d+$/.test(cl)) return void this.sock.destroy(new BodyError(`bad Content-Length ${JSON.stringify(cl.slice(0, 40))}`));
+    const len = cl !== undefined ? Number(cl) : -1;
     const keep = !/close/i.test(h.connection ?? '');
     const rest = this.head.subarray(end + 4, this.headLen); // body bytes read with the head
     if (status < 200 || status >= 300) {
@@ -132,12 +151,18 @@ class Conn {
     if (len < 0 || h['transfer-encoding'] !== undefined) return void this.sock.destroy(new FallBack('a 2xx answer without a Content-Length'));
     let skip = 0;
     let want = len;
-    if (h['content-range'] === undefined && status === 200) {
-      // The server ignored Range and sent the whole object: cut the range out of it.
+    if (status === 206) {
+      // Partial content: exactly the bytes asked for from the range's first, or fewer at the end.
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(h['content-range'] ?? '');
+      if (!cr || Number(cr[1]) !== w.range.offset || Number(cr[2]) - Number(cr[1]) + 1 !== len) {
+        return void this.sock.destroy(new BodyError(`Content-Range ${JSON.stringify((h['content-range'] ?? '').slice(0, 80))} with Content-Length ${len} does not answer range ${w.range.offset}+${w.range.length}`));
+      }
+    } else {
+      // Any other 2xx is the whole object (the server ignored Range): cut the range out of it.
       skip = w.range.offset;
       want = Math.max(0, Math.min(w.range.length, len - skip));
     }
-    if (want > w.dst.length) return void this.sock.destroy(new BodyError(`range ${w.range.offset}+${w.range.length} answered more bytes`));
+    if (want > w.range.length || want > w.dst.length) return void this.sock.destroy(new BodyError(`range ${w.range.offset}+${w.range.length} answered more bytes`));
     const b = (this.body = { len, skip, want, seen: 0, status, keep, text: false });
     w.started?.();
     // Body bytes that came with the head: into dst where they belong (at most HEAD_MAX).
@@ -164,7 +189,10 @@ class Conn {
     this.body = null;
     this.headLen = 0;
     this.sock.setTimeout(0);
-    if (keep && !this.dead) this.pool.idle(this);
+    // Pooled from the next turn of the loop, not from inside this read: a byte that comes
+    // meanwhile (more body than was said) destroys it (got: no request) instead of being
+    // read as the next GET's answer.
+    if (keep && !this.dead) setImmediate(() => this.dead || this.w || this.pool.idle(this));
     else this.sock.destroy();
     if (typeof r === 'number') w.resolve(r);
     else w.reject(r);
@@ -178,8 +206,10 @@ class Conn {
     if (!w) return;
     this.w = null;
     const b = this.body;
-    // Nothing of an answer on a reused socket: the server closed it while idle.
-    if (this.reused && this.headLen === 0 && !b) return w.reject(Object.assign(new Error('stale keep-alive socket'), { stale: true, cause: e }));
+    // Nothing of an answer on a reused socket, closed or reset: the server closed it while
+    // idle (not a timeout nor an abort: those are the GET's own end).
+    const code = (e as { code?: string }).code;
+    if (this.reused && this.headLen === 0 && !b && (code === 'ECONNRESET' || code === 'EPIPE')) return w.reject(Object.assign(new Error('stale keep-alive socket'), { stale: true, cause: e }));
     if (b && !b.text && !(e instanceof Error && e.name === 'TimeoutError') && !(e instanceof BodyError) && !(e instanceof FallBack) && (e as { name?: string }).name !== 'AbortError') {
       return w.reject(new BodyError(`response body ended after ${b.seen} of ${b.len} bytes`));
     }
@@ -189,6 +219,7 @@ class Conn {
 
 export class S3Direct {
   private readonly free: Conn[] = [];
+  private closed = false;
 
   constructor(
     private readonly light: S3Light,
@@ -236,7 +267,7 @@ export class S3Direct {
 
   /** A socket after a whole answer: kept for the next GET (at most `keep` idle). */
   idle(c: Conn): void {
-    if (this.free.length >= this.keep) return void c.sock.destroy();
+    if (this.closed || this.free.length >= this.keep) return void c.sock.destroy();
     c.sock.unref();
     this.free.push(c);
   }
@@ -247,6 +278,7 @@ export class S3Direct {
   }
 
   close(): void {
+    this.closed = true;
     for (const c of this.free.splice(0)) c.sock.destroy();
   }
 }

@@ -35,8 +35,9 @@ export async function s3GetStream(g: GetContext, key: string, objKey: string, ra
 
 /** The range as one buffer, read straight off the response (no stream stage of our own: recall's hot path). */
 export async function s3Get(g: GetContext, key: string, objKey: string, range: ByteRange | undefined, signal?: AbortSignal, expect?: string): Promise<Buffer> {
-  if (g.direct && range && range.length > 0 && range.length <= DIRECT_GET_MAX && expect === undefined) {
-    // A range of known length (chunk sums, a chunk): read as getInto reads, into a buffer of its own.
+  if (g.direct && range && range.length > 0 && range.length <= DIRECT_GET_MAX && expect === undefined && (await g.direct.target().catch(() => null))) {
+    // A range of known length (chunk sums, a chunk): read as getInto reads, into a buffer of
+    // its own (allocated only when the direct path serves the bucket: else parts as they come).
     const dst = Buffer.allocUnsafeSlow(range.length);
     const n = await s3GetInto(g, key, objKey, range, dst, signal);
     return n === dst.length ? dst : dst.subarray(0, n);
@@ -135,6 +136,14 @@ async function openBody(g: GetContext, key: string, objKey: string, range: ByteR
     // The server ignored Range and sent the whole object: cut the range out of it.
     skip = range.offset;
     want = Math.max(0, Math.min(range.length, (res.ContentLength ?? 0) - range.offset));
+  } else if (range) {
+    // `bytes a-b/c`: from the range's first byte, as many as the body, no more than asked.
+    const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.ContentRange ?? '');
+    const n = cr ? Number(cr[2]) - Number(cr[1]) + 1 : -1;
+    if (!cr || Number(cr[1]) !== range.offset || n > range.length || (res.ContentLength !== undefined && n !== res.ContentLength)) {
+      body.destroy();
+      throw new TierError('Unavailable', 'get', g.tier, key, `Content-Range ${JSON.stringify(res.ContentRange)} with Content-Length ${res.ContentLength} does not answer range ${range.offset}+${range.length}`);
+    }
   }
   return { c, body, want, skip, contentLength: res.ContentLength ?? -1 };
 }

@@ -71,7 +71,8 @@ export class S3Hot {
     if (input.IfMatch) h['if-match'] = input.IfMatch;
     if (input.IfUnmodifiedSince) h['if-unmodified-since'] = new Date(input.IfUnmodifiedSince).toUTCString();
     const res = await l.send({ method: 'GET', objKey: input.Key!, headers: h, payloadSha256: EMPTY_SHA256 }, signal);
-    return { ...outOf(res.headers), ...(res.headers['content-range'] ? { ContentRange: res.headers['content-range'] } : {}), Body: res };
+    // A Content-Range only on a 206: a 200 is the whole object whatever it says (s3-get.ts).
+    return { ...outOf(res.headers), ...(res.statusCode === 206 && res.headers['content-range'] ? { ContentRange: res.headers['content-range'] } : {}), Body: res };
   }
 
   /** One PutObject with Content-MD5 (the server rejects other bytes); returns its ETag. */

@@ -15,11 +15,13 @@ const MiB = 1024 * 1024;
 const TIMEOUT = 2000;
 
 interface Fault {
-  kind: 'stall' | 'corrupt' | 'slow';
-  /** Bytes into the first data GET of at least 4 MiB at or past `from`. */
+  kind: 'stall' | 'corrupt' | 'slow' | 'trickle';
+  /** Bytes into the first data GET of at least `min` (4 MiB) at or past `from`. */
   cut: number;
   from: number;
+  min?: number;
   hit?: ByteRange;
+  at?: number;
 }
 
 /** Fault injection on getInto of the real tier: one GET stalls or turns corrupt `cut` bytes in. */
@@ -43,8 +45,9 @@ class StreamFaultsForTest {
     const data = !key.endsWith('.sums');
     if (data) this.gets.push(range);
     const f = this.fault;
-    if (!data || !f || f.hit || range.offset < f.from || range.length < 4 * MiB) return t.getInto!(key, range, dst, signal, expect, progress);
+    if (!data || !f || f.hit || range.offset < f.from || range.length < (f.min ?? 4 * MiB)) return t.getInto!(key, range, dst, signal, expect, progress);
     f.hit = range;
+    f.at = Date.now();
     if (f.kind === 'corrupt') {
       let flipped = false;
       return t.getInto!(key, range, dst, signal, expect, (have) => {
@@ -56,14 +59,31 @@ class StreamFaultsForTest {
       });
     }
     if (f.kind === 'slow') {
-      // All the bytes, reported in three steps 0.75 timeout apart: slower in all than one
-      // timeout, never a timeout without a byte.
+      // All the bytes, reported 2 MiB at a time 0.75 timeout apart: slower in all than one
+      // timeout, never a timeout without a byte, each 2 MiB within a timeout.
       const n = await t.getInto!(key, range, dst, signal, expect);
-      for (const k of [1, 2, 3]) {
+      for (let have = 0; have < n; ) {
         await new Promise((r) => setTimeout(r, TIMEOUT * 0.75));
-        progress?.(Math.floor((n * k) / 3));
+        progress?.((have = Math.min(n, have + 2 * MiB)));
       }
       return n;
+    }
+    if (f.kind === 'trickle') {
+      // `cut` bytes, then one more every 0.75 timeout, never the rest: a byte now and then
+      // must not keep the GET (and a reader waiting on it) alive past its pieces' timeouts.
+      await t.getInto!(key, range, dst, signal, expect, (have) => progress?.(Math.min(have, f.cut)));
+      let have = f.cut;
+      const tick = setInterval(() => progress?.(++have), TIMEOUT * 0.75);
+      return new Promise<number>((_, reject) =>
+        signal?.addEventListener(
+          'abort',
+          () => {
+            clearInterval(tick);
+            reject(new TierError('Aborted', 'get', t.name, key, 'trickled'));
+          },
+          { once: true },
+        ),
+      );
     }
     await t.getInto!(key, range, dst, signal, expect, (have) => progress?.(Math.min(have, f.cut)));
     // The rest never comes: a stalled body; only the caller's deadline ends it.
@@ -116,6 +136,20 @@ describe('a long S3 stream: big GETs committed in verified pieces', () => {
     assert.deepEqual(again, [], 'the slow GET was cut and its chunks fetched again');
   });
 
+  test('a GET sending a byte now and then after 3 MiB: the reader gets EIO within its piece\'s timeout, not the whole GET\'s', async () => {
+    const path = await makeReleased(h, 'trickle.bin', data);
+    faults.fault = { kind: 'trickle', cut: 3 * MiB + 5000, from: 8 * MiB, min: 8 * MiB };
+    const r = await run('cat', [path]);
+    const end = Date.now();
+    const { hit, at } = faults.fault;
+    faults.fault = null;
+    assert.ok(hit && at, 'no GET of 8 MiB or more past 8 MiB: nothing was injected');
+    assert.ok(r.stdout.equals(data.subarray(0, r.stdout.length)), 'bytes read differ from the file');
+    // Its second piece (2-4 MiB) was due 2 timeouts after the GET began (the whole GET: 4 or 8).
+    assert.ok(end - at < 3 * TIMEOUT, `cat ended ${end - at} ms after the trickling GET began (GET of ${hit.length} bytes)`);
+    if (r.code !== 0) assert.match(r.stderr, /Input\/output error/);
+  });
+
   for (const kind of ['stall', 'corrupt'] as const) {
     test(`a GET that ${kind === 'stall' ? 'stalls' : 'turns corrupt'} 3 MiB in: its first piece is resident, nothing wrong is read, then exact bytes`, async () => {
       const path = await makeReleased(h, `${kind}.bin`, data);
@@ -128,9 +162,9 @@ describe('a long S3 stream: big GETs committed in verified pieces', () => {
       assert.ok(hit, 'no GET of 4 MiB or more past 8 MiB: nothing was injected');
       // The failed read-ahead is the reader's EIO if it waits on the failed piece (within
       // the tier timeout), or, if it comes later, its own fetch of the chunks: exact either way.
+      assert.ok(took < TIMEOUT + 8000, `cat took ${took} ms`);
       if (r.code !== 0) {
         assert.match(r.stderr, /Input\/output error/);
-        assert.ok(took < TIMEOUT + 8000, `EIO after ${took} ms`);
         assert.ok(r.stdout.length <= hit.offset + 3 * MiB + 5000, 'read past the fault');
       }
       assert.ok(r.stdout.equals(data.subarray(0, r.stdout.length)), 'bytes read differ from the file');

@@ -11,7 +11,9 @@ import { DEFAULT_TUNING } from '../../src/dsl/ast.js';
 import { Limiter } from '../../src/tiers/limiter.js';
 import { LocalTier } from '../../src/tiers/local.js';
 import { throttledViews } from '../../src/tiers/throttled.js';
-import { isTierError } from '../../src/tiers/tier.js';
+import { isTierError, type Tier } from '../../src/tiers/tier.js';
+import { streamGetBytes } from '../../src/recall/fill.js';
+import { RUN_BYTES } from '../../src/recall/fast-path.js';
 import { bodyOf, metaFor, tierContract } from './contract.js';
 
 const MiB = 1024 * 1024;
@@ -146,5 +148,13 @@ describe('throttled tier', () => {
     assert.equal(closes, 1);
     assert.equal(v.batch.name, 'disk');
     assert.equal(v.interactive.kind, 'local');
+  });
+
+  test('an S3 stream behind a byte rate reads in runs of 2 MiB, not 16 MiB GETs charged whole up front', () => {
+    // A named fake inner tier: only its kind is read.
+    const s3ForTest = { name: 's3', kind: 's3' } as unknown as Tier;
+    assert.ok(streamGetBytes(s3ForTest) > RUN_BYTES, 'an unlimited S3 tier streams in long GETs');
+    assert.ok(streamGetBytes(throttledViews(s3ForTest, new Limiter({ requestsPerSec: 10 })).interactive) > RUN_BYTES, 'a request limit alone keeps long GETs');
+    assert.equal(streamGetBytes(throttledViews(s3ForTest, new Limiter({ bytesPerSec: 512 * 1024 })).interactive), RUN_BYTES);
   });
 });

@@ -3,7 +3,7 @@
 // fds a recall keeps (ReadFds, below).
 import { randomBytes } from 'node:crypto';
 import { close, constants, fstat, open as openCb, read } from 'node:fs';
-import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TEMP_PREFIX } from './keys.js';
 
@@ -41,22 +41,27 @@ export async function writeFileAtomicNoDirSync(path: string, data: string | Buff
   }
 }
 
-/** Reads up to `length` bytes at `offset`; stops early only at end of file. */
-export async function preadFull(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+/** Reads up to `length` bytes at `offset` of `fd`; stops early only at end of file. */
+export async function preadFull(fd: number, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
-  const got = await preadInto(fh, buf, offset, length);
+  const got = await preadInto(fd, buf, offset, length);
   return got === length ? buf : buf.subarray(0, got);
 }
 
-/** Up to `length` bytes at `offset` into `dst` from its start (fewer at EOF): the count. */
-export async function preadInto(fh: FileHandle, dst: Buffer, offset: number, length: number): Promise<number> {
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(dst, got, length - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
+/** Up to `length` bytes at `offset` of `fd` into `dst` from its start (fewer at EOF): the count. */
+export function preadInto(fd: number, dst: Buffer, offset: number, length: number): Promise<number> {
+  return new Promise((res, rej) => {
+    let got = 0;
+    const step = (): void =>
+      read(fd, dst, got, length - got, offset + got, (e, n) => {
+        if (e) return rej(e);
+        got += n;
+        if (n === 0 || got >= length) res(got);
+        else step();
+      });
+    if (length <= 0) res(0);
+    else step();
+  });
 }
 
 export interface WalkEntry {
@@ -105,22 +110,6 @@ const openP = (path: string, direct: boolean): Promise<number> =>
   new Promise((res, rej) => openCb(path, direct ? constants.O_RDONLY | constants.O_DIRECT : 'r', (e, fd) => (e ? rej(e) : res(fd))));
 const sizeP = (fd: number): Promise<number> => new Promise((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st.size))));
 const closeQuiet = (fd: number): void => close(fd, () => {});
-
-/** Up to `length` bytes at `offset` of `fd` into `dst` from its start (fewer at EOF): the count. */
-export function readFdInto(fd: number, dst: Buffer, offset: number, length: number): Promise<number> {
-  return new Promise((res, rej) => {
-    let got = 0;
-    const step = (): void =>
-      read(fd, dst, got, length - got, offset + got, (e, n) => {
-        if (e) return rej(e);
-        got += n;
-        if (n === 0 || got >= length) res(got);
-        else step();
-      });
-    if (length <= 0) res(0);
-    else step();
-  });
-}
 
 export class ReadFds {
   private readonly fds = new Map<string, Entry>();

@@ -14,7 +14,7 @@ import { addressAligned } from '../kernel/libc.js';
 import { expectedSha, HashCheck } from './hash-stream.js';
 import { checkKey, checkPrefix, META_SUFFIX } from './keys.js';
 import { parseValidator, validatorOf } from './validator.js';
-import { fsyncDir, preadFull, preadInto, readFdInto, ReadFds, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
+import { fsyncDir, preadFull, preadInto, ReadFds, tempNameBeside, walkFiles, writeFileAtomicNoDirSync } from './local-fs.js';
 
 import {
   TierError,
@@ -85,29 +85,25 @@ export class LocalTier implements Tier {
     const offset = range?.offset ?? 0;
     const lengthOf = (size: number) => Math.max(0, Math.min(range ? range.length : size, size - offset));
     // A conditional read (an imported object, which may change) checks the object each time.
-    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadFull(fh, offset, lengthOf(size)));
-    return this.kept(key, signal, async (fd, size) => {
-      const buf = Buffer.allocUnsafe(lengthOf(size));
-      const n = await readFdInto(fd, buf, offset, buf.length);
-      return n === buf.length ? buf : buf.subarray(0, n);
-    });
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadFull(fh.fd, offset, lengthOf(size)));
+    return this.kept(key, signal, (fd, size) => preadFull(fd, offset, lengthOf(size)));
   }
 
   async getInto(key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string): Promise<number> {
     const lengthOf = (size: number) => Math.max(0, Math.min(range.length, dst.length, size - range.offset));
-    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh, dst, range.offset, lengthOf(size)));
+    if (expect !== undefined) return this.reading(key, signal, expect, (fh, size) => preadInto(fh.fd, dst, range.offset, lengthOf(size)));
     // Whole aligned blocks into an aligned buffer (a recall's run): O_DIRECT, the disk's DMA
     // straight into it, no copy through the page cache.
     if (this.direct && range.offset % DIO_ALIGN === 0 && range.length % DIO_ALIGN === 0 && range.length <= dst.length && addressAligned(dst, DIO_ALIGN)) {
       try {
-        return await this.kept(key, signal, (fd, size) => (size - range.offset >= range.length ? readFdInto(fd, dst, range.offset, range.length) : Promise.reject(new ShortTail())), true);
+        return await this.kept(key, signal, (fd, size) => (size - range.offset >= range.length ? preadInto(fd, dst, range.offset, range.length) : Promise.reject(new ShortTail())), true);
       } catch (e) {
         const why = e instanceof TierError ? e.cause : e;
         if ((why as NodeJS.ErrnoException)?.code === 'EINVAL') this.direct = false; // this directory's filesystem refuses O_DIRECT
         else if (!(why instanceof ShortTail)) throw e;
       }
     }
-    return this.kept(key, signal, (fd, size) => readFdInto(fd, dst, range.offset, lengthOf(size)));
+    return this.kept(key, signal, (fd, size) => preadInto(fd, dst, range.offset, lengthOf(size)));
   }
 
   /** An unconditional read through the object's kept fd (local-fs.ts ReadFds). */

@@ -28,6 +28,16 @@ async function viaProxy(): Promise<{ proxy: FaultProxy; tier: S3Tier }> {
   return { proxy, tier: new S3Tier(decl, { partSize: PART }) };
 }
 
+/** A read started with `start(signal)` and aborted 100 ms later rejects with Aborted, without waiting for the timeout. */
+async function abortsAtOnce(start: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  const ac = new AbortController();
+  const p = start(ac.signal);
+  setTimeout(() => ac.abort(), 100);
+  const t0 = Date.now();
+  await assert.rejects(p, (e: unknown) => isTierError(e) && e.code === 'Aborted');
+  assert.ok(Date.now() - t0 < TIMEOUT, 'abort did not wait for the timeout');
+}
+
 async function failsWith(p: Promise<unknown>, codes: TierErrorCode[], key: string): Promise<number> {
   const t0 = Date.now();
   await assert.rejects(p, (e: unknown) => {
@@ -116,12 +126,7 @@ describe('s3 tier under faults (fault-injection proxy in front of real RGW)', ()
     proxy.after('down', 2 * MiB, 'stall');
     const took = await failsWith(tier.getInto('dl/16m', { offset: 0, length: 8 * MiB }, Buffer.alloc(8 * MiB)), ['Timeout'], 'dl/16m');
     assert.ok(took >= TIMEOUT * 0.5, `Timeout after only ${took} ms`);
-    const ac = new AbortController();
-    const p = tier.getInto('dl/16m', { offset: 0, length: 4096 }, Buffer.alloc(4096), ac.signal);
-    setTimeout(() => ac.abort(), 100);
-    const t0 = Date.now();
-    await assert.rejects(p, (e: unknown) => isTierError(e) && e.code === 'Aborted');
-    assert.ok(Date.now() - t0 < TIMEOUT, 'abort did not wait for the timeout');
+    await abortsAtOnce((signal) => tier.getInto('dl/16m', { offset: 0, length: 4096 }, Buffer.alloc(4096), signal));
     await tier.close();
     await proxy.close();
   });
@@ -157,12 +162,7 @@ describe('s3 tier under faults (fault-injection proxy in front of real RGW)', ()
   test('a caller abort answers a stalled read at once with Aborted', async () => {
     const { proxy, tier } = await viaProxy();
     proxy.stall();
-    const ac = new AbortController();
-    const p = tier.get('dl/16m', { offset: 0, length: 4096 }, ac.signal);
-    setTimeout(() => ac.abort(), 100);
-    const t0 = Date.now();
-    await assert.rejects(p, (e: unknown) => isTierError(e) && e.code === 'Aborted');
-    assert.ok(Date.now() - t0 < TIMEOUT, 'abort did not wait for the timeout');
+    await abortsAtOnce((signal) => tier.get('dl/16m', { offset: 0, length: 4096 }, signal));
     await tier.close();
     await proxy.close();
   });

@@ -130,13 +130,19 @@ function storeBlocks(tier: Tier, key: string, tree: TreeIndex, start: number, en
 /**
  * Makes the leaves of chunks [first, last) available in `ix` (a tree index; a no-op for
  * the other formats): one ranged GET per run of blocks not yet loaded or loading, each
- * block checked against level 1. Concurrent callers share the GETs.
+ * block checked against level 1. Concurrent callers share the GETs. `through` (a stream's
+ * read-ahead): when a block of [first, last) must be fetched, fetch the blocks up to chunk
+ * `through` with it, so a long stream pays one sums GET per several data GETs, not one each
+ * (a request costs the server more than 16 KiB of bytes: docs/recall.md "An S3 stream").
  */
-export async function loadLeaves(tier: Tier, copy: Copy, ix: CopyIndex, first: number, last: number, timeoutMs: number, onBytes: OnBytes = none): Promise<void> {
+export async function loadLeaves(tier: Tier, copy: Copy, ix: CopyIndex, first: number, last: number, timeoutMs: number, onBytes: OnBytes = none, through = last): Promise<void> {
   const tree = ix.tree;
   if (!tree || last <= first) return;
   const key = sumsKey(copy.key);
-  const bl = blocksOf(first, last);
+  const need = blocksOf(first, last);
+  let short = false;
+  for (let j = need.start; j < need.end && !short; j++) short = !tree.blocks.has(j) && !tree.loading.has(j);
+  const bl = short && through > last ? blocksOf(first, Math.min(through, tree.layout.chunks)) : need;
   const waits: Promise<void>[] = [];
   for (let j = bl.start; j < bl.end; ) {
     const running = tree.loading.get(j);

@@ -27,11 +27,22 @@ interface Fault {
 /** Fault injection on getInto of the real tier: one GET stalls or turns corrupt `cut` bytes in. */
 class StreamFaultsForTest {
   gets: ByteRange[] = [];
+  /** GETs of the sums object (tier.get or getInto). */
+  sumsGets: ByteRange[] = [];
+  /** Every GET in the order asked: 'd' data, 's' sums, with its length. */
+  order: { kind: 'd' | 's'; length: number }[] = [];
   fault: Fault | null = null;
 
   wrap(t: Tier): Tier {
     return new Proxy(t, {
       get: (target, prop) => {
+        if (prop === 'get') {
+          return (key: string, range?: ByteRange, ...rest: unknown[]) => {
+            if (key.endsWith('.sums')) this.sumsGets.push(range ?? { offset: 0, length: -1 });
+            if (key.endsWith('.sums')) this.order.push({ kind: 's', length: range?.length ?? -1 });
+            return (target.get as (...a: unknown[]) => unknown)(key, range, ...rest);
+          };
+        }
         if (prop !== 'getInto') {
           const v = Reflect.get(target, prop, target) as unknown;
           return typeof v === 'function' ? v.bind(target) : v;
@@ -44,6 +55,8 @@ class StreamFaultsForTest {
   private async getInto(t: Tier, key: string, range: ByteRange, dst: Buffer, signal?: AbortSignal, expect?: string, progress?: Progress): Promise<number> {
     const data = !key.endsWith('.sums');
     if (data) this.gets.push(range);
+    else this.sumsGets.push(range);
+    this.order.push({ kind: data ? 'd' : 's', length: range.length });
     const f = this.fault;
     if (!data || !f || f.hit || range.offset < f.from || range.length < (f.min ?? 4 * MiB)) return t.getInto!(key, range, dst, signal, expect, progress);
     f.hit = range;
@@ -111,9 +124,20 @@ describe('a long S3 stream: big GETs committed in verified pieces', () => {
   test('cat: exact bytes in a few large GETs', async () => {
     const path = await makeReleased(h, 'a.bin', data);
     faults.gets = [];
+    faults.sumsGets = [];
+    faults.order = [];
     const r = await run('cat', [path]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.stdout.equals(data));
+    // Sums: once the stream reads in long GETs, one sums GET serves several of them (fill.ts
+    // SUMS_AHEAD_RUNS), not one each.
+    const firstLong = faults.order.findIndex((g) => g.kind === 'd' && g.length > 2 * MiB);
+    const late = faults.order.slice(firstLong);
+    const longs = late.filter((g) => g.kind === 'd' && g.length > 2 * MiB).length;
+    const sumsLate = late.filter((g) => g.kind === 's').length;
+    const seq = faults.order.map((g) => `${g.kind}${g.length}`).join(' ');
+    assert.ok(firstLong >= 0 && longs >= 4, `long GETs: ${seq}`);
+    assert.ok(sumsLate <= Math.ceil(longs / 2), `${sumsLate} sums GETs for ${longs} long data GETs: ${seq}`);
     // The window doubles from 64 KiB to 16 MiB; once it passes 4 MiB a top-up is one GET
     // (runs of 2 MiB before: none longer, 20 or more for 40 MiB).
     const sizes = faults.gets.map((g) => g.length).join(' ');

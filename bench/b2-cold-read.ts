@@ -24,6 +24,13 @@ function cpuText(c: CpuUse): string {
   return `daemon CPU ${fmtMs(c.treeMs)}, machine ${(c.busy * 100).toFixed(0)}% busy`;
 }
 
+/** MiB/s at which the machine hands out fresh memory now (bench/memtouch.c): low means host faults. */
+function touchRate(ctx: Ctx): number {
+  return Number(sh(join(ctx.cbin, 'memtouch'), ['256']).trim());
+}
+
+const touchText = (xs: number[]): string => `${Math.min(...xs)}-${Math.max(...xs)} MiB/s`;
+
 async function rawGet(w: World, key: string): Promise<{ ms: number; bytes: number }> {
   const t0 = nowMs();
   const r = await w.s3.send(new GetObjectCommand({ Bucket: w.bucket, Key: key }));
@@ -56,18 +63,21 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const catL: number[] = [];
   const tierL: number[] = [];
   const cpuL: CpuUse[] = [];
+  const touchL: number[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([local]).then(() => release(w, [local], 'loc'));
     // Each timed step starts with nothing dirty: else the previous step's writeback (the
     // recall's 512 MiB, cp's copy) throttles the next one's writes, and cp swung 0.4-1.7 s.
     sh('sync', []);
     dropFileCache(obj);
+    touchL.push(touchRate(ctx));
     rawL.push(await timeAsync('cp', [obj, copy]));
     sh('rm', ['-f', copy]);
     sh('sync', []);
     dropFileCache(obj);
     catL.push(await timeAsync('cat', [obj]));
     dropFileCache(obj);
+    touchL.push(touchRate(ctx));
     const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [local]));
     tierL.push(t.value);
     cpuL.push(t.cpu);
@@ -94,20 +104,23 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / cp throughput',
-    note: `medians of ${rounds} rounds (cp, cat of the object, then the file released afresh); cat of the tier object alone (read only): ${fmtRate(size, catMs)} (${fmtMs(catMs)}), ratio ${(catMs / tierMs).toFixed(2)}; for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}; during the tier reads: ${cpuL.map(cpuText).join('; ')}`,
+    note: `medians of ${rounds} rounds (cp, cat of the object, then the file released afresh); cat of the tier object alone (read only): ${fmtRate(size, catMs)} (${fmtMs(catMs)}), ratio ${(catMs / tierMs).toFixed(2)}; for scale: durable 4 MiB writes (dd oflag=dsync) on this filesystem run at ${fmtRate(size, dsyncMs)}; during the tier reads: ${cpuL.map(cpuText).join('; ')}; fresh memory before each step (bench/memtouch.c): ${touchText(touchL)}`,
   });
 
   const key = s3KeyOf(w, s3);
   const rawS: number[] = [];
   const tierS: number[] = [];
   const cpuS: CpuUse[] = [];
+  const touchS: number[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([s3]).then(() => release(w, [s3], 'rgw'));
     sh('sync', []);
+    touchS.push(touchRate(ctx));
     const raw = await rawGet(w, key);
     if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
     rawS.push(raw.ms);
     sh('sync', []);
+    touchS.push(touchRate(ctx));
     const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [s3]));
     tierS.push(t.value);
     cpuS.push(t.cpu);
@@ -125,7 +138,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / raw GET throughput',
-    note: `medians of ${rounds} rounds; during the tier reads: ${cpuS.map(cpuText).join('; ')} (the RGW's own CPU is not the daemon's)`,
+    note: `medians of ${rounds} rounds; during the tier reads: ${cpuS.map(cpuText).join('; ')} (the RGW's own CPU is not the daemon's); fresh memory before each step (bench/memtouch.c): ${touchText(touchS)}`,
   });
   return { results: out, recalledS3: s3 };
 }

@@ -7,7 +7,7 @@
 # full run rewrites bench/RESULTS.md.
 # Starts its own Ceph RGW (scripts/rgw.sh, stopped by pid at exit) unless
 # TIER_TEST_S3_ENDPOINT + AWS_* are already set; builds bench/c-handler.c and
-# bench/preader.c with gcc into a temp dir.
+# bench/preader.c and bench/memtouch.c with gcc into a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +47,7 @@ echo "bench: npm run build" >&2
 npm run build >/dev/null
 gcc -O2 -Wall -o "$TMP/c-handler" bench/c-handler.c
 gcc -O2 -Wall -o "$TMP/preader" bench/preader.c
+gcc -O2 -Wall -o "$TMP/memtouch" bench/memtouch.c
 
 if [ -z "${TIER_TEST_S3_ENDPOINT:-}" ]; then
   echo "bench: starting a Ceph RGW (scripts/rgw.sh, ~20 s)" >&2

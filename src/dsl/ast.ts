@@ -48,6 +48,18 @@ export const DEFAULT_TUNING: TierTuning = {
   concurrency: 8,
 };
 
+/**
+ * An S3 tier's defaults where they differ: a 64 MiB read-ahead window, topped up in GETs of
+ * 16 MiB (recall/fill.ts streamGetBytes). Each request costs the server a RADOS read per
+ * stripe it touches and a round trip: a 512 MiB cold `cat` from RGW made 100 GETs and ~330
+ * RADOS reads with 16 MiB, 68 and ~265 with 64 MiB, and ran 0.74-0.82x one GetObject
+ * against 0.70-0.72x, interleaved (docs/recall.md "the server's share"). A stream still
+ * fetches at most twice what it read (recall/readahead.ts), so `head -c 1M` costs the same.
+ */
+export const S3_TUNING: Partial<TierTuning> = {
+  readahead: 64 * 1024 * 1024,
+};
+
 interface TierBase {
   name: string;
   span: Span;

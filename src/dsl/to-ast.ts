@@ -4,6 +4,7 @@
 import type { CstNode } from 'chevrotain';
 import {
   DEFAULT_TUNING,
+  S3_TUNING,
   DEFAULT_WHOLE_FILE_FOR,
   type FilesetDecl,
   type PolicyFile,
@@ -95,7 +96,7 @@ function tierToAst(n: CstNode, file: string, accept: Accept): TierDecl | undefin
     return undefined;
   }
   const kind = kinds[0]!;
-  const tuning: TierTuning = { ...DEFAULT_TUNING };
+  const tuning: TierTuning = { ...DEFAULT_TUNING, ...(kind.key === 's3' ? S3_TUNING : {}) };
   const s3: Partial<Record<string, unknown>> = {};
   for (const s of settings) {
     if (kind.key !== 's3' && S3_ONLY.has(s.key)) {

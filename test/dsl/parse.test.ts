@@ -142,6 +142,15 @@ describe('constructs', () => {
     assert.deepEqual(pf.tiers[0]!.tuning, { chunk: 1024 ** 2, readahead: 2e6, timeoutMs: 120_000, concurrency: 3 });
   });
 
+  test('an s3 tier reads ahead 64 MiB by default, other kinds 16 MiB; a readahead given wins', () => {
+    const pf = ok('tier a { s3 bucket "b" }\ntier b { local "/x" }\ntier c { s3 bucket "b" readahead 8MiB }\ntier d { http "http://h/" }');
+    assert.deepEqual(
+      pf.tiers.map((t) => t.tuning.readahead),
+      [64 * 1024 ** 2, 16 * 1024 ** 2, 8 * 1024 ** 2, 16 * 1024 ** 2],
+    );
+    assert.equal(pf.tiers[0]!.tuning.chunk, 16 * 1024); // the rest as for every tier
+  });
+
   test('rate limits: bwlimit (a size per second) and tpslimit (requests per second), absent when unset', () => {
     const pf = ok('tier t { local "/x" bwlimit 50MiB tpslimit 20 }\ntier u { s3 bucket "b" bwlimit 1.5MB }\ntier v { local "/y" }');
     assert.deepEqual([pf.tiers[0]!.tuning.bwlimit, pf.tiers[0]!.tuning.tpslimit], [50 * 1024 ** 2, 20]);

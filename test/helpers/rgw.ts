@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_TUNING, type S3TierDecl } from '../../src/dsl/ast.js';
+import { DEFAULT_TUNING, S3_TUNING, type S3TierDecl } from '../../src/dsl/ast.js';
 
 export interface S3TestEnv {
   endpoint: string;
@@ -114,7 +114,7 @@ export function s3TestDecl(bucket: string, over: Partial<S3TierDecl> = {}, e: S3
     kind: 's3',
     name: 'rgw',
     span: { file: 'test.hsmpolicy', line: 1, col: 1, length: 1 },
-    tuning: { ...DEFAULT_TUNING, timeoutMs: 10_000 },
+    tuning: { ...DEFAULT_TUNING, ...S3_TUNING, timeoutMs: 10_000 }, // an s3 tier's defaults (dsl/ast.ts)
     bucket,
     prefix: 'tier/',
     endpoint: e.endpoint,

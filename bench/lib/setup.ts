@@ -82,8 +82,8 @@ function unmount(mnt: string): void {
 
 export function policyText(w: { data: string; tierDir: string; fineTierDir: string; bucket: string; prefix: string; s3env: S3Env }): string {
   return (
-    `# Written by bench/lib/setup.ts. loc and rgw use the default tuning (chunk 4MiB, readahead\n` +
-    `# 16MiB); fine is a local tier with chunk 1MiB readahead 1MiB. Default recall settings.\n` +
+    `# Written by bench/lib/setup.ts. loc and rgw use the default tuning (chunk 16KiB, readahead\n` +
+    `# 16MiB, 64MiB for s3); fine is a local tier with chunk 1MiB readahead 1MiB. Default recall settings.\n` +
     `tier loc { local "${w.tierDir}" }\n` +
     `tier fine { local "${w.fineTierDir}" chunk 1MiB readahead 1MiB }\n` +
     `tier rgw {\n  s3 bucket "${w.bucket}" prefix "${w.prefix}" endpoint "${w.s3env.endpoint}" region "${w.s3env.region}"\n` +

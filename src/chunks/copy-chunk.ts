@@ -8,7 +8,7 @@
 // - a chunk is rebuilt over its logical range (zeros in the map's holes) and checked
 //   against its sum before it is returned; an all-hole chunk of a mapped copy costs no GET;
 // - every GET is bounded by the tier timeout, even if the tier ignores its signal;
-// - a dense run's pooled buffer (fetchDenseRun) goes back to the pool only once its GET has
+// - a dense run's pooled buffer (streamDenseRun) goes back to the pool only once its GET has
 //   settled with an answer: after a timeout the tier may still write into it, so it is dropped.
 import { createHash } from 'node:crypto';
 import { giveRunBuf, sha256Off, sha256Units, sha256UnitsHere, takeRunBuf } from './hasher.js';
@@ -102,53 +102,20 @@ export async function readCopyRun(tier: Tier, copy: Copy, map: ExtentMap | null,
   return out;
 }
 
-/** A dense run's bytes, verified, in a reused buffer: `release()` it once written out. */
-export interface DenseRun {
-  /** Chunks [first, last) of the file, from chunk first's start. */
-  data: Buffer;
-  release(): void;
-}
-
-/**
- * Chunks [first, last) of a dense copy with sums (no map, not imported): one ranged GET
- * into a pooled shared buffer (no allocation per GET), hashed in place on the hasher
- * thread (one message per run, not a buffer per chunk), each chunk's SHA-256 compared with
- * its sum, as many at once as lie contiguous in `ix` (a block of 64 leaves, or the flat
- * sums). `sums` resolves to the index with these chunks' leaves loaded; it is awaited
- * while the GET runs. Short answer: ShortObject; any mismatch: Corrupt; nothing returned
- * unverified. A buffer whose GET failed is dropped, not pooled (a timed-out read may
- * still write into it).
- */
-export async function fetchDenseRun(tier: Tier, copy: Copy, sums: Promise<CopyIndex>, first: number, last: number, timeoutMs: number): Promise<DenseRun> {
-  const start = first * copy.chunk;
-  const len = Math.min(copy.size, last * copy.chunk) - start;
-  const buf = takeRunBuf(len);
-  sums.catch(() => {}); // awaited below, once the GET is over; a failed GET must not wait for it
-  // A failed GET throws at once (the reader's EIO within the tier timeout) and drops the
-  // buffer: a timed-out read may still write into it.
-  const n = await getIntoWithTimeout(tier, copy.key, start, len, buf, timeoutMs);
-  let ok = false;
-  try {
-    if (n !== len) throw new TierError('ShortObject', 'get', tier.name, copy.key, `range ${start}+${len} returned ${n} bytes`);
-    const ix = await sums;
-    const digests = last - first > OFF_LOOP_CHUNKS ? await sha256Units(buf, copy.chunk) : sha256UnitsHere(buf, copy.chunk);
-    checkRun(tier, copy, ix, first, last, digests);
-    ok = true;
-    let lent = true; // once: a second release could free the slot after another run took it
-    return { data: buf, release: () => lent && ((lent = false), giveRunBuf(buf)) };
-  } finally {
-    if (!ok) giveRunBuf(buf); // the GET is over: nothing writes into it any more
-  }
-}
-
 /** A verified piece of a streamed run: chunks [first, last), their bytes (a view valid only during the call). */
 export type TakePiece = (first: number, last: number, data: Buffer) => void;
 
 /**
- * fetchDenseRun for a long run of a stream, in pieces of `piece` chunks: one ranged GET of
- * chunks [first, last) into a pooled buffer, and each piece hashed, checked and handed to
- * `take` as soon as its bytes are in (getInto's progress) while the rest still arrives: one
- * request for many pieces, and the reader waits for its piece, not for the whole GET. The
+ * Chunks [first, last) of a dense copy with sums (no map, not imported), in pieces of
+ * `piece` chunks: one ranged GET into a pooled shared buffer (no allocation per GET), each
+ * piece hashed in place on the hasher thread (one message per piece, not a buffer per
+ * chunk), each chunk's SHA-256 compared with its sum (as many at once as lie contiguous in
+ * the index: a block of 64 leaves, or the flat sums), and handed to `take` as soon as its
+ * bytes are in (getInto's progress) while the rest still arrives: one request for many
+ * pieces, and a reader waits for its piece, not for the whole GET (a run of one piece:
+ * recall/fill.ts fetchAndCommit). `sums` resolves to the index with these chunks' leaves
+ * loaded; it is awaited once the first piece's bytes are in, so a failed GET throws at once
+ * and never waits for it. Short answer: ShortObject; any mismatch: Corrupt. The
  * tier writes only past what it reported, so a piece's bytes never change once hashed.
  * `take` runs synchronously (the commit); its throw, or any failure, ends the run: the GET
  * is stopped and the buffer dropped, not pooled (a read may still write into it); the pieces

@@ -21,7 +21,7 @@ import { futimens, nsToTimespec, UTIME_OMIT } from '../kernel/libc.js';
 import type { Logger } from '../log.js';
 import type { Tier } from '../tiers/tier.js';
 import { ThrottledTier } from '../tiers/throttled.js';
-import { chunkRange, fetchDenseRun, streamDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
+import { chunkRange, streamDenseRun, OFF_LOOP_CHUNKS, readCopyRun, verifyCopyChunk, verifyRunOff, verifyWholeRun, wholeByRecord, type CopyChunk } from '../chunks/copy-chunk.js';
 import { fetchChunkSums, fetchTreeIndex, loadLeaves } from '../chunks/sums-fetch.js';
 import { sumIndex, type CopyIndex } from '../chunks/extent-map.js';
 import { holesIn, lostChunks } from '../chunks/fs-resident.js';
@@ -268,17 +268,14 @@ function denseSummed(e: InodeEntry, first: number, last: number): boolean {
 async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: number, env: FillEnv): Promise<void> {
   if (e.resident.missing({ start: first, end: last }).length === 0) return;
   // A dense copy with sums (every new copy but a small or sparse one): the run's bytes in
-  // one reused buffer, verified in one batch (copy-chunk.ts fetchDenseRun).
+  // one reused buffer, verified in one batch, then written (copy-chunk.ts streamDenseRun,
+  // the whole run one piece).
   if (denseSummed(e, first, last)) {
     const sums = sumsFor(e, env, first, last).then((ix) => ix!); // a copy with sums: never null
-    const run = await fetchDenseRun(env.tier, e.copy, sums, first, last, env.tuning.timeoutMs);
-    try {
-      env.onBytes(run.data.length);
-      const base = first * e.copy.chunk;
-      commit(e, first, last, fd, (i) => ({ data: run.data, base, pieces: null }));
-    } finally {
-      run.release(); // written out (pwrite is synchronous) or given up
-    }
+    await streamDenseRun(env.tier, e.copy, sums, first, last, last - first, env.tuning.timeoutMs, (pf, pl, data) => {
+      env.onBytes(data.length);
+      commit(e, pf, pl, fd, () => ({ data, base: pf * e.copy.chunk, pieces: null }));
+    });
     return;
   }
   let chunks: CopyChunk[];

@@ -1,8 +1,9 @@
-// fetchDenseRun (chunks/copy-chunk.ts) with a FAULT-INJECTION tier: only getInto is real
-// enough to fail; nothing else of it is called.
+// streamDenseRun (chunks/copy-chunk.ts) as recall/fill.ts fetchAndCommit calls it (the whole
+// run one piece), with a FAULT-INJECTION tier: only getInto is real enough to fail; nothing
+// else of it is called.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fetchDenseRun } from '../../src/chunks/copy-chunk.js';
+import { streamDenseRun } from '../../src/chunks/copy-chunk.js';
 import type { CopyIndex } from '../../src/chunks/extent-map.js';
 import { TierError, type Tier } from '../../src/tiers/tier.js';
 import type { StateRecord } from '../../src/record/state-record.js';
@@ -21,8 +22,10 @@ test('a failed data GET rejects at once, not after the sums GETs it ran beside',
     }, 1500),
   );
   const t0 = performance.now();
-  await assert.rejects(fetchDenseRun(failing, copy, slowSums, 0, 8, 5000), (e: unknown) => e instanceof TierError && e.code === 'Unavailable');
+  let took = 0;
+  await assert.rejects(streamDenseRun(failing, copy, slowSums, 0, 8, 8, 5000, () => took++), (e: unknown) => e instanceof TierError && e.code === 'Unavailable');
   const ms = performance.now() - t0;
   assert.equal(sumsDone, false, `rejected only once the sums settled (${ms.toFixed(0)} ms)`);
+  assert.equal(took, 0, 'nothing handed on from a failed GET');
   await slowSums.catch(() => {}); // let its timer end before the test does
 });

@@ -245,10 +245,10 @@ export function fillStream(e: InodeEntry, first: number, last: number, piece: nu
     .run(async () => {
       const through = last + (SUMS_AHEAD_RUNS - 1) * (last - first);
       const sums = sumsFor(e, env, first, last, through).then((ix) => ix!); // a copy with sums: never null
+      const take = commitPiece(e, ref.fd, env);
       let k = 0;
       await streamDenseRun(env.tier, e.copy, sums, first, last, piece, env.tuning.timeoutMs, (pf, pl, data) => {
-        env.onBytes(data.length);
-        commit(e, pf, pl, ref.fd, () => ({ data, base: pf * e.copy.chunk, pieces: null }));
+        take(pf, pl, data);
         settle(k++);
       });
     })
@@ -272,10 +272,7 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
   // the whole run one piece).
   if (denseSummed(e, first, last)) {
     const sums = sumsFor(e, env, first, last).then((ix) => ix!); // a copy with sums: never null
-    await streamDenseRun(env.tier, e.copy, sums, first, last, last - first, env.tuning.timeoutMs, (pf, pl, data) => {
-      env.onBytes(data.length);
-      commit(e, pf, pl, fd, () => ({ data, base: pf * e.copy.chunk, pieces: null }));
-    });
+    await streamDenseRun(env.tier, e.copy, sums, first, last, last - first, env.tuning.timeoutMs, commitPiece(e, fd, env));
     return;
   }
   let chunks: CopyChunk[];
@@ -304,6 +301,14 @@ async function fetchAndCommit(e: InodeEntry, first: number, last: number, fd: nu
     const c = chunks[i - first]!;
     return { data: c.data, base: chunkRange(i, e.copy.chunk, e.copy.size).start, pieces: c.pieces };
   });
+}
+
+/** streamDenseRun's take: counts a verified piece's bytes, then commits its chunks (`data` starts at chunk pf). */
+function commitPiece(e: InodeEntry, fd: number, env: FillEnv): (pf: number, pl: number, data: Buffer) => void {
+  return (pf, pl, data) => {
+    env.onBytes(data.length);
+    commit(e, pf, pl, fd, () => ({ data, base: pf * e.copy.chunk, pieces: null }));
+  };
 }
 
 /** Chunk i's verified bytes: `data` holds file offset `base` at 0; `pieces` null: all data. */

@@ -76,6 +76,42 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     }
   });
 
+  test('open(O_TRUNC) then close, nothing written, on a released file: reported dirty at size 0', async () => {
+    const root = join(fs.dir, 'trunc-root');
+    mkdirSync(root);
+    const file = join(root, 'r.dat');
+    archive(file, 'released content');
+    // The record says released (the engine would have punched it): O_TRUNC raises no
+    // pre-content event, so only the tracker sees it before the next access or scan.
+    const st = statSync(file, { bigint: true });
+    const released: StateRecord = {
+      v: 1, state: 'released', pinned: false, gen: 1,
+      copy: { tier: 't', key: 'ab/key', size: Number(st.size), mtimeNs: st.mtimeNs.toString(), sha256: '0', archivedAt: 1, chunk: 4 << 20 },
+    };
+    const fd = openSync(file, 'r');
+    try {
+      fsetxattr(fd, XATTR_STATE, encodeRecord(released), file);
+    } finally {
+      closeSync(fd);
+    }
+    const seen: DirtyFile[] = [];
+    let wake: (() => void) | null = null;
+    const tracker = new ChangeTracker({ roots: [root], log, onDirty: (f) => (seen.push(f), wake?.()) });
+    tracker.start();
+    try {
+      const arrived = new Promise<void>((r) => (wake = r));
+      execFileSync('sh', ['-c', ': > "$1"', 'sh', file]); // open(O_TRUNC), close: no write
+      const cap = setTimeout(() => wake?.(), 10_000); // not a speed assertion: keeps a broken tracker from hanging
+      await arrived;
+      clearTimeout(cap);
+      assert.deepEqual(seen.map((f) => f.path), [file]);
+      assert.equal(seen[0]!.size, 0);
+      assert.equal(seen[0]!.record.state, 'released', 'the record is the recall side\'s to change; the catalog learns now');
+    } finally {
+      tracker.stop();
+    }
+  });
+
   test('a root on the root filesystem is not watched (no filesystem mark on /)', () => {
     const tracker = new ChangeTracker({ roots: [fs.scratch], log, onDirty: () => {} });
     tracker.start();

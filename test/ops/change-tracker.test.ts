@@ -13,12 +13,12 @@ let fs: LoopFs;
 const warnings: string[] = [];
 const log: Logger = { debug() {}, info() {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m) };
 
-/** Gives the file a record whose copy matches it as it is now: archived and clean. */
-function archive(path: string, content: string): void {
+/** Gives the file a record whose copy matches it as it is now: archived (or released) and clean. */
+function archive(path: string, content: string, state: 'archived' | 'released' = 'archived'): void {
   writeFileSync(path, content);
   const st = statSync(path, { bigint: true });
   const rec: StateRecord = {
-    v: 1, state: 'archived', pinned: false, gen: 1,
+    v: 1, state, pinned: false, gen: 1,
     copy: { tier: 't', key: 'ab/key', size: Number(st.size), mtimeNs: st.mtimeNs.toString(), sha256: '0', archivedAt: 1, chunk: 4 << 20 },
   };
   const fd = openSync(path, 'r');
@@ -80,20 +80,9 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     const root = join(fs.dir, 'trunc-root');
     mkdirSync(root);
     const file = join(root, 'r.dat');
-    archive(file, 'released content');
     // The record says released (the engine would have punched it): O_TRUNC raises no
     // pre-content event, so only the tracker sees it before the next access or scan.
-    const st = statSync(file, { bigint: true });
-    const released: StateRecord = {
-      v: 1, state: 'released', pinned: false, gen: 1,
-      copy: { tier: 't', key: 'ab/key', size: Number(st.size), mtimeNs: st.mtimeNs.toString(), sha256: '0', archivedAt: 1, chunk: 4 << 20 },
-    };
-    const fd = openSync(file, 'r');
-    try {
-      fsetxattr(fd, XATTR_STATE, encodeRecord(released), file);
-    } finally {
-      closeSync(fd);
-    }
+    archive(file, 'released content', 'released');
     const seen: DirtyFile[] = [];
     let wake: (() => void) | null = null;
     const tracker = new ChangeTracker({ roots: [root], log, onDirty: (f) => (seen.push(f), wake?.()) });

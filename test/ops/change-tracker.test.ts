@@ -34,6 +34,26 @@ function appendOther(path: string, text: string): void {
   execFileSync('sh', ['-c', 'printf %s "$1" >> "$2"', 'sh', text, path]);
 }
 
+/** Runs `act` under a tracker watching `root`; what it reported dirty once the first report came. */
+async function dirtyAfter(root: string, act: () => void): Promise<DirtyFile[]> {
+  const seen: DirtyFile[] = [];
+  let wake: (() => void) | null = null;
+  const arrived = new Promise<void>((r) => (wake = r));
+  const tracker = new ChangeTracker({ roots: [root], log, onDirty: (f) => (seen.push(f), wake?.()) });
+  tracker.start();
+  try {
+    assert.deepEqual(tracker.watched, [root]);
+    act();
+    // Not a speed assertion: the cap only keeps a broken tracker from hanging the suite.
+    const cap = setTimeout(() => wake?.(), 10_000);
+    await arrived;
+    clearTimeout(cap);
+    return seen;
+  } finally {
+    tracker.stop();
+  }
+}
+
 before(() => {
   fs = mountLoopFs('ext4', 32);
 });
@@ -50,30 +70,18 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     archive(join(other, 'b.dat'), 'outside the root');
     writeFileSync(join(root, 'plain.txt'), 'no record');
 
-    const seen: DirtyFile[] = [];
-    let wake: (() => void) | null = null;
-    const tracker = new ChangeTracker({ roots: [root], log, onDirty: (f) => (seen.push(f), wake?.()) });
-    tracker.start();
-    try {
-      assert.deepEqual(tracker.watched, [root]);
-      // Events arrive in order: the ones that must be ignored come first.
+    // Events arrive in order: the ones that must be ignored come first.
+    const seen = await dirtyAfter(root, () => {
       appendOther(join(root, 'plain.txt'), ' more');
       appendOther(join(other, 'b.dat'), ' changed');
       execFileSync('sh', ['-c', ': >> "$1"', 'sh', join(root, 'untouched.dat')]); // CLOSE_WRITE without a change
-      const arrived = new Promise<void>((r) => (wake = r));
       appendOther(join(root, 'a.dat'), ' and a change');
-      // Not a speed assertion: the cap only keeps a broken tracker from hanging the suite.
-      const cap = setTimeout(() => wake?.(), 10_000);
-      await arrived;
-      clearTimeout(cap);
-      assert.deepEqual(seen.map((f) => f.path), [join(root, 'a.dat')]);
-      const f = seen[0]!;
-      assert.equal(f.size, 'original and a change'.length);
-      assert.equal(f.record.copy?.size, 'original'.length);
-      assert.equal(f.ino, Number(statSync(join(root, 'a.dat')).ino));
-    } finally {
-      tracker.stop();
-    }
+    });
+    assert.deepEqual(seen.map((f) => f.path), [join(root, 'a.dat')]);
+    const f = seen[0]!;
+    assert.equal(f.size, 'original and a change'.length);
+    assert.equal(f.record.copy?.size, 'original'.length);
+    assert.equal(f.ino, Number(statSync(join(root, 'a.dat')).ino));
   });
 
   test('open(O_TRUNC) then close, nothing written, on a released file: reported dirty at size 0', async () => {
@@ -83,22 +91,10 @@ describe('change tracking (real fanotify, loop-mounted ext4)', () => {
     // The record says released (the engine would have punched it): O_TRUNC raises no
     // pre-content event, so only the tracker sees it before the next access or scan.
     archive(file, 'released content', 'released');
-    const seen: DirtyFile[] = [];
-    let wake: (() => void) | null = null;
-    const tracker = new ChangeTracker({ roots: [root], log, onDirty: (f) => (seen.push(f), wake?.()) });
-    tracker.start();
-    try {
-      const arrived = new Promise<void>((r) => (wake = r));
-      execFileSync('sh', ['-c', ': > "$1"', 'sh', file]); // open(O_TRUNC), close: no write
-      const cap = setTimeout(() => wake?.(), 10_000); // not a speed assertion: keeps a broken tracker from hanging
-      await arrived;
-      clearTimeout(cap);
-      assert.deepEqual(seen.map((f) => f.path), [file]);
-      assert.equal(seen[0]!.size, 0);
-      assert.equal(seen[0]!.record.state, 'released', 'the record is the recall side\'s to change; the catalog learns now');
-    } finally {
-      tracker.stop();
-    }
+    const seen = await dirtyAfter(root, () => execFileSync('sh', ['-c', ': > "$1"', 'sh', file])); // open(O_TRUNC), close: no write
+    assert.deepEqual(seen.map((f) => f.path), [file]);
+    assert.equal(seen[0]!.size, 0);
+    assert.equal(seen[0]!.record.state, 'released', 'the record is the recall side\'s to change; the catalog learns now');
   });
 
   test('a root on the root filesystem is not watched (no filesystem mark on /)', () => {

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 need=()
 for cmd in radosgw:radosgw ceph-mon:ceph-mon ceph-osd:ceph-osd mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs \
            getfattr:attr curl:curl rclone:rclone fusermount3:fuse3 losetup:mount gcc:gcc \
-           nginx:nginx-light qemu-img:qemu-utils fio:fio chromium:chromium; do
+           nginx:nginx-light qemu-img:qemu-utils fio:fio sqlite3:sqlite3 rsync:rsync git:git chromium:chromium; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -72,12 +72,13 @@ export interface Fed {
  * Read-ahead worth starting: `missing` chunks of `ahead` are not resident. Like the
  * kernel's async marker: only once a good part of the window is consumed (half of it, at
  * most `topUp`), so each GET is a run, not the chunk or two one read uncovered; always
- * when the window reaches EOF. `topUp`: the tier's longest read-ahead GET (fill.ts
- * streamGetBytes): an S3 stream tops up 8 MiB of a 16 MiB window in one GET.
+ * when the window reaches EOF (or the file's start: a backward stream's). `topUp`: the
+ * tier's longest read-ahead GET (fill.ts streamGetBytes): an S3 stream tops up 8 MiB of a
+ * 16 MiB window in one GET.
  */
 export function aheadWanted(missing: number, chunk: number, ahead: { start: number; end: number }, copySize: number, topUp = RUN_BYTES): boolean {
   const least = Math.min(topUp, Math.floor((ahead.end - ahead.start) / 2));
-  return !(missing * chunk < least && ahead.end < copySize);
+  return !(missing * chunk < least && ahead.end < copySize && ahead.start > 0);
 }
 
 interface View {

@@ -126,6 +126,53 @@ describe('read-ahead', () => {
       else assert.equal(fetched, 2 << 20, 'without sums the window is as large as the read');
     }
   });
+  test('a backward stream (tail, tac, a b-tree walked down) gets the same window below it; forward again turns it', () => {
+    // The mirror of the forward steps above: the same run lengths give the same windows.
+    const steps: [number, number, number, boolean][] = [
+      // start, end, expected window below start after, backward
+      [98, 100, 0, false], // first access: no history
+      [97, 98, 1, true], // run 3: chunks from 24 up ([96, 100): 4 <= 6), 1 byte below 97
+      [95, 97, 3, true], // run 5: [92, 100), 8 <= 10
+      [87, 95, 11, true], // run 13: [76, 100), 24 <= 26
+      [79, 87, 16, true], // run 21: [60, 100) is 40 <= 42, capped at 16
+      [200, 202, 0, false], // a jump: a new stream
+      [197, 201, 1, true], // an overlapping odd-sized read below continues it backward: run 5, [196, 204)
+    ];
+    let s = initialReadahead();
+    for (const [a, b, w, down] of steps) {
+      const r = feed(s, a, b, o);
+      assert.equal(r.state.window, w, `after ${a}-${b}`);
+      assert.equal(r.state.down, down, `after ${a}-${b}`);
+      assert.deepEqual(r.ahead, down ? { offset: a - w, length: w } : { offset: b, length: 0 });
+      s = r.state;
+    }
+    // Forward from the stream's last read: a forward stream, its window above.
+    const f = feed(s, 199, 201, o);
+    assert.equal(f.state.down, false);
+    assert.equal(f.ahead.offset, 201);
+    // Down to the file's start: the window never reaches below 0.
+    s = initialReadahead();
+    for (let at = 40; at >= 0; at -= 4) {
+      const r = feed(s, at, at + 4, o);
+      if (at < 40) assert.ok(r.ahead.offset >= 0 && r.ahead.offset + r.ahead.length === at, `at ${at}: ${JSON.stringify(r.ahead)}`);
+      s = r.state;
+    }
+  });
+  test('a backward stream is fetched at most twice what it read, sums included (tail of a 512 MiB file, 16 KiB chunks)', () => {
+    const chunk = 16384;
+    const size = 512 << 20;
+    const sums = { once: (32768 / 64) * 32, block: 64 * 32, perBlock: 64, join: 16384 };
+    let s = initialReadahead();
+    let low = size / chunk; // chunks [low, size / chunk) fetched: the reads' and the windows'
+    for (let at = size - 8192; at >= size - (1 << 20); at -= 8192) {
+      const r = feed(s, at, at + 8192, { chunk, max: 16 << 20, sums });
+      s = r.state;
+      low = Math.min(low, Math.floor(at / chunk), Math.floor(r.ahead.offset / chunk));
+    }
+    const fetched = (size / chunk - low) * chunk + sumsBytes(sums, low, size / chunk);
+    assert.ok(s.window > 0, 'a window opened');
+    assert.ok(fetched <= 2 << 20, `fetched ${fetched} for 1 MiB read`);
+  });
   test('max 0 disables read-ahead', () => {
     let s = initialReadahead();
     s = feed(s, 0, 4, { chunk: 4, max: 0, minRun: 1 }).state;

@@ -13,7 +13,8 @@ import { join, relative } from 'node:path';
 import { mountLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { decodeRecord, XATTR_STATE } from '../../src/record/state-record.js';
-import { applyActions, daemonLayout, pattern, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
+import { freshBucket, s3TestEnv } from '../helpers/rgw.js';
+import { applyActions, daemonLayout, getMetrics, pattern, startDaemon, within, type DaemonProc } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 const stateOf = (p: string) => decodeRecord(lgetxattr(p, XATTR_STATE))?.state ?? 'resident';
@@ -54,12 +55,19 @@ function tree(dir: string): Map<string, Buffer> {
   return out;
 }
 
+/** The sum of a counter's samples in a Prometheus text page. */
+function counter(page: string, name: string): number {
+  let n = 0;
+  for (const m of page.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) n += Number(m[1]);
+  return n;
+}
+
 // fio's block headers carry a magic, the block's offset and a crc32c of the block: a read
 // job with `verify` checks every block it reads (a zero block: "bad magic header 0").
 const FIO_BS = 64 * 1024;
 const FIO_SIZE = 32 * MiB;
 const fio = (file: string, ...more: string[]) =>
-  ok('fio', ['--name=j', `--filename=${file}`, `--bs=${FIO_BS}`, `--size=${FIO_SIZE}`, '--verify=crc32c', '--ioengine=psync', '--output-format=terse', ...more]);
+  ok('fio', ['--name=j', `--filename=${file}`, `--bs=${FIO_BS}`, `--size=${FIO_SIZE}`, '--verify=crc32c', '--ioengine=psync', '--verify_state_save=0', '--output-format=terse', ...more]);
 
 // Fixed identities and dates: the same repository, the same hashes, every run.
 const GIT_ENV = {
@@ -73,8 +81,16 @@ const GIT_ENV = {
   GIT_CONFIG_GLOBAL: '/dev/null',
 };
 
-for (const type of ['ext4', 'xfs'] as const) {
-  describe(`real programs on released files (${type})`, () => {
+// The local tier on both filesystems; the S3 tier (its defaults: read-ahead in long GETs,
+// committed in pieces) on ext4.
+const SETUPS = [
+  { type: 'ext4', tier: 'local' },
+  { type: 'xfs', tier: 'local' },
+  { type: 'ext4', tier: 's3' },
+] as const;
+
+for (const { type, tier } of SETUPS) {
+  describe(`real programs on released files (${type}, ${tier} tier)`, () => {
     let fs: LoopFs;
     let d: DaemonProc;
     let data: string;
@@ -86,6 +102,8 @@ for (const type of ['ext4', 'xfs'] as const) {
     const db = () => join(data, 'app.db');
     const repo = () => join(data, 'repo');
     const zip = () => join(data, 'members.zip');
+    const log = () => join(data, 'app.log');
+    let logText: string;
     let zipList: string;
     let fioWriteOrig: Buffer;
     let dbDump: string;
@@ -102,6 +120,14 @@ for (const type of ['ext4', 'xfs'] as const) {
     before(async () => {
       fs = mountLoopFs(type, 320);
       ({ stateDir, data, policy } = daemonLayout(fs));
+      if (tier === 's3') {
+        const e = s3TestEnv();
+        writeFileSync(
+          policy,
+          `tier slow { s3 bucket "${freshBucket(e, 'real-programs')}" prefix "t/" endpoint "${e.endpoint}" region "${e.region}" path_style true checksum when_required }\n` +
+            `fileset data { root "${data}" }\npolicy p on data {\n  rule all: size >= 0B -> release to slow\n}\n`,
+        );
+      }
       out = join(fs.dir, 'out');
       mkdirSync(out);
 
@@ -138,6 +164,16 @@ for (const type of ['ext4', 'xfs'] as const) {
       for (let i = 0; i < 24; i++) writeFileSync(join(zsrc, `m${i}.bin`), pattern(MiB, 500 + i));
       await ok('python3', ['-m', 'zipfile', '-c', zip(), ...readdirSync(zsrc).sort().map((n) => join(zsrc, n))]);
       zipList = await ok('python3', ['-m', 'zipfile', '-l', zip()]);
+
+      // A 24 MiB log of lines of varying length.
+      const lines: string[] = [];
+      for (let i = 0, n = 0; n < 24 * MiB; i++) {
+        const l = `2026-12-07T16:${String(i % 60).padStart(2, '0')}:00Z host${i % 7} req=${i} ${'x'.repeat((i * 37) % 150)}\n`;
+        lines.push(l);
+        n += l.length;
+      }
+      logText = lines.join('');
+      writeFileSync(log(), logText);
 
       d = startDaemon([policy], stateDir);
       await d.ready;
@@ -189,7 +225,13 @@ for (const type of ['ext4', 'xfs'] as const) {
       const one = await ok('sqlite3', [db(), "SELECT id, length(b) FROM t WHERE k = (SELECT k FROM t WHERE id = 41234)"]);
       assert.match(one, /^41234\|300$/m);
       assert.equal(stateOf(db()), 'partial', 'an index lookup must not recall the database whole');
+      const m0 = await getMetrics(stateDir);
       assert.equal((await ok('sqlite3', [db(), 'PRAGMA integrity_check'])).trim(), 'ok');
+      const m1 = await getMetrics(stateDir);
+      // integrity_check walks long runs of pages downward (runs of 100-450 4 KiB pages): with
+      // a window below such a run, 26 reads waited on the S3 tier (16 KiB chunks), 1338 without.
+      const waits = counter(m1, 'tier_recalls_total') - counter(m0, 'tier_recalls_total');
+      assert.ok(waits <= 100, `${waits} reads of integrity_check waited on the tier`);
       assert.equal(sha(await ok('sqlite3', [db(), '.dump'])), dbDump);
 
       await ok('sqlite3', [db(), "BEGIN; UPDATE t SET b = zeroblob(300) WHERE id % 1000 = 0; INSERT INTO t(k, b) VALUES ('new', randomblob(50000)); COMMIT;"]);
@@ -206,6 +248,30 @@ for (const type of ['ext4', 'xfs'] as const) {
       assert.equal(await ok('python3', ['-m', 'zipfile', '-l', zip()]), zipList);
       assert.equal(stateOf(zip()), 'partial', 'a listing must not recall a 24 MiB archive whole');
       await ok('python3', ['-m', 'zipfile', '-t', zip()]);
+    });
+
+    test('tail -n and tac read a released log backward: exact output, a few waits on the tier, not one per chunk', async () => {
+      const lines = logText.split('\n').slice(0, -1);
+      const m0 = await getMetrics(stateDir);
+      const tail = await ok('tail', ['-n', '20000', log()]);
+      assert.equal(tail, lines.slice(-20000).join('\n') + '\n');
+      const m1 = await getMetrics(stateDir);
+      assert.equal(stateOf(log()), 'partial', 'tail must not recall the log whole');
+      const read = Buffer.byteLength(tail);
+      const fetched = counter(m1, 'tier_recall_bytes_total') - counter(m0, 'tier_recall_bytes_total');
+      const waits = counter(m1, 'tier_recalls_total') - counter(m0, 'tier_recalls_total');
+      // tail reads 8 KiB blocks from the end down: without a window below it, each chunk
+      // was a wait of its own (S3 tier, 16 KiB chunks: 140 waits; 5 with it).
+      assert.ok(fetched <= 2 * read + 256 * 1024, `fetched ${fetched} for ${read} read`);
+      assert.ok(waits <= 24, `${waits} reads waited on the tier for ${read} bytes`);
+
+      const tac = await ok('tac', [log()]);
+      assert.equal(sha(tac), sha(lines.reverse().join('\n') + '\n'));
+      const m2 = await getMetrics(stateDir);
+      const tacWaits = counter(m2, 'tier_recalls_total') - counter(m1, 'tier_recalls_total');
+      // (Local tier, 1 MiB chunks: 21 waits without the window below, 0 with it.)
+      assert.ok(tacWaits <= 8, `${tacWaits} reads waited on the tier for a 24 MiB tac`);
+      await within('app.log archived after tac', 10_000, () => stateOf(log()) === 'archived');
     });
 
     test('git: fsck --full, log and status on a released repository; a commit into it; a clone of it', async () => {

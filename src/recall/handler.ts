@@ -280,6 +280,10 @@ export class RecallHandler {
       if (want) await this.fill(e, ref, env, want);
       // No room for the map: a write may follow this answer, so nothing may stay missing.
       if (e.mapUnstorable) await this.fill(e, ref, env, { start: 0, end: e.keep });
+      else if (e.ra.window === 0 && restWanted(e, tuning.readahead)) {
+        e.rest = true;
+        this.readAhead(e, ref, { ...env, onBytes: ahead.onBytes }, { start: 0, end: e.copy.size }, ahead.done);
+      }
     }
     // A read's completion (one fdatasync of the whole file, then the record) runs after
     // the answer: the reader needs the bytes, not their durability (a crash before the
@@ -438,6 +442,20 @@ export class RecallHandler {
       this.d.log.warn('recall complete but state not recorded', { op: 'recall', key: e.copy.key, err });
     }
   }
+}
+
+/**
+ * The rest of the file is worth fetching now, once, in the background: at least half of it
+ * is here or on its way, and what is missing fits in one read-ahead window (`window`: the
+ * tier's readahead, so the rest queues no more GETs than a stream's window does). Asked at
+ * a read outside any stream (a stream's own window gets there as fast). Every read of a
+ * marked file is an event, resident or not (SQLite's 4 KiB pages: one each, about 25 us);
+ * a whole file is unmarked. What it costs: at most as much again as was fetched.
+ */
+export function restWanted(e: Pick<InodeEntry, 'copy' | 'resident' | 'fetching' | 'diverged' | 'rest'>, window: number): boolean {
+  if (e.rest || e.diverged || e.copy.sparse || e.resident.complete()) return false;
+  const have = e.resident.count() + e.fetching.size;
+  return have * 2 >= e.resident.chunks && (e.resident.chunks - have) * e.copy.chunk <= window;
 }
 
 /** The entry's sums cost, worked out once (null: a copy without sums, also kept). */

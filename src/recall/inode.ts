@@ -62,6 +62,8 @@ export interface InodeEntry {
   /** An imported copy being hashed once whole (foreign-hash.ts); hashed: tried, done or not. */
   hashing?: boolean;
   hashed?: boolean;
+  /** The rest of the file was asked for once at least half of it was here (handler.ts restWanted). */
+  rest?: boolean;
   /** Granted to the event thread (fast-path.ts) with this many resident bits; undefined: not granted. */
   granted?: number;
 }

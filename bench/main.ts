@@ -13,6 +13,7 @@ import { benchHandler } from './b5-handler.js';
 import { benchScan } from './b6-scan.js';
 import { benchRelease } from './b7-release.js';
 import { benchSmallFiles } from './b8-small-files.js';
+import { benchPrograms } from './b10-programs.js';
 import { benchMarks } from './b9-marks.js';
 import { makeCtx, type Ctx } from './lib/context.js';
 import { makeWorld, type World } from './lib/setup.js';
@@ -162,6 +163,7 @@ async function main(): Promise<number> {
       return benchWarmRead(world, ctx, recalled);
     });
     await run('8', 'small files', () => benchSmallFiles(world, ctx));
+    await run('10', 'real programs', () => benchPrograms(world, ctx));
     await run('6', 'scan + evaluate', () => benchScan(world, ctx));
     await run('7', 'release throughput', () => benchRelease(world, ctx));
     await run('9', 'marks at scale', () => benchMarks(ctx.scale));

@@ -29,7 +29,7 @@ done
 [ -n "$ONLY" ] && RESULTS=""
 
 if [ "$(id -u)" != 0 ]; then echo "bench: run as root (loop mounts, fanotify)" >&2; exit 1; fi
-for b in gcc strace rclone fusermount3 tar mkfs.ext4; do
+for b in gcc strace rclone fusermount3 tar mkfs.ext4 sqlite3; do
   command -v "$b" >/dev/null || { echo "bench: $b not found" >&2; exit 1; }
 done
 

@@ -7,11 +7,10 @@
 // (b) `tail -n` of a released log (it reads 8 KiB blocks from the end down): fetched /
 //     what tail printed, goal <= 2 as for bench 1's streams.
 // Each round reads a freshly released file (after a read the files are whole again).
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
-import { bytesFetched, recallEvents, release, s3KeyOf, settled, type World } from './lib/setup.js';
+import { bytesFetched, downloadTo, recallEvents, release, s3KeyOf, settled, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, log, median, nowMs, sh, type Result } from './lib/util.js';
 
 /** `cmd args` must print `want` (trimmed); returns its wall time. */
@@ -21,22 +20,6 @@ function timed(cmd: string, args: string[], want?: string): { ms: number; out: s
   const ms = nowMs() - t0;
   if (want !== undefined && out.trim() !== want) throw new Error(`${cmd} ${args.join(' ')}: printed ${JSON.stringify(out.slice(0, 200))}, expected ${want}`);
   return { ms, out };
-}
-
-async function download(w: World, key: string, path: string): Promise<number> {
-  const t0 = nowMs();
-  const r = await w.s3.send(new GetObjectCommand({ Bucket: w.bucket, Key: key }));
-  const fd = openSync(path, 'w');
-  let at = 0;
-  try {
-    for await (const c of r.Body as AsyncIterable<Buffer>) {
-      for (let n = 0; n < c.length; ) n += writeSync(fd, c, n, c.length - n, at + n);
-      at += c.length;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return nowMs() - t0;
 }
 
 export async function benchPrograms(w: World, ctx: Ctx): Promise<Result[]> {
@@ -87,7 +70,9 @@ export async function benchPrograms(w: World, ctx: Ctx): Promise<Result[]> {
     dbFetched.push((await bytesFetched(w)) - f0);
 
     const copy = join(outside, 'app.db');
-    const d = await download(w, key, copy);
+    const got = await downloadTo(w, key, copy);
+    if (got.bytes !== dbSize) throw new Error(`GetObject of ${key}: ${got.bytes} bytes, expected ${dbSize}`);
+    const d = got.ms;
     const c = timed('sqlite3', [copy, 'PRAGMA integrity_check'], 'ok').ms;
     dl.push(d);
     check.push(c);

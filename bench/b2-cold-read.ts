@@ -12,12 +12,12 @@
 // The S3 file stays recalled for benchmark 4. The notes say how much CPU the daemon used
 // during each tier read and how busy the machine was (2 vCPUs: bound by CPU, or waiting).
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
 import { cpuOver, type CpuUse } from './lib/cpu.js';
-import { localObjectOf, release, s3KeyOf, settled, writeRandomFile, type World } from './lib/setup.js';
+import { downloadTo, localObjectOf, release, s3KeyOf, settled, writeRandomFile, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, median, nowMs, sh, timeAsync, type Result } from './lib/util.js';
 
 export interface ColdOut {
@@ -65,21 +65,9 @@ function hashFloorMs(size: number): number {
 
 /** One GetObject written to `path` as its bytes arrive (a download), then `path` removed. */
 async function getToFile(w: World, key: string, path: string): Promise<{ ms: number; bytes: number }> {
-  const t0 = nowMs();
-  const r = await w.s3.send(new GetObjectCommand({ Bucket: w.bucket, Key: key }));
-  const fd = openSync(path, 'w');
-  let bytes = 0;
-  try {
-    for await (const c of r.Body as AsyncIterable<Buffer>) {
-      for (let n = 0; n < c.length; ) n += writeSync(fd, c, n, c.length - n, bytes + n);
-      bytes += c.length;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const ms = nowMs() - t0;
+  const r = await downloadTo(w, key, path);
   unlinkSync(path);
-  return { ms, bytes };
+  return r;
 }
 
 export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {

@@ -3,15 +3,15 @@
 // (`tier daemon POLICY --state-dir DIR`, the CLI as a child process). Releases go through
 // the daemon's control socket, the same request `tier apply` sends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { connectDaemon, type DaemonClient } from '../../src/daemon/client.js';
 import { decodeRecord, XATTR_STATE, type StateRecord } from '../../src/record/state-record.js';
 import { lgetxattr } from '../../src/kernel/libc.js';
 import { rclonePurge } from './rclone.js';
-import { log, sh } from './util.js';
+import { log, nowMs, sh } from './util.js';
 
 export const REPO = new URL('../..', import.meta.url).pathname;
 
@@ -256,4 +256,21 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/** One GetObject of `key` written to `path` as its bytes arrive (a download): its wall time and size. */
+export async function downloadTo(w: World, key: string, path: string): Promise<{ ms: number; bytes: number }> {
+  const t0 = nowMs();
+  const r = await w.s3.send(new GetObjectCommand({ Bucket: w.bucket, Key: key }));
+  const fd = openSync(path, 'w');
+  let bytes = 0;
+  try {
+    for await (const c of r.Body as AsyncIterable<Buffer>) {
+      for (let n = 0; n < c.length; ) n += writeSync(fd, c, n, c.length - n, bytes + n);
+      bytes += c.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { ms: nowMs() - t0, bytes };
 }

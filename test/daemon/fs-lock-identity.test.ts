@@ -12,6 +12,17 @@ import { FilesystemBusy, lockFilesystems, type LockOwner } from '../../src/daemo
 
 const owner = (): LockOwner => ({ supervisorPid: process.pid, workerPid: null, stateDir: '/nowhere' });
 
+/** losetup LOOP IMG, false when another test's `mount -o loop` took the freed number first. */
+function reattach(loop: string, img: string): boolean {
+  try {
+    execFileSync('losetup', [loop, img], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return true;
+  } catch (e) {
+    if (/busy/i.test(String((e as { stderr?: Buffer }).stderr ?? ''))) return false;
+    throw e;
+  }
+}
+
 test('a new filesystem on a reused loop device number is not refused by a stale lock', async () => {
   const base = mkdtempSync(join(tmpdir(), 'tier-fslock-'));
   const mnt = join(base, 'mnt');
@@ -21,35 +32,50 @@ test('a new filesystem on a reused loop device number is not refused by a stale 
     execFileSync('truncate', ['-s', '64M', img]);
     execFileSync('mkfs.ext4', ['-q', '-F', img]);
   }
-  const loop = execFileSync('losetup', ['-f', '--show', imgs[0]!], { encoding: 'utf8' }).trim();
-  let mounted = false;
-  let attached = true;
-  const held: Array<{ close(): void }> = [];
   try {
-    execFileSync('mount', [loop, mnt]);
-    mounted = true;
-    const devA = statSync(mnt).dev;
-    held.push(await lockFilesystems(new Map([[devA, mnt]]), owner));
-    // The same filesystem is still refused while the lock is held.
-    await assert.rejects(lockFilesystems(new Map([[devA, mnt]]), owner), FilesystemBusy);
-
-    // Filesystem A goes away (the stale holder keeps its socket), B arrives on the same loop device.
-    execFileSync('umount', [mnt]);
-    mounted = false;
-    execFileSync('losetup', ['-d', loop]);
-    attached = false;
-    execFileSync('losetup', [loop, imgs[1]!]);
-    attached = true;
-    execFileSync('mount', [loop, mnt]);
-    mounted = true;
-    const devB = statSync(mnt).dev;
-    assert.equal(devB, devA, 'the test needs the same device number for both filesystems');
-    held.push(await lockFilesystems(new Map([[devB, mnt]]), owner));
-    await assert.rejects(lockFilesystems(new Map([[devB, mnt]]), owner), FilesystemBusy);
+    await reuseLoopNumber(mnt, imgs);
   } finally {
-    for (const l of held) l.close();
-    if (mounted) execFileSync('umount', ['-l', mnt]);
-    if (attached) execFileSync('losetup', ['-d', loop]);
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+async function reuseLoopNumber(mnt: string, imgs: string[]): Promise<void> {
+  // Between detaching the number and attaching it again, a test running beside this one may
+  // take it for its own loop mount: then try again on another number.
+  for (let attempt = 1; ; attempt++) {
+    const loop = execFileSync('losetup', ['-f', '--show', imgs[0]!], { encoding: 'utf8' }).trim();
+    let mounted = false;
+    let attached = true;
+    const held: Array<{ close(): void }> = [];
+    try {
+      execFileSync('mount', [loop, mnt]);
+      mounted = true;
+      const devA = statSync(mnt).dev;
+      held.push(await lockFilesystems(new Map([[devA, mnt]]), owner));
+      // The same filesystem is still refused while the lock is held.
+      await assert.rejects(lockFilesystems(new Map([[devA, mnt]]), owner), FilesystemBusy);
+
+      // Filesystem A goes away (the stale holder keeps its socket), B arrives on the same loop device.
+      execFileSync('umount', [mnt]);
+      mounted = false;
+      execFileSync('losetup', ['-d', loop]);
+      attached = false;
+      if (!reattach(loop, imgs[1]!)) {
+        assert.ok(attempt < 10, `${loop} taken by another test ${attempt} times in a row`);
+        continue;
+      }
+      attached = true;
+      execFileSync('mount', [loop, mnt]);
+      mounted = true;
+      const devB = statSync(mnt).dev;
+      assert.equal(devB, devA, 'the test needs the same device number for both filesystems');
+      held.push(await lockFilesystems(new Map([[devB, mnt]]), owner));
+      await assert.rejects(lockFilesystems(new Map([[devB, mnt]]), owner), FilesystemBusy);
+      break;
+    } finally {
+      for (const l of held) l.close();
+      if (mounted) execFileSync('umount', ['-l', mnt]);
+      if (attached) execFileSync('losetup', ['-d', loop]);
+    }
+  }
+}

@@ -10,13 +10,16 @@
 // Both notes print the verify floor measured in the same run: SHA-256 of the file's size
 // on one CPU (the recall hashes every byte it writes; the baselines hash nothing).
 // The S3 file stays recalled for benchmark 4. The notes say how much CPU the daemon used
-// during each tier read and how busy the machine was (2 vCPUs: bound by CPU, or waiting).
+// during each tier read and how busy the machine was (2 vCPUs: bound by CPU, or waiting);
+// the S3 note gives each round's own ratio with the CPU time of both its steps (daemon,
+// Ceph's radosgw + ceph-osd, the whole machine).
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdirSync, unlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
-import { cpuOver, type CpuUse } from './lib/cpu.js';
+import { cephPids, cpuOver, processCpuMs, type CpuUse } from './lib/cpu.js';
 import { downloadTo, localObjectOf, release, s3KeyOf, settled, writeRandomFile, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, median, nowMs, sh, timeAsync, type Result } from './lib/util.js';
 
@@ -146,18 +149,31 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const cpuS: CpuUse[] = [];
   const touchS: number[] = [];
   const dlS: number[] = [];
+  // The Ceph daemons' CPU (radosgw + ceph-osd, on the same 2 vCPUs) during each step, and
+  // the machine's, per round: both steps of a round share its minute (the host swings).
+  const ceph = cephPids(process.env.TIER_TEST_RGW_DIR);
+  const perRound: string[] = [];
   for (let r = 0; r < rounds; r++) {
     if (r > 0) await settled([s3]).then(() => release(w, [s3], 'rgw'));
     sh('sync', []);
     touchS.push(touchRate(ctx));
-    const raw = await rawGet(w, key);
+    let c0 = processCpuMs(ceph);
+    const rawC = await cpuOver(w.daemon.pid!, () => rawGet(w, key));
+    const cephRaw = processCpuMs(ceph) - c0;
+    const raw = rawC.value;
     if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
     rawS.push(raw.ms);
     sh('sync', []);
     touchS.push(touchRate(ctx));
+    c0 = processCpuMs(ceph);
     const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [s3]));
+    const cephTier = processCpuMs(ceph) - c0;
     tierS.push(t.value);
     cpuS.push(t.cpu);
+    perRound.push(
+      `${(raw.ms / t.value).toFixed(2)} (GET ${fmtMs(raw.ms)}${ceph.length ? `, Ceph ${fmtMs(cephRaw)}` : ''}, machine ${fmtMs(rawC.cpu.machineMs)}; ` +
+        `tier ${fmtMs(t.value)}: daemon ${fmtMs(t.cpu.treeMs)}${ceph.length ? `, Ceph ${fmtMs(cephTier)}` : ''}, machine ${fmtMs(t.cpu.machineMs)})`,
+    );
     // After the cat: its own unlink frees 512 MiB that the next step would find warm.
     sh('sync', []);
     touchS.push(touchRate(ctx));
@@ -170,6 +186,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
   const dlMs = median(dlS);
   log(`2 s3: raw GET ${rawS.map(fmtMs)}, tier ${tierS.map(fmtMs)}, GET to a file ${dlS.map(fmtMs)}`);
   for (const c of cpuS) log(`2 s3 tier read: ${cpuText(c)}: ${c.top}`);
+  log(`2 s3 rounds, ratio (CPU time in each step, all of the machine's ${availableParallelism()} CPUs): ${perRound.join('; ')}`);
   out.push({
     id: '2b',
     name: `cold sequential read (cat) of a released ${fmtBytes(size)} file, S3 tier (Ceph RGW, loopback)`,
@@ -179,7 +196,7 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     dir: '>=',
     limit: 0.8,
     ratioIs: 'tier throughput / raw GET throughput',
-    note: `medians of ${rounds} rounds; the same GetObject written to a file on the released file's filesystem (a download: it fills the page cache as the recall does): ${fmtRate(size, dlMs)} (${fmtMs(dlMs)}), ratio ${(dlMs / s3Ms).toFixed(3)}; ${floorText}; during the tier reads: ${cpuS.map(cpuText).join('; ')} (the RGW's own CPU is not the daemon's); fresh memory before each step (bench/memtouch.c): ${touchText(touchS)}`,
+    note: `medians of ${rounds} rounds; the same GetObject written to a file on the released file's filesystem (a download: it fills the page cache as the recall does): ${fmtRate(size, dlMs)} (${fmtMs(dlMs)}), ratio ${(dlMs / s3Ms).toFixed(3)}; ${floorText}; during the tier reads: ${cpuS.map(cpuText).join('; ')} (the RGW's own CPU is not the daemon's); fresh memory before each step (bench/memtouch.c): ${touchText(touchS)}; each round's ratio, with the CPU time of its steps (the machine's ${availableParallelism()} CPUs in all): ${perRound.join('; ')}`,
   });
   return { results: out, recalledS3: s3 };
 }

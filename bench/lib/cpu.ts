@@ -65,6 +65,8 @@ export interface CpuUse {
   treeMs: number;
   /** The machine's busy share over the step (1 = every CPU busy). */
   busy: number;
+  /** The machine's busy CPU time over the step (all CPUs), ms. */
+  machineMs: number;
   /** Thread names with the most CPU, "name 123 ms" joined. */
   top: string;
 }
@@ -88,10 +90,39 @@ export async function cpuOver<T>(root: number, step: () => Promise<T>): Promise<
     cpu: {
       treeMs: tree * TICK_MS,
       busy: total > 0 ? (b.busy - a.busy) / total : 0,
+      machineMs: (b.busy - a.busy) * TICK_MS,
       top: per
         .slice(0, 8)
         .map(([k, d]) => `${k} ${d * TICK_MS} ms`)
         .join(', '),
     },
   };
+}
+
+/** Pids of the Ceph daemons (radosgw, ceph-osd) of the RGW in `dir` (scripts/rgw.sh run/*.pid); [] if unknown. */
+export function cephPids(dir: string | undefined): number[] {
+  if (!dir) return [];
+  const run = `${dir}/run`;
+  let names: string[] = [];
+  try {
+    names = readdirSync(run).filter((n) => /^(client\.rgw\.|osd\.)[^/]*\.pid$/.test(n));
+  } catch {
+    return [];
+  }
+  return names.map((n) => Number(readFileSync(`${run}/${n}`, 'utf8').trim())).filter((p) => Number.isInteger(p) && p > 0);
+}
+
+/** CPU ms (utime + stime, all threads) the processes `pids` have used so far; gone ones count 0. */
+export function processCpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks * TICK_MS;
 }

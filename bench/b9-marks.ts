@@ -4,7 +4,8 @@
 // Figures: kernel slab bytes per released file once caches are dropped (goal <= 100 B), time
 // from `tier daemon` to `ready`, the daemon's RSS (supervisor + worker); and what the
 // filesystem mark costs every other file there: `cat` of M never-released small files and
-// `dd` of a never-released large file, each after a cache drop, vs no daemon at all.
+// `dd` of a never-released large file (one untimed read, then the median of three), each
+// after a cache drop, vs no daemon at all.
 // The released files are made as the engine leaves them (size kept, no block, a released
 // record, a catalog row), without uploading: nothing here reads them.
 // Sizes: the issue's 100,000 released files at the default scale (0.5) and above (shapeFor),
@@ -19,7 +20,7 @@ import { openCatalog, rowFromRecord } from '../src/engine/catalog.js';
 import { encodeRecord, XATTR_STATE, type StateRecord } from '../src/record/state-record.js';
 import { fsetxattr, futimens, nsToTimespec } from '../src/kernel/libc.js';
 import { REPO } from './lib/setup.js';
-import { fmtBytes, fmtMs, fmtRate, loadavg, log, MiB, nowMs, sh, timeAsync, unmountAndRemove, type Result } from './lib/util.js';
+import { fmtBytes, fmtMs, fmtRate, loadavg, log, median, MiB, nowMs, sh, timeAsync, unmountAndRemove, type Result } from './lib/util.js';
 
 const MTIME_NS = 1_700_000_000_000_000_000n;
 
@@ -146,12 +147,26 @@ interface Figures {
   ddMs: number;
 }
 
+/**
+ * Cold reads: the page cache is dropped before each. The big file's `dd` is read once
+ * untimed, then timed three times (median): the first read after a while comes from the
+ * host's disk rather than its cache, whatever the mark (2026-12-07: the first `dd` of a
+ * daemon life took 192-328 ms with and without the filesystem mark, the next three 83-257
+ * ms), and between the no-daemon reads and the filesystem mark's lies the inode-mark life,
+ * whose I/O over 100k files left the host's cache colder for the second.
+ */
 async function coldReads(plainDir: string, big: string): Promise<{ catMs: number; ddMs: number }> {
   dropCaches();
   const catMs = await timeAsync('bash', ['-c', `find '${plainDir}' -type f -print0 | xargs -0 cat > /dev/null`]);
+  const dd = () => timeAsync('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'status=none']);
   dropCaches();
-  const ddMs = await timeAsync('dd', [`if=${big}`, 'of=/dev/null', 'bs=1M', 'status=none']);
-  return { catMs, ddMs };
+  await dd();
+  const times: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    dropCaches();
+    times.push(await dd());
+  }
+  return { catMs, ddMs: median(times) };
 }
 
 /**

@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Ctx } from './lib/context.js';
-import { cephPids, cpuOver, processCpuMs, type CpuUse } from './lib/cpu.js';
+import { cephPids, cpuOver, type CpuUse } from './lib/cpu.js';
 import { downloadTo, localObjectOf, release, s3KeyOf, settled, writeRandomFile, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, fmtRate, log, median, nowMs, sh, timeAsync, type Result } from './lib/util.js';
 
@@ -157,22 +157,18 @@ export async function benchColdRead(w: World, ctx: Ctx): Promise<ColdOut> {
     if (r > 0) await settled([s3]).then(() => release(w, [s3], 'rgw'));
     sh('sync', []);
     touchS.push(touchRate(ctx));
-    let c0 = processCpuMs(ceph);
-    const rawC = await cpuOver(w.daemon.pid!, () => rawGet(w, key));
-    const cephRaw = processCpuMs(ceph) - c0;
+    const rawC = await cpuOver(w.daemon.pid!, () => rawGet(w, key), ceph);
     const raw = rawC.value;
     if (raw.bytes !== size) throw new Error(`raw GET of ${key}: ${raw.bytes} bytes, expected ${size}`);
     rawS.push(raw.ms);
     sh('sync', []);
     touchS.push(touchRate(ctx));
-    c0 = processCpuMs(ceph);
-    const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [s3]));
-    const cephTier = processCpuMs(ceph) - c0;
+    const t = await cpuOver(w.daemon.pid!, () => timeAsync('cat', [s3]), ceph);
     tierS.push(t.value);
     cpuS.push(t.cpu);
     perRound.push(
-      `${(raw.ms / t.value).toFixed(2)} (GET ${fmtMs(raw.ms)}${ceph.length ? `, Ceph ${fmtMs(cephRaw)}` : ''}, machine ${fmtMs(rawC.cpu.machineMs)}; ` +
-        `tier ${fmtMs(t.value)}: daemon ${fmtMs(t.cpu.treeMs)}${ceph.length ? `, Ceph ${fmtMs(cephTier)}` : ''}, machine ${fmtMs(t.cpu.machineMs)})`,
+      `${(raw.ms / t.value).toFixed(2)} (GET ${fmtMs(raw.ms)}${ceph.length ? `, Ceph ${fmtMs(rawC.cpu.othersMs)}` : ''}, machine ${fmtMs(rawC.cpu.machineMs)}; ` +
+        `tier ${fmtMs(t.value)}: daemon ${fmtMs(t.cpu.treeMs)}${ceph.length ? `, Ceph ${fmtMs(t.cpu.othersMs)}` : ''}, machine ${fmtMs(t.cpu.machineMs)})`,
     );
     // After the cat: its own unlink frees 512 MiB that the next step would find warm.
     sh('sync', []);

@@ -9,6 +9,13 @@ interface Snap {
   busy: number;
   total: number;
   threads: Map<string, number>; // "comm" -> ticks (utime + stime), summed over the tree
+  others: number; // ticks of the `others` processes (all their threads)
+}
+
+/** comm and utime + stime ticks (fields 14, 15) of a /proc/.../stat text. */
+function statTicks(s: string): { comm: string; ticks: number } {
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ticks: Number(f[11]) + Number(f[12]) };
 }
 
 function children(pid: number): number[] {
@@ -29,7 +36,7 @@ function children(pid: number): number[] {
   return out;
 }
 
-function snap(root: number): Snap {
+function snap(root: number, others: number[]): Snap {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = cpu[3]! + cpu[4]!;
   const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
@@ -46,10 +53,7 @@ function snap(root: number): Snap {
     }
     for (const t of tasks) {
       try {
-        const s = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-        const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
-        const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-        const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+        const { comm, ticks } = statTicks(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'));
         const key = comm === 'node' || comm.startsWith('node') ? `${comm}/${t}` : comm;
         threads.set(key, (threads.get(key) ?? 0) + ticks);
       } catch {
@@ -57,7 +61,15 @@ function snap(root: number): Snap {
       }
     }
   }
-  return { busy: total - idle, total, threads };
+  let otherTicks = 0;
+  for (const p of others) {
+    try {
+      otherTicks += statTicks(readFileSync(`/proc/${p}/stat`, 'utf8')).ticks;
+    } catch {
+      /* gone: counts 0 */
+    }
+  }
+  return { busy: total - idle, total, threads, others: otherTicks };
 }
 
 export interface CpuUse {
@@ -67,15 +79,20 @@ export interface CpuUse {
   busy: number;
   /** The machine's busy CPU time over the step (all CPUs), ms. */
   machineMs: number;
+  /** CPU time of the `others` processes over the step (all their threads), ms. */
+  othersMs: number;
   /** Thread names with the most CPU, "name 123 ms" joined. */
   top: string;
 }
 
-/** Measures CPU over `step` (a tree rooted at `root`: the daemon's, its worker and threads). */
-export async function cpuOver<T>(root: number, step: () => Promise<T>): Promise<{ value: T; cpu: CpuUse }> {
-  const a = snap(root);
+/**
+ * Measures CPU over `step` (a tree rooted at `root`: the daemon's, its worker and threads),
+ * and that of the processes `others` (e.g. the RGW's: cephPids) at the same instants.
+ */
+export async function cpuOver<T>(root: number, step: () => Promise<T>, others: number[] = []): Promise<{ value: T; cpu: CpuUse }> {
+  const a = snap(root, others);
   const value = await step();
-  const b = snap(root);
+  const b = snap(root, others);
   let tree = 0;
   const per: [string, number][] = [];
   for (const [k, v] of b.threads) {
@@ -91,6 +108,7 @@ export async function cpuOver<T>(root: number, step: () => Promise<T>): Promise<
       treeMs: tree * TICK_MS,
       busy: total > 0 ? (b.busy - a.busy) / total : 0,
       machineMs: (b.busy - a.busy) * TICK_MS,
+      othersMs: (b.others - a.others) * TICK_MS,
       top: per
         .slice(0, 8)
         .map(([k, d]) => `${k} ${d * TICK_MS} ms`)
@@ -110,19 +128,4 @@ export function cephPids(dir: string | undefined): number[] {
     return [];
   }
   return names.map((n) => Number(readFileSync(`${run}/${n}`, 'utf8').trim())).filter((p) => Number.isInteger(p) && p > 0);
-}
-
-/** CPU ms (utime + stime, all threads) the processes `pids` have used so far; gone ones count 0. */
-export function processCpuMs(pids: number[]): number {
-  let ticks = 0;
-  for (const p of pids) {
-    try {
-      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      /* gone */
-    }
-  }
-  return ticks * TICK_MS;
 }

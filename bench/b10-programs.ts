@@ -10,7 +10,7 @@
 import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from './lib/context.js';
-import { bytesFetched, downloadTo, recallEvents, release, s3KeyOf, settled, type World } from './lib/setup.js';
+import { downloadTo, recallCounters, release, s3KeyOf, settled, type World } from './lib/setup.js';
 import { dropFileCache, fmtBytes, fmtMs, log, median, nowMs, sh, type Result } from './lib/util.js';
 
 /** `cmd args` must print `want` (trimmed); returns its wall time. */
@@ -20,6 +20,14 @@ function timed(cmd: string, args: string[], want?: string): { ms: number; out: s
   const ms = nowMs() - t0;
   if (want !== undefined && out.trim() !== want) throw new Error(`${cmd} ${args.join(' ')}: printed ${JSON.stringify(out.slice(0, 200))}, expected ${want}`);
   return { ms, out };
+}
+
+/** `step`'s result, with the recall events it raised and the bytes it had fetched (one status request each side). */
+async function counted<T>(w: World, step: () => T): Promise<{ value: T; events: number; fetched: number }> {
+  const a = await recallCounters(w);
+  const value = step();
+  const b = await recallCounters(w);
+  return { value, events: b.events - a.events, fetched: b.fetched - a.fetched };
 }
 
 export async function benchPrograms(w: World, ctx: Ctx): Promise<Result[]> {
@@ -63,11 +71,10 @@ export async function benchPrograms(w: World, ctx: Ctx): Promise<Result[]> {
     const key = s3KeyOf(w, db);
     sh('sync', []);
 
-    let e0 = await recallEvents(w);
-    let f0 = await bytesFetched(w);
-    released.push(timed('sqlite3', [db, 'PRAGMA integrity_check'], 'ok').ms);
-    dbEvents.push((await recallEvents(w)) - e0);
-    dbFetched.push((await bytesFetched(w)) - f0);
+    const chk = await counted(w, () => timed('sqlite3', [db, 'PRAGMA integrity_check'], 'ok'));
+    released.push(chk.value.ms);
+    dbEvents.push(chk.events);
+    dbFetched.push(chk.fetched);
 
     const copy = join(outside, 'app.db');
     const got = await downloadTo(w, key, copy);
@@ -82,13 +89,11 @@ export async function benchPrograms(w: World, ctx: Ctx): Promise<Result[]> {
     cold.push(timed('sqlite3', [copy, 'PRAGMA integrity_check'], 'ok').ms);
     unlinkSync(copy);
 
-    e0 = await recallEvents(w);
-    f0 = await bytesFetched(w);
-    const t = timed('tail', ['-n', String(tailN), logFile]);
-    if (t.out !== tailWant) throw new Error('tail of the released log: wrong lines');
-    tailRead = Buffer.byteLength(t.out);
-    tailEvents.push((await recallEvents(w)) - e0);
-    tailFetched.push((await bytesFetched(w)) - f0);
+    const t = await counted(w, () => timed('tail', ['-n', String(tailN), logFile]));
+    if (t.value.out !== tailWant) throw new Error('tail of the released log: wrong lines');
+    tailRead = Buffer.byteLength(t.value.out);
+    tailEvents.push(t.events);
+    tailFetched.push(t.fetched);
   }
   const rel = median(released);
   const base = median(baseline);

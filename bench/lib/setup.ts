@@ -217,14 +217,18 @@ export async function settled(paths: string[]): Promise<void> {
   }
 }
 
+/** The daemon's recall counters so far, from one status request: events seen and bytes fetched. */
+export async function recallCounters(w: World): Promise<{ events: number; fetched: number }> {
+  const r = (await w.client.status()).recall as { events?: number; bytesFetched?: number };
+  return { events: Number(r.events ?? 0), fetched: Number(r.bytesFetched ?? 0) };
+}
+
 export async function bytesFetched(w: World): Promise<number> {
-  const s = await w.client.status();
-  return Number((s.recall as { bytesFetched?: number }).bytesFetched ?? 0);
+  return (await recallCounters(w)).fetched;
 }
 
 export async function recallEvents(w: World): Promise<number> {
-  const s = await w.client.status();
-  return Number((s.recall as { events?: number }).events ?? 0);
+  return (await recallCounters(w)).events;
 }
 
 export function recordOf(path: string): StateRecord | null {

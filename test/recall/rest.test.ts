@@ -53,25 +53,26 @@ describe('scattered reads over half a released file (ext4, local tier, 16 KiB ch
 
   const expect = (data: Buffer, n: number) => Buffer.concat(Array.from({ length: n }, (_, k) => data.subarray(((k * 37) % n) * 32768, ((k * 37) % n) * 32768 + 4096)));
 
-  test('every other chunk read: the rest is fetched and the file ends whole (archived, unmarked)', async () => {
-    const data = pattern(4096 * KiB, 71);
-    const path = await makeReleased(h, 'half.bin', data);
-    const r = await run('python3', ['-c', PY_SCATTER, path, '128']);
+  /** A released 4 MiB file read by PY_SCATTER over `n` of its even chunks, byte-exact; settled after. */
+  const scatterRead = async (name: string, seed: number, n: number) => {
+    const data = pattern(4096 * KiB, seed);
+    const path = await makeReleased(h, name, data);
+    const r = await run('python3', ['-c', PY_SCATTER, path, String(n)]);
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.equals(expect(data, 128)), 'byte-exact');
-    await h.svc.settled(); // the rest's fetches and the completion's record
+    assert.ok(r.stdout.equals(expect(data, n)), 'byte-exact');
+    await h.svc.settled(); // the rest's fetches (if any) and the completion's record
+    return { path, data };
+  };
+
+  test('every other chunk read: the rest is fetched and the file ends whole (archived, unmarked)', async () => {
+    const { path, data } = await scatterRead('half.bin', 71, 128);
     assert.equal((await stateOf(path))?.state, 'archived', 'half read, the rest fetched: whole');
     const all = await run('cat', [path]);
     assert.ok(all.stdout.equals(data), 'byte-exact whole');
   });
 
   test('a third of the chunks read: the file stays partial', async () => {
-    const data = pattern(4096 * KiB, 72);
-    const path = await makeReleased(h, 'third.bin', data);
-    const r = await run('python3', ['-c', PY_SCATTER, path, '85']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.equals(expect(data, 85)), 'byte-exact');
-    await h.svc.settled();
+    const { path } = await scatterRead('third.bin', 72, 85);
     assert.equal((await stateOf(path))?.state, 'partial');
   });
 });
